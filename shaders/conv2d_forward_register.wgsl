@@ -1,0 +1,70 @@
+// Forward convolution, register-blocked: each invocation computes 4 neighbouring output pixels
+// of one row for 32 output channels (8 lanes x vec4, shared through `columns`), so every
+// loaded value feeds many FMAs and no workgroup memory or barrier is needed. This is the
+// shape llvmpipe-like CPU adapters want.
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [cin*KS*KS][cout/4]
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+// Four output channels of weight row `base` (= tap * cout/4); zero past the last channel.
+fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
+    let ok = col4 < p.cout / 4u;
+    return select(vec4<f32>(0.0), wt[base + select(0u, col4, ok)], ok);
+}
+
+fn load_x(plane: u32, ih: i32, iw: i32) -> f32 {
+    let ok = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
+    return select(0.0, x[select(0u, plane + u32(ih) * p.w + u32(iw), ok)], ok);
+}
+
+fn run(gx: u32, block: u32, _split: u32, lane: u32) {
+    let quads = (p.ow + 3u) / 4u;
+    let total = p.batch * p.oh * quads;
+    // Invocations past the end still run the loop: `columns` may need every lane.
+    let q = min(gx, total - 1u);
+    let ow0 = (q % quads) * 4u;
+    let oh = (q / quads) % p.oh;
+    let img = q / (quads * p.oh);
+    let ih0 = i32(oh * STRIDE) - i32(PAD);
+    let iw0 = i32(ow0 * STRIDE) - i32(PAD);
+    let first_col4 = block * 8u;
+    let cout4 = p.cout / 4u;
+
+    var acc: array<mat4x4<f32>, 8>;
+    var plane = img * p.cin * p.h * p.w;
+    var base = 0u;
+    for (var ci = 0u; ci < p.cin; ci++) {
+        for (var kh = 0u; kh < KS; kh++) {
+            let ih = ih0 + i32(kh);
+            for (var kw = 0u; kw < KS; kw++) {
+                let iw = iw0 + i32(kw);
+                let a = vec4<f32>(
+                    load_x(plane, ih, iw),
+                    load_x(plane, ih, iw + i32(STRIDE)),
+                    load_x(plane, ih, iw + i32(2u * STRIDE)),
+                    load_x(plane, ih, iw + i32(3u * STRIDE)),
+                );
+                let cols = columns(base, first_col4, lane);
+                for (var l = 0u; l < 8u; l++) {
+                    acc[l] += outer(a, cols[l]);
+                }
+                base += cout4;
+            }
+        }
+        plane += p.h * p.w;
+    }
+    if (gx >= total) {
+        return;
+    }
+    for (var l = 0u; l < 8u; l++) {
+        for (var c = 0u; c < 4u; c++) {
+            let co = (first_col4 + l) * 4u + c;
+            for (var j = 0u; j < 4u; j++) {
+                if (co < p.cout && ow0 + j < p.ow) {
+                    y[y_index(img, co, oh, ow0 + j)] = acc[l][c][j];
+                }
+            }
+        }
+    }
+}

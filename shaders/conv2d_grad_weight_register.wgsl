@@ -1,0 +1,86 @@
+// Gradient of a convolution with respect to its weights, register-blocked: each invocation
+// computes 4 consecutive weight rows (taps (ci, kh, kw)) for 32 output channels, reducing
+// over the output pixels of one split (workgroup z). Splits write partial sums that
+// reduce_splits.wgsl adds in a fixed order: more parallelism, shorter f32 sums, same bits
+// every run.
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;  // [split][cin*KS*KS][cout]
+
+// dy for four output channels at one pixel, `base` = index of (img, channel 0, pixel) in dy.
+fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
+    let plane = p.oh * p.ow;
+    var v = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+        let co = col4 * 4u + c;
+        let ok = co < p.cout;
+        v[c] = select(0.0, dy[select(0u, base + co * plane, ok)], ok);
+    }
+    return v;
+}
+
+fn run(gx: u32, block: u32, split: u32, lane: u32) {
+    let taps = p.cin * KS * KS;
+    let first_col4 = block * 8u;
+    // Where each of this invocation's four taps reads, relative to the pixel's window.
+    var plane_off: array<u32, 4>;
+    var tap_r: array<i32, 4>;
+    var tap_c: array<i32, 4>;
+    var tap_ok: array<bool, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let t = gx * 4u + j;
+        tap_ok[j] = t < taps;
+        let tc = min(t, taps - 1u);
+        plane_off[j] = (tc / (KS * KS)) * p.h * p.w;
+        tap_r[j] = i32((tc / KS) % KS) - i32(PAD);
+        tap_c[j] = i32(tc % KS) - i32(PAD);
+    }
+
+    let pixels_per_img = p.oh * p.ow;
+    let total = p.batch * pixels_per_img;
+    let begin = min(split * p.pixels_per_split, total);
+    let end = min(begin + p.pixels_per_split, total);
+    var img = begin / pixels_per_img;
+    var orow = (begin % pixels_per_img) / p.ow;
+    var ocol = begin % p.ow;
+    var acc: array<mat4x4<f32>, 8>;
+    for (var pix = begin; pix < end; pix++) {
+        let x_img = img * p.cin * p.h * p.w;
+        let r0 = i32(orow * STRIDE);
+        let c0 = i32(ocol * STRIDE);
+        var a = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+            let r = r0 + tap_r[j];
+            let c = c0 + tap_c[j];
+            let ok = tap_ok[j] && r >= 0 && r < i32(p.h) && c >= 0 && c < i32(p.w);
+            a[j] = select(0.0, x[select(0u, x_img + plane_off[j] + u32(r) * p.w + u32(c), ok)], ok);
+        }
+        let dy_base = (img * p.y_channels + p.y_offset) * pixels_per_img + orow * p.ow + ocol;
+        let cols = columns(dy_base, first_col4, lane);
+        for (var l = 0u; l < 8u; l++) {
+            acc[l] += outer(a, cols[l]);
+        }
+        ocol += 1u;
+        if (ocol == p.ow) {
+            ocol = 0u;
+            orow += 1u;
+            if (orow == p.oh) {
+                orow = 0u;
+                img += 1u;
+            }
+        }
+    }
+    let out = split * taps * p.cout;
+    for (var l = 0u; l < 8u; l++) {
+        for (var c = 0u; c < 4u; c++) {
+            let co = (first_col4 + l) * 4u + c;
+            for (var j = 0u; j < 4u; j++) {
+                let t = gx * 4u + j;
+                if (co < p.cout && t < taps) {
+                    partial[out + t * p.cout + co] = acc[l][c][j];
+                }
+            }
+        }
+    }
+}

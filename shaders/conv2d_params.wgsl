@@ -1,0 +1,38 @@
+// Shape of one 2-D convolution, shared by its three passes and all their kernel variants.
+// Layout (see src/layout.rs): activations NCHW; weights [cin][KS][KS][cout] ("row" k = tap,
+// output channel fastest) so that four output channels load as one vec4.
+
+override KS: u32 = 3u;      // kernel size (square)
+override STRIDE: u32 = 1u;
+override PAD: u32 = 1u;     // zero padding before the first row and column
+
+struct ConvParams {
+    batch: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    // The output (forward) or its gradient (backward) is a window of channels
+    // [y_offset, y_offset + cout) in a tensor of y_channels: the projection shortcut's two
+    // halves live in one concatenated buffer.
+    y_channels: u32,
+    y_offset: u32,
+    // grad_input: add into dx instead of overwriting it (both shortcut paths read one input).
+    accumulate: u32,
+    // grad_weight: output pixels reduced by one split (workgroup z).
+    pixels_per_split: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ConvParams;
+
+fn outer(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(a * b.x, a * b.y, a * b.z, a * b.w);
+}
+
+// Index of y[img][channel][row][col] inside the wider y tensor.
+fn y_index(img: u32, channel: u32, row: u32, col: u32) -> u32 {
+    return ((img * p.y_channels + p.y_offset + channel) * p.oh + row) * p.ow + col;
+}

@@ -1,0 +1,81 @@
+// Softmax cross-entropy averaged over the batch, and the number of correct predictions.
+// `metrics` accumulates on the GPU so the trainer reads it only when it wants to show it:
+//   [0] sum of per-image losses, [1] correct predictions, [2] images seen (all accumulated),
+//   [3] this batch's mean loss.
+
+struct LossParams {
+    batch: u32,
+    classes: u32,
+}
+
+@group(0) @binding(0) var<uniform> lp: LossParams;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> metrics: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+
+var<workgroup> partial_sums: array<vec2<f32>, 256>;
+
+fn log_sum_exp(n: u32) -> f32 {
+    var m = logits[n * lp.classes];
+    for (var k = 1u; k < lp.classes; k++) {
+        m = max(m, logits[n * lp.classes + k]);
+    }
+    var s = 0.0;
+    for (var k = 0u; k < lp.classes; k++) {
+        s += exp(logits[n * lp.classes + k] - m);
+    }
+    return m + log(s);
+}
+
+// The first maximum counts as the prediction, as argmax does.
+fn predicted(n: u32) -> u32 {
+    var best = 0u;
+    for (var k = 1u; k < lp.classes; k++) {
+        if (logits[n * lp.classes + k] > logits[n * lp.classes + best]) {
+            best = k;
+        }
+    }
+    return best;
+}
+
+// One workgroup: each invocation takes every 256th image, then a tree sum.
+@compute @workgroup_size(256)
+fn forward(@builtin(local_invocation_index) t: u32) {
+    var s = vec2<f32>(0.0);
+    for (var n = t; n < lp.batch; n += 256u) {
+        let label = labels[n];
+        s.x += log_sum_exp(n) - logits[n * lp.classes + label];
+        s.y += select(0.0, 1.0, predicted(n) == label);
+    }
+    partial_sums[t] = s;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if (t < half) {
+            partial_sums[t] += partial_sums[t + half];
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u) {
+        let total = partial_sums[0];
+        metrics[0] += total.x;
+        metrics[1] += total.y;
+        metrics[2] += f32(lp.batch);
+        metrics[3] = total.x / f32(lp.batch);
+    }
+}
+
+// d(mean loss)/d logits = (softmax - onehot) / batch.
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= lp.batch) {
+        return;
+    }
+    let lse = log_sum_exp(n);
+    for (var k = 0u; k < lp.classes; k++) {
+        let target_prob = select(0.0, 1.0, labels[n] == k);
+        let prob = exp(logits[n * lp.classes + k] - lse);
+        dlogits[n * lp.classes + k] = (prob - target_prob) / f32(lp.batch);
+    }
+}

@@ -1,0 +1,55 @@
+// Tiled implicit GEMM for GPUs: C[m][n] = sum_k A[m][k] * B[k][n], where the direction's file
+// supplies gemm_shape(), load_a, load_b and store_c (so im2col is never materialised). A
+// 16x16 workgroup stages a 64x16 slice of A and a 16x64 slice of B in workgroup memory and
+// each invocation accumulates a 4x4 block. Workgroup z selects a slice of K (split-K).
+
+const TILE_M: u32 = 64u;
+const TILE_N: u32 = 64u;
+const TILE_K: u32 = 16u;
+
+var<workgroup> tile_a: array<f32, 1024>;   // [TILE_K][TILE_M]
+var<workgroup> tile_b: array<f32, 1024>;   // [TILE_K][TILE_N]
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wg: vec3<u32>,
+) {
+    let shape = gemm_shape();   // (M, N, K, K per split)
+    let m0 = wg.x * TILE_M;
+    let n0 = wg.y * TILE_N;
+    let k_begin = min(wg.z * shape.w, shape.z);
+    let k_end = min(k_begin + shape.w, shape.z);
+    let t = lid.y * 16u + lid.x;
+
+    var acc = mat4x4<f32>();
+    for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
+        for (var i = 0u; i < 4u; i++) {
+            let e = t + i * 256u;
+            let ka = k0 + e / TILE_M;
+            let ma = m0 + e % TILE_M;
+            tile_a[e] = select(0.0, load_a(ma, ka), ma < shape.x && ka < k_end);
+            let kb = k0 + e / TILE_N;
+            let nb = n0 + e % TILE_N;
+            tile_b[e] = select(0.0, load_b(kb, nb), nb < shape.y && kb < k_end);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let ai = kk * TILE_M + lid.y * 4u;
+            let bi = kk * TILE_N + lid.x * 4u;
+            let a = vec4<f32>(tile_a[ai], tile_a[ai + 1u], tile_a[ai + 2u], tile_a[ai + 3u]);
+            let b = vec4<f32>(tile_b[bi], tile_b[bi + 1u], tile_b[bi + 2u], tile_b[bi + 3u]);
+            acc += outer(a, b);
+        }
+        workgroupBarrier();
+    }
+    for (var c = 0u; c < 4u; c++) {
+        for (var j = 0u; j < 4u; j++) {
+            let m = m0 + lid.y * 4u + j;
+            let n = n0 + lid.x * 4u + c;
+            if (m < shape.x && n < shape.y) {
+                store_c(m, n, wg.z, acc[c][j]);
+            }
+        }
+    }
+}

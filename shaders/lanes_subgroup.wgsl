@@ -1,0 +1,25 @@
+// Register-kernel variant for adapters with subgroups of 8 or more lanes: each lane loads one
+// vec4 of a row and subgroupBroadcast shares it, so a row of 32 columns costs one load per
+// lane instead of eight. Lanes past the eighth load duplicates that are never read.
+
+fn columns(base: u32, first_col4: u32, lane: u32) -> array<vec4<f32>, 8> {
+    let mine = lane_vec4(base, first_col4 + lane % 8u);
+    return array<vec4<f32>, 8>(
+        subgroupBroadcast(mine, 0u), subgroupBroadcast(mine, 1u),
+        subgroupBroadcast(mine, 2u), subgroupBroadcast(mine, 3u),
+        subgroupBroadcast(mine, 4u), subgroupBroadcast(mine, 5u),
+        subgroupBroadcast(mine, 6u), subgroupBroadcast(mine, 7u),
+    );
+}
+
+// Workgroup size: chosen per dispatch (small grids want small groups, so no lane idles).
+override WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    run(gid.x, wg.y, wg.z, lane);
+}

@@ -1,0 +1,23 @@
+// Adds the partial sums of `splits` equal parts, in order: out[i] = sum_s partial[s*len + i].
+
+struct ReduceParams {
+    len: u32,
+    splits: u32,
+}
+
+@group(0) @binding(0) var<uniform> r: ReduceParams;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= r.len) {
+        return;
+    }
+    var sum = 0.0;
+    for (var s = 0u; s < r.splits; s++) {
+        sum += partial[s * r.len + i];
+    }
+    out[i] = sum;
+}

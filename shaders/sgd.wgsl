@@ -1,0 +1,28 @@
+// SGD with momentum, Nesterov and weight decay on every parameter, as PyTorch computes it:
+//   g = grad + wd * w;  v = mu * v + g;  w -= lr * (nesterov ? g + mu * v : v)
+// The learning rate comes from the step uniform, so a schedule needs no new pipeline.
+
+struct SgdParams {
+    len: u32,
+    momentum: f32,
+    weight_decay: f32,
+    nesterov: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SgdParams;
+@group(0) @binding(1) var<uniform> st: StepUniform;
+@group(0) @binding(2) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(3) var<storage, read> grads: array<f32>;
+@group(0) @binding(4) var<storage, read_write> velocity: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= sp.len) {
+        return;
+    }
+    let g = grads[i] + sp.weight_decay * weights[i];
+    let v = sp.momentum * velocity[i] + g;
+    velocity[i] = v;
+    weights[i] -= st.lr * select(v, g + sp.momentum * v, sp.nesterov != 0u);
+}

@@ -1,0 +1,69 @@
+// The shake-shake mix of a block's two branches, plus the block's shortcut:
+//   forward   y = shortcut + alpha * a + (1 - alpha) * b
+//   backward  da = beta * dy,  db = (1 - beta) * dy   (the shortcut's gradient is dy itself)
+// Coefficients are drawn here, per image or per batch, from random.wgsl keyed by
+// (seed, step, block, image): nothing is uploaded per step and runs repeat exactly.
+
+// Stream numbers, mirrored in src/random.rs.
+const STREAM_ALPHA: u32 = 0u;
+const STREAM_BETA: u32 = 1u;
+
+// Forward modes: 0 shake (random alpha), 1 even (alpha = 0.5, also evaluation).
+// Backward modes: 0 shake (fresh random beta), 1 even (0.5), 2 keep (beta = alpha).
+// Levels: 0 batch (one coefficient per batch), 1 image.
+struct ShakeParams {
+    batch: u32,
+    image_len: u32,    // C * H * W
+    block: u32,
+    forward_mode: u32,
+    backward_mode: u32,
+    level: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: ShakeParams;
+@group(0) @binding(1) var<uniform> st: StepUniform;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> shortcut: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> dy: array<f32>;
+@group(0) @binding(7) var<storage, read_write> da: array<f32>;
+@group(0) @binding(8) var<storage, read_write> db: array<f32>;
+
+fn draw(kind: u32, img: u32) -> f32 {
+    let index = select(0u, img, sp.level == 1u);
+    return random_unit(st.seed, st.step, sp.block * 2u + kind, index);
+}
+
+fn alpha(img: u32) -> f32 {
+    return select(0.5, draw(STREAM_ALPHA, img), sp.forward_mode == 0u);
+}
+
+fn beta(img: u32) -> f32 {
+    switch sp.backward_mode {
+        case 0u: { return draw(STREAM_BETA, img); }
+        case 2u: { return alpha(img); }
+        default: { return 0.5; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < sp.batch * sp.image_len) {
+        let k = alpha(i / sp.image_len);
+        y[i] = shortcut[i] + k * a[i] + (1.0 - k) * b[i];
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < sp.batch * sp.image_len) {
+        let k = beta(i / sp.image_len);
+        da[i] = k * dy[i];
+        db[i] = (1.0 - k) * dy[i];
+    }
+}

@@ -1,0 +1,96 @@
+//! Batch normalisation over NCHW, per channel, with an optional fused ReLU on the output.
+
+/// Shape and settings; momentum weights the new batch statistic (PyTorch's convention).
+#[derive(Clone, Copy, Debug)]
+pub struct BnShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub plane: usize,
+    pub relu: bool,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+impl BnShape {
+    pub fn new(batch: usize, channels: usize, plane: usize, relu: bool) -> Self {
+        BnShape { batch, channels, plane, relu, momentum: 0.1, eps: 1e-5 }
+    }
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.plane
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn count(&self) -> usize {
+        self.batch * self.plane
+    }
+    fn indices(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.batch).flat_map(move |n| {
+            let start = (n * self.channels + c) * self.plane;
+            start..start + self.plane
+        })
+    }
+}
+
+/// Per-channel mean and biased variance of a batch.
+pub fn batch_statistics(s: &BnShape, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let m = s.count() as f64;
+    (0..s.channels)
+        .map(|c| {
+            let mean = s.indices(c).map(|i| x[i]).sum::<f64>() / m;
+            let var = s.indices(c).map(|i| (x[i] - mean).powi(2)).sum::<f64>() / m;
+            (mean, var)
+        })
+        .unzip()
+}
+
+/// Normalise with the given statistics, scale, shift, optional ReLU.
+pub fn normalize(s: &BnShape, x: &[f64], mean: &[f64], var: &[f64], gamma: &[f64], beta: &[f64]) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| {
+            let c = (i / s.plane) % s.channels;
+            let z = (x[i] - mean[c]) / (var[c] + s.eps).sqrt() * gamma[c] + beta[c];
+            if s.relu { z.max(0.0) } else { z }
+        })
+        .collect()
+}
+
+/// Training forward: output, and the running statistics after the update.
+pub fn forward_train(
+    s: &BnShape,
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    running_mean: &[f64],
+    running_var: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var) = batch_statistics(s, x);
+    let m = s.count() as f64;
+    let unbiased = |v: f64| v * m / (m - 1.0).max(1.0);
+    let rm = running_mean.iter().zip(&mean).map(|(r, b)| (1.0 - s.momentum) * r + s.momentum * b).collect();
+    let rv = running_var.iter().zip(&var).map(|(r, b)| (1.0 - s.momentum) * r + s.momentum * unbiased(*b)).collect();
+    (normalize(s, x, &mean, &var, gamma, beta), rm, rv)
+}
+
+/// Training backward (batch statistics): dx, dgamma, dbeta.
+pub fn backward(s: &BnShape, x: &[f64], gamma: &[f64], beta: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var) = batch_statistics(s, x);
+    let m = s.count() as f64;
+    let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + s.eps).sqrt()).collect();
+    let xhat = |i: usize, c: usize| (x[i] - mean[c]) * inv_std[c];
+    // Through the fused ReLU first.
+    let g = |i: usize, c: usize| {
+        if s.relu && xhat(i, c) * gamma[c] + beta[c] <= 0.0 { 0.0 } else { dy[i] }
+    };
+    let mut dx = vec![0.0; x.len()];
+    let mut dgamma = vec![0.0; s.channels];
+    let mut dbeta = vec![0.0; s.channels];
+    for c in 0..s.channels {
+        dgamma[c] = s.indices(c).map(|i| g(i, c) * xhat(i, c)).sum();
+        dbeta[c] = s.indices(c).map(|i| g(i, c)).sum();
+        for i in s.indices(c) {
+            dx[i] = gamma[c] * inv_std[c] * (g(i, c) - dbeta[c] / m - xhat(i, c) * dgamma[c] / m);
+        }
+    }
+    (dx, dgamma, dbeta)
+}

@@ -1,0 +1,18 @@
+//! SGD with momentum, optional Nesterov, weight decay (PyTorch's update).
+
+#[derive(Clone, Copy, Debug)]
+pub struct SgdSettings {
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+/// Updates weights and velocity in place.
+pub fn step(s: &SgdSettings, lr: f64, weights: &mut [f64], grads: &[f64], velocity: &mut [f64]) {
+    for i in 0..weights.len() {
+        let g = grads[i] + s.weight_decay * weights[i];
+        velocity[i] = s.momentum * velocity[i] + g;
+        let update = if s.nesterov { g + s.momentum * velocity[i] } else { velocity[i] };
+        weights[i] -= lr * update;
+    }
+}

@@ -1,0 +1,78 @@
+//! The shake-shake mix with the block's shortcut, and its coefficients.
+
+use crate::random::{STREAM_ALPHA, STREAM_BETA, random_unit};
+
+/// Forward: random alpha ("Shake") or 0.5 ("Even", also used for evaluation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ForwardMode {
+    Shake,
+    Even,
+}
+
+/// Backward: a fresh random beta ("Shake"), 0.5 ("Even"), or beta = alpha ("Keep").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum BackwardMode {
+    Shake,
+    Even,
+    Keep,
+}
+
+/// One coefficient per batch or per image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Level {
+    Batch,
+    Image,
+}
+
+/// Which coefficients a block draws, keyed like the shader (seed, step, block, image).
+#[derive(Clone, Copy, Debug)]
+pub struct ShakeKey {
+    pub forward: ForwardMode,
+    pub backward: BackwardMode,
+    pub level: Level,
+    pub seed: u32,
+    pub step: u32,
+    pub block: u32,
+}
+
+impl ShakeKey {
+    fn draw(&self, kind: u32, img: usize) -> f64 {
+        let index = if self.level == Level::Image { img as u32 } else { 0 };
+        random_unit(self.seed, self.step, self.block * 2 + kind, index) as f64
+    }
+
+    pub fn alpha(&self, img: usize) -> f64 {
+        match self.forward {
+            ForwardMode::Shake => self.draw(STREAM_ALPHA, img),
+            ForwardMode::Even => 0.5,
+        }
+    }
+
+    pub fn beta(&self, img: usize) -> f64 {
+        match self.backward {
+            BackwardMode::Shake => self.draw(STREAM_BETA, img),
+            BackwardMode::Even => 0.5,
+            BackwardMode::Keep => self.alpha(img),
+        }
+    }
+}
+
+/// y = shortcut + alpha a + (1 - alpha) b, alpha per image (or per batch).
+pub fn forward(key: &ShakeKey, image_len: usize, a: &[f64], b: &[f64], shortcut: &[f64]) -> Vec<f64> {
+    (0..a.len())
+        .map(|i| {
+            let k = key.alpha(i / image_len);
+            shortcut[i] + k * a[i] + (1.0 - k) * b[i]
+        })
+        .collect()
+}
+
+/// (da, db) = (beta dy, (1 - beta) dy); the shortcut's gradient is dy.
+pub fn backward(key: &ShakeKey, image_len: usize, dy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    (0..dy.len())
+        .map(|i| {
+            let k = key.beta(i / image_len);
+            (k * dy[i], (1.0 - k) * dy[i])
+        })
+        .unzip()
+}

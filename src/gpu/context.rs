@@ -1,0 +1,224 @@
+//! Choosing an adapter and opening a device with the limits and features it really has.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+/// How the user asks for an adapter: `--adapter high-performance | low-power | <index> | <name substring>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterChoice {
+    HighPerformance,
+    LowPower,
+    Index(usize),
+    NameContains(String),
+}
+
+impl std::str::FromStr for AdapterChoice {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim() {
+            "high-performance" | "" => Self::HighPerformance,
+            "low-power" => Self::LowPower,
+            other => match other.parse::<usize>() {
+                Ok(i) => Self::Index(i),
+                Err(_) => Self::NameContains(other.to_string()),
+            },
+        })
+    }
+}
+
+impl AdapterChoice {
+    /// `--adapter` if given, else the `SHAKESHAKE_ADAPTER` environment variable, else high-performance.
+    pub fn from_flag_or_env(flag: Option<&str>) -> Self {
+        let env = std::env::var("SHAKESHAKE_ADAPTER").ok();
+        flag.or(env.as_deref())
+            .unwrap_or("high-performance")
+            .parse()
+            .expect("parsing an adapter choice cannot fail")
+    }
+}
+
+/// Optional features this program can use, and whether the device granted them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrantedFeatures {
+    pub timestamps: bool,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+}
+
+/// An open device and what we know about it. Shared by every op; cheap to clone.
+#[derive(Clone)]
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: GrantedFeatures,
+    /// Why this adapter was chosen, for the user.
+    pub reason: String,
+    pub(crate) kernels: super::kernel::SharedKernelCache,
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::all(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+/// Every adapter on every backend wgpu supports here, in a stable order.
+pub fn list_adapters() -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+}
+
+const NO_ADAPTER_HELP: &str = "no GPU adapter was found. Install a Vulkan, Metal, DX12 or GL driver for your GPU; \
+on a headless Linux machine without a GPU, install the software Vulkan driver: \
+`sudo apt-get install mesa-vulkan-drivers`";
+
+/// Rank used by `high-performance`: discrete > integrated > virtual > software; Vulkan/Metal/DX12 over GL.
+fn performance_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 1,
+        wgpu::DeviceType::Cpu => 0,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 1,
+        _ => 0,
+    };
+    (device, backend)
+}
+
+fn low_power_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let (device, backend) = performance_rank(info);
+    let device = match device {
+        3 => 5, // integrated first
+        other => other,
+    };
+    (device, backend)
+}
+
+/// Pick an adapter per the user's choice; the string says why, for display.
+pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)> {
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        bail!(NO_ADAPTER_HELP);
+    }
+    let names = || {
+        adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("  {i}: {} ({:?})", a.get_info().name, a.get_info().backend))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let pick_best = |rank: fn(&wgpu::AdapterInfo) -> (u8, u8)| {
+        adapters
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, a)| (rank(&a.get_info()), std::cmp::Reverse(*i)))
+            .map(|(i, a)| (i, a.clone()))
+            .expect("adapters is not empty")
+    };
+    let (index, adapter, why) = match choice {
+        AdapterChoice::HighPerformance => {
+            let (i, a) = pick_best(performance_rank);
+            (i, a, "high-performance: the most capable device type found".to_string())
+        }
+        AdapterChoice::LowPower => {
+            let (i, a) = pick_best(low_power_rank);
+            (i, a, "low-power: integrated GPUs first".to_string())
+        }
+        AdapterChoice::Index(i) => {
+            let a = adapters.get(*i).cloned().ok_or_else(|| {
+                anyhow!("there is no adapter {i}; the adapters are:\n{}", names())
+            })?;
+            (*i, a, format!("adapter index {i} was asked for"))
+        }
+        AdapterChoice::NameContains(s) => {
+            let needle = s.to_lowercase();
+            let (i, a) = adapters
+                .iter()
+                .enumerate()
+                .find(|(_, a)| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(|| anyhow!("no adapter's name contains {s:?}; the adapters are:\n{}", names()))?;
+            (i, a.clone(), format!("its name contains {s:?}"))
+        }
+    };
+    Ok((adapter, format!("adapter {index}, chosen because {why}")))
+}
+
+impl Gpu {
+    /// Open the adapter the user chose, with its real limits and the optional features it offers.
+    pub fn open(choice: &AdapterChoice) -> Result<Gpu> {
+        let (adapter, reason) = choose_adapter(choice)?;
+        Self::open_adapter(adapter, reason)
+    }
+
+    pub fn open_adapter(adapter: wgpu::Adapter, reason: String) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let offered = adapter.features();
+        let wanted = [
+            wgpu::Features::TIMESTAMP_QUERY,
+            wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+            wgpu::Features::SHADER_F16,
+            wgpu::Features::SUBGROUP,
+        ];
+        let required_features = wanted
+            .into_iter()
+            .filter(|f| offered.contains(*f))
+            .fold(wgpu::Features::empty(), |acc, f| acc | f);
+        // wgpu's defaults are far below what real devices offer (128 MiB storage bindings on
+        // lavapipe, more on GPUs); a batch of 128 at 32x32 needs the real numbers.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("shakeshake"),
+            required_features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
+        let granted = device.features();
+        // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
+        // cannot run them.
+        let subgroups = granted.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
+        let features = GrantedFeatures {
+            timestamps: granted.contains(
+                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+            ),
+            shader_f16: granted.contains(wgpu::Features::SHADER_F16),
+            subgroups,
+        };
+        Ok(Gpu { device, queue, info, limits, features, reason, kernels: Default::default() })
+    }
+
+    /// A one-line description: name, backend, device type and driver.
+    pub fn describe(&self) -> String {
+        describe_info(&self.info)
+    }
+
+    /// Block until everything submitted so far has finished.
+    pub fn wait(&self) {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("waiting for the GPU failed");
+    }
+
+    /// A key that changes whenever the adapter or its driver does (for caches of measurements).
+    pub fn adapter_key(&self) -> String {
+        let raw = format!(
+            "{}-{:?}-{}-{}",
+            self.info.name, self.info.backend, self.info.driver, self.info.driver_info
+        );
+        raw.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+            .collect()
+    }
+}
+
+pub fn describe_info(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} ({:?}, {:?}, driver {} {})",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    )
+}

@@ -1,0 +1,10 @@
+//! The GPU side: choosing a device, embedding shaders, pipelines and dispatches, buffers.
+
+pub mod buffers;
+mod context;
+pub mod kernel;
+pub mod shaders;
+pub mod timing;
+
+pub use context::{AdapterChoice, GrantedFeatures, Gpu, choose_adapter, describe_info, list_adapters};
+pub use kernel::{Dispatch, Kernel, Slice, grid_1d};

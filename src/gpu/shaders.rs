@@ -1,0 +1,158 @@
+//! Every WGSL file in `shaders/`, embedded in the binary, and the modules made from them.
+//!
+//! WGSL has no includes, so a module is the concatenation of a few files: shared pieces
+//! (the random generator, the conv shape, the lane strategy) are written once and composed.
+
+/// Each `.wgsl` file under `shaders/`, by file name.
+pub const FILES: &[(&str, &str)] = &[
+    wgsl("batch_norm.wgsl", include_str!("../../shaders/batch_norm.wgsl")),
+    wgsl("conv2d_forward_gemm.wgsl", include_str!("../../shaders/conv2d_forward_gemm.wgsl")),
+    wgsl("conv2d_forward_register.wgsl", include_str!("../../shaders/conv2d_forward_register.wgsl")),
+    wgsl("conv2d_grad_input_gemm.wgsl", include_str!("../../shaders/conv2d_grad_input_gemm.wgsl")),
+    wgsl("conv2d_grad_input_register.wgsl", include_str!("../../shaders/conv2d_grad_input_register.wgsl")),
+    wgsl("conv2d_grad_weight_gemm.wgsl", include_str!("../../shaders/conv2d_grad_weight_gemm.wgsl")),
+    wgsl("conv2d_grad_weight_register.wgsl", include_str!("../../shaders/conv2d_grad_weight_register.wgsl")),
+    wgsl("conv2d_params.wgsl", include_str!("../../shaders/conv2d_params.wgsl")),
+    wgsl("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
+    wgsl("gemm_tiled.wgsl", include_str!("../../shaders/gemm_tiled.wgsl")),
+    wgsl("grid.wgsl", include_str!("../../shaders/grid.wgsl")),
+    wgsl("lanes_plain.wgsl", include_str!("../../shaders/lanes_plain.wgsl")),
+    wgsl("lanes_subgroup.wgsl", include_str!("../../shaders/lanes_subgroup.wgsl")),
+    wgsl("linear.wgsl", include_str!("../../shaders/linear.wgsl")),
+    wgsl("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
+    wgsl("prepare_batch.wgsl", include_str!("../../shaders/prepare_batch.wgsl")),
+    wgsl("random.wgsl", include_str!("../../shaders/random.wgsl")),
+    wgsl("reduce_splits.wgsl", include_str!("../../shaders/reduce_splits.wgsl")),
+    wgsl("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
+    wgsl("sgd.wgsl", include_str!("../../shaders/sgd.wgsl")),
+    wgsl("shake.wgsl", include_str!("../../shaders/shake.wgsl")),
+    wgsl("step.wgsl", include_str!("../../shaders/step.wgsl")),
+];
+
+const fn wgsl(name: &'static str, text: &'static str) -> (&'static str, &'static str) {
+    (name, text)
+}
+
+/// A shader module: the files it is made of, in order.
+pub struct ModuleDef {
+    pub name: &'static str,
+    pub files: &'static [&'static str],
+    /// Uses subgroup operations: only for devices that granted `SUBGROUP`.
+    pub needs_subgroups: bool,
+}
+
+const fn module(name: &'static str, files: &'static [&'static str]) -> ModuleDef {
+    ModuleDef { name, files, needs_subgroups: false }
+}
+
+const fn subgroup_module(name: &'static str, files: &'static [&'static str]) -> ModuleDef {
+    ModuleDef { name, files, needs_subgroups: true }
+}
+
+pub const MODULES: &[ModuleDef] = &[
+    subgroup_module(
+        "conv2d_forward_register_subgroup",
+        &["conv2d_params.wgsl", "conv2d_forward_register.wgsl", "lanes_subgroup.wgsl"],
+    ),
+    module(
+        "conv2d_forward_register_plain",
+        &["conv2d_params.wgsl", "conv2d_forward_register.wgsl", "lanes_plain.wgsl"],
+    ),
+    module("conv2d_forward_tiled", &["conv2d_params.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"]),
+    subgroup_module(
+        "conv2d_grad_input_register_subgroup",
+        &["conv2d_params.wgsl", "conv2d_grad_input_register.wgsl", "lanes_subgroup.wgsl"],
+    ),
+    module(
+        "conv2d_grad_input_register_plain",
+        &["conv2d_params.wgsl", "conv2d_grad_input_register.wgsl", "lanes_plain.wgsl"],
+    ),
+    module(
+        "conv2d_grad_input_tiled",
+        &["conv2d_params.wgsl", "conv2d_grad_input_gemm.wgsl", "gemm_tiled.wgsl"],
+    ),
+    subgroup_module(
+        "conv2d_grad_weight_register_subgroup",
+        &["conv2d_params.wgsl", "conv2d_grad_weight_register.wgsl", "lanes_subgroup.wgsl"],
+    ),
+    module(
+        "conv2d_grad_weight_register_plain",
+        &["conv2d_params.wgsl", "conv2d_grad_weight_register.wgsl", "lanes_plain.wgsl"],
+    ),
+    module(
+        "conv2d_grad_weight_tiled",
+        &["conv2d_params.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
+    ),
+    module("reduce_splits", &["reduce_splits.wgsl"]),
+    module("batch_norm", &["grid.wgsl", "batch_norm.wgsl"]),
+    module("relu", &["grid.wgsl", "relu.wgsl"]),
+    module("shake", &["grid.wgsl", "step.wgsl", "random.wgsl", "shake.wgsl"]),
+    module("pool", &["grid.wgsl", "pool.wgsl"]),
+    module("linear", &["linear.wgsl"]),
+    module("cross_entropy", &["cross_entropy.wgsl"]),
+    module("sgd", &["grid.wgsl", "step.wgsl", "sgd.wgsl"]),
+    module("prepare_batch", &["grid.wgsl", "step.wgsl", "random.wgsl", "prepare_batch.wgsl"]),
+];
+
+pub fn file(name: &str) -> &'static str {
+    FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no shader file {name}"))
+        .1
+}
+
+pub fn module_def(name: &str) -> &'static ModuleDef {
+    MODULES
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no shader module {name}"))
+}
+
+/// The WGSL text of a module: its files joined in order.
+pub fn source(name: &str) -> String {
+    module_def(name)
+        .files
+        .iter()
+        .map(|f| format!("// ---- {f}\n{}", file(f)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Parse and validate a module with naga, as a device would (no device needed).
+pub fn validate(name: &str) -> Result<(), String> {
+    let text = source(name);
+    let module = naga::front::wgsl::parse_str(&text)
+        .map_err(|e| format!("{name}: {}", e.emit_to_string(&text)))?;
+    let caps = naga::valid::Capabilities::SUBGROUP;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .map_err(|e| format!("{name}: {}", e.emit_to_string(&text)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_module_validates() {
+        let errors: Vec<String> = MODULES.iter().filter_map(|m| validate(m.name).err()).collect();
+        assert!(errors.is_empty(), "{}", errors.join("\n\n"));
+    }
+
+    #[test]
+    fn every_file_in_shaders_is_embedded_and_used() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if !name.ends_with(".wgsl") {
+                continue;
+            }
+            assert!(FILES.iter().any(|(n, _)| *n == name), "{name} is not embedded");
+            assert!(MODULES.iter().any(|m| m.files.contains(&name.as_str())), "{name} is in no module");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Timing GPU work: timestamp queries where the device has them, wall clock otherwise.
+
+use super::{Dispatch, Gpu};
+use std::time::Instant;
+
+impl Gpu {
+    /// Median milliseconds of one run of `dispatches` (recorded in one pass), over `reps`
+    /// timed runs after one warm-up (which also compiles the pipelines).
+    pub fn time_ms(&self, dispatches: &[&Dispatch], reps: usize) -> f64 {
+        self.run(dispatches);
+        let mut samples: Vec<f64> = (0..reps.max(1))
+            .map(|_| {
+                if self.features.timestamps {
+                    self.timestamped_ms(dispatches)
+                } else {
+                    let start = Instant::now();
+                    self.run(dispatches);
+                    start.elapsed().as_secs_f64() * 1e3
+                }
+            })
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
+    }
+
+    fn timestamped_ms(&self, dispatches: &[&Dispatch]) -> f64 {
+        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timing"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+            });
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        encoder.resolve_query_set(&queries, 0..2, &resolved, 0);
+        self.queue.submit([encoder.finish()]);
+        let ticks: Vec<u64> = self.read(&resolved);
+        let period_ns = self.queue.get_timestamp_period() as f64;
+        ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6
+    }
+}

@@ -1,0 +1,97 @@
+//! Batch norm (shaders/batch_norm.wgsl; reference `cpu::batch_norm`).
+
+use crate::cpu::batch_norm::BnShape;
+use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BnParams {
+    batch: u32,
+    channels: u32,
+    plane: u32,
+    relu: u32,
+    momentum: f32,
+    eps: f32,
+    _pad: [u32; 2],
+}
+
+/// The buffers of one batch norm layer. `saved` holds 2C floats (mean, inv_std) written by
+/// the forward pass; `running` 2C (mean, var); `gamma_beta` and `grad_gamma_beta` 2C each.
+#[derive(Clone, Copy)]
+pub struct BnBuffers<'a> {
+    pub saved: Slice<'a>,
+    pub running: Slice<'a>,
+    pub gamma_beta: Slice<'a>,
+}
+
+pub struct BatchNorm {
+    pub shape: BnShape,
+}
+
+impl BatchNorm {
+    pub fn new(shape: BnShape) -> Self {
+        BatchNorm { shape }
+    }
+
+    fn params(&self, gpu: &Gpu) -> wgpu::Buffer {
+        let s = &self.shape;
+        gpu.uniform(
+            "bn params",
+            &BnParams {
+                batch: s.batch as u32,
+                channels: s.channels as u32,
+                plane: s.plane as u32,
+                relu: s.relu as u32,
+                momentum: s.momentum as f32,
+                eps: s.eps as f32,
+                _pad: [0; 2],
+            },
+        )
+    }
+
+    /// Training forward: batch statistics (running statistics updated), then y = bn(x).
+    pub fn forward_train(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Vec<Dispatch> {
+        let params = self.params(gpu);
+        let stats = Kernel::new(gpu, "batch_norm", "statistics", &[]).dispatch(
+            gpu,
+            &[(0, (&params).into()), (1, x), (2, b.saved), (3, b.running)],
+            [self.shape.channels as u32, 1, 1],
+        );
+        vec![stats, self.normalize(gpu, &params, x, b, y)]
+    }
+
+    /// Evaluation forward: y = bn(x) with the running statistics.
+    pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Vec<Dispatch> {
+        let params = self.params(gpu);
+        let stats = Kernel::new(gpu, "batch_norm", "eval_statistics", &[]).dispatch(
+            gpu,
+            &[(0, (&params).into()), (2, b.saved), (3, b.running)],
+            grid_1d(self.shape.channels, 64),
+        );
+        vec![stats, self.normalize(gpu, &params, x, b, y)]
+    }
+
+    fn normalize(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
+        Kernel::new(gpu, "batch_norm", "normalize", &[]).dispatch(
+            gpu,
+            &[(0, params.into()), (1, x), (2, b.saved), (4, b.gamma_beta), (5, y)],
+            grid_1d(self.shape.len(), 256),
+        )
+    }
+
+    /// Backward of the training forward: grad_gamma_beta = (dgamma, dbeta), dx.
+    pub fn backward(&self, gpu: &Gpu, x: Slice, b: BnBuffers, dy: Slice, grad_gamma_beta: Slice, dx: Slice) -> Vec<Dispatch> {
+        let params = self.params(gpu);
+        let reduce = Kernel::new(gpu, "batch_norm", "backward_reduce", &[]).dispatch(
+            gpu,
+            &[(0, (&params).into()), (1, x), (2, b.saved), (4, b.gamma_beta), (6, dy), (7, grad_gamma_beta)],
+            [self.shape.channels as u32, 1, 1],
+        );
+        let apply = Kernel::new(gpu, "batch_norm", "backward_apply", &[]).dispatch(
+            gpu,
+            &[(0, (&params).into()), (1, x), (2, b.saved), (4, b.gamma_beta), (6, dy), (7, grad_gamma_beta), (8, dx)],
+            grid_1d(self.shape.len(), 256),
+        );
+        vec![reduce, apply]
+    }
+}

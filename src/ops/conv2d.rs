@@ -1,0 +1,288 @@
+//! 2-D convolution without bias: forward, input gradient and weight gradient, each in three
+//! variants (shaders/conv2d_*.wgsl). CPU reference: `cpu::conv2d`. Layout: `layout`.
+
+use super::variants::VariantChooser;
+use crate::gpu::{Dispatch, Gpu, Kernel, Slice};
+use crate::layout::Conv2dShape;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    Forward,
+    GradInput,
+    GradWeight,
+}
+
+impl ConvPass {
+    pub const ALL: [ConvPass; 3] = [ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight];
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPass::Forward => "forward",
+            ConvPass::GradInput => "grad_input",
+            ConvPass::GradWeight => "grad_weight",
+        }
+    }
+}
+
+/// How a pass is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvVariant {
+    /// Register blocks of 4 pixels x 32 channels, a row of weights shared by subgroup
+    /// broadcast: for CPU adapters (llvmpipe) with subgroups.
+    RegisterSubgroup,
+    /// The same blocks, each invocation loading the whole row: CPU adapters without subgroups.
+    RegisterPlain,
+    /// Implicit GEMM through 64x64 workgroup-memory tiles: for GPUs.
+    Tiled,
+}
+
+impl ConvVariant {
+    pub const ALL: [ConvVariant; 3] = [ConvVariant::RegisterSubgroup, ConvVariant::RegisterPlain, ConvVariant::Tiled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::RegisterSubgroup => "register_subgroup",
+            ConvVariant::RegisterPlain => "register_plain",
+            ConvVariant::Tiled => "tiled",
+        }
+    }
+
+    /// Whether this variant can run `pass` of `shape` on this device.
+    pub fn supports(self, gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> bool {
+        match self {
+            ConvVariant::RegisterSubgroup if !gpu.features.subgroups => false,
+            // The forward register kernel loads weights as vec4s of output channels.
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
+                pass != ConvPass::Forward || shape.cout % 4 == 0
+            }
+            ConvVariant::Tiled => true,
+        }
+    }
+
+    fn module(self, pass: ConvPass) -> &'static str {
+        use ConvPass::*;
+        use ConvVariant::*;
+        match (pass, self) {
+            (Forward, RegisterSubgroup) => "conv2d_forward_register_subgroup",
+            (Forward, RegisterPlain) => "conv2d_forward_register_plain",
+            (Forward, Tiled) => "conv2d_forward_tiled",
+            (GradInput, RegisterSubgroup) => "conv2d_grad_input_register_subgroup",
+            (GradInput, RegisterPlain) => "conv2d_grad_input_register_plain",
+            (GradInput, Tiled) => "conv2d_grad_input_tiled",
+            (GradWeight, RegisterSubgroup) => "conv2d_grad_weight_register_subgroup",
+            (GradWeight, RegisterPlain) => "conv2d_grad_weight_register_plain",
+            (GradWeight, Tiled) => "conv2d_grad_weight_tiled",
+        }
+    }
+}
+
+/// Where the output (forward) or its gradient (backward) sits in a wider tensor: channels
+/// [offset, offset + cout) of `channels`. The projection shortcut concatenates this way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelWindow {
+    pub channels: usize,
+    pub offset: usize,
+}
+
+impl ChannelWindow {
+    pub fn whole(shape: &Conv2dShape) -> Self {
+        ChannelWindow { channels: shape.cout, offset: 0 }
+    }
+}
+
+/// shaders/conv2d_params.wgsl's ConvParams.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    batch: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    y_channels: u32,
+    y_offset: u32,
+    accumulate: u32,
+    pixels_per_split: u32,
+    _pad: u32,
+}
+
+/// Output pixels one weight-gradient split reduces: enough splits to keep every core (or
+/// SM) busy, and sums short enough to stay accurate in f32.
+const PIXELS_PER_SPLIT: usize = 2048;
+
+/// Register kernels on grids smaller than this use workgroups of 8, so few invocations idle.
+const SMALL_GRID: usize = 512;
+
+/// A convolution of one shape with a chosen variant for each pass.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub shape: Conv2dShape,
+    pub variants: [ConvVariant; 3],
+}
+
+impl Conv2d {
+    /// Picks each pass's variant with `chooser` (measuring if this shape is new).
+    pub fn new(gpu: &Gpu, shape: Conv2dShape, chooser: &mut VariantChooser) -> Conv2d {
+        let variants = ConvPass::ALL.map(|pass| {
+            let candidates: Vec<ConvVariant> =
+                ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, &shape)).collect();
+            let key = format!("conv2d {} {:?}", pass.name(), shape);
+            chooser.choose(&key, &candidates, ConvVariant::name, |v| {
+                let conv = Conv2d { shape, variants: [v; 3] };
+                conv.time_pass(gpu, pass, 2)
+            })
+        });
+        Conv2d { shape, variants }
+    }
+
+    pub fn with_variants(shape: Conv2dShape, variants: [ConvVariant; 3]) -> Conv2d {
+        Conv2d { shape, variants }
+    }
+
+    fn variant(&self, pass: ConvPass) -> ConvVariant {
+        self.variants[pass as usize]
+    }
+
+    fn params(&self, window: ChannelWindow, accumulate: bool) -> ConvParams {
+        let s = &self.shape;
+        assert!(window.offset + s.cout <= window.channels, "channel window out of range");
+        ConvParams {
+            batch: s.batch as u32,
+            cin: s.cin as u32,
+            h: s.h as u32,
+            w: s.w as u32,
+            cout: s.cout as u32,
+            oh: s.out_h as u32,
+            ow: s.out_w as u32,
+            y_channels: window.channels as u32,
+            y_offset: window.offset as u32,
+            accumulate: accumulate as u32,
+            pixels_per_split: self.pixels_per_split() as u32,
+            _pad: 0,
+        }
+    }
+
+    fn pixels_per_split(&self) -> usize {
+        let s = &self.shape;
+        PIXELS_PER_SPLIT.min(s.batch * s.out_h * s.out_w).max(1)
+    }
+
+    /// Weight-gradient splits; with more than one, partial sums need `scratch_floats`.
+    pub fn splits(&self) -> usize {
+        let s = &self.shape;
+        (s.batch * s.out_h * s.out_w).div_ceil(self.pixels_per_split())
+    }
+
+    /// Scratch the weight gradient needs for its partial sums (0: none).
+    pub fn scratch_floats(&self) -> usize {
+        if self.splits() > 1 { self.splits() * self.shape.weight_len() } else { 0 }
+    }
+
+    /// The kernel and grid of a pass. Register grids are (blocks of 4 rows or pixels,
+    /// blocks of 32 columns, splits); tiled grids are (M / 64, N / 64, splits).
+    fn kernel(&self, gpu: &Gpu, pass: ConvPass) -> (Kernel, [u32; 3]) {
+        let s = &self.shape;
+        let variant = self.variant(pass);
+        assert!(variant.supports(gpu, pass, s), "{variant:?} cannot run {pass:?} of {s:?}");
+        let splits = if pass == ConvPass::GradWeight { self.splits() } else { 1 };
+        let taps = s.cin * s.ksize * s.ksize;
+        let (m, n) = match pass {
+            ConvPass::Forward => (s.batch * s.out_h * s.out_w, s.cout),
+            ConvPass::GradInput => (s.batch * s.h * s.w, s.cin),
+            ConvPass::GradWeight => (taps, s.cout),
+        };
+        let mut constants = vec![("KS", s.ksize as f64), ("STRIDE", s.stride as f64), ("PAD", s.pad as f64)];
+        let grid = match variant {
+            ConvVariant::Tiled => [m.div_ceil(64) as u32, n.div_ceil(64) as u32, splits as u32],
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
+                let rows = match pass {
+                    ConvPass::Forward => s.batch * s.out_h * s.out_w.div_ceil(4),
+                    ConvPass::GradInput => s.batch * s.h * s.w.div_ceil(4),
+                    ConvPass::GradWeight => taps.div_ceil(4),
+                };
+                let wg = if rows * splits < SMALL_GRID { 8 } else { 64 };
+                constants.push(("WG", wg as f64));
+                [rows.div_ceil(wg) as u32, n.div_ceil(32) as u32, splits as u32]
+            }
+        };
+        (Kernel::new(gpu, variant.module(pass), "main", &constants), grid)
+    }
+
+    /// y (or channels `window` of a wider y) = conv(x, w).
+    pub fn forward(&self, gpu: &Gpu, x: Slice, w: Slice, y: Slice, window: ChannelWindow) -> Dispatch {
+        let params = gpu.uniform("conv2d params", &self.params(window, false));
+        let (kernel, grid) = self.kernel(gpu, ConvPass::Forward);
+        kernel.dispatch(gpu, &[(0, (&params).into()), (1, x), (2, w), (3, y)], grid)
+    }
+
+    /// dx = (or += with `accumulate`) the input gradient, from dy (channels `window` of a wider tensor).
+    pub fn grad_input(
+        &self,
+        gpu: &Gpu,
+        dy: Slice,
+        w: Slice,
+        dx: Slice,
+        window: ChannelWindow,
+        accumulate: bool,
+    ) -> Dispatch {
+        let params = gpu.uniform("conv2d params", &self.params(window, accumulate));
+        let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput);
+        kernel.dispatch(gpu, &[(0, (&params).into()), (1, dy), (2, w), (3, dx)], grid)
+    }
+
+    /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
+    /// the pixels are split; the splits are then added in order by a second dispatch.
+    pub fn grad_weight(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        dy: Slice,
+        dw: Slice,
+        window: ChannelWindow,
+        scratch: Option<Slice>,
+    ) -> Vec<Dispatch> {
+        let params = gpu.uniform("conv2d params", &self.params(window, false));
+        let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight);
+        if self.splits() == 1 {
+            return vec![kernel.dispatch(gpu, &[(0, (&params).into()), (1, x), (2, dy), (3, dw)], grid)];
+        }
+        let scratch = scratch.expect("a split weight gradient needs scratch");
+        assert!(scratch.size >= (self.scratch_floats() * 4) as u64, "scratch too small");
+        let partial = kernel.dispatch(gpu, &[(0, (&params).into()), (1, x), (2, dy), (3, scratch)], grid);
+        let len = self.shape.weight_len();
+        vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]
+    }
+
+    /// Median milliseconds of one pass on zeroed buffers of this shape.
+    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> f64 {
+        let s = &self.shape;
+        let x = gpu.storage("x", s.input_len());
+        let w = gpu.storage("w", s.weight_len());
+        let y = gpu.storage("y", s.output_len());
+        let scratch = gpu.storage("scratch", self.scratch_floats());
+        let window = ChannelWindow::whole(s);
+        let dispatches = match pass {
+            ConvPass::Forward => vec![self.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window)],
+            ConvPass::GradInput => vec![self.grad_input(gpu, (&y).into(), (&w).into(), (&x).into(), window, false)],
+            ConvPass::GradWeight => {
+                self.grad_weight(gpu, (&x).into(), (&y).into(), (&w).into(), window, Some((&scratch).into()))
+            }
+        };
+        gpu.time_ms(&dispatches.iter().collect::<Vec<_>>(), reps)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    len: u32,
+    splits: u32,
+}
+
+/// out[i] = sum over s of partial[s * len + i], in order (shaders/reduce_splits.wgsl).
+pub fn reduce_splits(gpu: &Gpu, partial: Slice, out: Slice, len: usize, splits: usize) -> Dispatch {
+    let params = gpu.uniform("reduce params", &ReduceParams { len: len as u32, splits: splits as u32 });
+    let kernel = Kernel::new(gpu, "reduce_splits", "main", &[]);
+    kernel.dispatch(gpu, &[(0, (&params).into()), (1, partial), (2, out)], crate::gpu::grid_1d(len, 64))
+}

@@ -1,0 +1,84 @@
+//! Choosing among kernel variants by measuring them once, per adapter and driver.
+//!
+//! A kernel that is right for a GPU (workgroup-memory tiles) can be 20-50x too slow on a CPU
+//! adapter and the reverse, so each hot op keeps several variants. The first time a shape is
+//! seen, every variant that supports it is timed and the fastest kept; the choice is written
+//! to `<cache dir>/variants-<adapter key>.json` so later runs skip the measurement.
+
+use crate::gpu::Gpu;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub struct VariantChooser {
+    path: Option<PathBuf>,
+    choices: BTreeMap<String, String>,
+}
+
+/// `$SHAKESHAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/shakeshake`, else `~/.cache/shakeshake`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHAKESHAKE_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("shakeshake"))
+}
+
+impl VariantChooser {
+    /// Choices remembered on disk for this adapter (none yet is fine; an unreadable file is
+    /// ignored and rewritten).
+    pub fn for_adapter(gpu: &Gpu) -> Self {
+        let path = cache_dir().map(|d| d.join(format!("variants-{}.json", gpu.adapter_key())));
+        let choices = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        VariantChooser { path, choices }
+    }
+
+    /// Measures every time and remembers nothing on disk.
+    pub fn in_memory() -> Self {
+        VariantChooser { path: None, choices: BTreeMap::new() }
+    }
+
+    /// The remembered variant for `key`, or the fastest of `candidates` by `measure_ms`.
+    pub fn choose<V: Copy>(
+        &mut self,
+        key: &str,
+        candidates: &[V],
+        name: impl Fn(V) -> &'static str,
+        mut measure_ms: impl FnMut(V) -> f64,
+    ) -> V {
+        assert!(!candidates.is_empty(), "{key}: no variant supports it");
+        if let Some(known) = self.choices.get(key)
+            && let Some(v) = candidates.iter().find(|v| name(**v) == known)
+        {
+            return *v;
+        }
+        let best = if candidates.len() == 1 {
+            candidates[0]
+        } else {
+            *candidates
+                .iter()
+                .map(|v| (v, measure_ms(*v)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("candidates is not empty")
+                .0
+        };
+        self.choices.insert(key.to_string(), name(best).to_string());
+        self.save();
+        best
+    }
+
+    fn save(&self) {
+        let Some(path) = &self.path else { return };
+        let text = serde_json::to_string_pretty(&self.choices).expect("choices serialise");
+        // Best effort: a read-only cache directory only costs a measurement next time.
+        let tmp = path.with_extension("json.tmp");
+        let _ = std::fs::create_dir_all(path.parent().expect("cache path has a parent"))
+            .and_then(|_| std::fs::write(&tmp, text))
+            .and_then(|_| std::fs::rename(&tmp, path));
+    }
+}
