@@ -30,7 +30,16 @@ pub struct Conv2dShape {
 impl Conv2dShape {
     /// A convolution padded by `pad` on every side.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(batch: usize, cin: usize, h: usize, w: usize, cout: usize, ksize: usize, stride: usize, pad: usize) -> Self {
+    pub fn new(
+        batch: usize,
+        cin: usize,
+        h: usize,
+        w: usize,
+        cout: usize,
+        ksize: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
         let out = |n: usize| (n + 2 * pad - ksize) / stride + 1;
         Conv2dShape { batch, cin, h, w, cout, ksize, stride, pad, out_h: out(h), out_w: out(w) }
     }
@@ -64,7 +73,8 @@ impl Conv2dShape {
     }
     /// Multiply-adds of one pass, times two.
     pub fn flops(&self) -> f64 {
-        2.0 * (self.batch * self.out_h * self.out_w) as f64 * (self.cout * self.cin * self.ksize * self.ksize) as f64
+        2.0 * (self.batch * self.out_h * self.out_w) as f64
+            * (self.cout * self.cin * self.ksize * self.ksize) as f64
     }
 }
 

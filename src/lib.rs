@@ -6,6 +6,7 @@
 //! - `layout`: how tensors are laid out in GPU memory.
 //! - `random`: the counter-based generator shared by shaders and references.
 
+pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod layout;

@@ -68,12 +68,22 @@ pub fn forward_train(
     let m = s.count() as f64;
     let unbiased = |v: f64| v * m / (m - 1.0).max(1.0);
     let rm = running_mean.iter().zip(&mean).map(|(r, b)| (1.0 - s.momentum) * r + s.momentum * b).collect();
-    let rv = running_var.iter().zip(&var).map(|(r, b)| (1.0 - s.momentum) * r + s.momentum * unbiased(*b)).collect();
+    let rv = running_var
+        .iter()
+        .zip(&var)
+        .map(|(r, b)| (1.0 - s.momentum) * r + s.momentum * unbiased(*b))
+        .collect();
     (normalize(s, x, &mean, &var, gamma, beta), rm, rv)
 }
 
 /// Training backward (batch statistics): dx, dgamma, dbeta.
-pub fn backward(s: &BnShape, x: &[f64], gamma: &[f64], beta: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub fn backward(
+    s: &BnShape,
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    dy: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (mean, var) = batch_statistics(s, x);
     let m = s.count() as f64;
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + s.eps).sqrt()).collect();

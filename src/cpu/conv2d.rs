@@ -18,9 +18,13 @@ fn for_each_tap(s: &Conv2dShape, mut f: impl FnMut(usize, usize, usize)) {
                     let yi = ((n * s.cout + co) * s.out_h + oh) * s.out_w + ow;
                     for ci in 0..s.cin {
                         for kh in 0..k {
-                            let Some(ih) = source(s, oh, kh, s.h) else { continue };
+                            let Some(ih) = source(s, oh, kh, s.h) else {
+                                continue;
+                            };
                             for kw in 0..k {
-                                let Some(iw) = source(s, ow, kw, s.w) else { continue };
+                                let Some(iw) = source(s, ow, kw, s.w) else {
+                                    continue;
+                                };
                                 let xi = ((n * s.cin + ci) * s.h + ih) * s.w + iw;
                                 let wi = ((co * s.cin + ci) * k + kh) * k + kw;
                                 f(xi, wi, yi);

@@ -26,7 +26,8 @@ pub fn backward(logits: &[f64], labels: &[u32], classes: usize) -> Vec<f64> {
         .zip(labels)
         .flat_map(|(row, &label)| {
             let lse = log_sum_exp(row);
-            (0..classes).map(move |k| ((row[k] - lse).exp() - if k == label as usize { 1.0 } else { 0.0 }) / n)
+            (0..classes)
+                .map(move |k| ((row[k] - lse).exp() - if k == label as usize { 1.0 } else { 0.0 }) / n)
         })
         .collect()
 }

@@ -30,7 +30,5 @@ pub fn max_relative_error(got: &[f32], want: &[f64]) -> f64 {
 
 /// Deterministic pseudo-random values in [-1, 1) for tests.
 pub fn test_values(n: usize, salt: u32) -> Vec<f64> {
-    (0..n)
-        .map(|i| crate::random::random_unit(salt, 0xC0FFEE, 7, i as u32) as f64 * 2.0 - 1.0)
-        .collect()
+    (0..n).map(|i| crate::random::random_unit(salt, 0xC0FFEE, 7, i as u32) as f64 * 2.0 - 1.0).collect()
 }

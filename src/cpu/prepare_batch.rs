@@ -32,7 +32,8 @@ pub fn prepare(pixels: &[u8], mean: [f64; 3], std: [f64; 3], augment: Option<(u3
                     let inside = (PAD..SIDE + PAD).contains(&pr) && (PAD..SIDE + PAD).contains(&pc);
                     let o = img * IMAGE_BYTES + c * SIDE * SIDE + r * SIDE + col;
                     out[o] = if inside {
-                        let v = pixels[img * IMAGE_BYTES + c * SIDE * SIDE + (pr - PAD) * SIDE + pc - PAD] as f64;
+                        let v =
+                            pixels[img * IMAGE_BYTES + c * SIDE * SIDE + (pr - PAD) * SIDE + pc - PAD] as f64;
                         (v - mean[c]) / std[c]
                     } else {
                         0.0

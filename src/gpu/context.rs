@@ -130,9 +130,10 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
             (i, a, "low-power: integrated GPUs first".to_string())
         }
         AdapterChoice::Index(i) => {
-            let a = adapters.get(*i).cloned().ok_or_else(|| {
-                anyhow!("there is no adapter {i}; the adapters are:\n{}", names())
-            })?;
+            let a = adapters
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| anyhow!("there is no adapter {i}; the adapters are:\n{}", names()))?;
             (*i, a, format!("adapter index {i} was asked for"))
         }
         AdapterChoice::NameContains(s) => {
@@ -183,9 +184,8 @@ impl Gpu {
         // cannot run them.
         let subgroups = granted.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
         let features = GrantedFeatures {
-            timestamps: granted.contains(
-                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
-            ),
+            timestamps: granted
+                .contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
             shader_f16: granted.contains(wgpu::Features::SHADER_F16),
             subgroups,
         };
@@ -199,9 +199,7 @@ impl Gpu {
 
     /// Block until everything submitted so far has finished.
     pub fn wait(&self) {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("waiting for the GPU failed");
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU failed");
     }
 
     /// A key that changes whenever the adapter or its driver does (for caches of measurements).
@@ -210,9 +208,7 @@ impl Gpu {
             "{}-{:?}-{}-{}",
             self.info.name, self.info.backend, self.info.driver, self.info.driver_info
         );
-        raw.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
-            .collect()
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
     }
 }
 

@@ -137,9 +137,5 @@ impl<'a> From<&'a wgpu::Buffer> for Slice<'a> {
 pub fn grid_1d(count: usize, group: usize) -> [u32; 3] {
     let groups = count.div_ceil(group);
     const MAX_X: usize = 32768;
-    if groups <= MAX_X {
-        [groups as u32, 1, 1]
-    } else {
-        [MAX_X as u32, groups.div_ceil(MAX_X) as u32, 1]
-    }
+    if groups <= MAX_X { [groups as u32, 1, 1] } else { [MAX_X as u32, groups.div_ceil(MAX_X) as u32, 1] }
 }

@@ -6,5 +6,5 @@ pub mod kernel;
 pub mod shaders;
 pub mod timing;
 
-pub use context::{AdapterChoice, GrantedFeatures, Gpu, choose_adapter, describe_info, list_adapters};
+pub use context::{AdapterChoice, Gpu, GrantedFeatures, choose_adapter, describe_info, list_adapters};
 pub use kernel::{Dispatch, Kernel, Slice, grid_1d};

@@ -95,35 +95,23 @@ pub const MODULES: &[ModuleDef] = &[
 ];
 
 pub fn file(name: &str) -> &'static str {
-    FILES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no shader file {name}"))
-        .1
+    FILES.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no shader file {name}")).1
 }
 
 pub fn module_def(name: &str) -> &'static ModuleDef {
-    MODULES
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("no shader module {name}"))
+    MODULES.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no shader module {name}"))
 }
 
 /// The WGSL text of a module: its files joined in order.
 pub fn source(name: &str) -> String {
-    module_def(name)
-        .files
-        .iter()
-        .map(|f| format!("// ---- {f}\n{}", file(f)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    module_def(name).files.iter().map(|f| format!("// ---- {f}\n{}", file(f))).collect::<Vec<_>>().join("\n")
 }
 
 /// Parse and validate a module with naga, as a device would (no device needed).
 pub fn validate(name: &str) -> Result<(), String> {
     let text = source(name);
-    let module = naga::front::wgsl::parse_str(&text)
-        .map_err(|e| format!("{name}: {}", e.emit_to_string(&text)))?;
+    let module =
+        naga::front::wgsl::parse_str(&text).map_err(|e| format!("{name}: {}", e.emit_to_string(&text)))?;
     let caps = naga::valid::Capabilities::SUBGROUP;
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

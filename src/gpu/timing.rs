@@ -7,7 +7,18 @@ impl Gpu {
     /// Median milliseconds of one run of `dispatches` (recorded in one pass), over `reps`
     /// timed runs after one warm-up (which also compiles the pipelines).
     pub fn time_ms(&self, dispatches: &[&Dispatch], reps: usize) -> f64 {
+        self.time_ms_bounded(dispatches, reps, f64::INFINITY)
+    }
+
+    /// As `time_ms`, but a warm-up slower than `give_up_ms` is returned as the figure at once:
+    /// when choosing among variants, one 30x slower than the best needs no careful timing.
+    pub fn time_ms_bounded(&self, dispatches: &[&Dispatch], reps: usize, give_up_ms: f64) -> f64 {
+        let warm_up = Instant::now();
         self.run(dispatches);
+        let warm_up_ms = warm_up.elapsed().as_secs_f64() * 1e3;
+        if warm_up_ms > give_up_ms {
+            return warm_up_ms;
+        }
         let mut samples: Vec<f64> = (0..reps.max(1))
             .map(|_| {
                 if self.features.timestamps {

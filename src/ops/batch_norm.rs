@@ -80,7 +80,15 @@ impl BatchNorm {
     }
 
     /// Backward of the training forward: grad_gamma_beta = (dgamma, dbeta), dx.
-    pub fn backward(&self, gpu: &Gpu, x: Slice, b: BnBuffers, dy: Slice, grad_gamma_beta: Slice, dx: Slice) -> Vec<Dispatch> {
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        b: BnBuffers,
+        dy: Slice,
+        grad_gamma_beta: Slice,
+        dx: Slice,
+    ) -> Vec<Dispatch> {
         let params = self.params(gpu);
         let reduce = Kernel::new(gpu, "batch_norm", "backward_reduce", &[]).dispatch(
             gpu,
@@ -89,7 +97,15 @@ impl BatchNorm {
         );
         let apply = Kernel::new(gpu, "batch_norm", "backward_apply", &[]).dispatch(
             gpu,
-            &[(0, (&params).into()), (1, x), (2, b.saved), (4, b.gamma_beta), (6, dy), (7, grad_gamma_beta), (8, dx)],
+            &[
+                (0, (&params).into()),
+                (1, x),
+                (2, b.saved),
+                (4, b.gamma_beta),
+                (6, dy),
+                (7, grad_gamma_beta),
+                (8, dx),
+            ],
             grid_1d(self.shape.len(), 256),
         );
         vec![reduce, apply]

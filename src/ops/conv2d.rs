@@ -36,7 +36,8 @@ pub enum ConvVariant {
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 3] = [ConvVariant::RegisterSubgroup, ConvVariant::RegisterPlain, ConvVariant::Tiled];
+    pub const ALL: [ConvVariant; 3] =
+        [ConvVariant::RegisterSubgroup, ConvVariant::RegisterPlain, ConvVariant::Tiled];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -52,7 +53,7 @@ impl ConvVariant {
             ConvVariant::RegisterSubgroup if !gpu.features.subgroups => false,
             // The forward register kernel loads weights as vec4s of output channels.
             ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
-                pass != ConvPass::Forward || shape.cout % 4 == 0
+                pass != ConvPass::Forward || shape.cout.is_multiple_of(4)
             }
             ConvVariant::Tiled => true,
         }
@@ -128,9 +129,10 @@ impl Conv2d {
             let candidates: Vec<ConvVariant> =
                 ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, &shape)).collect();
             let key = format!("conv2d {} {:?}", pass.name(), shape);
-            chooser.choose(&key, &candidates, ConvVariant::name, |v| {
+            chooser.choose(&key, &candidates, ConvVariant::name, |v, best_ms| {
                 let conv = Conv2d { shape, variants: [v; 3] };
-                conv.time_pass(gpu, pass, 2)
+                // The warm-up compiles the shader (up to a second on a CPU adapter).
+                conv.time_pass(gpu, pass, 3, 4.0 * best_ms + 1500.0)
             })
         });
         Conv2d { shape, variants }
@@ -254,8 +256,8 @@ impl Conv2d {
         vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]
     }
 
-    /// Median milliseconds of one pass on zeroed buffers of this shape.
-    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> f64 {
+    /// Median milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms_bounded`).
+    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize, give_up_ms: f64) -> f64 {
         let s = &self.shape;
         let x = gpu.storage("x", s.input_len());
         let w = gpu.storage("w", s.weight_len());
@@ -263,13 +265,17 @@ impl Conv2d {
         let scratch = gpu.storage("scratch", self.scratch_floats());
         let window = ChannelWindow::whole(s);
         let dispatches = match pass {
-            ConvPass::Forward => vec![self.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window)],
-            ConvPass::GradInput => vec![self.grad_input(gpu, (&y).into(), (&w).into(), (&x).into(), window, false)],
+            ConvPass::Forward => {
+                vec![self.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window)]
+            }
+            ConvPass::GradInput => {
+                vec![self.grad_input(gpu, (&y).into(), (&w).into(), (&x).into(), window, false)]
+            }
             ConvPass::GradWeight => {
                 self.grad_weight(gpu, (&x).into(), (&y).into(), (&w).into(), window, Some((&scratch).into()))
             }
         };
-        gpu.time_ms(&dispatches.iter().collect::<Vec<_>>(), reps)
+        gpu.time_ms_bounded(&dispatches.iter().collect::<Vec<_>>(), reps, give_up_ms)
     }
 }
 

@@ -10,7 +10,14 @@ fn params(gpu: &Gpu, batch: usize, classes: usize) -> wgpu::Buffer {
 }
 
 /// Adds this batch's loss and correct count into `metrics` (see METRICS_LEN).
-pub fn forward(gpu: &Gpu, batch: usize, classes: usize, logits: Slice, labels: Slice, metrics: Slice) -> Dispatch {
+pub fn forward(
+    gpu: &Gpu,
+    batch: usize,
+    classes: usize,
+    logits: Slice,
+    labels: Slice,
+    metrics: Slice,
+) -> Dispatch {
     let p = params(gpu, batch, classes);
     Kernel::new(gpu, "cross_entropy", "forward", &[]).dispatch(
         gpu,
@@ -20,7 +27,14 @@ pub fn forward(gpu: &Gpu, batch: usize, classes: usize, logits: Slice, labels: S
 }
 
 /// dlogits of the batch-mean loss.
-pub fn backward(gpu: &Gpu, batch: usize, classes: usize, logits: Slice, labels: Slice, dlogits: Slice) -> Dispatch {
+pub fn backward(
+    gpu: &Gpu,
+    batch: usize,
+    classes: usize,
+    logits: Slice,
+    labels: Slice,
+    dlogits: Slice,
+) -> Dispatch {
     let p = params(gpu, batch, classes);
     Kernel::new(gpu, "cross_entropy", "backward", &[]).dispatch(
         gpu,

@@ -29,7 +29,15 @@ impl Linear {
     }
 
     /// dx, then the gradient of W and b (written to `grad_weight_bias`).
-    pub fn backward(&self, gpu: &Gpu, x: Slice, weight_bias: Slice, dy: Slice, dx: Slice, grad_weight_bias: Slice) -> Vec<Dispatch> {
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        weight_bias: Slice,
+        dy: Slice,
+        dx: Slice,
+        grad_weight_bias: Slice,
+    ) -> Vec<Dispatch> {
         let p = self.params(gpu);
         let grad_input = Kernel::new(gpu, "linear", "grad_input", &[]).dispatch(
             gpu,

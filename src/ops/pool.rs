@@ -9,7 +9,11 @@ fn params(gpu: &Gpu, planes: usize, plane: usize) -> wgpu::Buffer {
 /// y[plane] = mean of x's plane; `planes` = N * C.
 pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Dispatch {
     let p = params(gpu, planes, plane);
-    Kernel::new(gpu, "pool", "forward", &[]).dispatch(gpu, &[(0, (&p).into()), (1, x), (2, y)], grid_1d(planes, 64))
+    Kernel::new(gpu, "pool", "forward", &[]).dispatch(
+        gpu,
+        &[(0, (&p).into()), (1, x), (2, y)],
+        grid_1d(planes, 64),
+    )
 }
 
 pub fn backward(gpu: &Gpu, planes: usize, plane: usize, dy: Slice, dx: Slice) -> Dispatch {

@@ -14,31 +14,35 @@ struct PrepareParams {
     inv_std: [f32; 4],
 }
 
-/// `pixels` holds batch x 3072 bytes (as u32 words); `images` batch x 3 x 32 x 32 floats.
-/// With `augment`, crops and flips are drawn from the StepUniform's seed and step.
-pub fn prepare(
-    gpu: &Gpu,
-    batch: usize,
-    mean: [f32; 3],
-    std: [f32; 3],
-    augment: bool,
-    step: Slice,
-    pixels: Slice,
-    images: Slice,
-) -> Dispatch {
-    let p = gpu.uniform(
-        "prepare params",
-        &PrepareParams {
-            batch: batch as u32,
-            augment: augment as u32,
-            _pad: [0; 2],
-            mean: [mean[0], mean[1], mean[2], 0.0],
-            inv_std: [1.0 / std[0], 1.0 / std[1], 1.0 / std[2], 0.0],
-        },
-    );
-    Kernel::new(gpu, "prepare_batch", "main", &[]).dispatch(
-        gpu,
-        &[(0, (&p).into()), (1, step), (2, pixels), (3, images)],
-        grid_1d(batch * IMAGE_BYTES, 256),
-    )
+/// How a batch is prepared: per-channel mean and std on the 0-255 scale, and whether to
+/// draw crops and flips (training) or not (evaluation).
+#[derive(Clone, Copy, Debug)]
+pub struct Prepare {
+    pub batch: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub augment: bool,
+}
+
+impl Prepare {
+    /// `pixels` holds batch x 3072 bytes (as u32 words); `images` batch x 3 x 32 x 32 floats.
+    /// Crops and flips are drawn from the StepUniform `step`'s seed and step.
+    pub fn dispatch(&self, gpu: &Gpu, step: Slice, pixels: Slice, images: Slice) -> Dispatch {
+        let (mean, std) = (self.mean, self.std);
+        let p = gpu.uniform(
+            "prepare params",
+            &PrepareParams {
+                batch: self.batch as u32,
+                augment: self.augment as u32,
+                _pad: [0; 2],
+                mean: [mean[0], mean[1], mean[2], 0.0],
+                inv_std: [1.0 / std[0], 1.0 / std[1], 1.0 / std[2], 0.0],
+            },
+        );
+        Kernel::new(gpu, "prepare_batch", "main", &[]).dispatch(
+            gpu,
+            &[(0, (&p).into()), (1, step), (2, pixels), (3, images)],
+            grid_1d(self.batch * IMAGE_BYTES, 256),
+        )
+    }
 }

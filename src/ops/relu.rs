@@ -8,7 +8,11 @@ fn params(gpu: &Gpu, len: usize) -> wgpu::Buffer {
 
 pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
     let p = params(gpu, len);
-    Kernel::new(gpu, "relu", "forward", &[]).dispatch(gpu, &[(0, (&p).into()), (1, x), (2, y)], grid_1d(len, 256))
+    Kernel::new(gpu, "relu", "forward", &[]).dispatch(
+        gpu,
+        &[(0, (&p).into()), (1, x), (2, y)],
+        grid_1d(len, 256),
+    )
 }
 
 /// `x` is the forward input.

@@ -13,7 +13,15 @@ struct SgdParams {
 }
 
 /// Updates `len` weights in place; the learning rate is read from the StepUniform `step`.
-pub fn step(gpu: &Gpu, s: &SgdSettings, len: usize, step: Slice, weights: Slice, grads: Slice, velocity: Slice) -> Dispatch {
+pub fn step(
+    gpu: &Gpu,
+    s: &SgdSettings,
+    len: usize,
+    step: Slice,
+    weights: Slice,
+    grads: Slice,
+    velocity: Slice,
+) -> Dispatch {
     let p = gpu.uniform(
         "sgd params",
         &SgdParams {

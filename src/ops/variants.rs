@@ -43,13 +43,14 @@ impl VariantChooser {
         VariantChooser { path: None, choices: BTreeMap::new() }
     }
 
-    /// The remembered variant for `key`, or the fastest of `candidates` by `measure_ms`.
+    /// The remembered variant for `key`, or the fastest of `candidates` by `measure_ms`, which
+    /// is also given the best time so far (a candidate may stop early once clearly slower).
     pub fn choose<V: Copy>(
         &mut self,
         key: &str,
         candidates: &[V],
         name: impl Fn(V) -> &'static str,
-        mut measure_ms: impl FnMut(V) -> f64,
+        mut measure_ms: impl FnMut(V, f64) -> f64,
     ) -> V {
         assert!(!candidates.is_empty(), "{key}: no variant supports it");
         if let Some(known) = self.choices.get(key)
@@ -60,12 +61,14 @@ impl VariantChooser {
         let best = if candidates.len() == 1 {
             candidates[0]
         } else {
-            *candidates
-                .iter()
-                .map(|v| (v, measure_ms(*v)))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("candidates is not empty")
-                .0
+            let mut best = (candidates[0], f64::INFINITY);
+            for v in candidates {
+                let ms = measure_ms(*v, best.1);
+                if ms < best.1 {
+                    best = (*v, ms);
+                }
+            }
+            best.0
         };
         self.choices.insert(key.to_string(), name(best).to_string());
         self.save();
