@@ -31,7 +31,7 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
     let first_col4 = block * 8u;
     let cout4 = p.cout / 4u;
 
-    var acc: array<mat4x4<f32>, 8>;
+    var sums: Block;
     var plane = img * p.cin * p.h * p.w;
     var base = 0u;
     for (var ci = 0u; ci < p.cin; ci++) {
@@ -46,9 +46,7 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
                     load_x(plane, ih, iw + i32(3u * STRIDE)),
                 );
                 let cols = columns(base, first_col4, lane);
-                for (var l = 0u; l < 8u; l++) {
-                    acc[l] += outer(a, cols[l]);
-                }
+                accumulate(&sums, a, cols);
                 base += cout4;
             }
         }
@@ -57,6 +55,7 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
     if (gx >= total) {
         return;
     }
+    let acc = block_array(sums);
     for (var l = 0u; l < 8u; l++) {
         for (var c = 0u; c < 4u; c++) {
             let co = (first_col4 + l) * 4u + c;

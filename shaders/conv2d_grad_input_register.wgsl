@@ -38,7 +38,7 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
     let img = q / (quads * p.h);
     let first_col4 = block * 8u;
 
-    var acc: array<mat4x4<f32>, 8>;
+    var sums: Block;
     for (var co = 0u; co < p.cout; co++) {
         let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
         for (var kh = 0u; kh < KS; kh++) {
@@ -52,15 +52,14 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
                     load_dy(plane, row_num, col_num + 3),
                 );
                 let cols = columns((kh * KS + kw) * p.cout + co, first_col4, lane);
-                for (var l = 0u; l < 8u; l++) {
-                    acc[l] += outer(a, cols[l]);
-                }
+                accumulate(&sums, a, cols);
             }
         }
     }
     if (gx >= total) {
         return;
     }
+    let acc = block_array(sums);
     for (var l = 0u; l < 8u; l++) {
         for (var c = 0u; c < 4u; c++) {
             let ci = (first_col4 + l) * 4u + c;

@@ -44,7 +44,7 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
     var img = begin / pixels_per_img;
     var orow = (begin % pixels_per_img) / p.ow;
     var ocol = begin % p.ow;
-    var acc: array<mat4x4<f32>, 8>;
+    var sums: Block;
     for (var pix = begin; pix < end; pix++) {
         let x_img = img * p.cin * p.h * p.w;
         let r0 = i32(orow * STRIDE);
@@ -58,9 +58,7 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
         }
         let dy_base = (img * p.y_channels + p.y_offset) * pixels_per_img + orow * p.ow + ocol;
         let cols = columns(dy_base, first_col4, lane);
-        for (var l = 0u; l < 8u; l++) {
-            acc[l] += outer(a, cols[l]);
-        }
+        accumulate(&sums, a, cols);
         ocol += 1u;
         if (ocol == p.ow) {
             ocol = 0u;
@@ -72,6 +70,7 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
         }
     }
     let out = split * taps * p.cout;
+    let acc = block_array(sums);
     for (var l = 0u; l < 8u; l++) {
         for (var c = 0u; c < 4u; c++) {
             let co = (first_col4 + l) * 4u + c;

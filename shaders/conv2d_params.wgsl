@@ -32,6 +32,26 @@ fn outer(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(a * b.x, a * b.y, a * b.z, a * b.w);
 }
 
+// A register kernel's 4 x 32 accumulators. Eight named members rather than an array: the
+// shader compilers we measured (llvmpipe) kept an array in memory and ran 2x slower.
+struct Block {
+    m0: mat4x4<f32>, m1: mat4x4<f32>, m2: mat4x4<f32>, m3: mat4x4<f32>,
+    m4: mat4x4<f32>, m5: mat4x4<f32>, m6: mat4x4<f32>, m7: mat4x4<f32>,
+}
+
+// acc += a (4 rows) x cols (32 columns as 8 vec4s).
+fn accumulate(acc: ptr<function, Block>, a: vec4<f32>, c: array<vec4<f32>, 8>) {
+    (*acc).m0 += outer(a, c[0]); (*acc).m1 += outer(a, c[1]);
+    (*acc).m2 += outer(a, c[2]); (*acc).m3 += outer(a, c[3]);
+    (*acc).m4 += outer(a, c[4]); (*acc).m5 += outer(a, c[5]);
+    (*acc).m6 += outer(a, c[6]); (*acc).m7 += outer(a, c[7]);
+}
+
+// The accumulators as an array, for the final stores.
+fn block_array(acc: Block) -> array<mat4x4<f32>, 8> {
+    return array<mat4x4<f32>, 8>(acc.m0, acc.m1, acc.m2, acc.m3, acc.m4, acc.m5, acc.m6, acc.m7);
+}
+
 // Index of y[img][channel][row][col] inside the wider y tensor.
 fn y_index(img: u32, channel: u32, row: u32, col: u32) -> u32 {
     return ((img * p.y_channels + p.y_offset + channel) * p.oh + row) * p.ow + col;

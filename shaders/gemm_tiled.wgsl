@@ -28,10 +28,11 @@ fn main(
             let e = t + i * 256u;
             let ka = k0 + e / TILE_M;
             let ma = m0 + e % TILE_M;
-            tile_a[e] = select(0.0, load_a(ma, ka), ma < shape.x && ka < k_end);
+            // Clamped coordinates keep every load in bounds; select zeroes the padding.
+            tile_a[e] = select(0.0, load_a(min(ma, shape.x - 1u), min(ka, k_end - 1u)), ma < shape.x && ka < k_end);
             let kb = k0 + e / TILE_N;
             let nb = n0 + e % TILE_N;
-            tile_b[e] = select(0.0, load_b(kb, nb), nb < shape.y && kb < k_end);
+            tile_b[e] = select(0.0, load_b(min(kb, k_end - 1u), min(nb, shape.y - 1u)), nb < shape.y && kb < k_end);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {

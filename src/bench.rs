@@ -42,16 +42,34 @@ pub fn shake_shake_convs(batch: usize) -> Vec<(&'static str, Conv2dShape)> {
 
 const REPS: usize = 5;
 
+/// Keeps the figures whose "op pass shape" contains the text (all when it is empty).
+pub struct Filter(pub String);
+
+impl Filter {
+    pub fn keeps(&self, op: &str, pass: &str, shape: &str) -> bool {
+        format!("{op} {pass} {shape}").contains(&self.0)
+    }
+}
+
 fn timed(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
     gpu.time_ms(&dispatches.iter().collect::<Vec<_>>(), REPS)
 }
 
 /// Convolution figures: the chosen variant of each pass, or every supported one.
-pub fn conv_figures(gpu: &Gpu, batch: usize, all_variants: bool, mut report: impl FnMut(OpFigure)) {
+pub fn conv_figures(
+    gpu: &Gpu,
+    batch: usize,
+    all_variants: bool,
+    filter: &Filter,
+    mut report: impl FnMut(OpFigure),
+) {
     let mut chooser = VariantChooser::for_adapter(gpu);
     for (name, shape) in shake_shake_convs(batch) {
+        if !ConvPass::ALL.iter().any(|pass| filter.keeps("conv2d", pass.name(), name)) {
+            continue;
+        }
         let chosen = Conv2d::new(gpu, shape, &mut chooser);
-        for pass in ConvPass::ALL {
+        for pass in ConvPass::ALL.into_iter().filter(|pass| filter.keeps("conv2d", pass.name(), name)) {
             let variants: Vec<ConvVariant> = if all_variants {
                 ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, &shape)).collect()
             } else {
@@ -86,7 +104,12 @@ fn memory_figure(op: &str, pass: &str, shape: String, ms: f64, bytes: usize) -> 
 }
 
 /// Every other op, at the sizes of the network's first stage and head.
-pub fn other_figures(gpu: &Gpu, batch: usize, mut report: impl FnMut(OpFigure)) {
+pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl FnMut(OpFigure)) {
+    let mut report = |f: OpFigure| {
+        if filter.keeps(&f.op, &f.pass, &f.shape) {
+            report(f)
+        }
+    };
     let (c, side) = (32, 32);
     let len = batch * c * side * side;
     let act = format!("{batch}x{c}x{side}x{side}");

@@ -58,14 +58,18 @@ enum BenchCommand {
         /// Batch size.
         #[arg(long, default_value_t = 128)]
         batch_size: usize,
+        /// Only rows whose op, pass or shape contains this text (e.g. "grad_input", "@16").
+        #[arg(long)]
+        filter: Option<String>,
     },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Adapters => adapters(),
-        Command::Bench { what: BenchCommand::Ops { adapter, json, all_variants, batch_size } } => {
+        Command::Bench { what: BenchCommand::Ops { adapter, json, all_variants, batch_size, filter } } => {
             let gpu = adapter.open()?;
+            let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
                 if json {
                     println!("{}", serde_json::to_string(&f).expect("figures serialise"));
@@ -73,8 +77,8 @@ fn main() -> Result<()> {
                     println!("{}", bench::format_figure(&f));
                 }
             };
-            bench::conv_figures(&gpu, batch_size, all_variants, print);
-            bench::other_figures(&gpu, batch_size, print);
+            bench::conv_figures(&gpu, batch_size, all_variants, &filter, print);
+            bench::other_figures(&gpu, batch_size, &filter, print);
             Ok(())
         }
     }

@@ -39,51 +39,61 @@ pub struct ModuleDef {
     pub files: &'static [&'static str],
     /// Uses subgroup operations: only for devices that granted `SUBGROUP`.
     pub needs_subgroups: bool,
+    /// Clamps or masks every buffer index itself, so it is created without wgpu's injected
+    /// bounds checks (the hot convolution kernels).
+    pub checks_own_bounds: bool,
 }
 
 const fn module(name: &'static str, files: &'static [&'static str]) -> ModuleDef {
-    ModuleDef { name, files, needs_subgroups: false }
+    ModuleDef { name, files, needs_subgroups: false, checks_own_bounds: false }
 }
 
-const fn subgroup_module(name: &'static str, files: &'static [&'static str]) -> ModuleDef {
-    ModuleDef { name, files, needs_subgroups: true }
+const fn conv_module(name: &'static str, files: &'static [&'static str]) -> ModuleDef {
+    ModuleDef { name, files, needs_subgroups: false, checks_own_bounds: true }
+}
+
+const fn conv_subgroup_module(name: &'static str, files: &'static [&'static str]) -> ModuleDef {
+    ModuleDef { name, files, needs_subgroups: true, checks_own_bounds: true }
 }
 
 pub const MODULES: &[ModuleDef] = &[
-    subgroup_module(
+    conv_subgroup_module(
         "conv2d_forward_register_subgroup",
         &["conv2d_params.wgsl", "conv2d_forward_register.wgsl", "lanes_subgroup.wgsl"],
     ),
-    module(
+    conv_module(
         "conv2d_forward_register_plain",
         &["conv2d_params.wgsl", "conv2d_forward_register.wgsl", "lanes_plain.wgsl"],
     ),
-    module("conv2d_forward_tiled", &["conv2d_params.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"]),
-    subgroup_module(
+    conv_module(
+        "conv2d_forward_tiled",
+        &["conv2d_params.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"],
+    ),
+    conv_subgroup_module(
         "conv2d_grad_input_register_subgroup",
         &["conv2d_params.wgsl", "conv2d_grad_input_register.wgsl", "lanes_subgroup.wgsl"],
     ),
-    module(
+    conv_module(
         "conv2d_grad_input_register_plain",
         &["conv2d_params.wgsl", "conv2d_grad_input_register.wgsl", "lanes_plain.wgsl"],
     ),
-    module(
+    conv_module(
         "conv2d_grad_input_tiled",
         &["conv2d_params.wgsl", "conv2d_grad_input_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
-    subgroup_module(
+    conv_subgroup_module(
         "conv2d_grad_weight_register_subgroup",
         &["conv2d_params.wgsl", "conv2d_grad_weight_register.wgsl", "lanes_subgroup.wgsl"],
     ),
-    module(
+    conv_module(
         "conv2d_grad_weight_register_plain",
         &["conv2d_params.wgsl", "conv2d_grad_weight_register.wgsl", "lanes_plain.wgsl"],
     ),
-    module(
+    conv_module(
         "conv2d_grad_weight_tiled",
         &["conv2d_params.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
-    module("reduce_splits", &["reduce_splits.wgsl"]),
+    conv_module("reduce_splits", &["reduce_splits.wgsl"]),
     module("batch_norm", &["grid.wgsl", "batch_norm.wgsl"]),
     module("relu", &["grid.wgsl", "relu.wgsl"]),
     module("shake", &["grid.wgsl", "step.wgsl", "random.wgsl", "shake.wgsl"]),
