@@ -2,6 +2,8 @@
 
 struct ReluParams {
     len: u32,
+    // backward: add into dx (a block's input also feeds its identity shortcut).
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> r: ReluParams;
@@ -23,6 +25,6 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < r.len) {
-        dx[i] = select(0.0, dy[i], x[i] > 0.0);
+        dx[i] = select(0.0, dy[i], x[i] > 0.0) + select(0.0, dx[i], r.accumulate != 0u);
     }
 }

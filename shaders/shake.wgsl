@@ -1,6 +1,6 @@
 // The shake-shake mix of a block's two branches, plus the block's shortcut:
 //   forward   y = shortcut + alpha * a + (1 - alpha) * b
-//   backward  da = beta * dy,  db = (1 - beta) * dy   (the shortcut's gradient is dy itself)
+//   backward  da = beta * dy,  db = (1 - beta) * dy,  dshortcut = dy
 // Coefficients are drawn here, per image or per batch, from random.wgsl keyed by
 // (seed, step, block, image): nothing is uploaded per step and runs repeat exactly.
 
@@ -31,6 +31,7 @@ struct ShakeParams {
 @group(0) @binding(6) var<storage, read> dy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> da: array<f32>;
 @group(0) @binding(8) var<storage, read_write> db: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dshortcut: array<f32>;
 
 fn draw(kind: u32, img: u32) -> f32 {
     let index = select(0u, img, sp.level == 1u);
@@ -65,5 +66,6 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         let k = beta(i / sp.image_len);
         da[i] = k * dy[i];
         db[i] = (1.0 - k) * dy[i];
+        dshortcut[i] = dy[i];
     }
 }

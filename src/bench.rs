@@ -119,7 +119,7 @@ pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl 
 
     let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())]);
     report(memory_figure("relu", "forward", act.clone(), ms, 2 * 4 * len));
-    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into())]);
+    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)]);
     report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
 
     let bn = batch_norm::BatchNorm::new(BnShape::new(batch, c, side * side, true));
@@ -144,8 +144,8 @@ pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl 
     };
     let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())]);
     report(memory_figure("shake", "forward", act.clone(), ms, 4 * 4 * len));
-    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into())]);
-    report(memory_figure("shake", "backward", act.clone(), ms, 3 * 4 * len));
+    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())]);
+    report(memory_figure("shake", "backward", act.clone(), ms, 4 * 4 * len));
 
     let (pc, pside) = (128, 8);
     let planes = batch * pc;

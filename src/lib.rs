@@ -10,5 +10,7 @@ pub mod bench;
 pub mod cpu;
 pub mod gpu;
 pub mod layout;
+pub mod model;
 pub mod ops;
 pub mod random;
+pub mod train;

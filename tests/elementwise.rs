@@ -20,10 +20,14 @@ fn relu_forward_and_backward() {
     let (y, dx) = (gpu.storage("y", len), gpu.storage("dx", len));
     gpu.run(&[
         &ops::relu::forward(gpu, len, (&xb).into(), (&y).into()),
-        &ops::relu::backward(gpu, len, (&xb).into(), (&dyb).into(), (&dx).into()),
+        &ops::relu::backward(gpu, len, (&xb).into(), (&dyb).into(), (&dx).into(), false),
     ]);
+    let want_dx = cpu::relu::backward(&x, &dy);
     assert_close(&download(gpu, &y), &cpu::relu::forward(&x), 0.0, "relu forward");
-    assert_close(&download(gpu, &dx), &cpu::relu::backward(&x, &dy), 0.0, "relu backward");
+    assert_close(&download(gpu, &dx), &want_dx, 0.0, "relu backward");
+    gpu.run(&[&ops::relu::backward(gpu, len, (&xb).into(), (&dyb).into(), (&dx).into(), true)]);
+    let doubled: Vec<f64> = want_dx.iter().map(|v| 2.0 * v).collect();
+    assert_close(&download(gpu, &dx), &doubled, 0.0, "relu backward, accumulated");
 }
 
 #[test]
@@ -46,6 +50,7 @@ fn shake_every_variant_matches_reference() {
                 let op = ops::shake::Shake { batch, image_len, block: 3, forward, backward, level };
                 let key = ShakeKey { forward, backward, level, seed: step.seed, step: step.step, block: 3 };
                 let (y, da, db) = (gpu.storage("y", len), gpu.storage("da", len), gpu.storage("db", len));
+                let ds = gpu.storage("ds", len);
                 gpu.run(&[
                     &op.forward(
                         gpu,
@@ -55,7 +60,14 @@ fn shake_every_variant_matches_reference() {
                         (&bufs[2]).into(),
                         (&y).into(),
                     ),
-                    &op.backward(gpu, (&step_buffer).into(), (&bufs[3]).into(), (&da).into(), (&db).into()),
+                    &op.backward(
+                        gpu,
+                        (&step_buffer).into(),
+                        (&bufs[3]).into(),
+                        (&da).into(),
+                        (&db).into(),
+                        (&ds).into(),
+                    ),
                 ]);
                 let what = format!("{forward:?} {backward:?} {level:?}");
                 let want_y = cpu::shake::forward(&key, image_len, &a, &b, &s);
@@ -63,6 +75,7 @@ fn shake_every_variant_matches_reference() {
                 assert_close(&download(gpu, &y), &want_y, TOLERANCE, &format!("shake forward {what}"));
                 assert_close(&download(gpu, &da), &want_da, TOLERANCE, &format!("shake da {what}"));
                 assert_close(&download(gpu, &db), &want_db, TOLERANCE, &format!("shake db {what}"));
+                assert_close(&download(gpu, &ds), &dy, 0.0, &format!("shake dshortcut {what}"));
             }
         }
     }

@@ -2,12 +2,12 @@
 
 use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
 
-fn params(gpu: &Gpu, len: usize) -> wgpu::Buffer {
-    gpu.uniform("relu params", &[len as u32, 0, 0, 0])
+fn params(gpu: &Gpu, len: usize, accumulate: bool) -> wgpu::Buffer {
+    gpu.uniform("relu params", &[len as u32, accumulate as u32, 0, 0])
 }
 
 pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
-    let p = params(gpu, len);
+    let p = params(gpu, len, false);
     Kernel::new(gpu, "relu", "forward", &[]).dispatch(
         gpu,
         &[(0, (&p).into()), (1, x), (2, y)],
@@ -15,9 +15,9 @@ pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
     )
 }
 
-/// `x` is the forward input.
-pub fn backward(gpu: &Gpu, len: usize, x: Slice, dy: Slice, dx: Slice) -> Dispatch {
-    let p = params(gpu, len);
+/// dx = (or += with `accumulate`) dy where the forward input `x` was positive.
+pub fn backward(gpu: &Gpu, len: usize, x: Slice, dy: Slice, dx: Slice, accumulate: bool) -> Dispatch {
+    let p = params(gpu, len, accumulate);
     Kernel::new(gpu, "relu", "backward", &[]).dispatch(
         gpu,
         &[(0, (&p).into()), (1, x), (3, dy), (4, dx)],

@@ -69,12 +69,20 @@ impl Shake {
         )
     }
 
-    /// da = beta dy, db = (1 - beta) dy.
-    pub fn backward(&self, gpu: &Gpu, step: Slice, dy: Slice, da: Slice, db: Slice) -> Dispatch {
+    /// da = beta dy, db = (1 - beta) dy, dshortcut = dy.
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        step: Slice,
+        dy: Slice,
+        da: Slice,
+        db: Slice,
+        dshortcut: Slice,
+    ) -> Dispatch {
         let p = self.params(gpu);
         Kernel::new(gpu, "shake", "backward", &[]).dispatch(
             gpu,
-            &[(0, (&p).into()), (1, step), (6, dy), (7, da), (8, db)],
+            &[(0, (&p).into()), (1, step), (6, dy), (7, da), (8, db), (9, dshortcut)],
             grid_1d(self.len(), 256),
         )
     }

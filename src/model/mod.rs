@@ -1,0 +1,14 @@
+//! The Shake-Shake network: its configuration, its parameters, its declaration as a graph of
+//! operations (from which the backward pass is derived), and the two executors of that graph:
+//! a plain f64 CPU reference and the GPU training step.
+
+pub mod config;
+pub mod cpu_exec;
+pub mod gpu_exec;
+pub mod graph;
+pub mod params;
+pub mod plan;
+
+pub use config::ModelConfig;
+pub use graph::{Graph, Mode};
+pub use params::ParamStore;
