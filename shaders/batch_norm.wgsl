@@ -4,6 +4,11 @@
 // running statistics. `saved` holds (mean[C], inv_std[C]) of the last forward for backward.
 // With `relu` set, the forward writes relu(bn(x)) and the backward masks dy by recomputing
 // the pre-activation from x, so the fused ReLU needs no extra buffer.
+//
+// Elements are visited a "quad" at a time through load_*/store_* and QUAD from a binding
+// file: bn_vec4.wgsl (4 elements a load, for planes that are a multiple of 4: every plane of
+// the network) or bn_scalar.wgsl (1 element, any plane). On CPU adapters a vec4 load costs
+// what a scalar one does, so the vec4 form does a quarter of the memory instructions.
 
 struct BnParams {
     batch: u32,
@@ -17,20 +22,21 @@ struct BnParams {
 }
 
 @group(0) @binding(0) var<uniform> bn: BnParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> saved: array<f32>;        // mean[C], inv_std[C]
 @group(0) @binding(3) var<storage, read_write> running: array<f32>;      // mean[C], var[C]
 @group(0) @binding(4) var<storage, read> gamma_beta: array<f32>;         // gamma[C], beta[C]
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;            // forward output
-@group(0) @binding(6) var<storage, read> dy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> grad_gamma_beta: array<f32>;  // dgamma[C], dbeta[C]
-@group(0) @binding(8) var<storage, read_write> dx: array<f32>;
 
 var<workgroup> partial_sums: array<vec2<f32>, 256>;
 
-fn element(i: u32, c: u32) -> u32 {
-    let img = i / bn.plane;
-    return (img * bn.channels + c) * bn.plane + i % bn.plane;
+fn plane_quads() -> u32 {
+    return bn.plane / QUAD;
+}
+
+// The i-th quad of channel c, counting over every image's plane.
+fn channel_quad(i: u32, c: u32) -> u32 {
+    let img = i / plane_quads();
+    return (img * bn.channels + c) * plane_quads() + i % plane_quads();
 }
 
 // Tree sum of every invocation's pair; the result is in partial_sums[0].
@@ -53,22 +59,23 @@ fn workgroup_sum(t: u32, v: vec2<f32>) -> vec2<f32> {
 @compute @workgroup_size(256)
 fn statistics(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
-    let count = bn.batch * bn.plane;
+    let quads = bn.batch * plane_quads();
     var s = 0.0;
-    for (var i = t; i < count; i += 256u) {
-        s += x[element(i, c)];
+    for (var i = t; i < quads; i += 256u) {
+        s += dot(load_x(channel_quad(i, c)), QUAD_MASK);
     }
-    let mean = workgroup_sum(t, vec2<f32>(s, 0.0)).x / f32(count);
+    let count = f32(bn.batch * bn.plane);
+    let mean = workgroup_sum(t, vec2<f32>(s, 0.0)).x / count;
     var d = 0.0;
-    for (var i = t; i < count; i += 256u) {
-        let e = x[element(i, c)] - mean;
-        d += e * e;
+    for (var i = t; i < quads; i += 256u) {
+        let e = (load_x(channel_quad(i, c)) - mean) * QUAD_MASK;
+        d += dot(e, e);
     }
-    let variance = workgroup_sum(t, vec2<f32>(d, 0.0)).x / f32(count);
+    let variance = workgroup_sum(t, vec2<f32>(d, 0.0)).x / count;
     if (t == 0u) {
         saved[c] = mean;
         saved[bn.channels + c] = inverseSqrt(variance + bn.eps);
-        let unbiased = variance * f32(count) / f32(max(count, 2u) - 1u);
+        let unbiased = variance * count / max(count - 1.0, 1.0);
         running[c] = (1.0 - bn.momentum) * running[c] + bn.momentum * mean;
         running[bn.channels + c] = (1.0 - bn.momentum) * running[bn.channels + c] + bn.momentum * unbiased;
     }
@@ -84,36 +91,45 @@ fn eval_statistics(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-fn pre_activation(i: u32) -> f32 {
-    let c = (i / bn.plane) % bn.channels;
-    let xhat = (x[i] - saved[c]) * saved[bn.channels + c];
+fn quad_channel(q: u32) -> u32 {
+    return (q / plane_quads()) % bn.channels;
+}
+
+fn pre_activation(q: u32, c: u32) -> vec4<f32> {
+    let xhat = (load_x(q) - saved[c]) * saved[bn.channels + c];
     return xhat * gamma_beta[c] + gamma_beta[bn.channels + c];
+}
+
+fn quad_count() -> u32 {
+    return bn.batch * bn.channels * plane_quads();
 }
 
 @compute @workgroup_size(256)
 fn normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= bn.batch * bn.channels * bn.plane) {
+    let q = flat_index(gid, nwg);
+    if (q >= quad_count()) {
         return;
     }
-    let z = pre_activation(i);
-    y[i] = select(z, max(z, 0.0), bn.relu != 0u);
+    let z = pre_activation(q, quad_channel(q));
+    store_y(q, select(z, max(z, vec4<f32>(0.0)), bn.relu != 0u));
 }
 
-fn masked_dy(i: u32) -> f32 {
-    return select(dy[i], select(0.0, dy[i], pre_activation(i) > 0.0), bn.relu != 0u);
+fn masked_dy(q: u32, c: u32) -> vec4<f32> {
+    let g = load_dy(q);
+    return select(g, select(vec4<f32>(0.0), g, pre_activation(q, c) > vec4<f32>(0.0)), bn.relu != 0u);
 }
 
 // dgamma = sum(dy * xhat), dbeta = sum(dy), one workgroup a channel.
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
-    let count = bn.batch * bn.plane;
+    let quads = bn.batch * plane_quads();
     var s = vec2<f32>(0.0);
-    for (var i = t; i < count; i += 256u) {
-        let e = element(i, c);
-        let g = masked_dy(e);
-        s += vec2<f32>(g * (x[e] - saved[c]) * saved[bn.channels + c], g);
+    for (var i = t; i < quads; i += 256u) {
+        let q = channel_quad(i, c);
+        let g = masked_dy(q, c) * QUAD_MASK;
+        let xhat = (load_x(q) - saved[c]) * saved[bn.channels + c];
+        s += vec2<f32>(dot(g, xhat), dot(g, vec4<f32>(1.0)));
     }
     let total = workgroup_sum(t, s);
     if (t == 0u) {
@@ -125,14 +141,14 @@ fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_i
 // dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)).
 @compute @workgroup_size(256)
 fn backward_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= bn.batch * bn.channels * bn.plane) {
+    let q = flat_index(gid, nwg);
+    if (q >= quad_count()) {
         return;
     }
-    let c = (i / bn.plane) % bn.channels;
+    let c = quad_channel(q);
     let m = f32(bn.batch * bn.plane);
     let inv_std = saved[bn.channels + c];
-    let xhat = (x[i] - saved[c]) * inv_std;
-    let g = masked_dy(i) - grad_gamma_beta[bn.channels + c] / m - xhat * grad_gamma_beta[c] / m;
-    dx[i] = gamma_beta[c] * inv_std * g;
+    let xhat = (load_x(q) - saved[c]) * inv_std;
+    let g = masked_dy(q, c) - grad_gamma_beta[bn.channels + c] / m - xhat * grad_gamma_beta[c] / m;
+    store_dx(q, gamma_beta[c] * inv_std * g);
 }

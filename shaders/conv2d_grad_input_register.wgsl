@@ -1,7 +1,7 @@
 // Gradient of a convolution with respect to its input, register-blocked like the forward
-// kernel: each invocation computes 4 neighbouring input pixels of one row for 32 input
-// channels, reducing over (output channel, kh, kw). A tap contributes when the output pixel
-// it comes from exists: (i + PAD - k) divisible by STRIDE and inside the output.
+// kernel: each invocation computes 4 input pixels of one row for 32 input channels, reducing
+// over (kh, kw, output channel). A tap contributes when the output pixel it comes from
+// exists: (i + PAD - k) divisible by STRIDE and inside the output.
 
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;   // [cin][KS][KS][cout]
@@ -19,44 +19,55 @@ fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
     return v;
 }
 
-// dy at the output pixel whose tap lands on the input pixel (numerators are i + PAD - k).
-fn load_dy(plane: u32, row_num: i32, col_num: i32) -> f32 {
-    let orow = row_num / i32(STRIDE);
-    let ocol = col_num / i32(STRIDE);
-    let ok = row_num >= 0 && col_num >= 0
-        && row_num % i32(STRIDE) == 0 && col_num % i32(STRIDE) == 0
-        && orow < i32(p.oh) && ocol < i32(p.ow);
+fn load_dy(plane: u32, orow: i32, ocol: i32) -> f32 {
+    let ok = orow >= 0 && ocol >= 0 && orow < i32(p.oh) && ocol < i32(p.ow);
     return select(0.0, dy[select(0u, plane + u32(orow) * p.ow + u32(ocol), ok)], ok);
 }
 
-fn run(gx: u32, block: u32, _split: u32, lane: u32) {
-    let quads = (p.w + 3u) / 4u;
-    let total = p.batch * p.h * quads;
+// Input pixels fall into STRIDE x STRIDE parity classes (workgroup z): within a class, a tap
+// either reaches every pixel or none, so taps that reach none are skipped for the whole
+// workgroup, and the 4 pixels of a block (STRIDE apart in a row) read 4 neighbouring dy.
+fn run(gx: u32, block: u32, parity: u32, lane: u32) {
+    let row_class = parity / STRIDE;
+    let col_class = parity % STRIDE;
+    let rows = (p.h + STRIDE - 1u) / STRIDE;                 // rows of a class, at most
+    let quads = ((p.w + STRIDE - 1u) / STRIDE + 3u) / 4u;    // blocks of 4 in a class's row
+    let total = p.batch * rows * quads;
     let q = min(gx, total - 1u);
-    let iw0 = (q % quads) * 4u;
-    let ih = (q / quads) % p.h;
-    let img = q / (quads * p.h);
+    let quad = q % quads;
+    let row_in_class = (q / quads) % rows;
+    let img = q / (quads * rows);
+    let ih = row_class + STRIDE * row_in_class;
+    let iw0 = col_class + STRIDE * 4u * quad;
     let first_col4 = block * 8u;
 
     var sums: Block;
-    for (var co = 0u; co < p.cout; co++) {
-        let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
-        for (var kh = 0u; kh < KS; kh++) {
-            let row_num = i32(ih + PAD) - i32(kh);
-            for (var kw = 0u; kw < KS; kw++) {
-                let col_num = i32(iw0 + PAD) - i32(kw);
+    for (var kh = 0u; kh < KS; kh++) {
+        let row_num = i32(row_class + PAD) - i32(kh);
+        if (row_num % i32(STRIDE) != 0) {
+            continue;
+        }
+        let orow = i32(row_in_class) + row_num / i32(STRIDE);
+        for (var kw = 0u; kw < KS; kw++) {
+            let col_num = i32(col_class + PAD) - i32(kw);
+            if (col_num % i32(STRIDE) != 0) {
+                continue;
+            }
+            let ocol = i32(4u * quad) + col_num / i32(STRIDE);
+            for (var co = 0u; co < p.cout; co++) {
+                let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
                 let a = vec4<f32>(
-                    load_dy(plane, row_num, col_num),
-                    load_dy(plane, row_num, col_num + 1),
-                    load_dy(plane, row_num, col_num + 2),
-                    load_dy(plane, row_num, col_num + 3),
+                    load_dy(plane, orow, ocol),
+                    load_dy(plane, orow, ocol + 1),
+                    load_dy(plane, orow, ocol + 2),
+                    load_dy(plane, orow, ocol + 3),
                 );
                 let cols = columns((kh * KS + kw) * p.cout + co, first_col4, lane);
                 accumulate(&sums, a, cols);
             }
         }
     }
-    if (gx >= total) {
+    if (gx >= total || ih >= p.h) {
         return;
     }
     let acc = block_array(sums);
@@ -64,8 +75,9 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
         for (var c = 0u; c < 4u; c++) {
             let ci = (first_col4 + l) * 4u + c;
             for (var j = 0u; j < 4u; j++) {
-                if (ci < p.cin && iw0 + j < p.w) {
-                    let i = ((img * p.cin + ci) * p.h + ih) * p.w + iw0 + j;
+                let iw = iw0 + STRIDE * j;
+                if (ci < p.cin && iw < p.w) {
+                    let i = ((img * p.cin + ci) * p.h + ih) * p.w + iw;
                     dx[i] = acc[l][c][j] + select(0.0, dx[i], p.accumulate != 0u);
                 }
             }

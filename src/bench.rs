@@ -6,10 +6,14 @@ use crate::cpu::sgd::SgdSettings;
 use crate::cpu::shake::{BackwardMode, ForwardMode, Level};
 use crate::gpu::{Dispatch, Gpu};
 use crate::layout::Conv2dShape;
+use crate::model::gpu_exec::{GpuParams, StepGraph};
+use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::ops::variants::VariantChooser;
 use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
+use crate::train::data::Normalization;
 use serde::Serialize;
+use std::time::Instant;
 
 /// One measured figure. `gflops` for compute-bound ops, `gbps` for memory-bound ones.
 #[derive(Serialize, Debug)]
@@ -23,21 +27,30 @@ pub struct OpFigure {
     pub gbps: Option<f64>,
 }
 
-/// The distinct convolutions of Shake-Shake 26 2x32d (widths 32, 64, 128) at `batch`.
-pub fn shake_shake_convs(batch: usize) -> Vec<(&'static str, Conv2dShape)> {
-    let c = |cin, side, cout, k, stride, pad| Conv2dShape::new(batch, cin, side, side, cout, k, stride, pad);
-    vec![
-        ("stem 3x3 3->16 @32", c(3, 32, 16, 3, 1, 1)),
-        ("3x3 16->32 @32", c(16, 32, 32, 3, 1, 1)),
-        ("3x3 32->32 @32", c(32, 32, 32, 3, 1, 1)),
-        ("3x3 32->64 s2 @32", c(32, 32, 64, 3, 2, 1)),
-        ("3x3 64->64 @16", c(64, 16, 64, 3, 1, 1)),
-        ("3x3 64->128 s2 @16", c(64, 16, 128, 3, 2, 1)),
-        ("3x3 128->128 @8", c(128, 8, 128, 3, 1, 1)),
-        ("shortcut 1x1 16->16 @32", c(16, 32, 16, 1, 1, 0)),
-        ("shortcut 1x1 32->32 s2 @32", c(32, 32, 32, 1, 2, 0)),
-        ("shortcut 1x1 64->64 s2 @16", c(64, 16, 64, 1, 2, 0)),
-    ]
+/// The distinct convolutions of a Shake-Shake of width `k` (26 2x32d: k = 32) at `batch`.
+pub fn shake_shake_convs(batch: usize, k: usize) -> Vec<(String, Conv2dShape)> {
+    let c = |cin, side, cout, ks, stride| {
+        let shape = Conv2dShape::new(batch, cin, side, side, cout, ks, stride, ks / 2);
+        let s = if stride > 1 { format!(" s{stride}") } else { String::new() };
+        (format!("{ks}x{ks} {cin}->{cout}{s} @{side}"), shape)
+    };
+    let mut convs = vec![c(3, 32, 16, 3, 1), c(16, 32, k, 3, 1)];
+    if k != 16 {
+        convs.push(c(k, 32, k, 3, 1));
+    }
+    convs.extend([
+        c(k, 32, 2 * k, 3, 2),
+        c(2 * k, 16, 2 * k, 3, 1),
+        c(2 * k, 16, 4 * k, 3, 2),
+        c(4 * k, 8, 4 * k, 3, 1),
+        c(16, 32, k / 2, 1, 1),
+        c(k, 32, k, 1, 2),
+        c(2 * k, 16, 2 * k, 1, 2),
+    ]);
+    if k == 16 {
+        convs.retain(|(name, _)| name != "1x1 16->8 @32");
+    }
+    convs
 }
 
 const REPS: usize = 5;
@@ -59,12 +72,14 @@ fn timed(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
 pub fn conv_figures(
     gpu: &Gpu,
     batch: usize,
+    width: usize,
     all_variants: bool,
     filter: &Filter,
     mut report: impl FnMut(OpFigure),
 ) {
     let mut chooser = VariantChooser::for_adapter(gpu);
-    for (name, shape) in shake_shake_convs(batch) {
+    for (name, shape) in shake_shake_convs(batch, width) {
+        let name = name.as_str();
         if !ConvPass::ALL.iter().any(|pass| filter.keeps("conv2d", pass.name(), name)) {
             continue;
         }
@@ -80,7 +95,7 @@ pub fn conv_figures(
                 report(OpFigure {
                     op: "conv2d".into(),
                     pass: pass.name().into(),
-                    shape: name.into(),
+                    shape: name.to_string(),
                     variant: v.name().into(),
                     ms,
                     gflops: Some(shape.flops() / ms / 1e6),
@@ -204,4 +219,92 @@ pub fn format_figure(f: &OpFigure) -> String {
         _ => String::new(),
     };
     format!("{:<14} {:<12} {:<28} {:<18} {:>9.3} ms {}", f.op, f.pass, f.shape, f.variant, f.ms, rate)
+}
+
+/// Steady-state training throughput, and where the GPU's time goes.
+#[derive(Serialize, Debug)]
+pub struct TrainFigure {
+    pub images_per_second: f64,
+    pub step_ms: f64,
+    pub depth: usize,
+    pub width: usize,
+    pub batch: usize,
+    pub variant: String,
+    pub dispatches_per_step: usize,
+    pub adapter: String,
+    /// (operation kind, milliseconds a step, share of GPU time), largest first.
+    pub gpu_time: Vec<(String, f64, f64)>,
+}
+
+/// Time `steps` training steps after `warm_up` steps (the first compiles every pipeline).
+pub fn train_figure(
+    gpu: &Gpu,
+    config: ModelConfig,
+    batch: usize,
+    warm_up: usize,
+    steps: usize,
+) -> TrainFigure {
+    let graph = Graph::build(config, batch, Mode::Train);
+    let params = GpuParams::upload(gpu, &ParamStore::init(&graph.params, 0), None);
+    let settings = SgdSettings { momentum: 0.9, weight_decay: 1e-4, nesterov: true };
+    let mut chooser = VariantChooser::for_adapter(gpu);
+    let step_graph =
+        StepGraph::new(gpu, &graph, &params, &Normalization::CIFAR10, &settings, &mut chooser, None);
+    let pixels: Vec<u8> =
+        (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let run = |step: u32| {
+        step_graph.submit(gpu, &params, &pixels, &labels, StepUniform { step, seed: 1, lr: 0.01, _pad: 0 });
+    };
+    for s in 0..warm_up {
+        run(s as u32);
+    }
+    gpu.wait();
+    let start = Instant::now();
+    for s in 0..steps {
+        run((warm_up + s) as u32);
+    }
+    gpu.wait();
+    let step_ms = start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
+
+    let dispatches: Vec<&Dispatch> = step_graph.dispatches().iter().collect();
+    let mut by_kind: Vec<(String, f64, f64)> = vec![];
+    if let Some(times) = gpu.profile(&dispatches) {
+        let total: f64 = times.iter().sum();
+        for (d, ms) in dispatches.iter().zip(times) {
+            let kind = operation_kind(&d.label);
+            match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+                Some(entry) => entry.1 += ms,
+                None => by_kind.push((kind, ms, 0.0)),
+            }
+        }
+        by_kind.iter_mut().for_each(|e| e.2 = e.1 / total);
+        by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    TrainFigure {
+        images_per_second: batch as f64 / (step_ms / 1e3),
+        step_ms,
+        depth: config.depth,
+        width: config.width,
+        batch,
+        variant: config.variant_name(),
+        dispatches_per_step: dispatches.len(),
+        adapter: gpu.describe(),
+        gpu_time: by_kind,
+    }
+}
+
+/// "conv2d_forward_register_subgroup::main[...]" -> "conv2d_forward", "batch_norm::normalize[]"
+/// -> "batch_norm normalize".
+fn operation_kind(label: &str) -> String {
+    let (module, rest) = label.split_once("::").unwrap_or((label, ""));
+    let entry = rest.split('[').next().unwrap_or("");
+    match module.strip_prefix("conv2d_") {
+        Some(conv) => {
+            let pass = ["forward", "grad_input", "grad_weight"].into_iter().find(|p| conv.starts_with(p));
+            format!("conv2d {}", pass.unwrap_or(conv))
+        }
+        None if entry == "main" => module.to_string(),
+        None => format!("{module} {entry}"),
+    }
 }

@@ -45,8 +45,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Time every operation of Shake-Shake 26 2x32d at batch 128.
+    /// Time every operation of Shake-Shake (26 2x32d by default) at batch 128.
     Ops {
+        /// The network's width k (stages of k, 2k, 4k channels).
+        #[arg(long, default_value_t = 32)]
+        width: usize,
         #[command(flatten)]
         adapter: AdapterArg,
         /// Print one JSON object per line instead of a table.
@@ -62,12 +65,34 @@ enum BenchCommand {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Steady-state training throughput, and the share of GPU time per operation kind.
+    Train {
+        #[command(flatten)]
+        adapter: AdapterArg,
+        #[arg(long, default_value_t = 26)]
+        depth: usize,
+        #[arg(long, default_value_t = 32)]
+        width: usize,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Shake variant, FORWARD-BACKWARD-LEVEL.
+        #[arg(long, default_value = "shake-shake-image")]
+        variant: String,
+        /// Timed steps (after two warm-up steps).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Print one JSON object instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Adapters => adapters(),
-        Command::Bench { what: BenchCommand::Ops { adapter, json, all_variants, batch_size, filter } } => {
+        Command::Bench {
+            what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter },
+        } => {
             let gpu = adapter.open()?;
             let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
@@ -77,8 +102,32 @@ fn main() -> Result<()> {
                     println!("{}", bench::format_figure(&f));
                 }
             };
-            bench::conv_figures(&gpu, batch_size, all_variants, &filter, print);
+            bench::conv_figures(&gpu, batch_size, width, all_variants, &filter, print);
             bench::other_figures(&gpu, batch_size, &filter, print);
+            Ok(())
+        }
+        Command::Bench {
+            what: BenchCommand::Train { adapter, depth, width, batch_size, variant, steps, json },
+        } => {
+            let config = shakeshake::model::ModelConfig::with_variant(depth, width, &variant)?;
+            let gpu = adapter.open()?;
+            let f = bench::train_figure(&gpu, config, batch_size, 2, steps);
+            if json {
+                println!("{}", serde_json::to_string(&f)?);
+            } else {
+                println!(
+                    "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches)",
+                    config.paper_name(),
+                    f.variant,
+                    f.batch,
+                    f.images_per_second,
+                    f.step_ms,
+                    f.dispatches_per_step
+                );
+                for (kind, ms, share) in &f.gpu_time {
+                    println!("  {kind:<34} {ms:9.2} ms {:5.1}%", share * 100.0);
+                }
+            }
             Ok(())
         }
     }

@@ -1,6 +1,7 @@
 //! Batch norm against `cpu::batch_norm`: training forward (with the running-statistics
 //! update), evaluation forward, backward; with and without the fused ReLU; and statistics
 //! over a full 128x32x32 batch with a large mean (a one-pass variance would lose it).
+//! Planes of odd sizes run the scalar kernels, multiples of 4 the vec4 ones.
 //! Tolerance 1e-4 of the largest reference value.
 
 mod common;
@@ -66,6 +67,8 @@ fn small_shapes_match_reference() {
         check(BnShape::new(1, 3, 5 * 7, relu), 0.0);
         check(BnShape::new(3, 5, 9, relu), 0.5);
         check(BnShape::new(2, 4, 1, relu), -1.0);
+        check(BnShape::new(3, 5, 8 * 8, relu), 0.25); // vec4 kernels
+        check(BnShape::new(1, 2, 12, relu), 0.0);
     }
 }
 

@@ -6,6 +6,8 @@
 /// Each `.wgsl` file under `shaders/`, by file name.
 pub const FILES: &[(&str, &str)] = &[
     wgsl("batch_norm.wgsl", include_str!("../../shaders/batch_norm.wgsl")),
+    wgsl("bn_scalar.wgsl", include_str!("../../shaders/bn_scalar.wgsl")),
+    wgsl("bn_vec4.wgsl", include_str!("../../shaders/bn_vec4.wgsl")),
     wgsl("conv2d_forward_gemm.wgsl", include_str!("../../shaders/conv2d_forward_gemm.wgsl")),
     wgsl("conv2d_forward_register.wgsl", include_str!("../../shaders/conv2d_forward_register.wgsl")),
     wgsl("conv2d_grad_input_gemm.wgsl", include_str!("../../shaders/conv2d_grad_input_gemm.wgsl")),
@@ -94,7 +96,8 @@ pub const MODULES: &[ModuleDef] = &[
         &["conv2d_params.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
     conv_module("reduce_splits", &["reduce_splits.wgsl"]),
-    module("batch_norm", &["grid.wgsl", "batch_norm.wgsl"]),
+    module("batch_norm_vec4", &["grid.wgsl", "bn_vec4.wgsl", "batch_norm.wgsl"]),
+    module("batch_norm_scalar", &["grid.wgsl", "bn_scalar.wgsl", "batch_norm.wgsl"]),
     module("relu", &["grid.wgsl", "relu.wgsl"]),
     module("shake", &["grid.wgsl", "step.wgsl", "random.wgsl", "shake.wgsl"]),
     module("pool", &["grid.wgsl", "pool.wgsl"]),

@@ -67,3 +67,47 @@ impl Gpu {
         ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6
     }
 }
+
+impl Gpu {
+    /// Milliseconds of each dispatch, each timed in its own pass (GPU timestamps; None when
+    /// the adapter has none). Pass boundaries add a little time of their own.
+    pub fn profile(&self, dispatches: &[&Dispatch]) -> Option<Vec<f64>> {
+        if !self.features.timestamps {
+            return None;
+        }
+        let mut times = vec![];
+        // A query set holds at most 4096 queries: two a dispatch.
+        for chunk in dispatches.chunks(2048) {
+            let count = 2 * chunk.len() as u32;
+            let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            });
+            let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile timestamps"),
+                size: 8 * count as u64,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            for (i, d) in chunk.iter().enumerate() {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&d.label),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &queries,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    }),
+                });
+                d.record(&mut pass);
+            }
+            encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
+            self.queue.submit([encoder.finish()]);
+            let ticks: Vec<u64> = self.read(&resolved);
+            let period_ns = self.queue.get_timestamp_period() as f64;
+            times.extend(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period_ns / 1e6));
+        }
+        Some(times)
+    }
+}

@@ -33,6 +33,16 @@ impl BatchNorm {
         BatchNorm { shape }
     }
 
+    /// Planes that are a multiple of 4 (every plane of the network) load vec4s.
+    fn module(&self) -> &'static str {
+        if self.shape.plane.is_multiple_of(4) { "batch_norm_vec4" } else { "batch_norm_scalar" }
+    }
+
+    fn elementwise_grid(&self) -> [u32; 3] {
+        let quad = if self.shape.plane.is_multiple_of(4) { 4 } else { 1 };
+        grid_1d(self.shape.len() / quad, 256)
+    }
+
     fn params(&self, gpu: &Gpu) -> wgpu::Buffer {
         let s = &self.shape;
         gpu.uniform(
@@ -52,7 +62,7 @@ impl BatchNorm {
     /// Training forward: batch statistics (running statistics updated), then y = bn(x).
     pub fn forward_train(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Vec<Dispatch> {
         let params = self.params(gpu);
-        let stats = Kernel::new(gpu, "batch_norm", "statistics", &[]).dispatch(
+        let stats = Kernel::new(gpu, self.module(), "statistics", &[]).dispatch(
             gpu,
             &[(0, (&params).into()), (1, x), (2, b.saved), (3, b.running)],
             [self.shape.channels as u32, 1, 1],
@@ -63,7 +73,7 @@ impl BatchNorm {
     /// Evaluation forward: y = bn(x) with the running statistics.
     pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Vec<Dispatch> {
         let params = self.params(gpu);
-        let stats = Kernel::new(gpu, "batch_norm", "eval_statistics", &[]).dispatch(
+        let stats = Kernel::new(gpu, self.module(), "eval_statistics", &[]).dispatch(
             gpu,
             &[(0, (&params).into()), (2, b.saved), (3, b.running)],
             grid_1d(self.shape.channels, 64),
@@ -72,10 +82,10 @@ impl BatchNorm {
     }
 
     fn normalize(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
-        Kernel::new(gpu, "batch_norm", "normalize", &[]).dispatch(
+        Kernel::new(gpu, self.module(), "normalize", &[]).dispatch(
             gpu,
             &[(0, params.into()), (1, x), (2, b.saved), (4, b.gamma_beta), (5, y)],
-            grid_1d(self.shape.len(), 256),
+            self.elementwise_grid(),
         )
     }
 
@@ -90,12 +100,12 @@ impl BatchNorm {
         dx: Slice,
     ) -> Vec<Dispatch> {
         let params = self.params(gpu);
-        let reduce = Kernel::new(gpu, "batch_norm", "backward_reduce", &[]).dispatch(
+        let reduce = Kernel::new(gpu, self.module(), "backward_reduce", &[]).dispatch(
             gpu,
             &[(0, (&params).into()), (1, x), (2, b.saved), (4, b.gamma_beta), (6, dy), (7, grad_gamma_beta)],
             [self.shape.channels as u32, 1, 1],
         );
-        let apply = Kernel::new(gpu, "batch_norm", "backward_apply", &[]).dispatch(
+        let apply = Kernel::new(gpu, self.module(), "backward_apply", &[]).dispatch(
             gpu,
             &[
                 (0, (&params).into()),
@@ -106,7 +116,7 @@ impl BatchNorm {
                 (7, grad_gamma_beta),
                 (8, dx),
             ],
-            grid_1d(self.shape.len(), 256),
+            self.elementwise_grid(),
         );
         vec![reduce, apply]
     }

@@ -188,6 +188,8 @@ impl Conv2d {
         let variant = self.variant(pass);
         assert!(variant.supports(gpu, pass, s), "{variant:?} cannot run {pass:?} of {s:?}");
         let splits = if pass == ConvPass::GradWeight { self.splits() } else { 1 };
+        // The register input gradient runs one z layer per (row, column) parity class.
+        let classes = s.stride * s.stride;
         let taps = s.cin * s.ksize * s.ksize;
         let (m, n) = match pass {
             ConvPass::Forward => (s.batch * s.out_h * s.out_w, s.cout),
@@ -198,14 +200,16 @@ impl Conv2d {
         let grid = match variant {
             ConvVariant::Tiled => [m.div_ceil(64) as u32, n.div_ceil(64) as u32, splits as u32],
             ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
-                let rows = match pass {
-                    ConvPass::Forward => s.batch * s.out_h * s.out_w.div_ceil(4),
-                    ConvPass::GradInput => s.batch * s.h * s.w.div_ceil(4),
-                    ConvPass::GradWeight => taps.div_ceil(4),
+                let (rows, layers) = match pass {
+                    ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(4), 1),
+                    ConvPass::GradInput => {
+                        (s.batch * s.h.div_ceil(s.stride) * s.w.div_ceil(s.stride).div_ceil(4), classes)
+                    }
+                    ConvPass::GradWeight => (taps.div_ceil(4), splits),
                 };
-                let wg = if rows * splits < SMALL_GRID { 8 } else { 64 };
+                let wg = if rows * layers < SMALL_GRID { 8 } else { 64 };
                 constants.push(("WG", wg as f64));
-                [rows.div_ceil(wg) as u32, n.div_ceil(32) as u32, splits as u32]
+                [rows.div_ceil(wg) as u32, n.div_ceil(32) as u32, layers as u32]
             }
         };
         (Kernel::new(gpu, variant.module(pass), "main", &constants), grid)
