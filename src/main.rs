@@ -1,9 +1,15 @@
 //! The `shakeshake` command line.
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use shakeshake::bench;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
+use shakeshake::model::Mode;
+use shakeshake::train::data::{self, CLASS_NAMES, Dataset, IMAGE_BYTES};
+use shakeshake::train::options::TrainOptions;
+use shakeshake::train::session::Session;
+use shakeshake::train::{checkpoint, download, trainer};
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +40,63 @@ impl AdapterArg {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train Shake-Shake on CIFAR-10 (the paper's recipe by default).
+    Train {
+        #[command(flatten)]
+        adapter: AdapterArg,
+        #[command(flatten)]
+        options: TrainOptions,
+        /// Where the run's files go: options.json, metrics.csv, curves.png, checkpoints.
+        /// Default: runs/<depth>-2x<width>d-seed<seed>.
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Continue the run in RUN_DIR from its last checkpoint, with the options it was started with.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// Download CIFAR-10 into --data first if it is not there.
+        #[arg(long)]
+        download: bool,
+        /// Stop after this many epochs of this invocation (continue later with --resume).
+        #[arg(long, value_name = "EPOCHS")]
+        stop_after: Option<usize>,
+    },
+    /// Test accuracy, overall and per class, of a checkpoint.
+    Eval {
+        #[command(flatten)]
+        adapter: AdapterArg,
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Folder holding cifar-10-batches-bin/ or cifar-10-binary.tar.gz.
+        #[arg(long, default_value = "assets")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Print one JSON object: accuracy, per_class, images.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10_000, hide = true)]
+        records_per_file: usize,
+    },
+    /// Classify images (PNG or JPEG, any size; resized to 32x32): the top 3 classes.
+    Predict {
+        #[command(flatten)]
+        adapter: AdapterArg,
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Fetch the official CIFAR-10 binary archive, check it and unpack it into --data.
+    Download {
+        #[arg(long, default_value = "assets")]
+        data: PathBuf,
+        #[arg(long, default_value = download::URL, hide = true)]
+        url: String,
+        #[arg(long, default_value = download::MD5, hide = true)]
+        md5: String,
+        #[arg(long, default_value_t = 10_000, hide = true)]
+        records_per_file: usize,
+    },
     /// List every adapter with its backend, device type, driver and the limits that matter.
     Adapters,
     /// Benchmarks.
@@ -89,6 +152,72 @@ enum BenchCommand {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Train { adapter, options, run_dir, resume, download: fetch, stop_after } => {
+            let (options, run_dir, resuming) = match resume {
+                Some(dir) => {
+                    let path = dir.join(trainer::OPTIONS_FILE);
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("{} is not a run directory (no {})", dir.display(), path.display())
+                    })?;
+                    (
+                        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
+                        dir,
+                        true,
+                    )
+                }
+                None => {
+                    let dir = run_dir.unwrap_or_else(|| trainer::default_run_dir(&options));
+                    if dir.join(trainer::CHECKPOINT_FILE).exists() {
+                        bail!(
+                            "{} already holds a run: continue it with --resume {}, or choose another --run-dir",
+                            dir.display(),
+                            dir.display()
+                        );
+                    }
+                    (options, dir, false)
+                }
+            };
+            if fetch && data::load(&options.data, Some(options.records_per_file)).is_err() {
+                download::download(&options.data, download::URL, download::MD5, options.records_per_file)?;
+            }
+            options.model()?;
+            // Check the data before opening a device: a missing file should not wait for one.
+            data::load(&options.data, Some(options.records_per_file))?;
+            trainer::train(adapter.open()?, &options, &run_dir, resuming, stop_after)?;
+            Ok(())
+        }
+        Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {
+            let (_, test) = data::load(&dir, Some(records_per_file))?;
+            let ckpt = checkpoint::load(&checkpoint, None)?;
+            let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
+            let sgd = shakeshake::cpu::sgd::SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
+            let graphs = session.graphs(Mode::Eval, batch_size.min(test.len()).max(1), test.len(), sgd);
+            let e = session.evaluate(&graphs, &test);
+            if json {
+                let per_class: serde_json::Map<String, serde_json::Value> =
+                    CLASS_NAMES.iter().zip(&e.per_class).map(|(n, a)| (n.to_string(), (*a).into())).collect();
+                let out = serde_json::json!({ "accuracy": e.accuracy, "per_class": per_class, "images": e.images, "loss": e.loss });
+                println!("{out}");
+            } else {
+                println!(
+                    "Shake-Shake {} ({}): test accuracy {:.2}% on {} images (loss {:.4})",
+                    ckpt.config.paper_name(),
+                    ckpt.config.variant_name(),
+                    100.0 * e.accuracy,
+                    e.images,
+                    e.loss
+                );
+                for (name, a) in CLASS_NAMES.iter().zip(&e.per_class) {
+                    println!("  {name:<11} {:6.2}%", 100.0 * a);
+                }
+            }
+            Ok(())
+        }
+        Command::Predict { adapter, checkpoint, images } => predict(&adapter, &checkpoint, &images),
+        Command::Download { data: dir, url, md5, records_per_file } => {
+            download::download(&dir, &url, &md5, records_per_file)?;
+            Ok(())
+        }
         Command::Adapters => adapters(),
         Command::Bench {
             what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter },
@@ -152,6 +281,44 @@ fn adapters() -> Result<()> {
             a.get_info().subgroup_max_size,
             a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
         );
+    }
+    Ok(())
+}
+
+/// Each image resized to 32x32 RGB, as CIFAR bytes (red plane, green, blue).
+fn load_image(path: &std::path::Path) -> Result<Vec<u8>> {
+    let img =
+        image::open(path).with_context(|| format!("reading {} (PNG or JPEG)", path.display()))?.to_rgb8();
+    let small = image::imageops::resize(&img, 32, 32, image::imageops::FilterType::Triangle);
+    let mut bytes = vec![0u8; IMAGE_BYTES];
+    for (x, y, p) in small.enumerate_pixels() {
+        for c in 0..3 {
+            bytes[c * 1024 + (y * 32 + x) as usize] = p[c];
+        }
+    }
+    Ok(bytes)
+}
+
+fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf]) -> Result<()> {
+    let ckpt = checkpoint::load(checkpoint, None)?;
+    let mut set = Dataset::default();
+    for path in images {
+        set.pixels.extend(load_image(path)?);
+        set.labels.push(0);
+    }
+    let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
+    let sgd = shakeshake::cpu::sgd::SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
+    let graphs = session.graphs(Mode::Eval, set.len(), set.len(), sgd);
+    let logits = session.logits(&graphs, &set);
+    for (path, row) in images.iter().zip(logits.chunks(10)) {
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+        let sum: f32 = exp.iter().sum();
+        let mut ranked: Vec<(usize, f32)> = exp.iter().map(|e| e / sum).enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> =
+            ranked[..3].iter().map(|(k, p)| format!("{} {:.1}%", CLASS_NAMES[*k], 100.0 * p)).collect();
+        println!("{}: {}", path.display(), top.join(", "));
     }
     Ok(())
 }

@@ -88,7 +88,7 @@ fn execute(
     for node in &g.nodes {
         match *node {
             Node::Prepare { out } => {
-                let augment = (g.mode == Mode::Train).then_some((batch.seed, batch.step));
+                let augment = g.augment.then_some((batch.seed, batch.step));
                 t[out] = cpu::prepare_batch::prepare(batch.pixels, norm.mean64(), norm.std64(), augment);
             }
             Node::Conv { shape, window, x, weight, out } => {

@@ -125,12 +125,6 @@ impl GpuParams {
     }
 }
 
-/// Buffers a graph's activations live in; a graph for a smaller batch of the same model can
-/// reuse a larger one's (the plans have the same structure, every buffer is smaller).
-pub struct Activations {
-    buffers: Vec<wgpu::Buffer>,
-}
-
 /// One graph made ready to run: every pipeline, buffer and bind group created.
 pub struct StepGraph {
     pub batch: usize,
@@ -138,12 +132,15 @@ pub struct StepGraph {
     dispatches: Vec<Dispatch>,
     pixels: wgpu::Buffer,
     labels: wgpu::Buffer,
-    activations: Activations,
+    /// Buffers the activations live in (see `plan`).
+    activations: Vec<wgpu::Buffer>,
     logits: (usize, u64),
     _scratch: Vec<wgpu::Buffer>,
 }
 
 impl StepGraph {
+    /// `share`: a graph of the same model (for another batch size) whose activation buffers
+    /// this one may use too, when they are large enough; the two must not run at once.
     pub fn new(
         gpu: &Gpu,
         graph: &Graph,
@@ -151,18 +148,15 @@ impl StepGraph {
         norm: &Normalization,
         sgd_settings: &SgdSettings,
         chooser: &mut VariantChooser,
-        reuse: Option<Activations>,
+        share: Option<&StepGraph>,
     ) -> StepGraph {
         let plan = BufferPlan::new(graph);
-        let buffers = match reuse {
+        let buffers = match share.map(|s| &s.activations) {
             Some(a)
-                if a.buffers.len() == plan.buffer_floats.len()
-                    && a.buffers
-                        .iter()
-                        .zip(&plan.buffer_floats)
-                        .all(|(b, f)| b.size() >= (*f * 4) as u64) =>
+                if a.len() == plan.buffer_floats.len()
+                    && a.iter().zip(&plan.buffer_floats).all(|(b, f)| b.size() >= (*f * 4) as u64) =>
             {
-                a.buffers
+                a.clone()
             }
             _ => plan
                 .buffer_floats
@@ -224,7 +218,7 @@ impl StepGraph {
                         batch: n,
                         mean: norm.mean,
                         std: norm.std,
-                        augment: graph.mode == Mode::Train,
+                        augment: graph.augment,
                     };
                     dispatches.push(prep.dispatch(gpu, step, (&pixels).into(), act(out)));
                 }
@@ -357,19 +351,21 @@ impl StepGraph {
             dispatches,
             pixels,
             labels,
-            activations: Activations { buffers },
+            activations: buffers,
             logits,
             _scratch: vec![scratch, saved],
         }
     }
 
-    /// Give up this graph, keeping its activation buffers for another.
-    pub fn into_activations(self) -> Activations {
-        self.activations
-    }
-
     /// Write a batch and the step uniform, record every dispatch, submit. Returns at once.
-    pub fn submit(&self, gpu: &Gpu, params: &GpuParams, pixels: &[u8], labels: &[u32], step: StepUniform) {
+    pub fn submit(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        pixels: &[u8],
+        labels: &[u32],
+        step: StepUniform,
+    ) -> wgpu::SubmissionIndex {
         assert_eq!(labels.len(), self.batch, "batch size");
         gpu.queue.write_buffer(&self.pixels, 0, pixels);
         gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
@@ -381,13 +377,13 @@ impl StepGraph {
                 d.record(&mut pass);
             }
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.queue.submit([encoder.finish()])
     }
 
     /// The logits of the last submitted batch (waits for it).
     pub fn read_logits(&self, gpu: &Gpu) -> Vec<f32> {
         let (buffer, bytes) = self.logits;
-        let all: Vec<f32> = gpu.read(&self.activations.buffers[buffer]);
+        let all: Vec<f32> = gpu.read(&self.activations[buffer]);
         all[..bytes as usize / 4].to_vec()
     }
 

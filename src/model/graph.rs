@@ -201,6 +201,8 @@ pub struct Graph {
     pub config: ModelConfig,
     pub mode: Mode,
     pub batch: usize,
+    /// Random crops and flips of the batch (training, unless turned off).
+    pub augment: bool,
     pub tensors: Vec<TensorInfo>,
     pub params: Vec<ParamSpec>,
     pub nodes: Vec<Node>,
@@ -219,6 +221,7 @@ impl Graph {
                 config,
                 mode,
                 batch,
+                augment: mode == Mode::Train,
                 tensors: vec![],
                 params: vec![],
                 nodes: vec![],
@@ -332,7 +335,10 @@ impl Declare {
         let logits = self.tensor("fc".into(), [n, CLASSES, 1, 1]);
         self.g.nodes.push(Node::Linear { linear, x: pooled, param, out: logits });
         self.g.logits = logits;
-        self.g.nodes.push(Node::Loss { logits });
+        // Evaluation reads the logits back instead (accuracy per class needs them anyway).
+        if self.g.mode == Mode::Train {
+            self.g.nodes.push(Node::Loss { logits });
+        }
     }
 
     /// Two branches ReLU-conv-BN-ReLU-conv-BN mixed by shake, plus the shortcut.

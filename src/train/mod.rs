@@ -1,3 +1,9 @@
 //! Training: data, the loop, checkpoints and what the user sees.
 
+pub mod checkpoint;
 pub mod data;
+pub mod download;
+pub mod options;
+pub mod plot;
+pub mod session;
+pub mod trainer;

@@ -34,3 +34,33 @@ pub fn assert_close(got: &[f32], want: &[f64], tolerance: f64, what: &str) {
     let err = max_relative_error(got, want);
     assert!(err <= tolerance, "{what}: relative error {err:.3e} over tolerance {tolerance:.1e}");
 }
+
+/// A small CIFAR-shaped data set in `dir`/cifar-10-batches-bin: `records` images a file (five
+/// training files and a test file), whose brightness and colour depend on the class, so a
+/// network can learn it quickly.
+pub fn tiny_cifar(dir: &std::path::Path, records: usize) {
+    use shakeshake::train::data::{Dataset, FOLDER, TEST_FILE, TRAIN_FILES, write_records};
+    let folder = dir.join(FOLDER);
+    std::fs::create_dir_all(&folder).unwrap();
+    for (f, name) in TRAIN_FILES.iter().chain([&TEST_FILE]).enumerate() {
+        let mut d = Dataset::default();
+        for i in 0..records {
+            let label = ((i * 7 + f) % 10) as u8;
+            d.labels.push(label);
+            d.pixels.extend((0..3072).map(|p| {
+                let noise = shakeshake::random::pcg_hash((f * 1_000_000 + i * 3072 + p) as u32) % 48;
+                let channel_boost = if p / 1024 == label as usize % 3 { 60 } else { 0 };
+                (noise + 18 * label as u32 + channel_boost) as u8
+            }));
+        }
+        write_records(&folder.join(name), &d).unwrap();
+    }
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shakeshake-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

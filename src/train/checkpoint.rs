@@ -1,0 +1,170 @@
+//! Checkpoints: safetensors files a PyTorch user can load. Weights are f32 in PyTorch's
+//! layouts under PyTorch-style names (`stem.conv.weight`, `stages.0.1.branch2.bn1.bias`,
+//! `fc.weight`, ...); SGD's momentum under `optimizer.momentum.<name>`; the architecture and
+//! training position in the header's metadata. Written atomically (temp file, then rename).
+
+use crate::model::{Graph, Mode, ModelConfig, ParamStore};
+use anyhow::{Context, Result, anyhow, bail};
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+const FORMAT: &str = "shakeshake-1";
+const MOMENTUM: &str = "optimizer.momentum.";
+
+/// Where training stood when the checkpoint was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    pub seed: u64,
+}
+
+pub struct Checkpoint {
+    pub config: ModelConfig,
+    pub params: ParamStore,
+    pub momentum: Vec<Vec<f32>>,
+    pub position: Position,
+}
+
+fn bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+/// Write atomically: a crash leaves the previous checkpoint whole.
+pub fn save(path: &Path, c: &Checkpoint) -> Result<()> {
+    let mut tensors: Vec<(String, TensorView)> = vec![];
+    for ((spec, values), momentum) in c.params.specs.iter().zip(&c.params.values).zip(&c.momentum) {
+        for (name, shape, range) in spec.tensors() {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes(&values[range.clone()]))?;
+            tensors.push((name.clone(), view));
+            if spec.trainable() {
+                let m = TensorView::new(Dtype::F32, shape, bytes(&momentum[range]))?;
+                tensors.push((format!("{MOMENTUM}{name}"), m));
+            }
+        }
+    }
+    let cfg = &c.config;
+    let meta: HashMap<String, String> = [
+        ("format", FORMAT.to_string()),
+        ("depth", cfg.depth.to_string()),
+        ("width", cfg.width.to_string()),
+        ("variant", cfg.variant_name()),
+        ("epoch", c.position.epoch.to_string()),
+        ("step", c.position.step.to_string()),
+        ("seed", c.position.seed.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let data = safetensors::serialize(tensors, Some(meta))?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Read a checkpoint; if `expect` is given, its architecture must match.
+pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
+    let data = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&data)
+        .map_err(|e| anyhow!("{} is not a safetensors checkpoint: {e}", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        bail!(
+            "{} was not written by shakeshake (no \"format\": \"{FORMAT}\" in its metadata)",
+            path.display()
+        );
+    }
+    let field = |k: &str| -> Result<&String> {
+        meta.get(k).ok_or_else(|| anyhow!("{}: metadata has no {k:?}", path.display()))
+    };
+    let number = |k: &str| -> Result<u64> {
+        field(k)?.parse().with_context(|| format!("{}: metadata {k:?} is not a number", path.display()))
+    };
+    let config =
+        ModelConfig::with_variant(number("depth")? as usize, number("width")? as usize, field("variant")?)?;
+    if let Some(want) = expect
+        && *want != config
+    {
+        bail!(
+            "{} holds Shake-Shake {} ({}), but this run is Shake-Shake {} ({}): use the same --depth, --width \
+             and --variant, or another checkpoint",
+            path.display(),
+            config.paper_name(),
+            config.variant_name(),
+            want.paper_name(),
+            want.variant_name()
+        );
+    }
+    let st = safetensors::SafeTensors::deserialize(&data)?;
+    let specs = Graph::build(config, 1, Mode::Eval).params;
+    let mut values = vec![];
+    let mut momentum = vec![];
+    for spec in &specs {
+        let mut v = vec![0.0f32; spec.len()];
+        let mut m = vec![0.0f32; spec.len()];
+        for (name, shape, range) in spec.tensors() {
+            let read = |name: &str, into: &mut [f32]| -> Result<()> {
+                let t = st.tensor(name).map_err(|_| anyhow!("{} has no tensor {name}", path.display()))?;
+                if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+                    bail!(
+                        "{}: {name} is {:?} {:?}, expected F32 {:?}",
+                        path.display(),
+                        t.dtype(),
+                        t.shape(),
+                        shape
+                    );
+                }
+                into.copy_from_slice(bytemuck::pod_collect_to_vec::<u8, f32>(t.data()).as_slice());
+                Ok(())
+            };
+            read(&name, &mut v[range.clone()])?;
+            if spec.trainable() {
+                read(&format!("{MOMENTUM}{name}"), &mut m[range])?;
+            }
+        }
+        values.push(v);
+        momentum.push(m);
+    }
+    let position =
+        Position { epoch: number("epoch")? as usize, step: number("step")?, seed: number("seed")? };
+    Ok(Checkpoint { config, params: ParamStore { specs, values }, momentum, position })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_another_architecture() {
+        let config = ModelConfig::new(8, 4).unwrap();
+        let specs = Graph::build(config, 1, Mode::Eval).params;
+        let params = ParamStore::init(&specs, 3);
+        let momentum: Vec<Vec<f32>> =
+            params.values.iter().map(|v| v.iter().map(|x| x * 0.5).collect()).collect();
+        let position = Position { epoch: 2, step: 40, seed: 9 };
+        let dir = std::env::temp_dir().join(format!("shakeshake-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.safetensors");
+        save(&path, &Checkpoint { config, params: params.clone(), momentum: momentum.clone(), position })
+            .unwrap();
+        let back = load(&path, Some(&config)).unwrap();
+        assert_eq!(back.params, params);
+        assert_eq!(back.position, position);
+        for ((spec, m), want) in specs.iter().zip(&back.momentum).zip(&momentum) {
+            if spec.trainable() {
+                assert_eq!(m, want);
+            }
+        }
+        let other = ModelConfig::new(8, 6).unwrap();
+        let err = load(&path, Some(&other)).err().unwrap().to_string();
+        assert!(err.contains("8 2x4d") && err.contains("8 2x6d"), "{err}");
+        std::fs::write(&path, b"not a checkpoint").unwrap();
+        assert!(load(&path, None).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

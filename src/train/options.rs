@@ -1,0 +1,60 @@
+//! Everything a training run is made of; saved as `options.json` in the run directory, so
+//! `--resume` continues with exactly the same settings.
+
+use crate::model::ModelConfig;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// The paper's recipe by default: batch 128, lr 0.2 with cosine annealing per iteration,
+/// Nesterov momentum 0.9, weight decay 1e-4, 1800 epochs.
+#[derive(clap::Args, serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// Depth 6n + 2: n residual blocks a stage (26 is the paper's CIFAR-10 network).
+    #[arg(long, default_value_t = 26)]
+    pub depth: usize,
+    /// Width k of the first stage (stages have k, 2k, 4k channels): 32, 64, 96 or 112 in the paper.
+    #[arg(long, default_value_t = 32)]
+    pub width: usize,
+    /// Shake variant FORWARD-BACKWARD-LEVEL: forward shake|even, backward shake|even|keep,
+    /// level batch|image.
+    #[arg(long, default_value = "shake-shake-image")]
+    pub variant: String,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 1800)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Initial learning rate, annealed to 0 by a cosine over all iterations.
+    #[arg(long, default_value_t = 0.2)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// L2 weight decay, on every parameter.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Seeds the initial weights, the data order, the crops and flips, and the shake coefficients.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub test_subset: Option<usize>,
+    /// Train without random crops and flips.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_augment: bool,
+    /// Folder holding cifar-10-batches-bin/ or cifar-10-binary.tar.gz.
+    #[arg(long, default_value = "assets")]
+    pub data: PathBuf,
+    /// Records each data file must hold (the official files hold 10,000).
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub records_per_file: usize,
+}
+
+impl TrainOptions {
+    pub fn model(&self) -> Result<ModelConfig> {
+        ModelConfig::with_variant(self.depth, self.width, &self.variant)
+    }
+}

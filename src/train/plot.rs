@@ -1,0 +1,82 @@
+//! curves.png: loss (left) and accuracy (right) per epoch, drawn with the `image` crate.
+//! Train is blue, test is orange; each panel's axis runs from 0 to its largest value.
+
+use super::trainer::EpochRow;
+use anyhow::{Context, Result};
+use image::{Rgb, RgbImage};
+use std::path::Path;
+
+const PANEL: (u32, u32) = (400, 260);
+const MARGIN: u32 = 30;
+const TRAIN: Rgb<u8> = Rgb([31, 119, 180]);
+const TEST: Rgb<u8> = Rgb([255, 127, 14]);
+const GRID: Rgb<u8> = Rgb([225, 225, 225]);
+const AXIS: Rgb<u8> = Rgb([90, 90, 90]);
+
+/// Draws the curves of `rows` (nothing to draw for no rows: no file).
+pub fn write_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut img = RgbImage::from_pixel(2 * PANEL.0, PANEL.1, Rgb([255, 255, 255]));
+    let loss: Vec<[f64; 2]> = rows.iter().map(|r| [r.train_loss, r.test_loss]).collect();
+    let acc: Vec<[f64; 2]> = rows.iter().map(|r| [r.train_accuracy, r.test_accuracy]).collect();
+    panel(&mut img, 0, &loss, None);
+    panel(&mut img, PANEL.0, &acc, Some(1.0));
+    img.save(path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// One panel at x offset `x0`: gridlines at tenths of the range, the two series.
+fn panel(img: &mut RgbImage, x0: u32, series: &[[f64; 2]], top: Option<f64>) {
+    let finite = series.iter().flatten().filter(|v| v.is_finite());
+    let top = top.unwrap_or_else(|| finite.fold(1e-9, |m: f64, v| m.max(*v)) * 1.05);
+    let (w, h) = (PANEL.0 - 2 * MARGIN, PANEL.1 - 2 * MARGIN);
+    for i in 0..=10 {
+        let y = MARGIN + h - h * i / 10;
+        for x in 0..=w {
+            img.put_pixel(x0 + MARGIN + x, y, if i == 0 { AXIS } else { GRID });
+        }
+    }
+    for y in 0..=h {
+        img.put_pixel(x0 + MARGIN, MARGIN + y, AXIS);
+    }
+    let point = |i: usize, v: f64| {
+        let x =
+            if series.len() > 1 { w as f64 * i as f64 / (series.len() - 1) as f64 } else { w as f64 / 2.0 };
+        let y = h as f64 * (1.0 - (v / top).clamp(0.0, 1.0));
+        (x0 as f64 + MARGIN as f64 + x, MARGIN as f64 + y)
+    };
+    for (k, color) in [(0, TRAIN), (1, TEST)] {
+        let pts: Vec<(f64, f64)> = series
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v[k].is_finite())
+            .map(|(i, v)| point(i, v[k]))
+            .collect();
+        for pair in pts.windows(2) {
+            line(img, pair[0], pair[1], color);
+        }
+        for p in &pts {
+            dot(img, *p, color);
+        }
+    }
+}
+
+fn line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), color: Rgb<u8>) {
+    let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) * 2.0).ceil().max(1.0) as usize;
+    for s in 0..=steps {
+        let t = s as f64 / steps as f64;
+        dot(img, (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t), color);
+    }
+}
+
+fn dot(img: &mut RgbImage, p: (f64, f64), color: Rgb<u8>) {
+    for dx in -1..=1 {
+        for dy in -1..=1 {
+            let (x, y) = (p.0 as i64 + dx, p.1 as i64 + dy);
+            if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
+                img.put_pixel(x as u32, y as u32, color);
+            }
+        }
+    }
+}

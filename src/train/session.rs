@@ -1,0 +1,150 @@
+//! A model on a device: parameters in GPU buffers and the graphs that train and evaluate it
+//! (one for full batches, one for the last, smaller batch of an epoch, sharing buffers).
+
+use super::data::{Dataset, IMAGE_BYTES, Normalization};
+use crate::cpu::sgd::SgdSettings;
+use crate::gpu::Gpu;
+use crate::model::gpu_exec::{GpuParams, StepGraph};
+use crate::model::{Graph, Mode, ModelConfig, ParamStore};
+use crate::ops::StepUniform;
+use crate::ops::variants::VariantChooser;
+use anyhow::{Result, bail};
+
+/// A full-batch graph and, when the data does not divide into full batches, one for the rest.
+pub struct Graphs {
+    pub full: StepGraph,
+    pub rest: Option<StepGraph>,
+}
+
+impl Graphs {
+    fn new(s: &GraphSettings, mode: Mode, batch: usize, images: usize) -> Graphs {
+        let build = |n, share| {
+            let mut graph = Graph::build(s.config, n, mode);
+            graph.augment &= s.augment;
+            StepGraph::new(s.gpu, &graph, s.params, &s.norm, &s.sgd, &mut s.chooser.borrow_mut(), share)
+        };
+        let full = build(batch.min(images), None);
+        let rest_size = images % batch;
+        let rest = (images > batch && rest_size > 0).then(|| build(rest_size, Some(&full)));
+        Graphs { full, rest }
+    }
+
+    /// The graph for a batch of `n` images.
+    pub fn for_batch(&self, n: usize) -> &StepGraph {
+        if n == self.full.batch {
+            &self.full
+        } else {
+            self.rest.as_ref().filter(|g| g.batch == n).expect("a graph for every batch size")
+        }
+    }
+}
+
+struct GraphSettings<'a> {
+    gpu: &'a Gpu,
+    config: ModelConfig,
+    params: &'a GpuParams,
+    norm: Normalization,
+    sgd: SgdSettings,
+    augment: bool,
+    chooser: &'a std::cell::RefCell<VariantChooser>,
+}
+
+pub struct Session {
+    pub gpu: Gpu,
+    pub config: ModelConfig,
+    pub params: GpuParams,
+    pub norm: Normalization,
+    /// Random crops and flips when training (on unless turned off).
+    pub augment: bool,
+}
+
+/// Accuracy on a data set, overall and per class, and the mean loss.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub per_class: Vec<f64>,
+    pub loss: f64,
+    pub images: usize,
+}
+
+impl Session {
+    pub fn new(
+        gpu: Gpu,
+        config: ModelConfig,
+        store: &ParamStore,
+        momentum: Option<&[Vec<f32>]>,
+    ) -> Result<Session> {
+        if max_batch(&gpu, config) == 0 {
+            bail!(
+                "{} cannot hold one image's activations of Shake-Shake {} in a storage binding: use a smaller --width",
+                gpu.describe(),
+                config.paper_name()
+            );
+        }
+        let params = GpuParams::upload(&gpu, store, momentum);
+        Ok(Session { gpu, config, params, norm: Normalization::CIFAR10, augment: true })
+    }
+
+    /// Graphs for `mode` over `images` images in batches of `batch`.
+    pub fn graphs(&self, mode: Mode, batch: usize, images: usize, sgd: SgdSettings) -> Graphs {
+        let chooser = std::cell::RefCell::new(VariantChooser::for_adapter(&self.gpu));
+        let settings = GraphSettings {
+            gpu: &self.gpu,
+            config: self.config,
+            params: &self.params,
+            norm: self.norm,
+            sgd,
+            augment: self.augment,
+            chooser: &chooser,
+        };
+        Graphs::new(&settings, mode, batch, images)
+    }
+
+    /// Logits of every image of `data` (in order), through `graphs` (evaluation mode).
+    pub fn logits(&self, graphs: &Graphs, data: &Dataset) -> Vec<f32> {
+        let batch = graphs.full.batch;
+        let mut logits = Vec::with_capacity(data.len() * 10);
+        for start in (0..data.len()).step_by(batch) {
+            let n = batch.min(data.len() - start);
+            let g = graphs.for_batch(n);
+            let pixels = &data.pixels[start * IMAGE_BYTES..(start + n) * IMAGE_BYTES];
+            g.submit(&self.gpu, &self.params, pixels, &vec![0; n], StepUniform::default());
+            logits.extend(g.read_logits(&self.gpu));
+        }
+        logits
+    }
+
+    pub fn evaluate(&self, graphs: &Graphs, data: &Dataset) -> Evaluation {
+        let logits = self.logits(graphs, data);
+        score(&logits, &data.labels)
+    }
+}
+
+/// Accuracy, per-class accuracy and mean cross-entropy of logits against labels.
+pub fn score(logits: &[f32], labels: &[u8]) -> Evaluation {
+    let classes = 10;
+    let mut right = vec![0usize; classes];
+    let mut seen = vec![0usize; classes];
+    let mut loss = 0.0;
+    for (row, &label) in logits.chunks(classes).zip(labels) {
+        let row: Vec<f64> = row.iter().map(|v| *v as f64).collect();
+        let (l, correct) = crate::cpu::cross_entropy::forward(&row, &[label as u32], classes);
+        loss += l;
+        seen[label as usize] += 1;
+        right[label as usize] += correct;
+    }
+    let images = labels.len();
+    Evaluation {
+        accuracy: right.iter().sum::<usize>() as f64 / images.max(1) as f64,
+        per_class: right.iter().zip(&seen).map(|(r, s)| *r as f64 / (*s).max(1) as f64).collect(),
+        loss: loss / images.max(1) as f64,
+        images,
+    }
+}
+
+/// The largest batch whose activations fit one storage binding of this device (the widest
+/// activation is the first stage's: 32 x 32 x max(16, width) floats an image).
+pub fn max_batch(gpu: &Gpu, config: ModelConfig) -> usize {
+    let per_image = 32 * 32 * config.width.max(16) * 4;
+    gpu.limits.max_storage_buffer_binding_size as usize / per_image
+}

@@ -1,0 +1,89 @@
+//! Training end to end through the library: a tiny network learns, runs repeat bit for bit,
+//! and a resumed run equals an uninterrupted one.
+
+mod common;
+use common::*;
+use shakeshake::gpu::{AdapterChoice, Gpu};
+use shakeshake::train::checkpoint;
+use shakeshake::train::options::TrainOptions;
+use shakeshake::train::trainer::{self, CHECKPOINT_FILE};
+use std::path::Path;
+
+fn options(data: &Path) -> TrainOptions {
+    TrainOptions {
+        depth: 8,
+        width: 8,
+        variant: "shake-shake-image".into(),
+        epochs: 3,
+        batch_size: 32,
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        seed: 4,
+        train_subset: Some(80),
+        test_subset: Some(20),
+        no_augment: false,
+        data: data.to_path_buf(),
+        records_per_file: 20,
+    }
+}
+
+fn device() -> Gpu {
+    Gpu::open(&AdapterChoice::from_flag_or_env(None)).unwrap()
+}
+
+#[test]
+fn a_tiny_network_drives_the_loss_on_64_images_to_near_zero() {
+    let dir = temp_dir("learn");
+    tiny_cifar(&dir, 20);
+    // Without augmentation or random shake coefficients the loss can reach zero.
+    let opts = TrainOptions {
+        variant: "even-even-batch".into(),
+        epochs: 40,
+        batch_size: 64,
+        train_subset: Some(64),
+        test_subset: Some(10),
+        no_augment: true,
+        lr: 0.1,
+        ..options(&dir)
+    };
+    let rows = trainer::train(device(), &opts, &dir.join("run"), false, None).unwrap();
+    let first = rows.first().unwrap().train_loss;
+    let last = rows.last().unwrap();
+    assert!(first > 1.5, "the first epoch's loss {first} should be near ln 10");
+    assert!(last.train_loss < 0.05, "loss after 40 steps: {}", last.train_loss);
+    assert_eq!(last.train_accuracy, 1.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn same_seed_same_run_and_resume_equals_uninterrupted() {
+    let dir = temp_dir("resume");
+    tiny_cifar(&dir, 20);
+    let opts = options(&dir);
+    let gpu = device();
+    let straight = trainer::train(gpu.clone(), &opts, &dir.join("a"), false, None).unwrap();
+    let again = trainer::train(gpu.clone(), &opts, &dir.join("b"), false, None).unwrap();
+    trainer::train(gpu.clone(), &opts, &dir.join("c"), false, Some(2)).unwrap();
+    let resumed = trainer::train(gpu, &opts, &dir.join("c"), true, None).unwrap();
+
+    let losses = |rows: &[trainer::EpochRow]| {
+        rows.iter()
+            .map(|r| (r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(straight.len(), 3);
+    assert_eq!(losses(&straight), losses(&again), "same seed, same losses");
+    assert_eq!(losses(&straight), losses(&resumed), "resumed run differs");
+    let weights = |run: &str| checkpoint::load(&dir.join(run).join(CHECKPOINT_FILE), None).unwrap();
+    let (a, b, c) = (weights("a"), weights("b"), weights("c"));
+    assert_eq!(a.params, b.params, "same seed, same weights, bit for bit");
+    assert_eq!(a.params, c.params, "resumed weights differ from the uninterrupted run's");
+    assert_eq!(a.momentum, c.momentum);
+    assert_eq!(a.position, c.position);
+
+    let other_seed = TrainOptions { seed: 5, ..opts };
+    let different = trainer::train(device(), &other_seed, &dir.join("d"), false, None).unwrap();
+    assert_ne!(losses(&straight), losses(&different), "the seed should matter");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
