@@ -168,6 +168,9 @@ pub fn load(dir: &Path, records_per_file: Option<usize>) -> Result<(Dataset, Dat
             }
         }
     }
+    // An archive lists its files in any order; the data set's order is the official one.
+    let rank = |name: &str| TRAIN_FILES.iter().chain([&TEST_FILE]).position(|f| name.ends_with(f));
+    files.sort_by_key(|(name, _)| rank(name));
     let (mut train, mut test) = (Dataset::default(), Dataset::default());
     for (name, bytes) in &files {
         let into = if name.ends_with(TEST_FILE) { &mut test } else { &mut train };

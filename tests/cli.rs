@@ -1,0 +1,201 @@
+//! The command line end to end on a tiny data set the test writes: train, eval, predict,
+//! adapters, download (from a local HTTP server), and clear errors for bad data that leave
+//! nothing behind.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn shakeshake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shakeshake")).args(args).output().expect("running shakeshake")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+const TINY: [&str; 14] = [
+    "--depth",
+    "8",
+    "--width",
+    "4",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--train-subset",
+    "40",
+    "--records-per-file",
+    "20",
+    "--lr",
+    "0.05",
+];
+
+fn train_args<'a>(data: &'a str, run: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["train", "--data", data, "--run-dir", run];
+    args.extend(TINY);
+    args
+}
+
+#[track_caller]
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    let t = text(out);
+    assert!(!out.status.success(), "should have failed:\n{t}");
+    for n in needles {
+        assert!(t.contains(n), "the error should mention {n:?}:\n{t}");
+    }
+}
+
+#[test]
+fn bad_data_is_a_clear_error_and_nothing_is_written() {
+    let dir = temp_dir("bad-data");
+    let run = dir.join("run");
+    let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
+    let folder = dir.join("cifar-10-batches-bin");
+
+    let empty = shakeshake(&train_args(d, r));
+    assert_fails_with(&empty, &["no CIFAR-10 data", "download"]);
+
+    tiny_cifar(&dir, 20);
+    let file = folder.join("data_batch_3.bin");
+    let good = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &good[..good.len() - 100]).unwrap();
+    assert_fails_with(&shakeshake(&train_args(d, r)), &["data_batch_3.bin", "truncated", "record 19"]);
+
+    let mut bad_label = good.clone();
+    bad_label[5 * 3073] = 10;
+    std::fs::write(&file, &bad_label).unwrap();
+    assert_fails_with(&shakeshake(&train_args(d, r)), &["data_batch_3.bin", "record 5", "label 10"]);
+
+    std::fs::write(&file, &good).unwrap();
+    std::fs::remove_file(folder.join("test_batch.bin")).unwrap();
+    assert_fails_with(&shakeshake(&train_args(d, r)), &["test_batch.bin", "download"]);
+    assert!(!run.exists(), "a failed start must not create the run directory");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn train_eval_predict_and_adapters() {
+    let dir = temp_dir("cli");
+    tiny_cifar(&dir, 20);
+    let run = dir.join("run");
+    let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
+    let out = shakeshake(&train_args(d, r));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("epoch    1/1"), "{}", text(&out));
+    for f in ["options.json", "metrics.csv", "curves.png", "checkpoint.safetensors", "model.safetensors"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+
+    // A second start in the same directory refuses and leaves the run alone.
+    let before = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    assert_fails_with(&shakeshake(&train_args(d, r)), &["--resume"]);
+    assert_eq!(before, std::fs::read(run.join("checkpoint.safetensors")).unwrap());
+
+    let model = run.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    let out = shakeshake(&["eval", "--checkpoint", m, "--data", d, "--records-per-file", "20", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["images"], 20);
+    let accuracy = json["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    assert_eq!(json["per_class"].as_object().unwrap().len(), 10);
+    assert!(json["per_class"]["airplane"].is_number());
+
+    let (a, b) = (dir.join("a.png"), dir.join("b.jpg"));
+    image::RgbImage::from_fn(50, 40, |x, y| image::Rgb([x as u8 * 5, y as u8 * 6, 90])).save(&a).unwrap();
+    image::RgbImage::from_fn(32, 32, |x, _| image::Rgb([200, x as u8, 20])).save(&b).unwrap();
+    let out = shakeshake(&["predict", "--checkpoint", m, a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(stdout.lines().all(|l| l.matches('%').count() == 3), "top 3 with probabilities:\n{stdout}");
+
+    let out = shakeshake(&["adapters"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("0: "), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Serves `body` to every request on a loopback port, for a bounded number of requests.
+fn serve(body: Vec<u8>, requests: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut request = vec![0u8; 4096];
+            let _ = stream.read(&mut request);
+            let header =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(header.as_bytes()).and_then(|_| stream.write_all(&body));
+        }
+    });
+    url
+}
+
+fn archive_of(dir: &Path) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(vec![], flate2::Compression::fast()));
+    tar.append_dir_all("cifar-10-batches-bin", dir.join("cifar-10-batches-bin")).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn download_verifies_and_unpacks_atomically() {
+    let source = temp_dir("download-source");
+    tiny_cifar(&source, 20);
+    let archive = archive_of(&source);
+    let md5: String = {
+        use md5::Digest;
+        md5::Md5::digest(&archive).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let url = serve(archive, 2);
+    let target = temp_dir("download-target");
+    let t = target.to_str().unwrap();
+
+    let wrong = shakeshake(&[
+        "download",
+        "--data",
+        t,
+        "--url",
+        &url,
+        "--md5",
+        &"0".repeat(32),
+        "--records-per-file",
+        "20",
+    ]);
+    assert_fails_with(&wrong, &["md5", "expected"]);
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "a failed download leaves nothing");
+
+    let out =
+        shakeshake(&["download", "--data", t, "--url", &url, "--md5", &md5, "--records-per-file", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let names: Vec<String> =
+        std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["cifar-10-batches-bin"], "only the data set, no partial files");
+    let (train, test) = shakeshake::train::data::load(&target, Some(20)).unwrap();
+    assert_eq!((train.len(), test.len()), (100, 20));
+    for d in [source, target] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn reads_the_official_archive_directly() {
+    let source = temp_dir("archive-source");
+    tiny_cifar(&source, 20);
+    let dir = temp_dir("archive");
+    std::fs::write(dir.join("cifar-10-binary.tar.gz"), archive_of(&source)).unwrap();
+    let (train, test) = shakeshake::train::data::load(&dir, Some(20)).unwrap();
+    let (train_folder, _) = shakeshake::train::data::load(&source, Some(20)).unwrap();
+    assert_eq!((train.len(), test.len()), (100, 20));
+    assert_eq!(train.pixels, train_folder.pixels);
+    assert_eq!(train.labels, train_folder.labels);
+    for d in [source, dir] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
