@@ -22,11 +22,13 @@ pub struct TrainOptions {
     /// Passes over the training set.
     #[arg(long, default_value_t = 1800)]
     pub epochs: usize,
+    /// Images a step (the last batch of an epoch keeps the rest).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Initial learning rate, annealed to 0 by a cosine over all iterations.
     #[arg(long, default_value_t = 0.2)]
     pub lr: f64,
+    /// Nesterov momentum of SGD.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
     /// L2 weight decay, on every parameter.
