@@ -80,7 +80,8 @@ impl VariantChooser {
         let text = serde_json::to_string_pretty(&self.choices).expect("choices serialise");
         // Best effort: a read-only cache directory only costs a measurement next time.
         // Several processes and threads may save at once: each writes its own file first.
-        let tmp = path.with_extension(format!("{}-{:?}.tmp", std::process::id(), std::thread::current().id()));
+        let tmp =
+            path.with_extension(format!("{}-{:?}.tmp", std::process::id(), std::thread::current().id()));
         let _ = std::fs::create_dir_all(path.parent().expect("cache path has a parent"))
             .and_then(|_| std::fs::write(&tmp, text))
             .and_then(|_| std::fs::rename(&tmp, path));
