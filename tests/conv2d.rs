@@ -90,28 +90,26 @@ fn grad_input_matches_reference_and_accumulates() {
     }
 }
 
+/// The weight gradient of `conv` on the GPU, in PyTorch's layout.
+fn gpu_grad_weight(conv: &Conv2d, d: &Data) -> Vec<f32> {
+    let (gpu, s) = (gpu(), conv.shape);
+    let (x, dy) = (upload(gpu, &d.x), upload(gpu, &d.dy));
+    let dw = gpu.storage("dw", s.weight_len());
+    let scratch = gpu.storage("scratch", conv.scratch_floats());
+    let window = ChannelWindow::whole(&s);
+    let dispatches =
+        conv.grad_weight(gpu, (&x).into(), (&dy).into(), (&dw).into(), window, Some((&scratch).into()));
+    gpu.run(&dispatches.iter().collect::<Vec<_>>());
+    conv_weight_from_gpu(&download(gpu, &dw), s.cout, s.cin, s.ksize)
+}
+
 #[test]
 fn grad_weight_matches_reference() {
-    let gpu = gpu();
     for s in shapes() {
         let d = data(&s);
         let want = cpu::conv2d::grad_weight(&s, &d.x, &d.dy);
         for v in variants_for(ConvPass::GradWeight, &s) {
-            let conv = Conv2d::with_variants(s, [v; 3]);
-            let (x, dy) = (upload(gpu, &d.x), upload(gpu, &d.dy));
-            let dw = gpu.storage("dw", s.weight_len());
-            let scratch = gpu.storage("scratch", conv.scratch_floats());
-            let window = ChannelWindow::whole(&s);
-            let dispatches = conv.grad_weight(
-                gpu,
-                (&x).into(),
-                (&dy).into(),
-                (&dw).into(),
-                window,
-                Some((&scratch).into()),
-            );
-            gpu.run(&dispatches.iter().collect::<Vec<_>>());
-            let got = conv_weight_from_gpu(&download(gpu, &dw), s.cout, s.cin, s.ksize);
+            let got = gpu_grad_weight(&Conv2d::with_variants(s, [v; 3]), &d);
             assert_close(&got, &want, TOLERANCE, &format!("grad_weight {v:?} {s:?}"));
         }
     }
@@ -121,22 +119,13 @@ fn grad_weight_matches_reference() {
 /// within 1e-4 of the f64 sum.
 #[test]
 fn grad_weight_over_a_full_batch_stays_accurate() {
-    let gpu = gpu();
     let s = Conv2dShape::new(128, 2, 32, 32, 4, 3, 1, 1);
     let d = data(&s);
     let want = cpu::conv2d::grad_weight(&s, &d.x, &d.dy);
     for v in variants_for(ConvPass::GradWeight, &s) {
         let conv = Conv2d::with_variants(s, [v; 3]);
         assert!(conv.splits() > 1);
-        let (x, dy) = (upload(gpu, &d.x), upload(gpu, &d.dy));
-        let dw = gpu.storage("dw", s.weight_len());
-        let scratch = gpu.storage("scratch", conv.scratch_floats());
-        let window = ChannelWindow::whole(&s);
-        let dispatches =
-            conv.grad_weight(gpu, (&x).into(), (&dy).into(), (&dw).into(), window, Some((&scratch).into()));
-        gpu.run(&dispatches.iter().collect::<Vec<_>>());
-        let got = conv_weight_from_gpu(&download(gpu, &dw), s.cout, s.cin, s.ksize);
-        assert_close(&got, &want, TOLERANCE, &format!("full-batch grad_weight {v:?}"));
+        assert_close(&gpu_grad_weight(&conv, &d), &want, TOLERANCE, &format!("full-batch grad_weight {v:?}"));
     }
 }
 
