@@ -308,7 +308,7 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
     }
     let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
     let sgd = shakeshake::cpu::sgd::SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
-    let graphs = session.graphs(Mode::Eval, set.len(), set.len(), sgd);
+    let graphs = session.graphs(Mode::Eval, set.len().min(128), set.len(), sgd);
     let logits = session.logits(&graphs, &set);
     for (path, row) in images.iter().zip(logits.chunks(10)) {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

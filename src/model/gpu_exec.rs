@@ -128,7 +128,6 @@ impl GpuParams {
 /// One graph made ready to run: every pipeline, buffer and bind group created.
 pub struct StepGraph {
     pub batch: usize,
-    pub mode: Mode,
     dispatches: Vec<Dispatch>,
     pixels: wgpu::Buffer,
     labels: wgpu::Buffer,
@@ -347,7 +346,6 @@ impl StepGraph {
         let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
         StepGraph {
             batch: n,
-            mode: graph.mode,
             dispatches,
             pixels,
             labels,
@@ -385,10 +383,6 @@ impl StepGraph {
         let (buffer, bytes) = self.logits;
         let all: Vec<f32> = gpu.read(&self.activations[buffer]);
         all[..bytes as usize / 4].to_vec()
-    }
-
-    pub fn dispatch_count(&self) -> usize {
-        self.dispatches.len()
     }
 
     pub fn dispatches(&self) -> &[Dispatch] {
