@@ -8,7 +8,7 @@ use image::{Rgb, RgbImage};
 use std::path::Path;
 
 const PANEL: (u32, u32) = (400, 260);
-const MARGIN: u32 = 30;
+const MARGIN: u32 = 40;
 const TRAIN: Rgb<u8> = Rgb([31, 119, 180]);
 const TEST: Rgb<u8> = Rgb([255, 127, 14]);
 const GRID: Rgb<u8> = Rgb([225, 225, 225]);
@@ -24,10 +24,11 @@ pub fn write_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
     let acc: Vec<[f64; 2]> = rows.iter().map(|r| [r.train_accuracy, r.test_accuracy]).collect();
     let loss_top = panel(&mut img, 0, &loss, None);
     panel(&mut img, PANEL.0, &acc, Some(1.0));
-    text(&mut img, (MARGIN, 8), "loss", AXIS);
-    text(&mut img, (PANEL.0 + MARGIN, 8), "accuracy", AXIS);
-    text(&mut img, (4, MARGIN - 14), &format!("{loss_top:.2}"), AXIS);
-    text(&mut img, (PANEL.0 + 4, MARGIN - 14), "100%", AXIS);
+    text(&mut img, (MARGIN + 8, 8), "loss", AXIS);
+    text(&mut img, (PANEL.0 + MARGIN + 8, 8), "accuracy", AXIS);
+    // The value of the top gridline, beside it.
+    text(&mut img, (4, MARGIN - 5), &format!("{loss_top:.2}"), AXIS);
+    text(&mut img, (PANEL.0 + 4, MARGIN - 5), "100%", AXIS);
     for x0 in [0, PANEL.0] {
         let label = format!("epoch {}", rows.last().map_or(0, |r| r.epoch));
         text(&mut img, (x0 + PANEL.0 - MARGIN - 8 * label.len() as u32, PANEL.1 - 18), &label, AXIS);
