@@ -260,7 +260,7 @@ impl Conv2d {
         vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]
     }
 
-    /// Median milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms_bounded`).
+    /// Milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms_bounded`).
     pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize, give_up_ms: f64) -> f64 {
         let s = &self.shape;
         let x = gpu.storage("x", s.input_len());

@@ -25,11 +25,22 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("shakeshake"))
 }
 
+/// FNV-1a over every embedded shader's text.
+fn shaders_hash() -> u64 {
+    crate::gpu::shaders::FILES
+        .iter()
+        .flat_map(|(_, text)| text.bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
 impl VariantChooser {
     /// Choices remembered on disk for this adapter (none yet is fine; an unreadable file is
     /// ignored and rewritten).
     pub fn for_adapter(gpu: &Gpu) -> Self {
-        let path = cache_dir().map(|d| d.join(format!("variants-{}.json", gpu.adapter_key())));
+        // A change to any shader makes earlier measurements stale: the file name says which
+        // shaders they were made with.
+        let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), shaders_hash());
+        let path = cache_dir().map(|d| d.join(name));
         let choices = path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
