@@ -207,7 +207,10 @@ impl Conv2d {
                     }
                     ConvPass::GradWeight => (taps.div_ceil(4), splits),
                 };
-                let wg = if rows * layers < SMALL_GRID { 8 } else { 64 };
+                // Invocations past the last row still run the whole loop (for `columns`), so
+                // use workgroups of 8 where 64 would leave many of them idle.
+                let idle = |wg: usize| rows.div_ceil(wg) * wg - rows;
+                let wg = if idle(64) * 16 > rows || rows * layers < SMALL_GRID { 8 } else { 64 };
                 constants.push(("WG", wg as f64));
                 [rows.div_ceil(wg) as u32, n.div_ceil(32) as u32, layers as u32]
             }
