@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod files;
 pub mod gpu;
 pub mod layout;
 pub mod model;

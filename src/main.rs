@@ -3,13 +3,17 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use shakeshake::bench;
+use shakeshake::cpu::sgd::SgdSettings;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
 use shakeshake::model::Mode;
 use shakeshake::train::data::{self, CLASS_NAMES, Dataset, IMAGE_BYTES};
 use shakeshake::train::options::TrainOptions;
-use shakeshake::train::session::Session;
+use shakeshake::train::session::{Session, max_batch};
 use shakeshake::train::{checkpoint, download, trainer};
 use std::path::PathBuf;
+
+/// Evaluation graphs take SGD settings but never run SGD.
+const NO_SGD: SgdSettings = SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
 
 #[derive(Parser)]
 #[command(
@@ -190,8 +194,8 @@ fn main() -> Result<()> {
             let (_, test) = data::load(&dir, Some(records_per_file))?;
             let ckpt = checkpoint::load(&checkpoint, None)?;
             let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-            let sgd = shakeshake::cpu::sgd::SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
-            let graphs = session.graphs(Mode::Eval, batch_size.min(test.len()).max(1), test.len(), sgd);
+            let batch = batch_size.min(max_batch(&session.gpu, ckpt.config)).min(test.len()).max(1);
+            let graphs = session.graphs(Mode::Eval, batch, test.len(), NO_SGD);
             let e = session.evaluate(&graphs, &test);
             if json {
                 let per_class: serde_json::Map<String, serde_json::Value> =
@@ -307,8 +311,8 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
         set.labels.push(0);
     }
     let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-    let sgd = shakeshake::cpu::sgd::SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
-    let graphs = session.graphs(Mode::Eval, set.len().min(128), set.len(), sgd);
+    let batch = set.len().min(128).min(max_batch(&session.gpu, ckpt.config));
+    let graphs = session.graphs(Mode::Eval, batch, set.len(), NO_SGD);
     let logits = session.logits(&graphs, &set);
     for (path, row) in images.iter().zip(logits.chunks(10)) {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

@@ -1,6 +1,6 @@
 //! The command line end to end on a tiny data set the test writes: train, eval, predict,
-//! adapters, download (from a local HTTP server), and clear errors for bad data that leave
-//! nothing behind.
+//! adapters, download (from a local HTTP server), and clear errors for bad data or a batch
+//! too large for the device that leave nothing behind.
 
 mod common;
 use common::*;
@@ -72,6 +72,12 @@ fn bad_data_is_a_clear_error_and_nothing_is_written() {
     std::fs::write(&file, &good).unwrap();
     std::fs::remove_file(folder.join("test_batch.bin")).unwrap();
     assert_fails_with(&shakeshake(&train_args(d, r)), &["test_batch.bin", "download"]);
+
+    tiny_cifar(&dir, 20);
+    // The tiny runs batch 16 images; ask for far more than any device binding holds.
+    let too_big: Vec<&str> =
+        train_args(d, r).into_iter().map(|a| if a == "16" { "100000" } else { a }).collect();
+    assert_fails_with(&shakeshake(&too_big), &["--batch-size 100000", "at most"]);
     assert!(!run.exists(), "a failed start must not create the run directory");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -195,6 +201,15 @@ fn reads_the_official_archive_directly() {
     assert_eq!((train.len(), test.len()), (100, 20));
     assert_eq!(train.pixels, train_folder.pixels);
     assert_eq!(train.labels, train_folder.labels);
+
+    // A repacked archive holding a file twice is refused rather than read as more data.
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(vec![], flate2::Compression::fast()));
+    tar.append_dir_all("cifar-10-batches-bin", source.join("cifar-10-batches-bin")).unwrap();
+    tar.append_path_with_name(source.join("cifar-10-batches-bin/data_batch_1.bin"), "copy/data_batch_1.bin")
+        .unwrap();
+    std::fs::write(dir.join("cifar-10-binary.tar.gz"), tar.into_inner().unwrap().finish().unwrap()).unwrap();
+    let err = shakeshake::train::data::load(&dir, Some(20)).unwrap_err().to_string();
+    assert!(err.contains("data_batch_1.bin twice"), "{err}");
     for d in [source, dir] {
         std::fs::remove_dir_all(d).unwrap();
     }

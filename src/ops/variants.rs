@@ -5,13 +5,22 @@
 //! seen, every variant that supports it is timed and the fastest kept; the choice is written
 //! to `<cache dir>/variants-<adapter key>.json` so later runs skip the measurement.
 
+use crate::files::write_atomically;
 use crate::gpu::Gpu;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct VariantChooser {
+    /// The adapter's cache file.
     path: Option<PathBuf>,
+    /// A training run's own record, which wins over the cache (see `for_run`).
+    pinned: Option<PathBuf>,
     choices: BTreeMap<String, String>,
+}
+
+/// The file's choices, or none (a missing or unreadable file only costs a measurement).
+fn read_choices(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
 }
 
 /// `$SHAKESHAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/shakeshake`, else `~/.cache/shakeshake`.
@@ -41,17 +50,24 @@ impl VariantChooser {
         // shaders they were made with.
         let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), shaders_hash());
         let path = cache_dir().map(|d| d.join(name));
-        let choices = path
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
-        VariantChooser { path, choices }
+        let choices = path.as_deref().map(read_choices).unwrap_or_default();
+        VariantChooser { path, pinned: None, choices }
+    }
+
+    /// As `for_adapter`, but the choices a training run made are kept in its directory and
+    /// win over the cache, so a resumed run uses the same kernels, whatever the cache says
+    /// by then (kernels that add in a different order round differently).
+    pub fn for_run(gpu: &Gpu, run_dir: &Path) -> Self {
+        let mut chooser = Self::for_adapter(gpu);
+        let pinned = run_dir.join("variants.json");
+        chooser.choices.extend(read_choices(&pinned));
+        chooser.pinned = Some(pinned);
+        chooser
     }
 
     /// Measures every time and remembers nothing on disk.
     pub fn in_memory() -> Self {
-        VariantChooser { path: None, choices: BTreeMap::new() }
+        VariantChooser { path: None, pinned: None, choices: BTreeMap::new() }
     }
 
     /// The remembered variant for `key`, or the fastest of `candidates` by `measure_ms`, which
@@ -87,14 +103,17 @@ impl VariantChooser {
     }
 
     fn save(&self) {
-        let Some(path) = &self.path else { return };
-        let text = serde_json::to_string_pretty(&self.choices).expect("choices serialise");
-        // Best effort: a read-only cache directory only costs a measurement next time.
-        // Several processes and threads may save at once: each writes its own file first.
-        let tmp =
-            path.with_extension(format!("{}-{:?}.tmp", std::process::id(), std::thread::current().id()));
-        let _ = std::fs::create_dir_all(path.parent().expect("cache path has a parent"))
-            .and_then(|_| std::fs::write(&tmp, text))
-            .and_then(|_| std::fs::rename(&tmp, path));
+        let json = |m: &BTreeMap<String, String>| serde_json::to_vec_pretty(m).expect("choices serialise");
+        // Best effort: an unwritable cache only costs a measurement next time. The cache is
+        // shared, so add to what is there now rather than overwrite it.
+        if let Some(path) = &self.path {
+            let mut all = read_choices(path);
+            all.extend(self.choices.clone());
+            let dir = path.parent().expect("cache path has a parent");
+            let _ = std::fs::create_dir_all(dir).map(|_| write_atomically(path, &json(&all)));
+        }
+        if let Some(pinned) = &self.pinned {
+            let _ = write_atomically(pinned, &json(&self.choices));
+        }
     }
 }

@@ -60,11 +60,7 @@ pub fn save(path: &Path, c: &Checkpoint) -> Result<()> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let data = safetensors::serialize(tensors, Some(meta))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    crate::files::write_atomically(path, &data)
 }
 
 /// Read a checkpoint; if `expect` is given, its architecture must match.

@@ -151,6 +151,12 @@ pub fn load(dir: &Path, records_per_file: Option<usize>) -> Result<(Dataset, Dat
                 let path = entry.path()?.to_path_buf();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
                 if TRAIN_FILES.contains(&name.as_str()) || name == TEST_FILE {
+                    if files.iter().any(|(n, _)| n.ends_with(&format!(":{name}"))) {
+                        bail!(
+                            "{} holds {name} twice: it is not the official cifar-10-binary.tar.gz",
+                            archive.display()
+                        );
+                    }
                     let mut bytes = vec![];
                     entry
                         .read_to_end(&mut bytes)

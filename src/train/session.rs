@@ -56,6 +56,9 @@ pub struct Session {
     pub norm: Normalization,
     /// Random crops and flips when training (on unless turned off).
     pub augment: bool,
+    /// A training run's directory: the kernel variants it chose are kept there, so a resumed
+    /// run computes with the same kernels (and so the same rounding).
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 /// Accuracy on a data set, overall and per class, and the mean loss.
@@ -82,12 +85,16 @@ impl Session {
             );
         }
         let params = GpuParams::upload(&gpu, store, momentum);
-        Ok(Session { gpu, config, params, norm: Normalization::CIFAR10, augment: true })
+        Ok(Session { gpu, config, params, norm: Normalization::CIFAR10, augment: true, run_dir: None })
     }
 
     /// Graphs for `mode` over `images` images in batches of `batch`.
     pub fn graphs(&self, mode: Mode, batch: usize, images: usize, sgd: SgdSettings) -> Graphs {
-        let chooser = std::cell::RefCell::new(VariantChooser::for_adapter(&self.gpu));
+        let chooser = match &self.run_dir {
+            Some(dir) => VariantChooser::for_run(&self.gpu, dir),
+            None => VariantChooser::for_adapter(&self.gpu),
+        };
+        let chooser = std::cell::RefCell::new(chooser);
         let settings = GraphSettings {
             gpu: &self.gpu,
             config: self.config,
@@ -142,9 +149,14 @@ pub fn score(logits: &[f32], labels: &[u8]) -> Evaluation {
     }
 }
 
-/// The largest batch whose activations fit one storage binding of this device (the widest
-/// activation is the first stage's: 32 x 32 x max(16, width) floats an image).
+/// The largest batch this device can train: every buffer must fit one storage binding, and
+/// every grid the device's workgroup count. Per image, the widest activation is the first
+/// stage's (32 x 32 x width floats) and the largest weight-gradient partial sums are 4.5
+/// width^2 floats (a split of 2048 pixels, 9 width taps by width channels, in every stage);
+/// the tiled kernels launch 16 workgroups an image along x.
 pub fn max_batch(gpu: &Gpu, config: ModelConfig) -> usize {
-    let per_image = 32 * 32 * config.width.max(16) * 4;
-    gpu.limits.max_storage_buffer_binding_size as usize / per_image
+    let w = config.width.max(16);
+    let per_image = (1024 * w).max(9 * w * w / 2) * 4;
+    let by_binding = gpu.limits.max_storage_buffer_binding_size as usize / per_image;
+    by_binding.min(gpu.limits.max_compute_workgroups_per_dimension as usize / 16)
 }

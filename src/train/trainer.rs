@@ -84,6 +84,11 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochRow>> {
     Ok(text.lines().skip(1).filter_map(EpochRow::parse).collect())
 }
 
+/// The 32-bit seed the shaders draw from: every bit of the 64-bit seed counts.
+pub fn shader_seed(seed: u64) -> u32 {
+    (seed ^ (seed >> 32)) as u32
+}
+
 /// Cosine annealing per iteration from `base` to 0 over `total` steps.
 pub fn learning_rate(base: f64, step: u64, total: u64) -> f64 {
     base * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos())
@@ -196,6 +201,13 @@ pub fn train(
         let ckpt = checkpoint::load(&run_dir.join(CHECKPOINT_FILE), Some(&config))?;
         let mut rows = read_metrics(run_dir)?;
         rows.truncate(ckpt.position.epoch);
+        if rows.len() != ckpt.position.epoch || rows.iter().enumerate().any(|(i, r)| r.epoch != i + 1) {
+            bail!(
+                "{} does not hold a row for each of the checkpoint's {} epochs; the run directory is damaged",
+                run_dir.join(METRICS_FILE).display(),
+                ckpt.position.epoch
+            );
+        }
         eprintln!(
             "Resuming {} after epoch {} (step {}).",
             run_dir.display(),
@@ -206,7 +218,10 @@ pub fn train(
     } else {
         let specs = Graph::build(config, 1, Mode::Eval).params;
         let store = ParamStore::init(&specs, opts.seed);
-        std::fs::write(run_dir.join(OPTIONS_FILE), serde_json::to_string_pretty(opts)?)?;
+        crate::files::write_atomically(
+            &run_dir.join(OPTIONS_FILE),
+            serde_json::to_string_pretty(opts)?.as_bytes(),
+        )?;
         (store, None, Position { epoch: 0, step: 0, seed: opts.seed }, vec![])
     };
     write_metrics(run_dir, &rows)?;
@@ -224,6 +239,7 @@ pub fn train(
     );
     let mut session = Session::new(gpu, config, &store, momentum.as_deref())?;
     session.augment = !opts.no_augment;
+    session.run_dir = Some(run_dir.to_path_buf());
     let sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!("Preparing kernels (the first run on a new adapter times each kernel variant once)...");
     let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len(), sgd);
@@ -246,7 +262,8 @@ pub fn train(
             let n = chunk.len();
             gather(&train_set, chunk, &mut pixels, &mut labels);
             lr = learning_rate(opts.lr, step, total_steps);
-            let uniform = StepUniform { step: step as u32, seed: opts.seed as u32, lr: lr as f32, _pad: 0 };
+            let uniform =
+                StepUniform { step: step as u32, seed: shader_seed(opts.seed), lr: lr as f32, _pad: 0 };
             let graph = train_graphs.for_batch(n);
             in_flight.push_back(graph.submit(
                 &session.gpu,
@@ -331,8 +348,7 @@ fn write_metrics(run_dir: &Path, rows: &[EpochRow]) -> Result<()> {
         .chain(rows.iter().map(EpochRow::csv))
         .collect::<Vec<_>>()
         .join("\n");
-    let path = run_dir.join(METRICS_FILE);
-    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    crate::files::write_atomically(&run_dir.join(METRICS_FILE), (text + "\n").as_bytes())
 }
 
 fn progress_bar(epoch: usize, epochs: usize, images: usize) -> ProgressBar {
