@@ -124,11 +124,18 @@ fn masked_dy(q: u32, c: u32) -> vec4<f32> {
 fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
     let quads = bn.batch * plane_quads();
+    // The channel's values, read once: the loop then loads only x and dy.
+    let mean = saved[c];
+    let inv_std = saved[bn.channels + c];
+    let gamma = gamma_beta[c];
+    let beta = gamma_beta[bn.channels + c];
+    let relu = bn.relu != 0u;
     var s = vec2<f32>(0.0);
     for (var i = t; i < quads; i += 256u) {
         let q = channel_quad(i, c);
-        let g = masked_dy(q, c) * QUAD_MASK;
-        let xhat = (load_x(q) - saved[c]) * saved[bn.channels + c];
+        let xhat = (load_x(q) - mean) * inv_std;
+        let dy_q = load_dy(q);
+        let g = select(dy_q, select(vec4<f32>(0.0), dy_q, xhat * gamma + beta > vec4<f32>(0.0)), relu) * QUAD_MASK;
         s += vec2<f32>(dot(g, xhat), dot(g, vec4<f32>(1.0)));
     }
     let total = workgroup_sum(t, s);
