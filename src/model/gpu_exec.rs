@@ -364,6 +364,20 @@ impl StepGraph {
         labels: &[u32],
         step: StepUniform,
     ) -> wgpu::SubmissionIndex {
+        self.submit_then(gpu, params, pixels, labels, step, |_| {})
+    }
+
+    /// As `submit`, with `after` recording more commands (a copy of the metrics, say) into
+    /// the same submission.
+    pub fn submit_then(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        pixels: &[u8],
+        labels: &[u32],
+        step: StepUniform,
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> wgpu::SubmissionIndex {
         assert_eq!(labels.len(), self.batch, "batch size");
         gpu.queue.write_buffer(&self.pixels, 0, pixels);
         gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
@@ -375,6 +389,7 @@ impl StepGraph {
                 d.record(&mut pass);
             }
         }
+        after(&mut encoder);
         gpu.queue.submit([encoder.finish()])
     }
 

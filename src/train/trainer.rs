@@ -102,11 +102,14 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
     order
 }
 
-/// Reads the metrics accumulators without waiting: a copy is mapped in the background and
-/// picked up by a later `poll` once the GPU has got there.
+/// Reads the metrics accumulators without waiting: a step's submission also copies them to
+/// a staging buffer, which is mapped in the background and picked up by a later `poll`.
 struct MetricsProbe {
     staging: wgpu::Buffer,
     ready: Arc<AtomicBool>,
+    /// A copy was recorded and not yet mapped.
+    copied: bool,
+    /// A mapping is in flight.
     pending: bool,
     last: [f32; METRICS_LEN],
 }
@@ -122,24 +125,31 @@ impl MetricsProbe {
         MetricsProbe {
             staging,
             ready: Arc::new(AtomicBool::new(false)),
+            copied: false,
             pending: false,
             last: [0.0; METRICS_LEN],
         }
     }
 
-    /// Ask for the metrics as of everything submitted so far (if no read is in flight).
-    fn request(&mut self, gpu: &Gpu, metrics: &wgpu::Buffer) {
-        if self.pending {
+    /// Record a copy of the metrics into `encoder` if no read is in flight; `after_submit`
+    /// then starts the read. So the step that carries the copy is the only submission.
+    fn record_copy(&mut self, encoder: &mut wgpu::CommandEncoder, metrics: &wgpu::Buffer) {
+        if !self.pending {
+            encoder.copy_buffer_to_buffer(metrics, 0, &self.staging, 0, (METRICS_LEN * 4) as u64);
+            self.copied = true;
+        }
+    }
+
+    fn after_submit(&mut self) {
+        if !self.copied {
             return;
         }
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(metrics, 0, &self.staging, 0, (METRICS_LEN * 4) as u64);
-        gpu.queue.submit([encoder.finish()]);
         let ready = self.ready.clone();
         self.staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             r.expect("mapping the metrics failed");
             ready.store(true, Ordering::Release);
         });
+        self.copied = false;
         self.pending = true;
     }
 
@@ -265,13 +275,16 @@ pub fn train(
             let uniform =
                 StepUniform { step: step as u32, seed: shader_seed(opts.seed), lr: lr as f32, _pad: 0 };
             let graph = train_graphs.for_batch(n);
-            in_flight.push_back(graph.submit(
+            let metrics = &session.params.metrics;
+            in_flight.push_back(graph.submit_then(
                 &session.gpu,
                 &session.params,
                 &pixels[..n * IMAGE_BYTES],
                 &labels[..n],
                 uniform,
+                |encoder| probe.record_copy(encoder, metrics),
             ));
+            probe.after_submit();
             step += 1;
             // Two steps in flight: the CPU prepares the next batch while the GPU works.
             if in_flight.len() > 2 {
@@ -281,7 +294,6 @@ pub fn train(
                     .device
                     .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None });
             }
-            probe.request(&session.gpu, &session.params.metrics);
             let m = probe.poll(&session.gpu);
             bar.inc(n as u64);
             bar.set_message(running_message(&m, bar.position(), started));
