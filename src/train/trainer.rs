@@ -313,7 +313,7 @@ pub fn train(
             images_per_second: train_set.len() as f64 / train_seconds,
         };
         eprintln!(
-            "epoch {:>4}/{}  train loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.4}  {:.1}s ({:.0} img/s)",
+            "epoch {:>4}/{}  train loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.4}  {:.1}s ({:.0} img/s)  run ETA {}",
             row.epoch,
             opts.epochs,
             row.train_loss,
@@ -321,7 +321,8 @@ pub fn train(
             100.0 * row.test_accuracy,
             row.lr,
             row.seconds,
-            row.images_per_second
+            row.images_per_second,
+            duration(row.seconds * (opts.epochs - row.epoch) as f64)
         );
         rows.push(row);
         write_metrics(run_dir, &rows)?;
@@ -346,6 +347,16 @@ pub fn train(
         );
     }
     Ok(rows)
+}
+
+/// "3d 4h", "2h 05m", "4m 10s".
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60) {
+        (d, h, _, _) if d > 0 => format!("{d}d {h}h"),
+        (_, h, m, _) if h > 0 => format!("{h}h {m:02}m"),
+        (_, _, m, s) => format!("{m}m {s:02}s"),
+    }
 }
 
 fn gather(set: &Dataset, indices: &[usize], pixels: &mut [u8], labels: &mut [u32]) {
