@@ -139,12 +139,8 @@ pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl 
 
     let bn = batch_norm::BatchNorm::new(BnShape::new(batch, c, side * side, true));
     let small: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("bn", 2 * c)).collect();
-    let bb = batch_norm::BnBuffers {
-        saved: (&small[0]).into(),
-        running: (&small[1]).into(),
-        gamma_beta: (&small[2]).into(),
-    };
-    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, b.into()));
+    let bb = batch_norm::BnBuffers { saved: (&small[0]).into(), gamma_beta: (&small[2]).into() };
+    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into()));
     report(memory_figure("batch_norm", "forward", act.clone(), ms, 4 * 4 * len));
     let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into()));
     report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * 4 * len));

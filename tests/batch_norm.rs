@@ -40,10 +40,9 @@ fn check(s: BnShape, offset: f64) {
     let saved = gpu.storage("saved", 2 * c);
     let running = upload(gpu, &l.running);
     let gamma_beta = upload(gpu, &l.gamma_beta);
-    let buffers =
-        BnBuffers { saved: (&saved).into(), running: (&running).into(), gamma_beta: (&gamma_beta).into() };
+    let buffers = BnBuffers { saved: (&saved).into(), gamma_beta: (&gamma_beta).into() };
     let (y, dx, grads) = (gpu.storage("y", s.len()), gpu.storage("dx", s.len()), gpu.storage("g", 2 * c));
-    let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&y).into());
+    let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running).into(), (&y).into());
     dispatches.extend(bn.backward(gpu, (&xb).into(), buffers, (&dyb).into(), (&grads).into(), (&dx).into()));
     gpu.run(&dispatches.iter().collect::<Vec<_>>());
     let what = format!("{s:?} offset {offset}");
@@ -55,7 +54,7 @@ fn check(s: BnShape, offset: f64) {
     assert_close(&download(gpu, &grads), &want_grads, TOLERANCE, &format!("dgamma dbeta {what}"));
 
     // Evaluation uses the running statistics (as updated above).
-    let eval = bn.forward_eval(gpu, (&xb).into(), buffers, (&y).into());
+    let eval = bn.forward_eval(gpu, (&xb).into(), buffers, (&running).into(), (&y).into());
     gpu.run(&eval.iter().collect::<Vec<_>>());
     let want_eval = cpu::batch_norm::normalize(&s, &x, &want_rm, &want_rv, gamma, beta);
     assert_close(&download(gpu, &y), &want_eval, TOLERANCE, &format!("eval {what}"));

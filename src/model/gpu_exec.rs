@@ -232,14 +232,11 @@ impl StepGraph {
                 }
                 Node::BatchNorm { shape, x, affine, running, saved, out } => {
                     let bn = BatchNorm::new(shape);
-                    let b = BnBuffers {
-                        saved: saved_slice(saved),
-                        running: params.param(running),
-                        gamma_beta: params.param(affine),
-                    };
+                    let b = BnBuffers { saved: saved_slice(saved), gamma_beta: params.param(affine) };
+                    let running = params.param(running);
                     dispatches.extend(match graph.mode {
-                        Mode::Train => bn.forward_train(gpu, act(x), b, act(out)),
-                        Mode::Eval => bn.forward_eval(gpu, act(x), b, act(out)),
+                        Mode::Train => bn.forward_train(gpu, act(x), b, running, act(out)),
+                        Mode::Eval => bn.forward_eval(gpu, act(x), b, running, act(out)),
                     });
                 }
                 Node::Relu { x, out } => {
@@ -308,12 +305,7 @@ impl StepGraph {
                 }
                 Node::BatchNormGrad { shape, x, affine, saved, dy, dx } => {
                     let bn = BatchNorm::new(shape);
-                    // The backward reads no running statistics; any binding of the right size does.
-                    let b = BnBuffers {
-                        saved: saved_slice(saved),
-                        running: saved_slice(saved),
-                        gamma_beta: params.param(affine),
-                    };
+                    let b = BnBuffers { saved: saved_slice(saved), gamma_beta: params.param(affine) };
                     dispatches.extend(bn.backward(gpu, act(x), b, act(dy), params.grad(affine), act(dx)));
                 }
                 Node::ConvGradWeight { shape, window, x, dy, weight } => {

@@ -15,12 +15,12 @@ struct BnParams {
     _pad: [u32; 2],
 }
 
-/// The buffers of one batch norm layer. `saved` holds 2C floats (mean, inv_std) written by
-/// the forward pass; `running` 2C (mean, var); `gamma_beta` and `grad_gamma_beta` 2C each.
+/// What every pass of one batch norm layer reads: `saved`, 2C floats (mean, inv_std) written
+/// by the forward pass for the backward, and `gamma_beta`, 2C. The running statistics (2C:
+/// mean, var) only the forward passes take; the gradient `grad_gamma_beta` (2C) only backward.
 #[derive(Clone, Copy)]
 pub struct BnBuffers<'a> {
     pub saved: Slice<'a>,
-    pub running: Slice<'a>,
     pub gamma_beta: Slice<'a>,
 }
 
@@ -60,22 +60,29 @@ impl BatchNorm {
     }
 
     /// Training forward: batch statistics (running statistics updated), then y = bn(x).
-    pub fn forward_train(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Vec<Dispatch> {
+    pub fn forward_train(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        b: BnBuffers,
+        running: Slice,
+        y: Slice,
+    ) -> Vec<Dispatch> {
         let params = self.params(gpu);
         let stats = Kernel::new(gpu, self.module(), "statistics", &[]).dispatch(
             gpu,
-            &[(0, (&params).into()), (1, x), (2, b.saved), (3, b.running)],
+            &[(0, (&params).into()), (1, x), (2, b.saved), (3, running)],
             [self.shape.channels as u32, 1, 1],
         );
         vec![stats, self.normalize(gpu, &params, x, b, y)]
     }
 
     /// Evaluation forward: y = bn(x) with the running statistics.
-    pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Vec<Dispatch> {
+    pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice, y: Slice) -> Vec<Dispatch> {
         let params = self.params(gpu);
         let stats = Kernel::new(gpu, self.module(), "eval_statistics", &[]).dispatch(
             gpu,
-            &[(0, (&params).into()), (2, b.saved), (3, b.running)],
+            &[(0, (&params).into()), (2, b.saved), (3, running)],
             grid_1d(self.shape.channels, 64),
         );
         vec![stats, self.normalize(gpu, &params, x, b, y)]
