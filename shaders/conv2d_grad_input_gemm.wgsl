@@ -38,5 +38,10 @@ fn store_c(m: u32, n: u32, _split: u32, v: f32) {
     let irow = (m / p.w) % p.h;
     let img = m / (p.w * p.h);
     let i = ((img * p.cin + n) * p.h + irow) * p.w + icol;
-    dx[i] = v + select(0.0, dx[i], p.accumulate != 0u);
+    // A branch, not select (which would read dx even when overwriting it).
+    if (p.accumulate != 0u) {
+        dx[i] += v;
+    } else {
+        dx[i] = v;
+    }
 }

@@ -78,7 +78,12 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
                 let iw = iw0 + STRIDE * j;
                 if (ci < p.cin && iw < p.w) {
                     let i = ((img * p.cin + ci) * p.h + ih) * p.w + iw;
-                    dx[i] = acc[l][c][j] + select(0.0, dx[i], p.accumulate != 0u);
+                    // A branch, not select (which would read dx even when overwriting it).
+                    if (p.accumulate != 0u) {
+                        dx[i] += acc[l][c][j];
+                    } else {
+                        dx[i] = acc[l][c][j];
+                    }
                 }
             }
         }

@@ -25,6 +25,12 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < r.len) {
-        dx[i] = select(0.0, dy[i], x[i] > 0.0) + select(0.0, dx[i], r.accumulate != 0u);
+        let g = select(0.0, dy[i], x[i] > 0.0);
+        // A branch, not select (which would read dx even when overwriting it).
+        if (r.accumulate != 0u) {
+            dx[i] += g;
+        } else {
+            dx[i] = g;
+        }
     }
 }
