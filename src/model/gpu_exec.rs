@@ -7,11 +7,13 @@ use super::params::{ParamSpec, ParamStore};
 use super::plan::BufferPlan;
 use crate::cpu::sgd::SgdSettings;
 use crate::gpu::{Dispatch, Gpu, Slice};
+use crate::layout::Conv2dShape;
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
 use crate::ops::conv2d::Conv2d;
 use crate::ops::variants::VariantChooser;
 use crate::ops::{StepUniform, cross_entropy, pool, prepare_batch, relu, sgd, shake};
 use crate::train::data::Normalization;
+use std::collections::HashMap;
 
 /// Parameters, their gradients and momentum, and running statistics, each in one flat buffer
 /// (so SGD is one dispatch), shared by every graph of a model.
@@ -184,23 +186,15 @@ impl StepGraph {
                 .next_multiple_of(64),
         );
 
-        let convs: Vec<(usize, Conv2d)> = graph
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, node)| match node {
-                Node::Conv { shape, .. } => Some((i, Conv2d::new(gpu, *shape, chooser))),
-                _ => None,
-            })
-            .collect();
-        let conv_for = |shape| {
-            convs
-                .iter()
-                .find(|(_, c)| c.shape == shape)
-                .map(|(_, c)| c.clone())
-                .expect("every conv shape was prepared")
-        };
-        let scratch_floats = convs.iter().map(|(_, c)| c.scratch_floats()).max().unwrap_or(0);
+        // One Conv2d (variants chosen) per distinct shape.
+        let mut convs: HashMap<Conv2dShape, Conv2d> = HashMap::new();
+        for node in &graph.nodes {
+            if let Node::Conv { shape, .. } = node {
+                convs.entry(*shape).or_insert_with(|| Conv2d::new(gpu, *shape, chooser));
+            }
+        }
+        let conv_for = |shape: Conv2dShape| &convs[&shape];
+        let scratch_floats = convs.values().map(Conv2d::scratch_floats).max().unwrap_or(0);
         let scratch = gpu.storage("conv scratch", scratch_floats);
 
         let act =
