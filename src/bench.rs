@@ -1,17 +1,15 @@
 //! `shakeshake bench ops`: every operation of Shake-Shake 26 2x32d at batch 128, timed on
 //! the chosen adapter (GPU timestamps where the adapter has them).
 
-use crate::cpu::batch_norm::BnShape;
-use crate::cpu::sgd::SgdSettings;
-use crate::cpu::shake::{BackwardMode, ForwardMode, Level};
 use crate::gpu::{Dispatch, Gpu};
-use crate::layout::Conv2dShape;
 use crate::model::gpu_exec::{GpuParams, StepGraph};
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::ops::variants::VariantChooser;
 use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
-use crate::train::data::Normalization;
+use crate::shapes::{
+    BackwardMode, BnShape, Conv2dShape, ForwardMode, Level, LinearShape, Normalization, SgdSettings,
+};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -166,9 +164,9 @@ pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl 
     let ms = timed(gpu, &[pool::backward(gpu, planes, pside * pside, a.into(), b.into())]);
     report(memory_figure("avg_pool", "backward", shape, ms, 4 * planes * (pside * pside + 1)));
 
-    let fc = linear::Linear { batch, inputs: pc, outputs: 10 };
+    let fc = LinearShape { batch, inputs: pc, outputs: 10 };
     let shape = format!("{batch}x{pc}->10");
-    let ms = timed(gpu, &[fc.forward(gpu, a.into(), b.into(), d.into())]);
+    let ms = timed(gpu, &[linear::forward(gpu, &fc, a.into(), b.into(), d.into())]);
     report(memory_figure(
         "linear",
         "forward",
@@ -176,7 +174,8 @@ pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl 
         ms,
         4 * (batch * pc + fc.param_len() + batch * 10),
     ));
-    let ms = timed(gpu, &fc.backward(gpu, a.into(), b.into(), d.into(), e.into(), (&small[3]).into()));
+    let ms =
+        timed(gpu, &linear::backward(gpu, &fc, a.into(), b.into(), d.into(), e.into(), (&small[3]).into()));
     report(memory_figure(
         "linear",
         "backward",
@@ -200,9 +199,7 @@ pub fn other_figures(gpu: &Gpu, batch: usize, filter: &Filter, mut report: impl 
     let ms = timed(gpu, &[sgd::step(gpu, &settings, params, (&step).into(), a.into(), b.into(), d.into())]);
     report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
 
-    let mean = [125.3, 123.0, 113.9];
-    let std = [63.0, 62.1, 66.7];
-    let prep = prepare_batch::Prepare { batch, mean, std, augment: true };
+    let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true };
     let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())]);
     report(memory_figure("prepare_batch", "forward", format!("{batch}x3x32x32"), ms, 5 * 3072 * batch));
 }

@@ -1,19 +1,17 @@
 //! The `shakeshake` command line.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use shakeshake::bench;
-use shakeshake::cpu::sgd::SgdSettings;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
 use shakeshake::model::Mode;
-use shakeshake::train::data::{self, CLASS_NAMES, Dataset, IMAGE_BYTES};
+use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
+use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
+use shakeshake::train::run_dir::Run;
 use shakeshake::train::session::{Session, max_batch};
 use shakeshake::train::{checkpoint, download, trainer};
 use std::path::PathBuf;
-
-/// Evaluation graphs take SGD settings but never run SGD.
-const NO_SGD: SgdSettings = SgdSettings { momentum: 0.0, weight_decay: 0.0, nesterov: false };
 
 #[derive(Parser)]
 #[command(
@@ -157,37 +155,10 @@ enum BenchCommand {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train { adapter, options, run_dir, resume, download: fetch, stop_after } => {
-            let (options, run_dir, resuming) = match resume {
-                Some(dir) => {
-                    let path = dir.join(trainer::OPTIONS_FILE);
-                    let text = std::fs::read_to_string(&path).with_context(|| {
-                        format!("{} is not a run directory (no {})", dir.display(), path.display())
-                    })?;
-                    (
-                        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
-                        dir,
-                        true,
-                    )
-                }
-                None => {
-                    let dir = run_dir.unwrap_or_else(|| trainer::default_run_dir(&options));
-                    if dir.join(trainer::CHECKPOINT_FILE).exists() {
-                        bail!(
-                            "{} already holds a run: continue it with --resume {}, or choose another --run-dir",
-                            dir.display(),
-                            dir.display()
-                        );
-                    }
-                    (options, dir, false)
-                }
-            };
-            if fetch && data::load(&options.data, Some(options.records_per_file)).is_err() {
-                download::download(&options.data, download::URL, download::MD5, options.records_per_file)?;
-            }
-            options.model()?;
-            // Check the data before opening a device: a missing file should not wait for one.
-            data::load(&options.data, Some(options.records_per_file))?;
-            trainer::train(adapter.open()?, &options, &run_dir, resuming, stop_after)?;
+            let run = Run::open(options, run_dir, resume)?;
+            // The data before the device: a missing file should not wait for one.
+            let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, fetch)?;
+            trainer::train(adapter.open()?, &run, train, test, stop_after)?;
             Ok(())
         }
         Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {
@@ -195,7 +166,7 @@ fn main() -> Result<()> {
             let ckpt = checkpoint::load(&checkpoint, None)?;
             let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
             let batch = batch_size.min(max_batch(&session.gpu, ckpt.config)).min(test.len()).max(1);
-            let graphs = session.graphs(Mode::Eval, batch, test.len(), NO_SGD);
+            let graphs = session.graphs(Mode::Eval, batch, test.len());
             let e = session.evaluate(&graphs, &test);
             if json {
                 let per_class: serde_json::Map<String, serde_json::Value> =
@@ -266,6 +237,21 @@ fn main() -> Result<()> {
     }
 }
 
+/// CIFAR-10 from `dir`; with `fetch`, downloaded first when it is not there.
+fn load_or_download(
+    dir: &std::path::Path,
+    records_per_file: usize,
+    fetch: bool,
+) -> Result<(Dataset, Dataset)> {
+    match data::load(dir, Some(records_per_file)) {
+        Err(_) if fetch => {
+            download::download(dir, download::URL, download::MD5, records_per_file)?;
+            data::load(dir, Some(records_per_file))
+        }
+        loaded => loaded,
+    }
+}
+
 fn adapters() -> Result<()> {
     let adapters = list_adapters();
     if adapters.is_empty() {
@@ -312,7 +298,7 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
     }
     let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
     let batch = set.len().min(128).min(max_batch(&session.gpu, ckpt.config));
-    let graphs = session.graphs(Mode::Eval, batch, set.len(), NO_SGD);
+    let graphs = session.graphs(Mode::Eval, batch, set.len());
     let logits = session.logits(&graphs, &set);
     for (path, row) in images.iter().zip(logits.chunks(10)) {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

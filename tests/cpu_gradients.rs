@@ -2,11 +2,10 @@
 //! tolerance 1e-6 of the largest gradient). The shaders are held to these references, so
 //! this is what makes the GPU gradients true gradients.
 
-use shakeshake::cpu::batch_norm::BnShape;
 use shakeshake::cpu::gradcheck::{dot, numeric_gradient, test_values};
-use shakeshake::cpu::shake::{BackwardMode, ForwardMode, Level, ShakeKey};
+use shakeshake::cpu::shake::ShakeKey;
 use shakeshake::cpu::{self};
-use shakeshake::layout::Conv2dShape;
+use shakeshake::shapes::{BackwardMode, BnShape, Conv2dShape, ForwardMode, Level};
 
 const EPS: f64 = 1e-6;
 

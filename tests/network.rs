@@ -4,13 +4,12 @@
 
 mod common;
 use common::*;
-use shakeshake::cpu::sgd::SgdSettings;
 use shakeshake::model::cpu_exec::{self, Batch};
 use shakeshake::model::gpu_exec::{GpuParams, StepGraph};
 use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
 use shakeshake::ops::StepUniform;
 use shakeshake::ops::variants::VariantChooser;
-use shakeshake::train::data::Normalization;
+use shakeshake::shapes::{Normalization, SgdSettings};
 
 fn test_batch(n: usize) -> (Vec<u8>, Vec<u32>) {
     let pixels =
@@ -70,7 +69,7 @@ fn gpu_training_step_matches_cpu_reference() {
     );
 
     let params = GpuParams::upload(gpu, &store, None);
-    let settings = SgdSettings { momentum: 0.9, weight_decay: 1e-4, nesterov: true };
+    let settings = SgdSettings::PAPER;
     let mut chooser = VariantChooser::in_memory();
     let step = StepGraph::new(gpu, &g, &params, &norm, &settings, &mut chooser, None);
     params.reset_metrics(gpu);

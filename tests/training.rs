@@ -6,7 +6,8 @@ use common::*;
 use shakeshake::gpu::{AdapterChoice, Gpu};
 use shakeshake::train::checkpoint;
 use shakeshake::train::options::TrainOptions;
-use shakeshake::train::trainer::{self, CHECKPOINT_FILE};
+use shakeshake::train::run_dir::{CHECKPOINT_FILE, EpochRow, Run};
+use shakeshake::train::{data, trainer};
 use std::path::Path;
 
 fn options(data: &Path) -> TrainOptions {
@@ -32,6 +33,16 @@ fn device() -> Gpu {
     Gpu::open(&AdapterChoice::from_flag_or_env(None)).unwrap()
 }
 
+/// A new run of `opts` in `dir` (at most `stop_after` epochs).
+fn train(gpu: Gpu, opts: &TrainOptions, dir: &Path, stop_after: Option<usize>) -> Vec<EpochRow> {
+    run(gpu, &Run::new(opts.clone(), dir.to_path_buf()).unwrap(), stop_after)
+}
+
+fn run(gpu: Gpu, run: &Run, stop_after: Option<usize>) -> Vec<EpochRow> {
+    let (train_set, test_set) = data::load(&run.options.data, Some(run.options.records_per_file)).unwrap();
+    trainer::train(gpu, run, train_set, test_set, stop_after).unwrap()
+}
+
 #[test]
 fn a_tiny_network_drives_the_loss_on_64_images_to_near_zero() {
     let dir = temp_dir("learn");
@@ -47,7 +58,7 @@ fn a_tiny_network_drives_the_loss_on_64_images_to_near_zero() {
         lr: 0.1,
         ..options(&dir)
     };
-    let rows = trainer::train(device(), &opts, &dir.join("run"), false, None).unwrap();
+    let rows = train(device(), &opts, &dir.join("run"), None);
     let first = rows.first().unwrap().train_loss;
     let last = rows.last().unwrap();
     assert!(first > 1.5, "the first epoch's loss {first} should be near ln 10");
@@ -62,12 +73,12 @@ fn same_seed_same_run_and_resume_equals_uninterrupted() {
     tiny_cifar(&dir, 20);
     let opts = options(&dir);
     let gpu = device();
-    let straight = trainer::train(gpu.clone(), &opts, &dir.join("a"), false, None).unwrap();
-    let again = trainer::train(gpu.clone(), &opts, &dir.join("b"), false, None).unwrap();
-    trainer::train(gpu.clone(), &opts, &dir.join("c"), false, Some(2)).unwrap();
-    let resumed = trainer::train(gpu, &opts, &dir.join("c"), true, None).unwrap();
+    let straight = train(gpu.clone(), &opts, &dir.join("a"), None);
+    let again = train(gpu.clone(), &opts, &dir.join("b"), None);
+    train(gpu.clone(), &opts, &dir.join("c"), Some(2));
+    let resumed = run(gpu, &Run::resume(&dir.join("c")).unwrap(), None);
 
-    let losses = |rows: &[trainer::EpochRow]| {
+    let losses = |rows: &[EpochRow]| {
         rows.iter()
             .map(|r| (r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy))
             .collect::<Vec<_>>()
@@ -83,7 +94,7 @@ fn same_seed_same_run_and_resume_equals_uninterrupted() {
     assert_eq!(a.position, c.position);
 
     let other_seed = TrainOptions { seed: 5, ..opts };
-    let different = trainer::train(device(), &other_seed, &dir.join("d"), false, None).unwrap();
+    let different = train(device(), &other_seed, &dir.join("d"), None);
     assert_ne!(losses(&straight), losses(&different), "the seed should matter");
     std::fs::remove_dir_all(&dir).unwrap();
 }

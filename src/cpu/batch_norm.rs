@@ -1,44 +1,27 @@
 //! Batch normalisation over NCHW, per channel, with an optional fused ReLU on the output.
 
-/// Shape and settings; momentum weights the new batch statistic (PyTorch's convention).
-#[derive(Clone, Copy, Debug)]
-pub struct BnShape {
-    pub batch: usize,
-    pub channels: usize,
-    pub plane: usize,
-    pub relu: bool,
-    pub momentum: f64,
-    pub eps: f64,
+use crate::shapes::BnShape;
+
+/// Values each channel's statistics are taken over.
+fn count(s: &BnShape) -> usize {
+    s.batch * s.plane
 }
 
-impl BnShape {
-    pub fn new(batch: usize, channels: usize, plane: usize, relu: bool) -> Self {
-        BnShape { batch, channels, plane, relu, momentum: 0.1, eps: 1e-5 }
-    }
-    pub fn len(&self) -> usize {
-        self.batch * self.channels * self.plane
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    fn count(&self) -> usize {
-        self.batch * self.plane
-    }
-    fn indices(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..self.batch).flat_map(move |n| {
-            let start = (n * self.channels + c) * self.plane;
-            start..start + self.plane
-        })
-    }
+/// Indices of channel `c`'s values, image by image.
+fn indices(s: &BnShape, c: usize) -> impl Iterator<Item = usize> + '_ {
+    (0..s.batch).flat_map(move |n| {
+        let start = (n * s.channels + c) * s.plane;
+        start..start + s.plane
+    })
 }
 
 /// Per-channel mean and biased variance of a batch.
 pub fn batch_statistics(s: &BnShape, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let m = s.count() as f64;
+    let m = count(s) as f64;
     (0..s.channels)
         .map(|c| {
-            let mean = s.indices(c).map(|i| x[i]).sum::<f64>() / m;
-            let var = s.indices(c).map(|i| (x[i] - mean).powi(2)).sum::<f64>() / m;
+            let mean = indices(s, c).map(|i| x[i]).sum::<f64>() / m;
+            let var = indices(s, c).map(|i| (x[i] - mean).powi(2)).sum::<f64>() / m;
             (mean, var)
         })
         .unzip()
@@ -65,7 +48,7 @@ pub fn forward_train(
     running_var: &[f64],
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (mean, var) = batch_statistics(s, x);
-    let m = s.count() as f64;
+    let m = count(s) as f64;
     let unbiased = |v: f64| v * m / (m - 1.0).max(1.0);
     let rm = running_mean.iter().zip(&mean).map(|(r, b)| (1.0 - s.momentum) * r + s.momentum * b).collect();
     let rv = running_var
@@ -85,7 +68,7 @@ pub fn backward(
     dy: &[f64],
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (mean, var) = batch_statistics(s, x);
-    let m = s.count() as f64;
+    let m = count(s) as f64;
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + s.eps).sqrt()).collect();
     let xhat = |i: usize, c: usize| (x[i] - mean[c]) * inv_std[c];
     // Through the fused ReLU first.
@@ -96,9 +79,9 @@ pub fn backward(
     let mut dgamma = vec![0.0; s.channels];
     let mut dbeta = vec![0.0; s.channels];
     for c in 0..s.channels {
-        dgamma[c] = s.indices(c).map(|i| g(i, c) * xhat(i, c)).sum();
-        dbeta[c] = s.indices(c).map(|i| g(i, c)).sum();
-        for i in s.indices(c) {
+        dgamma[c] = indices(s, c).map(|i| g(i, c) * xhat(i, c)).sum();
+        dbeta[c] = indices(s, c).map(|i| g(i, c)).sum();
+        for i in indices(s, c) {
             dx[i] = gamma[c] * inv_std[c] * (g(i, c) - dbeta[c] / m - xhat(i, c) * dgamma[c] / m);
         }
     }

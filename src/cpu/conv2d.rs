@@ -1,6 +1,6 @@
 //! Convolution (NCHW, weights [cout][cin][kh][kw]) and its two gradients.
 
-use crate::layout::Conv2dShape;
+use crate::shapes::Conv2dShape;
 
 /// The input coordinate that tap `k` of output coordinate `o` reads, if inside the input.
 fn source(s: &Conv2dShape, o: usize, k: usize, size: usize) -> Option<usize> {

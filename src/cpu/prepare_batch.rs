@@ -1,9 +1,8 @@
 //! CIFAR bytes to a normalised NCHW batch, with the GPU's random crop and flip.
 
 use crate::random::{STREAM_CROP_COL, STREAM_CROP_ROW, STREAM_FLIP, random_u32, random_unit};
+use crate::shapes::{IMAGE_BYTES, SIDE};
 
-pub const SIDE: usize = 32;
-pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
 const PAD: usize = 4;
 
 /// The crop offsets (0..=8, in the image padded by 4) and flip of image `img` at `step`.

@@ -1,11 +1,6 @@
 //! SGD with momentum, optional Nesterov, weight decay (PyTorch's update).
 
-#[derive(Clone, Copy, Debug)]
-pub struct SgdSettings {
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-}
+use crate::shapes::SgdSettings;
 
 /// Updates weights and velocity in place.
 pub fn step(s: &SgdSettings, lr: f64, weights: &mut [f64], grads: &[f64], velocity: &mut [f64]) {

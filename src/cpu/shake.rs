@@ -1,28 +1,7 @@
 //! The shake-shake mix with the block's shortcut, and its coefficients.
 
 use crate::random::{STREAM_ALPHA, STREAM_BETA, random_unit};
-
-/// Forward: random alpha ("Shake") or 0.5 ("Even", also used for evaluation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ForwardMode {
-    Shake,
-    Even,
-}
-
-/// Backward: a fresh random beta ("Shake"), 0.5 ("Even"), or beta = alpha ("Keep").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum BackwardMode {
-    Shake,
-    Even,
-    Keep,
-}
-
-/// One coefficient per batch or per image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Level {
-    Batch,
-    Image,
-}
+use crate::shapes::{BackwardMode, ForwardMode, Level};
 
 /// Which coefficients a block draws, keyed like the shader (seed, step, block, image).
 #[derive(Clone, Copy, Debug)]

@@ -3,6 +3,7 @@
 pub mod buffers;
 mod context;
 pub mod kernel;
+pub mod probe;
 pub mod shaders;
 pub mod timing;
 

@@ -1,10 +1,8 @@
 //! Which Shake-Shake: depth, width and the shake variant.
 
-use crate::cpu::shake::{BackwardMode, ForwardMode, Level};
+use crate::shapes::{BackwardMode, ForwardMode, Level};
 use anyhow::{Result, bail};
 
-/// CIFAR-10 has ten classes.
-pub const CLASSES: usize = 10;
 /// The stem's output channels, as in the authors' code.
 pub const STEM_CHANNELS: usize = 16;
 

@@ -4,8 +4,7 @@
 use super::graph::{Graph, Mode, Node, TensorId};
 use super::params::ParamStore;
 use crate::cpu::{self, shake::ShakeKey};
-use crate::ops::conv2d::ChannelWindow;
-use crate::train::data::Normalization;
+use crate::shapes::{ChannelWindow, Normalization};
 
 /// One batch and the step it is drawn at (augmentation and shake coefficients depend on it).
 pub struct Batch<'a> {

@@ -5,14 +5,12 @@
 use super::graph::{Graph, Mode, Node, ParamId, TensorId};
 use super::params::{ParamSpec, ParamStore};
 use super::plan::BufferPlan;
-use crate::cpu::sgd::SgdSettings;
 use crate::gpu::{Dispatch, Gpu, Slice};
-use crate::layout::Conv2dShape;
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
 use crate::ops::conv2d::Conv2d;
 use crate::ops::variants::VariantChooser;
-use crate::ops::{StepUniform, cross_entropy, pool, prepare_batch, relu, sgd, shake};
-use crate::train::data::Normalization;
+use crate::ops::{StepUniform, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
+use crate::shapes::{BackwardMode, Conv2dShape, ForwardMode, IMAGE_BYTES, Normalization, SgdSettings};
 use std::collections::HashMap;
 
 /// Parameters, their gradients and momentum, and running statistics, each in one flat buffer
@@ -207,12 +205,7 @@ impl StepGraph {
         for node in &graph.nodes {
             match *node {
                 Node::Prepare { out } => {
-                    let prep = prepare_batch::Prepare {
-                        batch: n,
-                        mean: norm.mean,
-                        std: norm.std,
-                        augment: graph.augment,
-                    };
+                    let prep = prepare_batch::Prepare { batch: n, norm: *norm, augment: graph.augment };
                     dispatches.push(prep.dispatch(gpu, step, (&pixels).into(), act(out)));
                 }
                 Node::Conv { shape, window, x, weight, out } => {
@@ -244,8 +237,8 @@ impl StepGraph {
                     let [_, c, h, w] = graph.tensors[x].dims;
                     dispatches.push(pool::forward(gpu, n * c, h * w, act(x), act(out)));
                 }
-                Node::Linear { linear, x, param, out } => {
-                    dispatches.push(linear.forward(gpu, act(x), params.param(param), act(out)))
+                Node::Linear { linear: shape, x, param, out } => {
+                    dispatches.push(linear::forward(gpu, &shape, act(x), params.param(param), act(out)))
                 }
                 Node::Loss { logits } => {
                     let classes = graph.tensors[logits].dims[1];
@@ -269,9 +262,10 @@ impl StepGraph {
                         act(dlogits),
                     ));
                 }
-                Node::LinearGrad { linear, x, param, dy, dx } => {
-                    dispatches.extend(linear.backward(
+                Node::LinearGrad { linear: shape, x, param, dy, dx } => {
+                    dispatches.extend(linear::backward(
                         gpu,
+                        &shape,
                         act(x),
                         params.param(param),
                         act(dy),
@@ -392,15 +386,15 @@ impl StepGraph {
 }
 
 fn prepare_batch_words() -> usize {
-    crate::cpu::prepare_batch::IMAGE_BYTES / 4
+    IMAGE_BYTES / 4
 }
 
 fn shake_op(
     graph: &Graph,
     t: TensorId,
     block: u32,
-    forward: crate::cpu::shake::ForwardMode,
-    backward: crate::cpu::shake::BackwardMode,
+    forward: ForwardMode,
+    backward: BackwardMode,
 ) -> shake::Shake {
     shake::Shake {
         batch: graph.batch,

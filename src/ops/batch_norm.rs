@@ -1,7 +1,7 @@
 //! Batch norm (shaders/batch_norm.wgsl; reference `cpu::batch_norm`).
 
-use crate::cpu::batch_norm::BnShape;
 use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::shapes::BnShape;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

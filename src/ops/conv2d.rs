@@ -3,7 +3,7 @@
 
 use super::variants::VariantChooser;
 use crate::gpu::{Dispatch, Gpu, Kernel, Slice};
-use crate::layout::Conv2dShape;
+use crate::shapes::{ChannelWindow, Conv2dShape};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConvPass {
@@ -73,20 +73,6 @@ impl ConvVariant {
             (GradWeight, RegisterPlain) => "conv2d_grad_weight_register_plain",
             (GradWeight, Tiled) => "conv2d_grad_weight_tiled",
         }
-    }
-}
-
-/// Where the output (forward) or its gradient (backward) sits in a wider tensor: channels
-/// [offset, offset + cout) of `channels`. The projection shortcut concatenates this way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChannelWindow {
-    pub channels: usize,
-    pub offset: usize,
-}
-
-impl ChannelWindow {
-    pub fn whole(shape: &Conv2dShape) -> Self {
-        ChannelWindow { channels: shape.cout, offset: 0 }
     }
 }
 

@@ -1,8 +1,8 @@
 //! CIFAR bytes to a normalised batch (shaders/prepare_batch.wgsl; reference
 //! `cpu::prepare_batch`).
 
-use crate::cpu::prepare_batch::IMAGE_BYTES;
 use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::shapes::{IMAGE_BYTES, Normalization};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -14,13 +14,12 @@ struct PrepareParams {
     inv_std: [f32; 4],
 }
 
-/// How a batch is prepared: per-channel mean and std on the 0-255 scale, and whether to
-/// draw crops and flips (training) or not (evaluation).
+/// How a batch is prepared: normalised per channel, with crops and flips drawn (training)
+/// or not (evaluation).
 #[derive(Clone, Copy, Debug)]
 pub struct Prepare {
     pub batch: usize,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
+    pub norm: Normalization,
     pub augment: bool,
 }
 
@@ -28,7 +27,7 @@ impl Prepare {
     /// `pixels` holds batch x 3072 bytes (as u32 words); `images` batch x 3 x 32 x 32 floats.
     /// Crops and flips are drawn from the StepUniform `step`'s seed and step.
     pub fn dispatch(&self, gpu: &Gpu, step: Slice, pixels: Slice, images: Slice) -> Dispatch {
-        let (mean, std) = (self.mean, self.std);
+        let (mean, std) = (self.norm.mean, self.norm.std);
         let p = gpu.uniform(
             "prepare params",
             &PrepareParams {

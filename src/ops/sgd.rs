@@ -1,7 +1,7 @@
 //! SGD update (shaders/sgd.wgsl; reference `cpu::sgd`).
 
-use crate::cpu::sgd::SgdSettings;
 use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::shapes::SgdSettings;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

@@ -1,7 +1,7 @@
 //! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake`).
 
-use crate::cpu::shake::{BackwardMode, ForwardMode, Level};
 use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::shapes::{BackwardMode, ForwardMode, Level};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

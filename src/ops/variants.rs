@@ -54,14 +54,13 @@ impl VariantChooser {
         VariantChooser { path, pinned: None, choices }
     }
 
-    /// As `for_adapter`, but the choices a training run made are kept in its directory and
+    /// As `for_adapter`, but the choices a training run made are kept in its own `file` and
     /// win over the cache, so a resumed run uses the same kernels, whatever the cache says
     /// by then (kernels that add in a different order round differently).
-    pub fn for_run(gpu: &Gpu, run_dir: &Path) -> Self {
+    pub fn for_run(gpu: &Gpu, file: &Path) -> Self {
         let mut chooser = Self::for_adapter(gpu);
-        let pinned = run_dir.join("variants.json");
-        chooser.choices.extend(read_choices(&pinned));
-        chooser.pinned = Some(pinned);
+        chooser.choices.extend(read_choices(file));
+        chooser.pinned = Some(file.to_path_buf());
         chooser
     }
 

@@ -2,12 +2,12 @@
 //! straight from the official `cifar-10-binary.tar.gz`, and checked record by record before
 //! any training starts.
 
+use crate::shapes::IMAGE_BYTES;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
-pub const IMAGE_BYTES: usize = crate::cpu::prepare_batch::IMAGE_BYTES;
 pub const TRAIN_FILES: [&str; 5] =
     ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 pub const TEST_FILE: &str = "test_batch.bin";
@@ -15,27 +15,6 @@ pub const FOLDER: &str = "cifar-10-batches-bin";
 pub const ARCHIVE: &str = "cifar-10-binary.tar.gz";
 /// Records in each official file.
 pub const RECORDS_PER_FILE: usize = 10_000;
-pub const CLASS_NAMES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
-
-/// Per-channel mean and standard deviation on the 0-255 scale.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Normalization {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl Normalization {
-    /// The values the paper's code uses.
-    pub const CIFAR10: Normalization = Normalization { mean: [125.3, 123.0, 113.9], std: [63.0, 62.1, 66.7] };
-
-    pub fn mean64(&self) -> [f64; 3] {
-        self.mean.map(|v| v as f64)
-    }
-    pub fn std64(&self) -> [f64; 3] {
-        self.std.map(|v| v as f64)
-    }
-}
 
 /// Images (3072 bytes each: red plane, green, blue) and their labels.
 #[derive(Clone, Debug, Default)]

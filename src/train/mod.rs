@@ -5,5 +5,6 @@ pub mod data;
 pub mod download;
 pub mod options;
 pub mod plot;
+pub mod run_dir;
 pub mod session;
 pub mod trainer;

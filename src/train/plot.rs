@@ -2,7 +2,7 @@
 //! a 3x5 pixel font of the few characters the labels need. Train is blue, test is orange;
 //! each panel's y axis runs from 0 to the value written at its top.
 
-use super::trainer::EpochRow;
+use super::run_dir::EpochRow;
 use anyhow::{Context, Result};
 use image::{Rgb, RgbImage};
 use std::path::Path;

@@ -1,13 +1,13 @@
 //! A model on a device: parameters in GPU buffers and the graphs that train and evaluate it
 //! (one for full batches, one for the last, smaller batch of an epoch, sharing buffers).
 
-use super::data::{Dataset, IMAGE_BYTES, Normalization};
-use crate::cpu::sgd::SgdSettings;
+use super::data::Dataset;
 use crate::gpu::Gpu;
 use crate::model::gpu_exec::{GpuParams, StepGraph};
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::variants::VariantChooser;
+use crate::shapes::{IMAGE_BYTES, Normalization, SgdSettings};
 use anyhow::{Result, bail};
 
 /// A full-batch graph and, when the data does not divide into full batches, one for the rest.
@@ -56,9 +56,11 @@ pub struct Session {
     pub norm: Normalization,
     /// Random crops and flips when training (on unless turned off).
     pub augment: bool,
-    /// A training run's directory: the kernel variants it chose are kept there, so a resumed
-    /// run computes with the same kernels (and so the same rounding).
-    pub run_dir: Option<std::path::PathBuf>,
+    /// Training runs keep the kernel variants they chose in this file, so a resumed run
+    /// computes with the same kernels (and so the same rounding).
+    pub variants_file: Option<std::path::PathBuf>,
+    /// The optimizer of training graphs (evaluation graphs run none).
+    pub sgd: SgdSettings,
 }
 
 /// Accuracy on a data set, overall and per class, and the mean loss.
@@ -85,13 +87,21 @@ impl Session {
             );
         }
         let params = GpuParams::upload(&gpu, store, momentum);
-        Ok(Session { gpu, config, params, norm: Normalization::CIFAR10, augment: true, run_dir: None })
+        Ok(Session {
+            gpu,
+            config,
+            params,
+            norm: Normalization::CIFAR10,
+            augment: true,
+            variants_file: None,
+            sgd: SgdSettings::PAPER,
+        })
     }
 
     /// Graphs for `mode` over `images` images in batches of `batch`.
-    pub fn graphs(&self, mode: Mode, batch: usize, images: usize, sgd: SgdSettings) -> Graphs {
-        let chooser = match &self.run_dir {
-            Some(dir) => VariantChooser::for_run(&self.gpu, dir),
+    pub fn graphs(&self, mode: Mode, batch: usize, images: usize) -> Graphs {
+        let chooser = match &self.variants_file {
+            Some(file) => VariantChooser::for_run(&self.gpu, file),
             None => VariantChooser::for_adapter(&self.gpu),
         };
         let chooser = std::cell::RefCell::new(chooser);
@@ -100,7 +110,7 @@ impl Session {
             config: self.config,
             params: &self.params,
             norm: self.norm,
-            sgd,
+            sgd: self.sgd,
             augment: self.augment,
             chooser: &chooser,
         };

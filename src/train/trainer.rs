@@ -2,87 +2,23 @@
 //! summary line, a CSV row, a plot and a checkpoint at the end of every epoch.
 
 use super::checkpoint::{self, Checkpoint, Position};
-use super::data::{self, Dataset, IMAGE_BYTES};
-use super::options::TrainOptions;
+use super::data::Dataset;
 use super::plot;
+use super::run_dir::{
+    CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
+};
 use super::session::{Session, max_batch};
-use crate::cpu::sgd::SgdSettings;
 use crate::gpu::Gpu;
+use crate::gpu::probe::ReadbackProbe;
 use crate::model::{Graph, Mode, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::cross_entropy::METRICS_LEN;
-use anyhow::{Context, Result, bail};
+use crate::shapes::{IMAGE_BYTES, SgdSettings};
+use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-pub const OPTIONS_FILE: &str = "options.json";
-pub const METRICS_FILE: &str = "metrics.csv";
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-pub const MODEL_FILE: &str = "model.safetensors";
-pub const PLOT_FILE: &str = "curves.png";
-const CSV_HEADER: &str =
-    "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,images_per_second";
-
-/// One epoch's results: a row of metrics.csv.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochRow {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub test_loss: f64,
-    pub test_accuracy: f64,
-    pub lr: f64,
-    pub seconds: f64,
-    pub images_per_second: f64,
-}
-
-impl EpochRow {
-    fn csv(&self) -> String {
-        format!(
-            // Losses and accuracies in full: resumed runs are compared bit for bit.
-            "{},{},{},{},{},{:.6e},{:.2},{:.1}",
-            self.epoch,
-            self.train_loss,
-            self.train_accuracy,
-            self.test_loss,
-            self.test_accuracy,
-            self.lr,
-            self.seconds,
-            self.images_per_second
-        )
-    }
-
-    fn parse(line: &str) -> Option<EpochRow> {
-        let f: Vec<f64> = line.split(',').map(|v| v.parse().ok()).collect::<Option<_>>()?;
-        let [epoch, train_loss, train_accuracy, test_loss, test_accuracy, lr, seconds, images_per_second] =
-            f[..]
-        else {
-            return None;
-        };
-        Some(EpochRow {
-            epoch: epoch as usize,
-            train_loss,
-            train_accuracy,
-            test_loss,
-            test_accuracy,
-            lr,
-            seconds,
-            images_per_second,
-        })
-    }
-}
-
-/// Reads the rows of a run's metrics.csv.
-pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochRow>> {
-    let path = run_dir.join(METRICS_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text.lines().skip(1).filter_map(EpochRow::parse).collect())
-}
 
 /// The 32-bit seed the shaders draw from: every bit of the 64-bit seed counts.
 pub fn shader_seed(seed: u64) -> u32 {
@@ -102,91 +38,17 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
     order
 }
 
-/// Reads the metrics accumulators without waiting: a step's submission also copies them to
-/// a staging buffer, which is mapped in the background and picked up by a later `poll`.
-struct MetricsProbe {
-    staging: wgpu::Buffer,
-    ready: Arc<AtomicBool>,
-    /// A copy was recorded and not yet mapped.
-    copied: bool,
-    /// A mapping is in flight.
-    pending: bool,
-    last: [f32; METRICS_LEN],
-}
-
-impl MetricsProbe {
-    fn new(gpu: &Gpu) -> Self {
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("metrics probe"),
-            size: (METRICS_LEN * 4) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        MetricsProbe {
-            staging,
-            ready: Arc::new(AtomicBool::new(false)),
-            copied: false,
-            pending: false,
-            last: [0.0; METRICS_LEN],
-        }
-    }
-
-    /// Record a copy of the metrics into `encoder` if no read is in flight; `after_submit`
-    /// then starts the read. So the step that carries the copy is the only submission.
-    fn record_copy(&mut self, encoder: &mut wgpu::CommandEncoder, metrics: &wgpu::Buffer) {
-        if !self.pending {
-            encoder.copy_buffer_to_buffer(metrics, 0, &self.staging, 0, (METRICS_LEN * 4) as u64);
-            self.copied = true;
-        }
-    }
-
-    fn after_submit(&mut self) {
-        if !self.copied {
-            return;
-        }
-        let ready = self.ready.clone();
-        self.staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            r.expect("mapping the metrics failed");
-            ready.store(true, Ordering::Release);
-        });
-        self.copied = false;
-        self.pending = true;
-    }
-
-    /// The latest metrics that have arrived.
-    fn poll(&mut self, gpu: &Gpu) -> [f32; METRICS_LEN] {
-        let _ = gpu.device.poll(wgpu::PollType::Poll);
-        if self.pending && self.ready.swap(false, Ordering::Acquire) {
-            let data = self.staging.slice(..).get_mapped_range().expect("mapped metrics");
-            self.last.copy_from_slice(bytemuck::cast_slice(&data));
-            drop(data);
-            self.staging.unmap();
-            self.pending = false;
-        }
-        self.last
-    }
-
-    /// Wait for everything and return the final metrics.
-    fn finish(&mut self, gpu: &Gpu, metrics: &wgpu::Buffer) -> [f32; METRICS_LEN] {
-        gpu.wait();
-        self.poll(gpu);
-        let v: Vec<f32> = gpu.read(metrics);
-        self.last.copy_from_slice(&v);
-        self.last
-    }
-}
-
-/// A new run, or `--resume` of one, in `run_dir`; with `stop_after`, at most that many
-/// epochs in this call (continue later with `resume`).
+/// Train `run` on the given data sets (subsets as its options say); with `stop_after`, at
+/// most that many epochs in this call (continue later with `Run::resume`).
 pub fn train(
     gpu: Gpu,
-    opts: &TrainOptions,
-    run_dir: &Path,
-    resume: bool,
+    run: &Run,
+    mut train_set: Dataset,
+    mut test_set: Dataset,
     stop_after: Option<usize>,
 ) -> Result<Vec<EpochRow>> {
+    let opts = &run.options;
     let config = opts.model()?;
-    let (mut train_set, mut test_set) = data::load(&opts.data, Some(opts.records_per_file))?;
     if let Some(n) = opts.train_subset {
         train_set.truncate(n);
     }
@@ -206,35 +68,24 @@ pub fn train(
         );
     }
 
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let (store, momentum, start, mut rows) = if resume {
-        let ckpt = checkpoint::load(&run_dir.join(CHECKPOINT_FILE), Some(&config))?;
-        let mut rows = read_metrics(run_dir)?;
-        rows.truncate(ckpt.position.epoch);
-        if rows.len() != ckpt.position.epoch || rows.iter().enumerate().any(|(i, r)| r.epoch != i + 1) {
-            bail!(
-                "{} does not hold a row for each of the checkpoint's {} epochs; the run directory is damaged",
-                run_dir.join(METRICS_FILE).display(),
-                ckpt.position.epoch
+    run.begin()?;
+    let (store, momentum, start, mut rows) = match &run.start {
+        Start::Resume { checkpoint, rows } => {
+            let position = checkpoint.position;
+            eprintln!(
+                "Resuming {} after epoch {} (step {}).",
+                run.dir.display(),
+                position.epoch,
+                position.step
             );
+            (checkpoint.params.clone(), Some(&checkpoint.momentum[..]), position, rows.clone())
         }
-        eprintln!(
-            "Resuming {} after epoch {} (step {}).",
-            run_dir.display(),
-            ckpt.position.epoch,
-            ckpt.position.step
-        );
-        (ckpt.params, Some(ckpt.momentum), ckpt.position, rows)
-    } else {
-        let specs = Graph::build(config, 1, Mode::Eval).params;
-        let store = ParamStore::init(&specs, opts.seed);
-        crate::files::write_atomically(
-            &run_dir.join(OPTIONS_FILE),
-            serde_json::to_string_pretty(opts)?.as_bytes(),
-        )?;
-        (store, None, Position { epoch: 0, step: 0, seed: opts.seed }, vec![])
+        Start::New => {
+            let specs = Graph::build(config, 1, Mode::Eval).params;
+            let store = ParamStore::init(&specs, opts.seed);
+            (store, None, Position { epoch: 0, step: 0, seed: opts.seed }, vec![])
+        }
     };
-    write_metrics(run_dir, &rows)?;
 
     eprintln!(
         "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}, {} epochs, lr {} cosine.",
@@ -247,18 +98,18 @@ pub fn train(
         opts.epochs,
         opts.lr
     );
-    let mut session = Session::new(gpu, config, &store, momentum.as_deref())?;
+    let mut session = Session::new(gpu, config, &store, momentum)?;
     session.augment = !opts.no_augment;
-    session.run_dir = Some(run_dir.to_path_buf());
-    let sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
+    session.variants_file = Some(run.file(VARIANTS_FILE));
+    session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!("Preparing kernels (the first run on a new adapter times each kernel variant once)...");
-    let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len(), sgd);
-    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len().max(1), sgd);
+    let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len());
+    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len().max(1));
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
     let mut step = start.step;
-    let mut probe = MetricsProbe::new(&session.gpu);
+    let mut probe = ReadbackProbe::new(&session.gpu, METRICS_LEN);
     let (mut pixels, mut labels) = (vec![0u8; opts.batch_size * IMAGE_BYTES], vec![0u32; opts.batch_size]);
     let last_epoch = stop_after.map_or(opts.epochs, |n| opts.epochs.min(start.epoch + n));
     for epoch in start.epoch..last_epoch {
@@ -294,9 +145,8 @@ pub fn train(
                     .device
                     .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None });
             }
-            let m = probe.poll(&session.gpu);
             bar.inc(n as u64);
-            bar.set_message(running_message(&m, bar.position(), started));
+            bar.set_message(running_message(probe.poll(&session.gpu), bar.position(), started));
         }
         let m = probe.finish(&session.gpu, &session.params.metrics);
         let train_seconds = started.elapsed().as_secs_f64();
@@ -325,17 +175,17 @@ pub fn train(
             duration(row.seconds * (opts.epochs - row.epoch) as f64)
         );
         rows.push(row);
-        write_metrics(run_dir, &rows)?;
-        plot::write_curves(&run_dir.join(PLOT_FILE), &rows)?;
+        write_metrics(&run.dir, &rows)?;
+        plot::write_curves(&run.file(PLOT_FILE), &rows)?;
         let ckpt = Checkpoint {
             config,
             params: session.params.download(&session.gpu),
             momentum: session.params.download_velocity(&session.gpu),
             position: Position { epoch: epoch + 1, step, seed: opts.seed },
         };
-        checkpoint::save(&run_dir.join(CHECKPOINT_FILE), &ckpt)?;
+        checkpoint::save(&run.file(CHECKPOINT_FILE), &ckpt)?;
         if epoch + 1 == opts.epochs {
-            checkpoint::save(&run_dir.join(MODEL_FILE), &ckpt)?;
+            checkpoint::save(&run.file(MODEL_FILE), &ckpt)?;
         }
     }
     if let Some(last) = rows.last().filter(|r| r.epoch == opts.epochs) {
@@ -343,7 +193,7 @@ pub fn train(
             "Done: test error {:.2}% after {} epochs (the paper reports the last epoch's error). Run directory: {}",
             100.0 * (1.0 - last.test_accuracy),
             last.epoch,
-            run_dir.display()
+            run.dir.display()
         );
     }
     Ok(rows)
@@ -366,14 +216,6 @@ fn gather(set: &Dataset, indices: &[usize], pixels: &mut [u8], labels: &mut [u32
     }
 }
 
-fn write_metrics(run_dir: &Path, rows: &[EpochRow]) -> Result<()> {
-    let text: String = std::iter::once(CSV_HEADER.to_string())
-        .chain(rows.iter().map(EpochRow::csv))
-        .collect::<Vec<_>>()
-        .join("\n");
-    crate::files::write_atomically(&run_dir.join(METRICS_FILE), (text + "\n").as_bytes())
-}
-
 fn progress_bar(epoch: usize, epochs: usize, images: usize) -> ProgressBar {
     let bar = ProgressBar::new(images as u64);
     bar.set_style(
@@ -385,16 +227,11 @@ fn progress_bar(epoch: usize, epochs: usize, images: usize) -> ProgressBar {
     bar
 }
 
-fn running_message(m: &[f32; METRICS_LEN], done: u64, started: Instant) -> String {
+fn running_message(m: &[f32], done: u64, started: Instant) -> String {
     let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
     if m[2] > 0.0 {
         format!("{rate:.0} img/s  loss {:.4}  acc {:.1}%", m[0] / m[2], 100.0 * m[1] / m[2])
     } else {
         format!("{rate:.0} img/s")
     }
-}
-
-/// The run directory: `--run-dir`, else runs/<depth>-2x<width>d-seed<seed>.
-pub fn default_run_dir(opts: &TrainOptions) -> PathBuf {
-    PathBuf::from("runs").join(format!("{}-2x{}d-seed{}", opts.depth, opts.width, opts.seed))
 }

@@ -2,11 +2,11 @@
 //! Tolerance: 1e-4 of the largest reference value (f32 sums of up to a few thousand terms of
 //! values in [-1, 1) stay well inside it).
 
-mod common;
-use common::*;
+use crate::common::*;
 use shakeshake::cpu::{self, gradcheck::test_values};
-use shakeshake::layout::{Conv2dShape, conv_weight_from_gpu, conv_weight_to_gpu};
-use shakeshake::ops::conv2d::{ChannelWindow, Conv2d, ConvPass, ConvVariant};
+use shakeshake::layout::{conv_weight_from_gpu, conv_weight_to_gpu};
+use shakeshake::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
+use shakeshake::shapes::{ChannelWindow, Conv2dShape};
 
 const TOLERANCE: f64 = 1e-4;
 

@@ -4,10 +4,10 @@
 //! Planes of odd sizes run the scalar kernels, multiples of 4 the vec4 ones.
 //! Tolerance 1e-4 of the largest reference value.
 
-mod common;
-use common::*;
-use shakeshake::cpu::{self, batch_norm::BnShape, gradcheck::test_values};
+use crate::common::*;
+use shakeshake::cpu::{self, gradcheck::test_values};
 use shakeshake::ops::batch_norm::{BatchNorm, BnBuffers};
+use shakeshake::shapes::BnShape;
 
 const TOLERANCE: f64 = 1e-4;
 

@@ -1,0 +1,219 @@
+//! The plain values every layer agrees on: shapes of operations, settings of the optimizer
+//! and the shake mix, and the facts of CIFAR-10. No behaviour lives here, and this module
+//! imports nothing from the crate, so every other layer may use it:
+//!
+//! `shapes` -> `cpu`, `gpu` -> `ops` -> `model` -> `train` -> the command line and `bench`.
+
+/// CIFAR-10 has ten classes.
+pub const CLASSES: usize = 10;
+/// The classes in label order.
+pub const CLASS_NAMES: [&str; CLASSES] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+/// CIFAR images are square, this many pixels a side.
+pub const SIDE: usize = 32;
+/// One image's bytes: a red plane, then green, then blue.
+pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
+
+/// Per-channel mean and standard deviation on the 0-255 scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// The values the paper's code uses.
+    pub const CIFAR10: Normalization = Normalization { mean: [125.3, 123.0, 113.9], std: [63.0, 62.1, 66.7] };
+
+    pub fn mean64(&self) -> [f64; 3] {
+        self.mean.map(|v| v as f64)
+    }
+    pub fn std64(&self) -> [f64; 3] {
+        self.std.map(|v| v as f64)
+    }
+}
+
+/// A 2-D convolution without bias. Output size is explicit: the projection shortcut's
+/// shifted path pads only before the first row and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub ksize: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl Conv2dShape {
+    /// A convolution padded by `pad` on every side.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        batch: usize,
+        cin: usize,
+        h: usize,
+        w: usize,
+        cout: usize,
+        ksize: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        let out = |n: usize| (n + 2 * pad - ksize) / stride + 1;
+        Conv2dShape { batch, cin, h, w, cout, ksize, stride, pad, out_h: out(h), out_w: out(w) }
+    }
+
+    /// The shortcut's second path: shift the input one pixel right and down (reading
+    /// x[i-1][j-1], zero in the first row and column), subsample by `stride`, then 1x1.
+    /// That is a 1x1 convolution padded by one before the image only.
+    pub fn shifted_1x1(batch: usize, cin: usize, h: usize, w: usize, cout: usize, stride: usize) -> Self {
+        Conv2dShape {
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            ksize: 1,
+            stride,
+            pad: 1,
+            out_h: h.div_ceil(stride),
+            out_w: w.div_ceil(stride),
+        }
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.cin * self.h * self.w
+    }
+    pub fn output_len(&self) -> usize {
+        self.batch * self.cout * self.out_h * self.out_w
+    }
+    pub fn weight_len(&self) -> usize {
+        self.cout * self.cin * self.ksize * self.ksize
+    }
+    /// Multiply-adds of one pass, times two.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.out_h * self.out_w) as f64
+            * (self.cout * self.cin * self.ksize * self.ksize) as f64
+    }
+    /// The same convolution over another number of images.
+    pub fn with_batch(&self, batch: usize) -> Self {
+        Conv2dShape { batch, ..*self }
+    }
+    /// "3x3 32->64 s2 @32": kernel, channels, stride (when not 1) and input side.
+    pub fn name(&self) -> String {
+        let stride = if self.stride > 1 { format!(" s{}", self.stride) } else { String::new() };
+        let shifted = if self.ksize == 1 && self.pad == 1 { " shifted" } else { "" };
+        format!("{k}x{k} {}->{}{stride}{shifted} @{}", self.cin, self.cout, self.h, k = self.ksize)
+    }
+}
+
+/// Where a convolution's output (forward) or its gradient (backward) sits in a wider
+/// tensor: channels [offset, offset + cout) of `channels`. The projection shortcut
+/// concatenates its two paths this way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelWindow {
+    pub channels: usize,
+    pub offset: usize,
+}
+
+impl ChannelWindow {
+    pub fn whole(shape: &Conv2dShape) -> Self {
+        ChannelWindow { channels: shape.cout, offset: 0 }
+    }
+}
+
+/// Batch normalisation over NCHW, per channel, with an optional fused ReLU on the output;
+/// momentum weights the new batch statistic (PyTorch's convention).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BnShape {
+    pub batch: usize,
+    pub channels: usize,
+    /// H * W.
+    pub plane: usize,
+    pub relu: bool,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+impl BnShape {
+    pub fn new(batch: usize, channels: usize, plane: usize, relu: bool) -> Self {
+        BnShape { batch, channels, plane, relu, momentum: 0.1, eps: 1e-5 }
+    }
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.plane
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A fully connected layer y = x W^T + b over a batch; W is [outputs][inputs].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub batch: usize,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+impl LinearShape {
+    /// W then b, as one binding.
+    pub fn param_len(&self) -> usize {
+        self.outputs * (self.inputs + 1)
+    }
+}
+
+/// The shake mix's forward coefficient: random alpha ("Shake") or 0.5 ("Even", also used
+/// for evaluation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ForwardMode {
+    Shake,
+    Even,
+}
+
+/// The backward coefficient: a fresh random beta ("Shake"), 0.5 ("Even"), or beta = alpha
+/// ("Keep").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum BackwardMode {
+    Shake,
+    Even,
+    Keep,
+}
+
+/// One coefficient per batch or per image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Level {
+    Batch,
+    Image,
+}
+
+/// SGD with momentum, optional Nesterov, weight decay (PyTorch's update); the learning
+/// rate changes every step and travels separately.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdSettings {
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl SgdSettings {
+    /// The paper's: Nesterov momentum 0.9, weight decay 1e-4.
+    pub const PAPER: SgdSettings = SgdSettings { momentum: 0.9, weight_decay: 1e-4, nesterov: true };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_path_keeps_the_subsampled_size() {
+        let s = Conv2dShape::shifted_1x1(2, 16, 32, 32, 8, 2);
+        assert_eq!((s.out_h, s.out_w), (16, 16));
+        let p1 = Conv2dShape::new(2, 16, 32, 32, 8, 1, 2, 0);
+        assert_eq!((p1.out_h, p1.out_w), (16, 16));
+        let odd = Conv2dShape::shifted_1x1(1, 3, 7, 5, 4, 2);
+        assert_eq!((odd.out_h, odd.out_w), (4, 3));
+    }
+}

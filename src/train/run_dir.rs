@@ -1,0 +1,173 @@
+//! A training run's directory: the files it holds, its metrics table, and starting a new
+//! run or resuming one in it (`Run`). Everything that knows a run directory's layout is here.
+
+use super::checkpoint::{self, Checkpoint};
+use super::options::TrainOptions;
+use crate::files::write_atomically;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+pub const OPTIONS_FILE: &str = "options.json";
+pub const METRICS_FILE: &str = "metrics.csv";
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const PLOT_FILE: &str = "curves.png";
+/// The kernel variants the run computes with (see `ops::variants`).
+pub const VARIANTS_FILE: &str = "variants.json";
+const CSV_HEADER: &str =
+    "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,images_per_second";
+
+/// One epoch's results: a row of metrics.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+impl EpochRow {
+    fn csv(&self) -> String {
+        format!(
+            // Losses and accuracies in full: resumed runs are compared bit for bit.
+            "{},{},{},{},{},{:.6e},{:.2},{:.1}",
+            self.epoch,
+            self.train_loss,
+            self.train_accuracy,
+            self.test_loss,
+            self.test_accuracy,
+            self.lr,
+            self.seconds,
+            self.images_per_second
+        )
+    }
+
+    fn parse(line: &str) -> Option<EpochRow> {
+        let f: Vec<f64> = line.split(',').map(|v| v.parse().ok()).collect::<Option<_>>()?;
+        let [epoch, train_loss, train_accuracy, test_loss, test_accuracy, lr, seconds, images_per_second] =
+            f[..]
+        else {
+            return None;
+        };
+        Some(EpochRow {
+            epoch: epoch as usize,
+            train_loss,
+            train_accuracy,
+            test_loss,
+            test_accuracy,
+            lr,
+            seconds,
+            images_per_second,
+        })
+    }
+}
+
+/// Reads the rows of a run's metrics.csv.
+pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochRow>> {
+    let path = run_dir.join(METRICS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().skip(1).filter_map(EpochRow::parse).collect())
+}
+
+/// Writes metrics.csv with `rows`, atomically.
+pub fn write_metrics(run_dir: &Path, rows: &[EpochRow]) -> Result<()> {
+    let text: String = std::iter::once(CSV_HEADER.to_string())
+        .chain(rows.iter().map(EpochRow::csv))
+        .collect::<Vec<_>>()
+        .join("\n");
+    write_atomically(&run_dir.join(METRICS_FILE), (text + "\n").as_bytes())
+}
+
+/// The run directory when `--run-dir` is not given: runs/<depth>-2x<width>d-seed<seed>.
+pub fn default_run_dir(opts: &TrainOptions) -> PathBuf {
+    PathBuf::from("runs").join(format!("{}-2x{}d-seed{}", opts.depth, opts.width, opts.seed))
+}
+
+/// Where a run starts.
+pub enum Start {
+    New,
+    /// From the last checkpoint, with the metrics of the epochs before it.
+    Resume {
+        checkpoint: Checkpoint,
+        rows: Vec<EpochRow>,
+    },
+}
+
+/// A run, checked and ready to train: nothing is written until `begin`.
+pub struct Run {
+    pub dir: PathBuf,
+    pub options: TrainOptions,
+    pub start: Start,
+}
+
+impl Run {
+    /// The command line's choice: `--resume DIR`, or a new run in `--run-dir` (default
+    /// `default_run_dir`).
+    pub fn open(options: TrainOptions, run_dir: Option<PathBuf>, resume: Option<PathBuf>) -> Result<Run> {
+        match resume {
+            Some(dir) => Run::resume(&dir),
+            None => {
+                let dir = run_dir.unwrap_or_else(|| default_run_dir(&options));
+                Run::new(options, dir)
+            }
+        }
+    }
+
+    /// A new run in `dir`, which must not hold one already.
+    pub fn new(options: TrainOptions, dir: PathBuf) -> Result<Run> {
+        options.model()?;
+        if dir.join(CHECKPOINT_FILE).exists() {
+            bail!(
+                "{} already holds a run: continue it with --resume {}, or choose another --run-dir",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Ok(Run { dir, options, start: Start::New })
+    }
+
+    /// The run in `dir`, from its last checkpoint, with the options it was started with.
+    pub fn resume(dir: &Path) -> Result<Run> {
+        let path = dir.join(OPTIONS_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{} is not a run directory (no {})", dir.display(), path.display()))?;
+        let options: TrainOptions =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let checkpoint = checkpoint::load(&dir.join(CHECKPOINT_FILE), Some(&options.model()?))?;
+        let mut rows = read_metrics(dir)?;
+        let epochs = checkpoint.position.epoch;
+        // A run stopped between writing a row and its checkpoint has one row too many.
+        rows.truncate(epochs);
+        if rows.len() != epochs || rows.iter().enumerate().any(|(i, r)| r.epoch != i + 1) {
+            bail!(
+                "{} does not hold a row for each of the checkpoint's {epochs} epochs; the run directory is damaged",
+                dir.join(METRICS_FILE).display(),
+            );
+        }
+        Ok(Run { dir: dir.to_path_buf(), options, start: Start::Resume { checkpoint, rows } })
+    }
+
+    /// Create the directory and write what a run holds from its start: options.json for a
+    /// new run, and metrics.csv with the rows so far.
+    pub fn begin(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let rows = match &self.start {
+            Start::New => {
+                let options = serde_json::to_string_pretty(&self.options)?;
+                write_atomically(&self.file(OPTIONS_FILE), options.as_bytes())?;
+                &[][..]
+            }
+            Start::Resume { rows, .. } => &rows[..],
+        };
+        write_metrics(&self.dir, rows)
+    }
+
+    /// A file of the run directory, by name (`CHECKPOINT_FILE`, ...).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
