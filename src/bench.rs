@@ -2,7 +2,8 @@
 //! the chosen adapter (GPU timestamps where the adapter has them).
 
 use crate::gpu::{Dispatch, Gpu};
-use crate::model::gpu_exec::{GpuParams, StepGraph};
+use crate::model::gpu_params::GpuParams;
+use crate::model::gpu_step::StepGraph;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::ops::variants::VariantChooser;

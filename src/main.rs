@@ -101,6 +101,21 @@ enum Command {
     },
     /// List every adapter with its backend, device type, driver and the limits that matter.
     Adapters,
+    /// Print the training step: every node in order, its tensors' shapes and buffers.
+    Graph {
+        #[arg(long, default_value_t = 26)]
+        depth: usize,
+        #[arg(long, default_value_t = 32)]
+        width: usize,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Shake variant, FORWARD-BACKWARD-LEVEL.
+        #[arg(long, default_value = "shake-shake-image")]
+        variant: String,
+        /// The derived backward pass too, not only the forward.
+        #[arg(long)]
+        backward: bool,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -194,6 +209,17 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Adapters => adapters(),
+        Command::Graph { depth, width, batch_size, variant, backward } => {
+            let config = shakeshake::model::ModelConfig::with_variant(depth, width, &variant)?;
+            let graph = shakeshake::model::Graph::build(config, batch_size.max(1), Mode::Train);
+            println!("{}", graph.summary());
+            for (line, node) in graph.node_lines().iter().zip(&graph.nodes) {
+                if backward || matches!(node, shakeshake::model::graph::Node::Forward(_)) {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
         Command::Bench {
             what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter },
         } => {

@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use shakeshake::model::cpu_exec::{self, Batch};
-use shakeshake::model::gpu_exec::{GpuParams, StepGraph};
+use shakeshake::model::gpu_params::GpuParams;
+use shakeshake::model::gpu_step::StepGraph;
 use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
 use shakeshake::ops::StepUniform;
 use shakeshake::ops::variants::VariantChooser;

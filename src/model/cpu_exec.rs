@@ -1,7 +1,7 @@
 //! The CPU reference executor: runs a graph's nodes in f64 with the `cpu` operations. Tests
 //! hold the GPU step to it, and it to finite differences.
 
-use super::graph::{Graph, Mode, Node, TensorId};
+use super::graph::{BackwardOp, ForwardOp, Graph, Mode, Node, TensorId};
 use super::params::ParamStore;
 use crate::cpu::{self, shake::ShakeKey};
 use crate::shapes::{ChannelWindow, Normalization};
@@ -62,6 +62,24 @@ pub fn run(g: &Graph, params: &[Vec<f64>], batch: &Batch, norm: &Normalization) 
     execute(g, params, batch, norm, false)
 }
 
+/// What a CPU step reads but never changes.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    g: &'a Graph,
+    batch: &'a Batch<'a>,
+    norm: &'a Normalization,
+}
+
+/// The state of one CPU step: tensors, parameters (running statistics change), gradients.
+struct State<'a> {
+    c: Context<'a>,
+    t: Vec<Vec<f64>>,
+    p: Vec<Vec<f64>>,
+    grads: Vec<Vec<f64>>,
+    loss: f64,
+    correct: usize,
+}
+
 fn execute(
     g: &Graph,
     params: &[Vec<f64>],
@@ -69,99 +87,133 @@ fn execute(
     norm: &Normalization,
     stop_at_loss: bool,
 ) -> CpuStep {
-    let mut p: Vec<Vec<f64>> = params.to_vec();
-    let mut grads: Vec<Vec<f64>> = params.iter().map(|v| vec![0.0; v.len()]).collect();
-    let mut t: Vec<Vec<f64>> = g.tensors.iter().map(|info| vec![0.0; info.len()]).collect();
-    let (forward, backward) = g.shake_modes();
-    let key = |block| ShakeKey {
-        forward,
-        backward,
-        level: g.config.level,
-        seed: batch.seed,
-        step: batch.step,
-        block,
+    let mut s = State {
+        c: Context { g, batch, norm },
+        t: g.tensors.iter().map(|info| vec![0.0; info.len()]).collect(),
+        p: params.to_vec(),
+        grads: params.iter().map(|v| vec![0.0; v.len()]).collect(),
+        loss: 0.0,
+        correct: 0,
     };
-    let image_len = |x: TensorId| g.tensor_len(x) / g.batch;
-    let n = g.batch;
-    let (mut loss, mut correct) = (0.0, 0);
     for node in &g.nodes {
-        match *node {
-            Node::Prepare { out } => {
-                let augment = g.augment.then_some((batch.seed, batch.step));
-                t[out] = cpu::prepare_batch::prepare(batch.pixels, norm.mean64(), norm.std64(), augment);
+        match node {
+            Node::Forward(op) => s.forward(op),
+            Node::Backward(op) => s.backward(op),
+        }
+        if stop_at_loss && matches!(node, Node::Forward(ForwardOp::Loss { .. })) {
+            break;
+        }
+    }
+    CpuStep {
+        loss: s.loss,
+        correct: s.correct,
+        logits: s.t[g.logits].clone(),
+        grads: s.grads,
+        params_after: s.p,
+    }
+}
+
+impl Context<'_> {
+    fn key(&self, block: u32) -> ShakeKey {
+        let (forward, backward) = self.g.shake_modes();
+        let (seed, step) = (self.batch.seed, self.batch.step);
+        ShakeKey { forward, backward, level: self.g.config.level, seed, step, block }
+    }
+
+    fn image_len(&self, x: TensorId) -> usize {
+        self.g.tensor_len(x) / self.g.batch
+    }
+
+    fn plane(&self, x: TensorId) -> usize {
+        self.image_len(x) / self.g.tensors[x].dims[1]
+    }
+}
+
+impl State<'_> {
+    fn forward(&mut self, op: &ForwardOp) {
+        let (c, g, n) = (self.c, self.c.g, self.c.g.batch);
+        let (t, p) = (&mut self.t, &mut self.p);
+        match *op {
+            ForwardOp::Prepare { out } => {
+                let augment = g.augment.then_some((c.batch.seed, c.batch.step));
+                let (mean, std) = (c.norm.mean64(), c.norm.std64());
+                t[out] = cpu::prepare_batch::prepare(c.batch.pixels, mean, std, augment);
             }
-            Node::Conv { shape, window, x, weight, out } => {
+            ForwardOp::Conv { shape, window, x, weight, out } => {
                 let y = cpu::conv2d::forward(&shape, &t[x], &p[weight]);
                 write_window(&mut t[out], &y, n, window, shape.cout);
             }
-            Node::BatchNorm { shape, x, affine, running, out, .. } => {
-                let c = shape.channels;
-                let (gamma, beta) = p[affine].split_at(c);
+            ForwardOp::BatchNorm { shape, x, affine, running, out, .. } => {
+                let (gamma, beta) = p[affine].split_at(shape.channels);
+                let (rm, rv) = p[running].split_at(shape.channels);
                 if g.mode == Mode::Train {
-                    let (rm, rv) = p[running].split_at(c);
                     let (y, rm, rv) = cpu::batch_norm::forward_train(&shape, &t[x], gamma, beta, rm, rv);
                     t[out] = y;
                     p[running] = [rm, rv].concat();
                 } else {
-                    let (rm, rv) = p[running].split_at(c);
                     t[out] = cpu::batch_norm::normalize(&shape, &t[x], rm, rv, gamma, beta);
                 }
             }
-            Node::Relu { x, out } => t[out] = cpu::relu::forward(&t[x]),
-            Node::Shake { block, a, b, shortcut, out } => {
-                t[out] = cpu::shake::forward(&key(block), image_len(a), &t[a], &t[b], &t[shortcut]);
+            ForwardOp::Relu { x, out } => t[out] = cpu::relu::forward(&t[x]),
+            ForwardOp::Shake { block, a, b, shortcut, out } => {
+                t[out] = cpu::shake::forward(&c.key(block), c.image_len(a), &t[a], &t[b], &t[shortcut]);
             }
-            Node::Pool { x, out } => t[out] = cpu::pool::forward(&t[x], image_len(x) / g.tensors[x].dims[1]),
-            Node::Linear { linear: l, x, param, out } => {
+            ForwardOp::Pool { x, out } => {
+                t[out] = cpu::pool::forward(&t[x], c.plane(x));
+            }
+            ForwardOp::Linear { shape: l, x, param, out } => {
                 let (w, b) = p[param].split_at(l.outputs * l.inputs);
                 t[out] = cpu::linear::forward(&t[x], w, b, l.batch, l.inputs, l.outputs);
             }
-            Node::Loss { logits } => {
-                (loss, correct) =
-                    cpu::cross_entropy::forward(&t[logits], batch.labels, g.tensors[logits].dims[1]);
-                if stop_at_loss {
-                    break;
-                }
+            ForwardOp::Loss { logits } => {
+                let classes = g.tensors[logits].dims[1];
+                (self.loss, self.correct) = cpu::cross_entropy::forward(&t[logits], c.batch.labels, classes);
             }
-            Node::LossGrad { logits, dlogits } => {
-                t[dlogits] =
-                    cpu::cross_entropy::backward(&t[logits], batch.labels, g.tensors[logits].dims[1]);
+        }
+    }
+
+    fn backward(&mut self, op: &BackwardOp) {
+        let (c, n) = (self.c, self.c.g.batch);
+        let (t, p, grads) = (&mut self.t, &self.p, &mut self.grads);
+        match *op {
+            BackwardOp::Loss { logits, dlogits } => {
+                let classes = c.g.tensors[logits].dims[1];
+                t[dlogits] = cpu::cross_entropy::backward(&t[logits], c.batch.labels, classes);
             }
-            Node::LinearGrad { linear: l, x, param, dy, dx } => {
+            BackwardOp::Linear { shape: l, x, param, dy, dx } => {
                 let w = &p[param][..l.outputs * l.inputs];
                 let (dxv, dw, db) = cpu::linear::backward(&t[x], w, &t[dy], l.batch, l.inputs, l.outputs);
                 t[dx] = dxv;
                 grads[param] = [dw, db].concat();
             }
-            Node::PoolGrad { dy, dx } => {
-                t[dx] = cpu::pool::backward(&t[dy], image_len(dx) / g.tensors[dx].dims[1])
+            BackwardOp::Pool { dy, dx } => {
+                t[dx] = cpu::pool::backward(&t[dy], c.plane(dx));
             }
-            Node::ShakeGrad { block, dy, da, db, dshortcut } => {
-                let (a, b) = cpu::shake::backward(&key(block), image_len(dy), &t[dy]);
+            BackwardOp::Shake { block, dy, da, db, dshortcut } => {
+                let (a, b) = cpu::shake::backward(&c.key(block), c.image_len(dy), &t[dy]);
                 t[da] = a;
                 t[db] = b;
                 t[dshortcut] = t[dy].clone();
             }
-            Node::ReluGrad { x, dy, dx, accumulate } => {
+            BackwardOp::Relu { x, dy, dx, accumulate } => {
                 let v = cpu::relu::backward(&t[x], &t[dy]);
                 add_into(&mut t[dx], v, accumulate);
             }
-            Node::BatchNormGrad { shape, x, affine, dy, dx, .. } => {
+            BackwardOp::BatchNorm { shape, x, affine, dy, dx, .. } => {
                 let (gamma, beta) = p[affine].split_at(shape.channels);
                 let (dxv, dgamma, dbeta) = cpu::batch_norm::backward(&shape, &t[x], gamma, beta, &t[dy]);
                 t[dx] = dxv;
                 grads[affine] = [dgamma, dbeta].concat();
             }
-            Node::ConvGradWeight { shape, window, x, dy, weight } => {
+            BackwardOp::ConvWeight { shape, window, x, dy, weight } => {
                 let dyw = window_of(&t[dy], n, window, shape.cout);
                 grads[weight] = cpu::conv2d::grad_weight(&shape, &t[x], &dyw);
             }
-            Node::ConvGradInput { shape, window, dy, weight, dx, accumulate } => {
+            BackwardOp::ConvInput { shape, window, dy, weight, dx, accumulate } => {
                 let dyw = window_of(&t[dy], n, window, shape.cout);
                 let v = cpu::conv2d::grad_input(&shape, &dyw, &p[weight]);
                 add_into(&mut t[dx], v, accumulate);
             }
         }
     }
-    CpuStep { loss, correct, logits: t[g.logits].clone(), grads, params_after: p }
 }

@@ -2,17 +2,44 @@
 //! pass derived from it. Both executors (`cpu_exec`, the reference; `gpu_exec`, the training
 //! step) run this same list of nodes.
 
-use super::config::{CLASSES, ModelConfig, STEM_CHANNELS};
+use super::config::{ModelConfig, STEM_CHANNELS};
 use super::params::{ParamKind, ParamSpec};
-use crate::cpu::batch_norm::BnShape;
-use crate::cpu::shake::{BackwardMode, ForwardMode};
-use crate::layout::Conv2dShape;
-use crate::ops::conv2d::ChannelWindow;
-use crate::ops::linear::Linear;
+use crate::shapes::{BackwardMode, BnShape, CLASSES, ChannelWindow, Conv2dShape, ForwardMode, LinearShape};
 use std::collections::{HashMap, HashSet};
 
-pub type TensorId = usize;
-pub type ParamId = usize;
+/// A tensor of the step, by position in `Graph::tensors`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub usize);
+
+/// A parameter binding, by position in `Graph::params` (and in every `ParamStore`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub usize);
+
+/// A batch-norm layer's saved statistics (mean and 1/std of the batch, for its backward),
+/// by position in `Graph::bn_channels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SavedStatsId(pub usize);
+
+/// Tables of the step are plain vectors indexed by these ids, so an id of one kind cannot
+/// be used where another is meant, while `values[id]` still reads naturally.
+macro_rules! index_by {
+    ($id:ty) => {
+        impl<T> std::ops::Index<$id> for Vec<T> {
+            type Output = T;
+            fn index(&self, id: $id) -> &T {
+                &self[id.0]
+            }
+        }
+        impl<T> std::ops::IndexMut<$id> for Vec<T> {
+            fn index_mut(&mut self, id: $id) -> &mut T {
+                &mut self[id.0]
+            }
+        }
+    };
+}
+index_by!(TensorId);
+index_by!(ParamId);
+index_by!(SavedStatsId);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -38,9 +65,18 @@ impl TensorInfo {
     }
 }
 
-/// One operation of the training (or evaluation) step, forward or backward.
+/// One operation of the step: the network's forward operations, then (when training) the
+/// gradient operations `derive_backward` made from them. Two enums, so that the rule for
+/// each forward operation's gradient is an exhaustive match: a new operation without one
+/// does not compile.
 #[derive(Clone, Debug)]
 pub enum Node {
+    Forward(ForwardOp),
+    Backward(BackwardOp),
+}
+
+#[derive(Clone, Debug)]
+pub enum ForwardOp {
     /// CIFAR bytes (and labels) of the batch to normalised images.
     Prepare {
         out: TensorId,
@@ -57,7 +93,7 @@ pub enum Node {
         x: TensorId,
         affine: ParamId,
         running: ParamId,
-        saved: usize,
+        saved: SavedStatsId,
         out: TensorId,
     },
     Relu {
@@ -77,7 +113,7 @@ pub enum Node {
         out: TensorId,
     },
     Linear {
-        linear: Linear,
+        shape: LinearShape,
         x: TensorId,
         param: ParamId,
         out: TensorId,
@@ -86,51 +122,56 @@ pub enum Node {
     Loss {
         logits: TensorId,
     },
+}
 
-    LossGrad {
+/// Gradient operations. Parameter gradients are written whole; a tensor gradient is
+/// written by the first operation that produces it and added to (`accumulate`) by later ones.
+#[derive(Clone, Debug)]
+pub enum BackwardOp {
+    Loss {
         logits: TensorId,
         dlogits: TensorId,
     },
-    LinearGrad {
-        linear: Linear,
+    Linear {
+        shape: LinearShape,
         x: TensorId,
         param: ParamId,
         dy: TensorId,
         dx: TensorId,
     },
-    PoolGrad {
+    Pool {
         dy: TensorId,
         dx: TensorId,
     },
-    ShakeGrad {
+    Shake {
         block: u32,
         dy: TensorId,
         da: TensorId,
         db: TensorId,
         dshortcut: TensorId,
     },
-    ReluGrad {
+    Relu {
         x: TensorId,
         dy: TensorId,
         dx: TensorId,
         accumulate: bool,
     },
-    BatchNormGrad {
+    BatchNorm {
         shape: BnShape,
         x: TensorId,
         affine: ParamId,
-        saved: usize,
+        saved: SavedStatsId,
         dy: TensorId,
         dx: TensorId,
     },
-    ConvGradWeight {
+    ConvWeight {
         shape: Conv2dShape,
         window: ChannelWindow,
         x: TensorId,
         dy: TensorId,
         weight: ParamId,
     },
-    ConvGradInput {
+    ConvInput {
         shape: Conv2dShape,
         window: ChannelWindow,
         dy: TensorId,
@@ -143,54 +184,59 @@ pub enum Node {
 impl Node {
     /// Tensors this node reads (for buffer planning); an accumulating write reads too.
     pub fn reads(&self) -> Vec<TensorId> {
-        use Node::*;
+        use BackwardOp as B;
+        use ForwardOp as F;
+        let accumulated = |dx: TensorId, accumulate: bool| accumulate.then_some(dx);
         match *self {
-            Prepare { .. } => vec![],
-            Conv { x, .. } | BatchNorm { x, .. } | Relu { x, .. } | Pool { x, .. } | Linear { x, .. } => {
-                vec![x]
-            }
-            Shake { a, b, shortcut, .. } => vec![a, b, shortcut],
-            Loss { logits } | LossGrad { logits, .. } => vec![logits],
-            LinearGrad { x, dy, .. } | BatchNormGrad { x, dy, .. } | ConvGradWeight { x, dy, .. } => {
+            Node::Forward(F::Prepare { .. }) => vec![],
+            Node::Forward(
+                F::Conv { x, .. }
+                | F::BatchNorm { x, .. }
+                | F::Relu { x, .. }
+                | F::Pool { x, .. }
+                | F::Linear { x, .. },
+            ) => vec![x],
+            Node::Forward(F::Shake { a, b, shortcut, .. }) => vec![a, b, shortcut],
+            Node::Forward(F::Loss { logits }) | Node::Backward(B::Loss { logits, .. }) => vec![logits],
+            Node::Backward(
+                B::Linear { x, dy, .. } | B::BatchNorm { x, dy, .. } | B::ConvWeight { x, dy, .. },
+            ) => {
                 vec![x, dy]
             }
-            PoolGrad { dy, .. } | ShakeGrad { dy, .. } => vec![dy],
-            ReluGrad { x, dy, dx, accumulate } => {
-                if accumulate {
-                    vec![x, dy, dx]
-                } else {
-                    vec![x, dy]
-                }
+            Node::Backward(B::Pool { dy, .. } | B::Shake { dy, .. }) => vec![dy],
+            Node::Backward(B::Relu { x, dy, dx, accumulate }) => {
+                [Some(x), Some(dy), accumulated(dx, accumulate)].into_iter().flatten().collect()
             }
-            ConvGradInput { dy, dx, accumulate, .. } => {
-                if accumulate {
-                    vec![dy, dx]
-                } else {
-                    vec![dy]
-                }
+            Node::Backward(B::ConvInput { dy, dx, accumulate, .. }) => {
+                [Some(dy), accumulated(dx, accumulate)].into_iter().flatten().collect()
             }
         }
     }
 
     /// Tensors this node writes.
     pub fn writes(&self) -> Vec<TensorId> {
-        use Node::*;
+        use BackwardOp as B;
+        use ForwardOp as F;
         match *self {
-            Prepare { out }
-            | Conv { out, .. }
-            | BatchNorm { out, .. }
-            | Relu { out, .. }
-            | Shake { out, .. }
-            | Pool { out, .. }
-            | Linear { out, .. } => vec![out],
-            Loss { .. } | ConvGradWeight { .. } => vec![],
-            LossGrad { dlogits, .. } => vec![dlogits],
-            LinearGrad { dx, .. }
-            | PoolGrad { dx, .. }
-            | ReluGrad { dx, .. }
-            | BatchNormGrad { dx, .. }
-            | ConvGradInput { dx, .. } => vec![dx],
-            ShakeGrad { da, db, dshortcut, .. } => vec![da, db, dshortcut],
+            Node::Forward(
+                F::Prepare { out }
+                | F::Conv { out, .. }
+                | F::BatchNorm { out, .. }
+                | F::Relu { out, .. }
+                | F::Shake { out, .. }
+                | F::Pool { out, .. }
+                | F::Linear { out, .. },
+            ) => vec![out],
+            Node::Forward(F::Loss { .. }) | Node::Backward(B::ConvWeight { .. }) => vec![],
+            Node::Backward(B::Loss { dlogits, .. }) => vec![dlogits],
+            Node::Backward(
+                B::Linear { dx, .. }
+                | B::Pool { dx, .. }
+                | B::Relu { dx, .. }
+                | B::BatchNorm { dx, .. }
+                | B::ConvInput { dx, .. },
+            ) => vec![dx],
+            Node::Backward(B::Shake { da, db, dshortcut, .. }) => vec![da, db, dshortcut],
         }
     }
 }
@@ -226,8 +272,8 @@ impl Graph {
                 params: vec![],
                 nodes: vec![],
                 bn_channels: vec![],
-                images: 0,
-                logits: 0,
+                images: TensorId(0),
+                logits: TensorId(0),
             },
         };
         d.network();
@@ -258,12 +304,12 @@ struct Declare {
 impl Declare {
     fn tensor(&mut self, name: String, dims: [usize; 4]) -> TensorId {
         self.g.tensors.push(TensorInfo { name, dims });
-        self.g.tensors.len() - 1
+        TensorId(self.g.tensors.len() - 1)
     }
 
     fn param(&mut self, prefix: &str, kind: ParamKind) -> ParamId {
         self.g.params.push(ParamSpec { prefix: prefix.to_string(), kind });
-        self.g.params.len() - 1
+        ParamId(self.g.params.len() - 1)
     }
 
     fn dims(&self, t: TensorId) -> [usize; 4] {
@@ -289,7 +335,7 @@ impl Declare {
     ) {
         let kind = ParamKind::Conv { cout: shape.cout, cin: shape.cin, ksize: shape.ksize };
         let weight = self.param(prefix, kind);
-        self.g.nodes.push(Node::Conv { shape, window, x, weight, out });
+        self.g.nodes.push(Node::Forward(ForwardOp::Conv { shape, window, x, weight, out }));
     }
 
     fn batch_norm(&mut self, prefix: &str, x: TensorId, relu: bool) -> TensorId {
@@ -297,16 +343,16 @@ impl Declare {
         let affine = self.param(prefix, ParamKind::BnAffine { channels: c });
         let running = self.param(prefix, ParamKind::BnRunning { channels: c });
         let out = self.tensor(format!("{prefix}{}", if relu { ".relu" } else { "" }), [n, c, h, w]);
-        let saved = self.g.bn_channels.len();
+        let saved = SavedStatsId(self.g.bn_channels.len());
         self.g.bn_channels.push(c);
         let shape = BnShape::new(n, c, h * w, relu);
-        self.g.nodes.push(Node::BatchNorm { shape, x, affine, running, saved, out });
+        self.g.nodes.push(Node::Forward(ForwardOp::BatchNorm { shape, x, affine, running, saved, out }));
         out
     }
 
     fn relu(&mut self, name: String, x: TensorId) -> TensorId {
         let out = self.tensor(name, self.dims(x));
-        self.g.nodes.push(Node::Relu { x, out });
+        self.g.nodes.push(Node::Forward(ForwardOp::Relu { x, out }));
         out
     }
 
@@ -315,7 +361,7 @@ impl Declare {
         let n = self.g.batch;
         let images = self.tensor("images".into(), [n, 3, 32, 32]);
         self.g.images = images;
-        self.g.nodes.push(Node::Prepare { out: images });
+        self.g.nodes.push(Node::Forward(ForwardOp::Prepare { out: images }));
         let stem = self.conv("stem.conv", images, STEM_CHANNELS, 3, 1);
         let mut x = self.batch_norm("stem.bn", stem, false);
         let mut block = 0;
@@ -329,15 +375,15 @@ impl Declare {
         let r = self.relu("head.relu".into(), x);
         let [_, features, _, _] = self.dims(r);
         let pooled = self.tensor("head.pool".into(), [n, features, 1, 1]);
-        self.g.nodes.push(Node::Pool { x: r, out: pooled });
-        let linear = Linear { batch: n, inputs: features, outputs: CLASSES };
+        self.g.nodes.push(Node::Forward(ForwardOp::Pool { x: r, out: pooled }));
+        let shape = LinearShape { batch: n, inputs: features, outputs: CLASSES };
         let param = self.param("fc", ParamKind::Linear { inputs: features, outputs: CLASSES });
         let logits = self.tensor("fc".into(), [n, CLASSES, 1, 1]);
-        self.g.nodes.push(Node::Linear { linear, x: pooled, param, out: logits });
+        self.g.nodes.push(Node::Forward(ForwardOp::Linear { shape, x: pooled, param, out: logits }));
         self.g.logits = logits;
         // Evaluation reads the logits back instead (accuracy per class needs them anyway).
         if self.g.mode == Mode::Train {
-            self.g.nodes.push(Node::Loss { logits });
+            self.g.nodes.push(Node::Forward(ForwardOp::Loss { logits }));
         }
     }
 
@@ -345,7 +391,7 @@ impl Declare {
     fn block(&mut self, prefix: &str, x: TensorId, cout: usize, stride: usize, index: u32) -> TensorId {
         let [n, cin, h, w] = self.dims(x);
         let r = self.relu(format!("{prefix}.relu"), x);
-        let mut branches = [0; 2];
+        let mut branches = [TensorId(0); 2];
         for (i, out) in branches.iter_mut().enumerate() {
             let p = format!("{prefix}.branch{}", i + 1);
             let c1 = self.conv(&format!("{p}.conv1"), r, cout, 3, stride);
@@ -374,7 +420,13 @@ impl Declare {
             self.batch_norm(&format!("{prefix}.shortcut.bn"), cat, false)
         };
         let out = self.tensor(format!("{prefix}.out"), self.dims(branches[0]));
-        self.g.nodes.push(Node::Shake { block: index, a: branches[0], b: branches[1], shortcut, out });
+        self.g.nodes.push(Node::Forward(ForwardOp::Shake {
+            block: index,
+            a: branches[0],
+            b: branches[1],
+            shortcut,
+            out,
+        }));
         out
     }
 }
@@ -382,75 +434,99 @@ impl Declare {
 /// Walk the forward nodes backwards, emitting each one's gradient nodes. A tensor read by
 /// several nodes gets the sum of their gradients: the first writes, later ones accumulate.
 fn derive_backward(g: &mut Graph) {
-    let forward: Vec<Node> = g.nodes.clone();
-    let mut grad: HashMap<TensorId, TensorId> = HashMap::new();
-    let mut written: HashSet<TensorId> = HashSet::new();
-    let mut grad_of = |g: &mut Graph, t: TensorId| -> TensorId {
-        *grad.entry(t).or_insert_with(|| {
+    let forward: Vec<ForwardOp> = g
+        .nodes
+        .iter()
+        .map(|node| match node {
+            Node::Forward(op) => op.clone(),
+            Node::Backward(_) => unreachable!("derive_backward runs once, on the forward pass"),
+        })
+        .collect();
+    let mut gradients = Gradients { grad: HashMap::new(), written: HashSet::new() };
+    for op in forward.iter().rev() {
+        let back = gradients.of(g, op);
+        g.nodes.extend(back.into_iter().map(Node::Backward));
+    }
+}
+
+/// The gradient tensor of each forward tensor, and which of them are written so far.
+struct Gradients {
+    grad: HashMap<TensorId, TensorId>,
+    written: HashSet<TensorId>,
+}
+
+impl Gradients {
+    /// The gradient of `t`, declared on first use.
+    fn of_tensor(&mut self, g: &mut Graph, t: TensorId) -> TensorId {
+        *self.grad.entry(t).or_insert_with(|| {
             let info = TensorInfo { name: format!("d {}", g.tensors[t].name), dims: g.tensors[t].dims };
             g.tensors.push(info);
-            g.tensors.len() - 1
+            TensorId(g.tensors.len() - 1)
         })
-    };
-    // Marks a gradient written and says whether it already was (then the node accumulates).
-    let mut first_write = |t: TensorId| written.insert(t);
-    let no_accumulation = |node: &str, fresh: bool| {
-        assert!(fresh, "{node} cannot accumulate a gradient; the network reads its input twice")
-    };
-    for node in forward.iter().rev() {
-        let back: Vec<Node> = match *node {
-            Node::Prepare { .. } => vec![],
-            Node::Loss { logits } => {
-                let dlogits = grad_of(g, logits);
-                no_accumulation("loss", first_write(dlogits));
-                vec![Node::LossGrad { logits, dlogits }]
+    }
+
+    /// Whether a write of gradient `dt` must add to an earlier one; marks it written.
+    fn accumulates(&mut self, dt: TensorId) -> bool {
+        !self.written.insert(dt)
+    }
+
+    /// For operations whose kernels only overwrite: the network must not read their input twice.
+    fn first_write(&mut self, node: &str, dt: TensorId) {
+        assert!(
+            !self.accumulates(dt),
+            "{node} cannot accumulate a gradient; the network reads its input twice"
+        );
+    }
+
+    /// The gradient operations of one forward operation.
+    fn of(&mut self, g: &mut Graph, op: &ForwardOp) -> Vec<BackwardOp> {
+        match *op {
+            ForwardOp::Prepare { .. } => vec![],
+            ForwardOp::Loss { logits } => {
+                let dlogits = self.of_tensor(g, logits);
+                self.first_write("loss", dlogits);
+                vec![BackwardOp::Loss { logits, dlogits }]
             }
-            Node::Linear { linear, x, param, out } => {
-                let (dy, dx) = (grad_of(g, out), grad_of(g, x));
-                no_accumulation("linear", first_write(dx));
-                vec![Node::LinearGrad { linear, x, param, dy, dx }]
+            ForwardOp::Linear { shape, x, param, out } => {
+                let (dy, dx) = (self.of_tensor(g, out), self.of_tensor(g, x));
+                self.first_write("linear", dx);
+                vec![BackwardOp::Linear { shape, x, param, dy, dx }]
             }
-            Node::Pool { x, out } => {
-                let (dy, dx) = (grad_of(g, out), grad_of(g, x));
-                no_accumulation("pool", first_write(dx));
-                vec![Node::PoolGrad { dy, dx }]
+            ForwardOp::Pool { x, out } => {
+                let (dy, dx) = (self.of_tensor(g, out), self.of_tensor(g, x));
+                self.first_write("pool", dx);
+                vec![BackwardOp::Pool { dy, dx }]
             }
-            Node::Shake { block, a, b, shortcut, out } => {
-                let dy = grad_of(g, out);
-                let (da, db, ds) = (grad_of(g, a), grad_of(g, b), grad_of(g, shortcut));
-                for t in [da, db, ds] {
-                    no_accumulation("shake", first_write(t));
+            ForwardOp::Shake { block, a, b, shortcut, out } => {
+                let dy = self.of_tensor(g, out);
+                let (da, db) = (self.of_tensor(g, a), self.of_tensor(g, b));
+                let dshortcut = self.of_tensor(g, shortcut);
+                for dt in [da, db, dshortcut] {
+                    self.first_write("shake", dt);
                 }
-                vec![Node::ShakeGrad { block, dy, da, db, dshortcut: ds }]
+                vec![BackwardOp::Shake { block, dy, da, db, dshortcut }]
             }
-            Node::Relu { x, out } => {
-                let (dy, dx) = (grad_of(g, out), grad_of(g, x));
-                vec![Node::ReluGrad { x, dy, dx, accumulate: !first_write(dx) }]
+            ForwardOp::Relu { x, out } => {
+                let (dy, dx) = (self.of_tensor(g, out), self.of_tensor(g, x));
+                vec![BackwardOp::Relu { x, dy, dx, accumulate: self.accumulates(dx) }]
             }
-            Node::BatchNorm { shape, x, affine, saved, out, .. } => {
-                let (dy, dx) = (grad_of(g, out), grad_of(g, x));
-                no_accumulation("batch norm", first_write(dx));
-                vec![Node::BatchNormGrad { shape, x, affine, saved, dy, dx }]
+            ForwardOp::BatchNorm { shape, x, affine, saved, out, .. } => {
+                let (dy, dx) = (self.of_tensor(g, out), self.of_tensor(g, x));
+                self.first_write("batch norm", dx);
+                vec![BackwardOp::BatchNorm { shape, x, affine, saved, dy, dx }]
             }
-            Node::Conv { shape, window, x, weight, out } => {
-                let dy = grad_of(g, out);
-                let mut back = vec![Node::ConvGradWeight { shape, window, x, dy, weight }];
+            ForwardOp::Conv { shape, window, x, weight, out } => {
+                let dy = self.of_tensor(g, out);
+                let mut back = vec![BackwardOp::ConvWeight { shape, window, x, dy, weight }];
+                // The images need no gradient.
                 if x != g.images {
-                    let dx = grad_of(g, x);
-                    back.push(Node::ConvGradInput {
-                        shape,
-                        window,
-                        dy,
-                        weight,
-                        dx,
-                        accumulate: !first_write(dx),
-                    });
+                    let dx = self.of_tensor(g, x);
+                    let accumulate = self.accumulates(dx);
+                    back.push(BackwardOp::ConvInput { shape, window, dy, weight, dx, accumulate });
                 }
                 back
             }
-            _ => unreachable!("the forward pass holds only forward nodes"),
-        };
-        g.nodes.extend(back);
+        }
     }
 }
 
@@ -483,8 +559,9 @@ mod tests {
             }
             written.extend(node.writes());
         }
-        let convs = g.nodes.iter().filter(|n| matches!(n, Node::Conv { .. })).count();
-        let weight_grads = g.nodes.iter().filter(|n| matches!(n, Node::ConvGradWeight { .. })).count();
+        let convs = g.nodes.iter().filter(|n| matches!(n, Node::Forward(ForwardOp::Conv { .. }))).count();
+        let weight_grads =
+            g.nodes.iter().filter(|n| matches!(n, Node::Backward(BackwardOp::ConvWeight { .. }))).count();
         assert_eq!(convs, weight_grads);
     }
 }

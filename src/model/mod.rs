@@ -4,10 +4,12 @@
 
 pub mod config;
 pub mod cpu_exec;
-pub mod gpu_exec;
+pub mod gpu_params;
+pub mod gpu_step;
 pub mod graph;
 pub mod params;
 pub mod plan;
+mod show;
 
 pub use config::ModelConfig;
 pub use graph::{Graph, Mode};

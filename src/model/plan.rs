@@ -22,7 +22,8 @@ impl BufferPlan {
                 last[t] = last[t].max(i);
             }
         }
-        let mut order: Vec<TensorId> = (0..g.tensors.len()).filter(|t| first[*t] != unused).collect();
+        let mut order: Vec<TensorId> =
+            (0..g.tensors.len()).map(TensorId).filter(|t| first[*t] != unused).collect();
         order.sort_by_key(|t| first[*t]);
 
         let mut buffer_of = vec![usize::MAX; g.tensors.len()];
@@ -71,8 +72,10 @@ mod tests {
                 .collect();
             (uses[0], *uses.last().unwrap())
         };
-        let used: Vec<TensorId> =
-            (0..g.tensors.len()).filter(|t| g.nodes.iter().any(|n| n.writes().contains(t))).collect();
+        let used: Vec<TensorId> = (0..g.tensors.len())
+            .map(TensorId)
+            .filter(|t| g.nodes.iter().any(|n| n.writes().contains(t)))
+            .collect();
         for &a in &used {
             assert!(plan.buffer_floats[plan.buffer_of[a]] >= g.tensor_len(a));
             for &b in &used {

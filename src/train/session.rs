@@ -3,7 +3,8 @@
 
 use super::data::Dataset;
 use crate::gpu::Gpu;
-use crate::model::gpu_exec::{GpuParams, StepGraph};
+use crate::model::gpu_params::GpuParams;
+use crate::model::gpu_step::StepGraph;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::variants::VariantChooser;

@@ -1,0 +1,121 @@
+//! The model's parameters on the GPU: values, gradients and momentum of every trainable
+//! binding, and the running statistics, each kind in one flat buffer (so SGD is one
+//! dispatch), shared by every graph of a model. Bindings start at the device's storage
+//! offset alignment, so each can be bound on its own.
+
+use super::graph::ParamId;
+use super::params::{ParamSpec, ParamStore};
+use crate::gpu::{Gpu, Slice};
+use crate::ops::{StepUniform, cross_entropy};
+
+/// Parameters, their gradients and momentum, and running statistics, each in one flat buffer
+/// (so SGD is one dispatch), shared by every graph of a model.
+pub struct GpuParams {
+    pub specs: Vec<ParamSpec>,
+    /// Where each binding starts, in floats, in `weights` (trainable) or `running`.
+    offsets: Vec<usize>,
+    pub trainable_floats: usize,
+    pub weights: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub velocity: wgpu::Buffer,
+    pub running: wgpu::Buffer,
+    /// The StepUniform every step-dependent kernel reads.
+    pub step: wgpu::Buffer,
+    /// Loss and accuracy accumulators (see `ops::cross_entropy::METRICS_LEN`).
+    pub metrics: wgpu::Buffer,
+}
+
+impl GpuParams {
+    /// Upload parameters (and momentum, when resuming) in the GPU's layouts.
+    pub fn upload(gpu: &Gpu, store: &ParamStore, velocity: Option<&[Vec<f32>]>) -> GpuParams {
+        // Bindings start at the device's storage offset alignment.
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(4);
+        let mut offsets = vec![];
+        let (mut trainable, mut running) = (0, 0);
+        for spec in &store.specs {
+            let end = if spec.trainable() { &mut trainable } else { &mut running };
+            offsets.push(*end);
+            *end = (*end + spec.len()).next_multiple_of(align);
+        }
+        let flat = |values: &[Vec<f32>], want_trainable: bool, len: usize| {
+            let mut v = vec![0.0f32; len];
+            for ((spec, host), off) in store.specs.iter().zip(values).zip(&offsets) {
+                if spec.trainable() == want_trainable {
+                    v[*off..off + spec.len()].copy_from_slice(&spec.to_gpu_layout(host));
+                }
+            }
+            v
+        };
+        let zeros: Vec<Vec<f32>> = store.specs.iter().map(|s| vec![0.0; s.len()]).collect();
+        let weights = gpu.storage_from("weights", &flat(&store.values, true, trainable));
+        let velocity = gpu.storage_from("velocity", &flat(velocity.unwrap_or(&zeros), true, trainable));
+        let running = gpu.storage_from("running", &flat(&store.values, false, running));
+        GpuParams {
+            specs: store.specs.clone(),
+            offsets,
+            trainable_floats: trainable,
+            weights,
+            grads: gpu.storage("grads", trainable),
+            velocity,
+            running,
+            step: gpu.uniform("step", &StepUniform::default()),
+            metrics: gpu.storage("metrics", cross_entropy::METRICS_LEN),
+        }
+    }
+
+    fn slice_in<'a>(&self, buffer: &'a wgpu::Buffer, p: ParamId) -> Slice<'a> {
+        Slice::from(buffer).floats(self.offsets[p] as u64, self.specs[p].len() as u64)
+    }
+
+    /// A binding's values: in `weights` if trainable, else in `running`.
+    pub fn param(&self, p: ParamId) -> Slice<'_> {
+        self.slice_in(if self.specs[p].trainable() { &self.weights } else { &self.running }, p)
+    }
+
+    pub fn grad(&self, p: ParamId) -> Slice<'_> {
+        self.slice_in(&self.grads, p)
+    }
+
+    fn read_per_param(&self, gpu: &Gpu, flat_trainable: &wgpu::Buffer) -> Vec<Vec<f32>> {
+        let (w, r): (Vec<f32>, Vec<f32>) = (gpu.read(flat_trainable), gpu.read(&self.running));
+        self.specs
+            .iter()
+            .zip(&self.offsets)
+            .map(|(spec, off)| {
+                let src = if spec.trainable() { &w } else { &r };
+                spec.from_gpu_layout(&src[*off..off + spec.len()])
+            })
+            .collect()
+    }
+
+    /// Parameters and running statistics, host layout.
+    pub fn download(&self, gpu: &Gpu) -> ParamStore {
+        ParamStore { specs: self.specs.clone(), values: self.read_per_param(gpu, &self.weights) }
+    }
+
+    /// Gradients of the last step (zero for running statistics' entries), host layout.
+    pub fn download_grads(&self, gpu: &Gpu) -> Vec<Vec<f32>> {
+        let mut g = self.read_per_param(gpu, &self.grads);
+        for (spec, v) in self.specs.iter().zip(&mut g) {
+            if !spec.trainable() {
+                v.iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+        g
+    }
+
+    /// Momentum buffers, host layout (zero for running statistics' entries).
+    pub fn download_velocity(&self, gpu: &Gpu) -> Vec<Vec<f32>> {
+        let mut v = self.read_per_param(gpu, &self.velocity);
+        for (spec, x) in self.specs.iter().zip(&mut v) {
+            if !spec.trainable() {
+                x.iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+        v
+    }
+
+    pub fn reset_metrics(&self, gpu: &Gpu) {
+        gpu.queue.write_buffer(&self.metrics, 0, bytemuck::cast_slice(&[0.0f32; cross_entropy::METRICS_LEN]));
+    }
+}

@@ -1,0 +1,306 @@
+//! The GPU training (or evaluation) step: a graph turned once into pipelines, buffers and
+//! bind groups (`StepGraph`) whose dispatches are recorded into one compute pass every
+//! step. Per step the CPU writes only the batch's bytes and labels and the step uniform.
+
+use super::gpu_params::GpuParams;
+use super::graph::{BackwardOp, ForwardOp, Graph, Mode, Node, SavedStatsId, TensorId};
+use super::plan::BufferPlan;
+use crate::gpu::{Dispatch, Gpu, Slice};
+use crate::ops::batch_norm::{BatchNorm, BnBuffers};
+use crate::ops::conv2d::Conv2d;
+use crate::ops::variants::VariantChooser;
+use crate::ops::{StepUniform, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
+use crate::shapes::{Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
+use std::collections::HashMap;
+
+/// One graph made ready to run: every pipeline, buffer and bind group created.
+pub struct StepGraph {
+    pub batch: usize,
+    dispatches: Vec<Dispatch>,
+    pixels: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    /// Buffers the activations live in (see `plan`).
+    activations: Vec<wgpu::Buffer>,
+    logits: (usize, u64),
+    _scratch: Vec<wgpu::Buffer>,
+}
+
+impl StepGraph {
+    /// `share`: a graph of the same model (for another batch size) whose activation buffers
+    /// this one may use too, when they are large enough; the two must not run at once.
+    pub fn new(
+        gpu: &Gpu,
+        graph: &Graph,
+        params: &GpuParams,
+        norm: &Normalization,
+        sgd_settings: &SgdSettings,
+        chooser: &mut VariantChooser,
+        share: Option<&StepGraph>,
+    ) -> StepGraph {
+        let plan = BufferPlan::new(graph);
+        let buffers = match share.map(|s| &s.activations) {
+            Some(a)
+                if a.len() == plan.buffer_floats.len()
+                    && a.iter().zip(&plan.buffer_floats).all(|(b, f)| b.size() >= (*f * 4) as u64) =>
+            {
+                a.clone()
+            }
+            _ => plan
+                .buffer_floats
+                .iter()
+                .enumerate()
+                .map(|(i, f)| gpu.storage(&format!("activations {i}"), *f))
+                .collect(),
+        };
+        let n = graph.batch;
+        let pixels = gpu.storage("pixels", n * IMAGE_BYTES / 4);
+        let labels = gpu.storage("labels", n);
+        let saved_offsets: Vec<usize> = graph
+            .bn_channels
+            .iter()
+            .scan(0, |acc, c| {
+                let off = *acc;
+                *acc += (2 * c).next_multiple_of(64);
+                Some(off)
+            })
+            .collect();
+        let saved = gpu.storage(
+            "bn saved",
+            saved_offsets
+                .last()
+                .map_or(0, |o| o + 2 * graph.bn_channels.last().unwrap())
+                .next_multiple_of(64),
+        );
+
+        // One Conv2d (variants chosen) per distinct shape.
+        let mut convs: HashMap<Conv2dShape, Conv2d> = HashMap::new();
+        for node in &graph.nodes {
+            if let Node::Forward(ForwardOp::Conv { shape, .. }) = node {
+                convs.entry(*shape).or_insert_with(|| Conv2d::new(gpu, *shape, chooser));
+            }
+        }
+        let scratch_floats = convs.values().map(Conv2d::scratch_floats).max().unwrap_or(0);
+        let scratch = gpu.storage("conv scratch", scratch_floats);
+
+        let recorder = Recorder {
+            gpu,
+            graph,
+            params,
+            plan: &plan,
+            activations: &buffers,
+            saved: &saved,
+            saved_offsets: &saved_offsets,
+            convs: &convs,
+            scratch: &scratch,
+            pixels: &pixels,
+            labels: &labels,
+            norm,
+        };
+        let mut dispatches: Vec<Dispatch> = graph
+            .nodes
+            .iter()
+            .flat_map(|node| match node {
+                Node::Forward(op) => recorder.forward(op),
+                Node::Backward(op) => recorder.backward(op),
+            })
+            .collect();
+        if graph.mode == Mode::Train {
+            let (w, g, v) = ((&params.weights).into(), (&params.grads).into(), (&params.velocity).into());
+            let step = (&params.step).into();
+            dispatches.push(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v));
+        }
+        let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
+        StepGraph {
+            batch: n,
+            dispatches,
+            pixels,
+            labels,
+            activations: buffers,
+            logits,
+            _scratch: vec![scratch, saved],
+        }
+    }
+
+    /// Write a batch and the step uniform, record every dispatch, submit. Returns at once.
+    pub fn submit(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        pixels: &[u8],
+        labels: &[u32],
+        step: StepUniform,
+    ) -> wgpu::SubmissionIndex {
+        self.submit_then(gpu, params, pixels, labels, step, |_| {})
+    }
+
+    /// As `submit`, with `after` recording more commands (a copy of the metrics, say) into
+    /// the same submission.
+    pub fn submit_then(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        pixels: &[u8],
+        labels: &[u32],
+        step: StepUniform,
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> wgpu::SubmissionIndex {
+        assert_eq!(labels.len(), self.batch, "batch size");
+        gpu.queue.write_buffer(&self.pixels, 0, pixels);
+        gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
+        gpu.queue.write_buffer(&params.step, 0, bytemuck::bytes_of(&step));
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in &self.dispatches {
+                d.record(&mut pass);
+            }
+        }
+        after(&mut encoder);
+        gpu.queue.submit([encoder.finish()])
+    }
+
+    /// The logits of the last submitted batch (waits for it).
+    pub fn read_logits(&self, gpu: &Gpu) -> Vec<f32> {
+        let (buffer, bytes) = self.logits;
+        let all: Vec<f32> = gpu.read(&self.activations[buffer]);
+        all[..bytes as usize / 4].to_vec()
+    }
+
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
+    }
+}
+
+/// Everything a graph's dispatches bind, while they are made.
+struct Recorder<'a> {
+    gpu: &'a Gpu,
+    graph: &'a Graph,
+    params: &'a GpuParams,
+    plan: &'a BufferPlan,
+    activations: &'a [wgpu::Buffer],
+    saved: &'a wgpu::Buffer,
+    saved_offsets: &'a Vec<usize>,
+    convs: &'a HashMap<Conv2dShape, Conv2d>,
+    scratch: &'a wgpu::Buffer,
+    pixels: &'a wgpu::Buffer,
+    labels: &'a wgpu::Buffer,
+    norm: &'a Normalization,
+}
+
+impl<'a> Recorder<'a> {
+    /// Tensor `t`, in the buffer the plan put it in.
+    fn act(&self, t: TensorId) -> Slice<'a> {
+        Slice::from(&self.activations[self.plan.buffer_of[t]]).floats(0, self.graph.tensor_len(t) as u64)
+    }
+
+    /// A batch norm layer's buffers: its saved statistics and its gamma and beta.
+    fn bn_buffers(&self, saved: SavedStatsId, affine: super::graph::ParamId) -> BnBuffers<'a> {
+        let channels = self.graph.bn_channels[saved] as u64;
+        let saved = Slice::from(self.saved).floats(self.saved_offsets[saved] as u64, 2 * channels);
+        BnBuffers { saved, gamma_beta: self.params.param(affine) }
+    }
+
+    /// The mix of `block`, over tensors shaped like `t`.
+    fn shake(&self, t: TensorId, block: u32) -> shake::Shake {
+        let (forward, backward) = self.graph.shake_modes();
+        let batch = self.graph.batch;
+        let image_len = self.graph.tensor_len(t) / batch;
+        shake::Shake { batch, image_len, block, forward, backward, level: self.graph.config.level }
+    }
+
+    /// Planes (N * C) and plane size (H * W) of `t`.
+    fn planes(&self, t: TensorId) -> (usize, usize) {
+        let [n, c, h, w] = self.graph.tensors[t].dims;
+        (n * c, h * w)
+    }
+
+    fn forward(&self, op: &ForwardOp) -> Vec<Dispatch> {
+        let (gpu, graph, params) = (self.gpu, self.graph, self.params);
+        let step = Slice::from(&params.step);
+        match *op {
+            ForwardOp::Prepare { out } => {
+                let prep =
+                    prepare_batch::Prepare { batch: graph.batch, norm: *self.norm, augment: graph.augment };
+                vec![prep.dispatch(gpu, step, self.pixels.into(), self.act(out))]
+            }
+            ForwardOp::Conv { shape, window, x, weight, out } => {
+                let conv = &self.convs[&shape];
+                vec![conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window)]
+            }
+            ForwardOp::BatchNorm { shape, x, affine, running, saved, out } => {
+                let bn = BatchNorm::new(shape);
+                let (b, running) = (self.bn_buffers(saved, affine), params.param(running));
+                match graph.mode {
+                    Mode::Train => bn.forward_train(gpu, self.act(x), b, running, self.act(out)),
+                    Mode::Eval => bn.forward_eval(gpu, self.act(x), b, running, self.act(out)),
+                }
+            }
+            ForwardOp::Relu { x, out } => {
+                vec![relu::forward(gpu, graph.tensor_len(x), self.act(x), self.act(out))]
+            }
+            ForwardOp::Shake { block, a, b, shortcut, out } => {
+                let mix = self.shake(a, block);
+                vec![mix.forward(gpu, step, self.act(a), self.act(b), self.act(shortcut), self.act(out))]
+            }
+            ForwardOp::Pool { x, out } => {
+                let (planes, plane) = self.planes(x);
+                vec![pool::forward(gpu, planes, plane, self.act(x), self.act(out))]
+            }
+            ForwardOp::Linear { shape, x, param, out } => {
+                vec![linear::forward(gpu, &shape, self.act(x), params.param(param), self.act(out))]
+            }
+            ForwardOp::Loss { logits } => {
+                let classes = graph.tensors[logits].dims[1];
+                let (labels, metrics) = (self.labels.into(), (&params.metrics).into());
+                vec![cross_entropy::forward(gpu, graph.batch, classes, self.act(logits), labels, metrics)]
+            }
+        }
+    }
+
+    fn backward(&self, op: &BackwardOp) -> Vec<Dispatch> {
+        let (gpu, graph, params) = (self.gpu, self.graph, self.params);
+        let step = Slice::from(&params.step);
+        match *op {
+            BackwardOp::Loss { logits, dlogits } => {
+                let classes = graph.tensors[logits].dims[1];
+                let (logits, dlogits) = (self.act(logits), self.act(dlogits));
+                vec![cross_entropy::backward(gpu, graph.batch, classes, logits, self.labels.into(), dlogits)]
+            }
+            BackwardOp::Linear { shape, x, param, dy, dx } => {
+                let (w, grad) = (params.param(param), params.grad(param));
+                linear::backward(gpu, &shape, self.act(x), w, self.act(dy), self.act(dx), grad)
+            }
+            BackwardOp::Pool { dy, dx } => {
+                let (planes, plane) = self.planes(dx);
+                vec![pool::backward(gpu, planes, plane, self.act(dy), self.act(dx))]
+            }
+            BackwardOp::Shake { block, dy, da, db, dshortcut } => {
+                let mix = self.shake(dy, block);
+                vec![mix.backward(gpu, step, self.act(dy), self.act(da), self.act(db), self.act(dshortcut))]
+            }
+            BackwardOp::Relu { x, dy, dx, accumulate } => {
+                let len = graph.tensor_len(x);
+                vec![relu::backward(gpu, len, self.act(x), self.act(dy), self.act(dx), accumulate)]
+            }
+            BackwardOp::BatchNorm { shape, x, affine, saved, dy, dx } => {
+                let b = self.bn_buffers(saved, affine);
+                BatchNorm::new(shape).backward(
+                    gpu,
+                    self.act(x),
+                    b,
+                    self.act(dy),
+                    params.grad(affine),
+                    self.act(dx),
+                )
+            }
+            BackwardOp::ConvWeight { shape, window, x, dy, weight } => {
+                let (x, dy, dw) = (self.act(x), self.act(dy), params.grad(weight));
+                self.convs[&shape].grad_weight(gpu, x, dy, dw, window, Some(self.scratch.into()))
+            }
+            BackwardOp::ConvInput { shape, window, dy, weight, dx, accumulate } => {
+                let (dy, w, dx) = (self.act(dy), params.param(weight), self.act(dx));
+                vec![self.convs[&shape].grad_input(gpu, dy, w, dx, window, accumulate)]
+            }
+        }
+    }
+}
