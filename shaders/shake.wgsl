@@ -4,13 +4,18 @@
 // Coefficients are drawn here, per image or per batch, from random.wgsl keyed by
 // (seed, step, block, image): nothing is uploaded per step and runs repeat exactly.
 
-// Stream numbers, mirrored in src/random.rs.
+// Stream numbers, mirrored in src/random.rs (a test compares them).
 const STREAM_ALPHA: u32 = 0u;
 const STREAM_BETA: u32 = 1u;
 
-// Forward modes: 0 shake (random alpha), 1 even (alpha = 0.5, also evaluation).
-// Backward modes: 0 shake (fresh random beta), 1 even (0.5), 2 keep (beta = alpha).
-// Levels: 0 batch (one coefficient per batch), 1 image.
+// Modes and levels, mirrored in src/ops/shake.rs (a test compares them).
+const FORWARD_SHAKE: u32 = 0u;  // random alpha
+const FORWARD_EVEN: u32 = 1u;   // alpha = 0.5, also evaluation
+const BACKWARD_SHAKE: u32 = 0u; // a fresh random beta
+const BACKWARD_EVEN: u32 = 1u;  // beta = 0.5
+const BACKWARD_KEEP: u32 = 2u;  // beta = alpha
+const LEVEL_BATCH: u32 = 0u;    // one coefficient per batch
+const LEVEL_IMAGE: u32 = 1u;    // one per image
 struct ShakeParams {
     batch: u32,
     image_len: u32,    // C * H * W
@@ -34,19 +39,19 @@ struct ShakeParams {
 @group(0) @binding(9) var<storage, read_write> dshortcut: array<f32>;
 
 fn draw(kind: u32, img: u32) -> f32 {
-    let index = select(0u, img, sp.level == 1u);
+    let index = select(0u, img, sp.level == LEVEL_IMAGE);
     return random_unit(st.seed, st.step, sp.block * 2u + kind, index);
 }
 
 fn alpha(img: u32) -> f32 {
-    return select(0.5, draw(STREAM_ALPHA, img), sp.forward_mode == 0u);
+    return select(0.5, draw(STREAM_ALPHA, img), sp.forward_mode == FORWARD_SHAKE);
 }
 
 fn beta(img: u32) -> f32 {
     switch sp.backward_mode {
-        case 0u: { return draw(STREAM_BETA, img); }
-        case 2u: { return alpha(img); }
-        default: { return 0.5; }
+        case BACKWARD_SHAKE: { return draw(STREAM_BETA, img); }
+        case BACKWARD_KEEP: { return alpha(img); }
+        default: { return 0.5; }  // BACKWARD_EVEN
     }
 }
 

@@ -2,6 +2,7 @@
 //! with its bind group and grid, made once and recorded into passes every step).
 
 use super::Gpu;
+use super::interface::Binding;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -71,12 +72,15 @@ impl Kernel {
         Kernel { pipeline, label }
     }
 
-    /// Bind buffers (binding number, slice) and fix the grid: a dispatch ready to record.
-    pub fn dispatch(&self, gpu: &Gpu, bindings: &[(u32, Slice<'_>)], workgroups: [u32; 3]) -> Dispatch {
+    /// Bind buffers to the module's bindings and fix the grid: a dispatch ready to record.
+    pub fn dispatch(&self, gpu: &Gpu, bindings: &[(Binding, Slice<'_>)], workgroups: [u32; 3]) -> Dispatch {
         let layout = self.pipeline.get_bind_group_layout(0);
         let entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
-            .map(|(binding, slice)| wgpu::BindGroupEntry { binding: *binding, resource: slice.resource() })
+            .map(|(binding, slice)| wgpu::BindGroupEntry {
+                binding: binding.number,
+                resource: slice.resource(),
+            })
             .collect();
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&self.label),

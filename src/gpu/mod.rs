@@ -2,10 +2,12 @@
 
 pub mod buffers;
 mod context;
+pub mod interface;
 pub mod kernel;
 pub mod probe;
 pub mod shaders;
 pub mod timing;
 
 pub use context::{AdapterChoice, Gpu, GrantedFeatures, choose_adapter, describe_info, list_adapters};
+pub use interface::{Binding, ShaderInterface};
 pub use kernel::{Dispatch, Kernel, Slice, grid_1d};

@@ -1,7 +1,8 @@
 //! Batch norm (shaders/batch_norm.wgsl; reference `cpu::batch_norm`).
 
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
 use crate::shapes::BnShape;
+use crate::struct_layout;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -14,6 +15,23 @@ struct BnParams {
     eps: f32,
     _pad: [u32; 2],
 }
+
+const PARAMS: Binding = Binding::new(0, "bn");
+const X: Binding = Binding::new(1, "x");
+const SAVED: Binding = Binding::new(2, "saved");
+const RUNNING: Binding = Binding::new(3, "running");
+const GAMMA_BETA: Binding = Binding::new(4, "gamma_beta");
+const Y: Binding = Binding::new(5, "y");
+const DY: Binding = Binding::new(6, "dy");
+const GRAD_GAMMA_BETA: Binding = Binding::new(7, "grad_gamma_beta");
+const DX: Binding = Binding::new(8, "dx");
+
+pub const INTERFACE: ShaderInterface = ShaderInterface {
+    modules: &["batch_norm_vec4", "batch_norm_scalar"],
+    bindings: &[PARAMS, X, SAVED, RUNNING, GAMMA_BETA, Y, DY, GRAD_GAMMA_BETA, DX],
+    structs: &[struct_layout!(BnParams { batch, channels, plane, relu, momentum, eps })],
+    constants: &[],
+};
 
 /// What every pass of one batch norm layer reads: `saved`, 2C floats (mean, inv_std) written
 /// by the forward pass for the backward, and `gamma_beta`, 2C. The running statistics (2C:
@@ -71,7 +89,7 @@ impl BatchNorm {
         let params = self.params(gpu);
         let stats = Kernel::new(gpu, self.module(), "statistics", &[]).dispatch(
             gpu,
-            &[(0, (&params).into()), (1, x), (2, b.saved), (3, running)],
+            &[(PARAMS, (&params).into()), (X, x), (SAVED, b.saved), (RUNNING, running)],
             [self.shape.channels as u32, 1, 1],
         );
         vec![stats, self.normalize(gpu, &params, x, b, y)]
@@ -82,7 +100,7 @@ impl BatchNorm {
         let params = self.params(gpu);
         let stats = Kernel::new(gpu, self.module(), "eval_statistics", &[]).dispatch(
             gpu,
-            &[(0, (&params).into()), (2, b.saved), (3, running)],
+            &[(PARAMS, (&params).into()), (SAVED, b.saved), (RUNNING, running)],
             grid_1d(self.shape.channels, 64),
         );
         vec![stats, self.normalize(gpu, &params, x, b, y)]
@@ -91,7 +109,7 @@ impl BatchNorm {
     fn normalize(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
         Kernel::new(gpu, self.module(), "normalize", &[]).dispatch(
             gpu,
-            &[(0, params.into()), (1, x), (2, b.saved), (4, b.gamma_beta), (5, y)],
+            &[(PARAMS, params.into()), (X, x), (SAVED, b.saved), (GAMMA_BETA, b.gamma_beta), (Y, y)],
             self.elementwise_grid(),
         )
     }
@@ -109,19 +127,26 @@ impl BatchNorm {
         let params = self.params(gpu);
         let reduce = Kernel::new(gpu, self.module(), "backward_reduce", &[]).dispatch(
             gpu,
-            &[(0, (&params).into()), (1, x), (2, b.saved), (4, b.gamma_beta), (6, dy), (7, grad_gamma_beta)],
+            &[
+                (PARAMS, (&params).into()),
+                (X, x),
+                (SAVED, b.saved),
+                (GAMMA_BETA, b.gamma_beta),
+                (DY, dy),
+                (GRAD_GAMMA_BETA, grad_gamma_beta),
+            ],
             [self.shape.channels as u32, 1, 1],
         );
         let apply = Kernel::new(gpu, self.module(), "backward_apply", &[]).dispatch(
             gpu,
             &[
-                (0, (&params).into()),
-                (1, x),
-                (2, b.saved),
-                (4, b.gamma_beta),
-                (6, dy),
-                (7, grad_gamma_beta),
-                (8, dx),
+                (PARAMS, (&params).into()),
+                (X, x),
+                (SAVED, b.saved),
+                (GAMMA_BETA, b.gamma_beta),
+                (DY, dy),
+                (GRAD_GAMMA_BETA, grad_gamma_beta),
+                (DX, dx),
             ],
             self.elementwise_grid(),
         );

@@ -2,8 +2,9 @@
 //! variants (shaders/conv2d_*.wgsl). CPU reference: `cpu::conv2d`. Layout: `layout`.
 
 use super::variants::VariantChooser;
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::{ChannelWindow, Conv2dShape};
+use crate::struct_layout;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConvPass {
@@ -93,6 +94,70 @@ struct ConvParams {
     pixels_per_split: u32,
     _pad: u32,
 }
+
+const PARAMS: Binding = Binding::new(0, "p");
+/// The pass's input: x (forward, weight gradient) or dy (input gradient).
+const FORWARD_X: Binding = Binding::new(1, "x");
+const GRAD_INPUT_DY: Binding = Binding::new(1, "dy");
+const WEIGHTS: Binding = Binding::new(2, "wt");
+const GRAD_WEIGHT_DY: Binding = Binding::new(2, "dy");
+/// The pass's output: y, dx, or the weight gradient's partial sums.
+const FORWARD_Y: Binding = Binding::new(3, "y");
+const GRAD_INPUT_DX: Binding = Binding::new(3, "dx");
+const GRAD_WEIGHT_PARTIAL: Binding = Binding::new(3, "partial");
+
+const CONV_PARAMS: crate::gpu::interface::StructLayout = struct_layout!(ConvParams {
+    batch,
+    cin,
+    h,
+    w,
+    cout,
+    oh,
+    ow,
+    y_channels,
+    y_offset,
+    accumulate,
+    pixels_per_split
+});
+
+pub const INTERFACES: [ShaderInterface; 4] = [
+    ShaderInterface {
+        modules: &[
+            "conv2d_forward_register_subgroup",
+            "conv2d_forward_register_plain",
+            "conv2d_forward_tiled",
+        ],
+        bindings: &[PARAMS, FORWARD_X, WEIGHTS, FORWARD_Y],
+        structs: &[CONV_PARAMS],
+        constants: &[],
+    },
+    ShaderInterface {
+        modules: &[
+            "conv2d_grad_input_register_subgroup",
+            "conv2d_grad_input_register_plain",
+            "conv2d_grad_input_tiled",
+        ],
+        bindings: &[PARAMS, GRAD_INPUT_DY, WEIGHTS, GRAD_INPUT_DX],
+        structs: &[CONV_PARAMS],
+        constants: &[],
+    },
+    ShaderInterface {
+        modules: &[
+            "conv2d_grad_weight_register_subgroup",
+            "conv2d_grad_weight_register_plain",
+            "conv2d_grad_weight_tiled",
+        ],
+        bindings: &[PARAMS, FORWARD_X, GRAD_WEIGHT_DY, GRAD_WEIGHT_PARTIAL],
+        structs: &[CONV_PARAMS],
+        constants: &[],
+    },
+    ShaderInterface {
+        modules: &["reduce_splits"],
+        bindings: &[REDUCE_PARAMS, REDUCE_PARTIAL, REDUCE_OUT],
+        structs: &[struct_layout!(ReduceParams { len, splits })],
+        constants: &[],
+    },
+];
 
 /// Output pixels one weight-gradient split reduces: enough splits to keep every core (or
 /// SM) busy, and sums short enough to stay accurate in f32.
@@ -208,7 +273,11 @@ impl Conv2d {
     pub fn forward(&self, gpu: &Gpu, x: Slice, w: Slice, y: Slice, window: ChannelWindow) -> Dispatch {
         let params = gpu.uniform("conv2d params", &self.params(window, false));
         let (kernel, grid) = self.kernel(gpu, ConvPass::Forward);
-        kernel.dispatch(gpu, &[(0, (&params).into()), (1, x), (2, w), (3, y)], grid)
+        kernel.dispatch(
+            gpu,
+            &[(PARAMS, (&params).into()), (FORWARD_X, x), (WEIGHTS, w), (FORWARD_Y, y)],
+            grid,
+        )
     }
 
     /// dx = (or += with `accumulate`) the input gradient, from dy (channels `window` of a wider tensor).
@@ -223,7 +292,11 @@ impl Conv2d {
     ) -> Dispatch {
         let params = gpu.uniform("conv2d params", &self.params(window, accumulate));
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput);
-        kernel.dispatch(gpu, &[(0, (&params).into()), (1, dy), (2, w), (3, dx)], grid)
+        kernel.dispatch(
+            gpu,
+            &[(PARAMS, (&params).into()), (GRAD_INPUT_DY, dy), (WEIGHTS, w), (GRAD_INPUT_DX, dx)],
+            grid,
+        )
     }
 
     /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
@@ -239,12 +312,15 @@ impl Conv2d {
     ) -> Vec<Dispatch> {
         let params = gpu.uniform("conv2d params", &self.params(window, false));
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight);
+        let bind = |out| {
+            [(PARAMS, (&params).into()), (FORWARD_X, x), (GRAD_WEIGHT_DY, dy), (GRAD_WEIGHT_PARTIAL, out)]
+        };
         if self.splits() == 1 {
-            return vec![kernel.dispatch(gpu, &[(0, (&params).into()), (1, x), (2, dy), (3, dw)], grid)];
+            return vec![kernel.dispatch(gpu, &bind(dw), grid)];
         }
         let scratch = scratch.expect("a split weight gradient needs scratch");
         assert!(scratch.size >= (self.scratch_floats() * 4) as u64, "scratch too small");
-        let partial = kernel.dispatch(gpu, &[(0, (&params).into()), (1, x), (2, dy), (3, scratch)], grid);
+        let partial = kernel.dispatch(gpu, &bind(scratch), grid);
         let len = self.shape.weight_len();
         vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]
     }
@@ -272,6 +348,10 @@ impl Conv2d {
     }
 }
 
+const REDUCE_PARAMS: Binding = Binding::new(0, "r");
+const REDUCE_PARTIAL: Binding = Binding::new(1, "partial");
+const REDUCE_OUT: Binding = Binding::new(2, "out");
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ReduceParams {
@@ -283,5 +363,6 @@ struct ReduceParams {
 pub fn reduce_splits(gpu: &Gpu, partial: Slice, out: Slice, len: usize, splits: usize) -> Dispatch {
     let params = gpu.uniform("reduce params", &ReduceParams { len: len as u32, splits: splits as u32 });
     let kernel = Kernel::new(gpu, "reduce_splits", "main", &[]);
-    kernel.dispatch(gpu, &[(0, (&params).into()), (1, partial), (2, out)], crate::gpu::grid_1d(len, 64))
+    let bindings = [(REDUCE_PARAMS, (&params).into()), (REDUCE_PARTIAL, partial), (REDUCE_OUT, out)];
+    kernel.dispatch(gpu, &bindings, crate::gpu::grid_1d(len, 64))
 }

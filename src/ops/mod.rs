@@ -15,7 +15,8 @@ pub mod variants;
 
 pub use crate::gpu::{Dispatch, Slice};
 
-/// The per-step values every step-dependent kernel reads (shaders/step.wgsl).
+/// The per-step values every step-dependent kernel reads (shaders/step.wgsl), bound as
+/// `st` by the modules that draw random numbers or read the learning rate.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepUniform {
@@ -23,4 +24,40 @@ pub struct StepUniform {
     pub seed: u32,
     pub lr: f32,
     pub _pad: u32,
+}
+
+/// Every module's interface: what `gpu::interface::check` holds the WGSL to.
+pub fn interfaces() -> Vec<crate::gpu::ShaderInterface> {
+    let mut all = conv2d::INTERFACES.to_vec();
+    all.extend([
+        batch_norm::INTERFACE,
+        relu::INTERFACE,
+        shake::INTERFACE,
+        pool::INTERFACE,
+        linear::INTERFACE,
+        cross_entropy::INTERFACE,
+        sgd::INTERFACE,
+        prepare_batch::INTERFACE,
+    ]);
+    all
+}
+
+pub(crate) const STEP_UNIFORM: crate::gpu::interface::StructLayout =
+    crate::struct_layout!(StepUniform { step, seed, lr });
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::interface::check;
+    use crate::gpu::shaders::MODULES;
+
+    #[test]
+    fn every_module_agrees_with_its_rust_interface() {
+        let all = super::interfaces();
+        for module in MODULES {
+            let covered = all.iter().filter(|i| i.modules.contains(&module.name)).count();
+            assert_eq!(covered, 1, "{} should be in exactly one interface", module.name);
+        }
+        let errors: Vec<String> = all.iter().flat_map(check).collect();
+        assert!(errors.is_empty(), "WGSL and Rust disagree:\n{}", errors.join("\n"));
+    }
 }

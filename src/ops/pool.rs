@@ -1,9 +1,30 @@
 //! Global average pooling (shaders/pool.wgsl; reference `cpu::pool`).
 
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::struct_layout;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PoolParams {
+    planes: u32,
+    plane: u32,
+}
+
+const PARAMS: Binding = Binding::new(0, "pp");
+const X: Binding = Binding::new(1, "x");
+const Y: Binding = Binding::new(2, "y");
+const DY: Binding = Binding::new(3, "dy");
+const DX: Binding = Binding::new(4, "dx");
+
+pub const INTERFACE: ShaderInterface = ShaderInterface {
+    modules: &["pool"],
+    bindings: &[PARAMS, X, Y, DY, DX],
+    structs: &[struct_layout!(PoolParams { planes, plane })],
+    constants: &[],
+};
 
 fn params(gpu: &Gpu, planes: usize, plane: usize) -> wgpu::Buffer {
-    gpu.uniform("pool params", &[planes as u32, plane as u32])
+    gpu.uniform("pool params", &PoolParams { planes: planes as u32, plane: plane as u32 })
 }
 
 /// y[plane] = mean of x's plane; `planes` = N * C.
@@ -11,7 +32,7 @@ pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Di
     let p = params(gpu, planes, plane);
     Kernel::new(gpu, "pool", "forward", &[]).dispatch(
         gpu,
-        &[(0, (&p).into()), (1, x), (2, y)],
+        &[(PARAMS, (&p).into()), (X, x), (Y, y)],
         grid_1d(planes, 64),
     )
 }
@@ -20,7 +41,7 @@ pub fn backward(gpu: &Gpu, planes: usize, plane: usize, dy: Slice, dx: Slice) ->
     let p = params(gpu, planes, plane);
     Kernel::new(gpu, "pool", "backward", &[]).dispatch(
         gpu,
-        &[(0, (&p).into()), (3, dy), (4, dx)],
+        &[(PARAMS, (&p).into()), (DY, dy), (DX, dx)],
         grid_1d(planes * plane, 256),
     )
 }

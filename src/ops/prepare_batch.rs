@@ -1,8 +1,11 @@
 //! CIFAR bytes to a normalised batch (shaders/prepare_batch.wgsl; reference
 //! `cpu::prepare_batch`).
 
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
-use crate::shapes::{IMAGE_BYTES, Normalization};
+use super::STEP_UNIFORM;
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::random::{STREAM_CROP_COL, STREAM_CROP_ROW, STREAM_FLIP};
+use crate::shapes::{IMAGE_BYTES, Normalization, SIDE};
+use crate::struct_layout;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -13,6 +16,25 @@ struct PrepareParams {
     mean: [f32; 4],
     inv_std: [f32; 4],
 }
+
+const PARAMS: Binding = Binding::new(0, "pp");
+const STEP: Binding = Binding::new(1, "st");
+const PIXELS: Binding = Binding::new(2, "pixels");
+const IMAGES: Binding = Binding::new(3, "images");
+
+pub const INTERFACE: ShaderInterface = ShaderInterface {
+    modules: &["prepare_batch"],
+    bindings: &[PARAMS, STEP, PIXELS, IMAGES],
+    structs: &[struct_layout!(PrepareParams { batch, augment, mean, inv_std }), STEP_UNIFORM],
+    constants: &[
+        ("STREAM_CROP_ROW", STREAM_CROP_ROW),
+        ("STREAM_CROP_COL", STREAM_CROP_COL),
+        ("STREAM_FLIP", STREAM_FLIP),
+        ("SIDE", SIDE as u32),
+        ("PLANE", (SIDE * SIDE) as u32),
+        ("IMAGE_BYTES", IMAGE_BYTES as u32),
+    ],
+};
 
 /// How a batch is prepared: normalised per channel, with crops and flips drawn (training)
 /// or not (evaluation).
@@ -40,7 +62,7 @@ impl Prepare {
         );
         Kernel::new(gpu, "prepare_batch", "main", &[]).dispatch(
             gpu,
-            &[(0, (&p).into()), (1, step), (2, pixels), (3, images)],
+            &[(PARAMS, (&p).into()), (STEP, step), (PIXELS, pixels), (IMAGES, images)],
             grid_1d(self.batch * IMAGE_BYTES, 256),
         )
     }

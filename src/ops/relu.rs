@@ -1,16 +1,37 @@
 //! ReLU (shaders/relu.wgsl; reference `cpu::relu`).
 
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::struct_layout;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReluParams {
+    len: u32,
+    accumulate: u32,
+}
+
+const PARAMS: Binding = Binding::new(0, "r");
+const X: Binding = Binding::new(1, "x");
+const Y: Binding = Binding::new(2, "y");
+const DY: Binding = Binding::new(3, "dy");
+const DX: Binding = Binding::new(4, "dx");
+
+pub const INTERFACE: ShaderInterface = ShaderInterface {
+    modules: &["relu"],
+    bindings: &[PARAMS, X, Y, DY, DX],
+    structs: &[struct_layout!(ReluParams { len, accumulate })],
+    constants: &[],
+};
 
 fn params(gpu: &Gpu, len: usize, accumulate: bool) -> wgpu::Buffer {
-    gpu.uniform("relu params", &[len as u32, accumulate as u32, 0, 0])
+    gpu.uniform("relu params", &ReluParams { len: len as u32, accumulate: accumulate as u32 })
 }
 
 pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
     let p = params(gpu, len, false);
     Kernel::new(gpu, "relu", "forward", &[]).dispatch(
         gpu,
-        &[(0, (&p).into()), (1, x), (2, y)],
+        &[(PARAMS, (&p).into()), (X, x), (Y, y)],
         grid_1d(len, 256),
     )
 }
@@ -20,7 +41,7 @@ pub fn backward(gpu: &Gpu, len: usize, x: Slice, dy: Slice, dx: Slice, accumulat
     let p = params(gpu, len, accumulate);
     Kernel::new(gpu, "relu", "backward", &[]).dispatch(
         gpu,
-        &[(0, (&p).into()), (1, x), (3, dy), (4, dx)],
+        &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)],
         grid_1d(len, 256),
     )
 }

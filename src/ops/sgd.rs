@@ -1,7 +1,9 @@
 //! SGD update (shaders/sgd.wgsl; reference `cpu::sgd`).
 
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use super::STEP_UNIFORM;
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
 use crate::shapes::SgdSettings;
+use crate::struct_layout;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -11,6 +13,19 @@ struct SgdParams {
     weight_decay: f32,
     nesterov: u32,
 }
+
+const PARAMS: Binding = Binding::new(0, "sp");
+const STEP: Binding = Binding::new(1, "st");
+const WEIGHTS: Binding = Binding::new(2, "weights");
+const GRADS: Binding = Binding::new(3, "grads");
+const VELOCITY: Binding = Binding::new(4, "velocity");
+
+pub const INTERFACE: ShaderInterface = ShaderInterface {
+    modules: &["sgd"],
+    bindings: &[PARAMS, STEP, WEIGHTS, GRADS, VELOCITY],
+    structs: &[struct_layout!(SgdParams { len, momentum, weight_decay, nesterov }), STEP_UNIFORM],
+    constants: &[],
+};
 
 /// Updates `len` weights in place; the learning rate is read from the StepUniform `step`.
 pub fn step(
@@ -33,7 +48,7 @@ pub fn step(
     );
     Kernel::new(gpu, "sgd", "main", &[]).dispatch(
         gpu,
-        &[(0, (&p).into()), (1, step), (2, weights), (3, grads), (4, velocity)],
+        &[(PARAMS, (&p).into()), (STEP, step), (WEIGHTS, weights), (GRADS, grads), (VELOCITY, velocity)],
         grid_1d(len, 256),
     )
 }

@@ -1,7 +1,10 @@
 //! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake`).
 
-use crate::gpu::{Dispatch, Gpu, Kernel, Slice, grid_1d};
+use super::STEP_UNIFORM;
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::random::{STREAM_ALPHA, STREAM_BETA};
 use crate::shapes::{BackwardMode, ForwardMode, Level};
+use crate::struct_layout;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -14,6 +17,46 @@ struct ShakeParams {
     level: u32,
     _pad: [u32; 2],
 }
+
+const PARAMS: Binding = Binding::new(0, "sp");
+const STEP: Binding = Binding::new(1, "st");
+const A: Binding = Binding::new(2, "a");
+const B: Binding = Binding::new(3, "b");
+const SHORTCUT: Binding = Binding::new(4, "shortcut");
+const Y: Binding = Binding::new(5, "y");
+const DY: Binding = Binding::new(6, "dy");
+const DA: Binding = Binding::new(7, "da");
+const DB: Binding = Binding::new(8, "db");
+const DSHORTCUT: Binding = Binding::new(9, "dshortcut");
+
+/// The modes as the shader numbers them.
+const FORWARD_SHAKE: u32 = 0;
+const FORWARD_EVEN: u32 = 1;
+const BACKWARD_SHAKE: u32 = 0;
+const BACKWARD_EVEN: u32 = 1;
+const BACKWARD_KEEP: u32 = 2;
+const LEVEL_BATCH: u32 = 0;
+const LEVEL_IMAGE: u32 = 1;
+
+pub const INTERFACE: ShaderInterface = ShaderInterface {
+    modules: &["shake"],
+    bindings: &[PARAMS, STEP, A, B, SHORTCUT, Y, DY, DA, DB, DSHORTCUT],
+    structs: &[
+        struct_layout!(ShakeParams { batch, image_len, block, forward_mode, backward_mode, level }),
+        STEP_UNIFORM,
+    ],
+    constants: &[
+        ("STREAM_ALPHA", STREAM_ALPHA),
+        ("STREAM_BETA", STREAM_BETA),
+        ("FORWARD_SHAKE", FORWARD_SHAKE),
+        ("FORWARD_EVEN", FORWARD_EVEN),
+        ("BACKWARD_SHAKE", BACKWARD_SHAKE),
+        ("BACKWARD_EVEN", BACKWARD_EVEN),
+        ("BACKWARD_KEEP", BACKWARD_KEEP),
+        ("LEVEL_BATCH", LEVEL_BATCH),
+        ("LEVEL_IMAGE", LEVEL_IMAGE),
+    ],
+};
 
 /// One block's mix: which coefficients it draws, over tensors of `batch` x `image_len`.
 #[derive(Clone, Copy, Debug)]
@@ -29,17 +72,17 @@ pub struct Shake {
 impl Shake {
     fn params(&self, gpu: &Gpu) -> wgpu::Buffer {
         let forward_mode = match self.forward {
-            ForwardMode::Shake => 0,
-            ForwardMode::Even => 1,
+            ForwardMode::Shake => FORWARD_SHAKE,
+            ForwardMode::Even => FORWARD_EVEN,
         };
         let backward_mode = match self.backward {
-            BackwardMode::Shake => 0,
-            BackwardMode::Even => 1,
-            BackwardMode::Keep => 2,
+            BackwardMode::Shake => BACKWARD_SHAKE,
+            BackwardMode::Even => BACKWARD_EVEN,
+            BackwardMode::Keep => BACKWARD_KEEP,
         };
         let level = match self.level {
-            Level::Batch => 0,
-            Level::Image => 1,
+            Level::Batch => LEVEL_BATCH,
+            Level::Image => LEVEL_IMAGE,
         };
         gpu.uniform(
             "shake params",
@@ -64,7 +107,7 @@ impl Shake {
         let p = self.params(gpu);
         Kernel::new(gpu, "shake", "forward", &[]).dispatch(
             gpu,
-            &[(0, (&p).into()), (1, step), (2, a), (3, b), (4, shortcut), (5, y)],
+            &[(PARAMS, (&p).into()), (STEP, step), (A, a), (B, b), (SHORTCUT, shortcut), (Y, y)],
             grid_1d(self.len(), 256),
         )
     }
@@ -82,7 +125,7 @@ impl Shake {
         let p = self.params(gpu);
         Kernel::new(gpu, "shake", "backward", &[]).dispatch(
             gpu,
-            &[(0, (&p).into()), (1, step), (6, dy), (7, da), (8, db), (9, dshortcut)],
+            &[(PARAMS, (&p).into()), (STEP, step), (DY, dy), (DA, da), (DB, db), (DSHORTCUT, dshortcut)],
             grid_1d(self.len(), 256),
         )
     }
