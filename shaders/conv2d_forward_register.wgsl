@@ -2,6 +2,12 @@
 // of one row for 32 output channels (8 lanes x vec4, shared through `columns`), so every
 // loaded value feeds many FMAs and no workgroup memory or barrier is needed. This is the
 // shape llvmpipe-like CPU adapters want.
+//
+// Variants: register_subgroup / register_plain (the `columns` of lanes_*.wgsl); needs cout
+// a multiple of 4 (weights load as vec4). Log: see conv2d_params.wgsl (36-40 GFLOP/s at
+// 32-128 channels on lavapipe); 16-channel layers use half of each 32-wide block.
+// Safety: `q` is clamped to the last row of pixels, `load_x` and `lane_vec4` select index 0
+// and mask the value outside the input or past the last channel; stores are guarded.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [cin*KS*KS][cout/4]

@@ -2,6 +2,15 @@
 // kernel: each invocation computes 4 input pixels of one row for 32 input channels, reducing
 // over (kh, kw, output channel). A tap contributes when the output pixel it comes from
 // exists: (i + PAD - k) divisible by STRIDE and inside the output.
+//
+// Variants: register_subgroup / register_plain (lanes_*.wgsl).
+// Log (lavapipe, batch 128):
+//   - Parity classes for stride 2 (workgroup z = row and column parity, so every pixel of an
+//     invocation takes the same taps): 3x3 16->32 s2 @32, 77 -> 29 ms.
+//   - Writes branch on `accumulate` instead of select(), which read the old value even when
+//     overwriting: 3x3 32->64 s2 @32, 75 -> 56 ms.
+// Safety: indices into dy and wt are selected to 0 and the value masked outside the output
+// or past the last channel; the pixel row is clamped; stores are guarded.
 
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;   // [cin][KS][KS][cout]

@@ -2,6 +2,9 @@
 // supplies gemm_shape(), load_a, load_b and store_c (so im2col is never materialised). A
 // 16x16 workgroup stages a 64x16 slice of A and a 16x64 slice of B in workgroup memory and
 // each invocation accumulates a 4x4 block. Workgroup z selects a slice of K (split-K).
+// Safety: workgroup-memory indices are in range by the tile constants; the coordinates given
+// to load_a and load_b are clamped into the matrices (the padding of partial tiles is
+// selected away) and store_c is called only for (m, n) inside C.
 
 const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;

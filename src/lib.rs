@@ -1,10 +1,20 @@
-//! Shake-Shake on any GPU through wgpu.
+//! Shake-Shake on any GPU through wgpu. The modules, lowest layer first (`layers` states the
+//! order and its tests enforce it: a module uses only modules of lower layers):
 //!
-//! - `gpu`: device selection, embedded shaders, pipelines and dispatches.
-//! - `ops`: each operation's GPU dispatch (shader in `shaders/`, CPU reference in `cpu`).
-//! - `cpu`: plain-Rust references of every operation, the ground truth for tests.
-//! - `layout`: how tensors are laid out in GPU memory.
+//! - `shapes`: plain shapes and settings every layer agrees on (convolution, batch norm,
+//!   linear, shake modes, SGD, normalisation, CIFAR sizes).
 //! - `random`: the counter-based generator shared by shaders and references.
+//! - `layout`: how tensors are laid out in GPU memory.
+//! - `files`: atomic file writes.
+//! - `cpu`: plain-Rust references of every operation in f64, the ground truth for tests.
+//! - `gpu`: device selection, embedded shaders, pipelines and dispatches, shader interfaces
+//!   (checked against the WGSL by naga), timing, buffer read-back.
+//! - `ops`: each operation's GPU dispatch (shader in `shaders/`, CPU reference in `cpu`,
+//!   tests in `tests/ops/`), and the choice among kernel variants.
+//! - `model`: the network declared once as a graph, its backward derived, buffers planned,
+//!   and its two executors (CPU reference and GPU step).
+//! - `train`: data, run directories, the training loop, checkpoints, download, the plot.
+//! - `bench`: op and training benchmarks.
 
 pub mod bench;
 pub mod cpu;

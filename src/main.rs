@@ -3,8 +3,10 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use shakeshake::bench;
+use shakeshake::cpu::cross_entropy::softmax;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
-use shakeshake::model::Mode;
+use shakeshake::model::graph::Node;
+use shakeshake::model::{Graph, Mode, ModelConfig};
 use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
 use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
@@ -37,6 +39,26 @@ impl AdapterArg {
         let gpu = Gpu::open(&AdapterChoice::from_flag_or_env(self.adapter.as_deref()))?;
         eprintln!("GPU: {} — {}", gpu.describe(), gpu.reason);
         Ok(gpu)
+    }
+}
+
+/// Which network, at which batch size (`graph` and `bench train`).
+#[derive(clap::Args)]
+struct NetworkArgs {
+    #[arg(long, default_value_t = 26)]
+    depth: usize,
+    #[arg(long, default_value_t = 32)]
+    width: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Shake variant, FORWARD-BACKWARD-LEVEL.
+    #[arg(long, default_value = "shake-shake-image")]
+    variant: String,
+}
+
+impl NetworkArgs {
+    fn config(&self) -> Result<ModelConfig> {
+        ModelConfig::with_variant(self.depth, self.width, &self.variant)
     }
 }
 
@@ -103,15 +125,8 @@ enum Command {
     Adapters,
     /// Print the training step: every node in order, its tensors' shapes and buffers.
     Graph {
-        #[arg(long, default_value_t = 26)]
-        depth: usize,
-        #[arg(long, default_value_t = 32)]
-        width: usize,
-        #[arg(long, default_value_t = 128)]
-        batch_size: usize,
-        /// Shake variant, FORWARD-BACKWARD-LEVEL.
-        #[arg(long, default_value = "shake-shake-image")]
-        variant: String,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// The derived backward pass too, not only the forward.
         #[arg(long)]
         backward: bool,
@@ -127,7 +142,8 @@ enum Command {
 enum BenchCommand {
     /// Time every operation of Shake-Shake (26 2x32d by default) at batch 128.
     Ops {
-        /// The network's width k (stages of k, 2k, 4k channels).
+        /// The network's width k (stages of k, 2k, 4k channels): every operation is timed at
+        /// the shapes this width gives it.
         #[arg(long, default_value_t = 32)]
         width: usize,
         #[command(flatten)]
@@ -149,15 +165,8 @@ enum BenchCommand {
     Train {
         #[command(flatten)]
         adapter: AdapterArg,
-        #[arg(long, default_value_t = 26)]
-        depth: usize,
-        #[arg(long, default_value_t = 32)]
-        width: usize,
-        #[arg(long, default_value_t = 128)]
-        batch_size: usize,
-        /// Shake variant, FORWARD-BACKWARD-LEVEL.
-        #[arg(long, default_value = "shake-shake-image")]
-        variant: String,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// Timed steps (after two warm-up steps).
         #[arg(long, default_value_t = 5)]
         steps: usize,
@@ -209,12 +218,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Adapters => adapters(),
-        Command::Graph { depth, width, batch_size, variant, backward } => {
-            let config = shakeshake::model::ModelConfig::with_variant(depth, width, &variant)?;
-            let graph = shakeshake::model::Graph::build(config, batch_size.max(1), Mode::Train);
+        Command::Graph { network, backward } => {
+            let graph = Graph::build(network.config()?, network.batch_size.max(1), Mode::Train);
             println!("{}", graph.summary());
             for (line, node) in graph.node_lines().iter().zip(&graph.nodes) {
-                if backward || matches!(node, shakeshake::model::graph::Node::Forward(_)) {
+                if backward || matches!(node, Node::Forward(_)) {
                     println!("{line}");
                 }
             }
@@ -232,16 +240,12 @@ fn main() -> Result<()> {
                     println!("{}", bench::format_figure(&f));
                 }
             };
-            bench::conv_figures(&gpu, batch_size, width, all_variants, &filter, print);
-            bench::other_figures(&gpu, batch_size, &filter, print);
-            Ok(())
+            bench::op_figures(&gpu, batch_size, width, all_variants, &filter, print)
         }
-        Command::Bench {
-            what: BenchCommand::Train { adapter, depth, width, batch_size, variant, steps, json },
-        } => {
-            let config = shakeshake::model::ModelConfig::with_variant(depth, width, &variant)?;
+        Command::Bench { what: BenchCommand::Train { adapter, network, steps, json } } => {
+            let config = network.config()?;
             let gpu = adapter.open()?;
-            let f = bench::train_figure(&gpu, config, batch_size, 2, steps);
+            let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps);
             if json {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
@@ -327,10 +331,8 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
     let graphs = session.graphs(Mode::Eval, batch, set.len());
     let logits = session.logits(&graphs, &set);
     for (path, row) in images.iter().zip(logits.chunks(10)) {
-        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
-        let sum: f32 = exp.iter().sum();
-        let mut ranked: Vec<(usize, f32)> = exp.iter().map(|e| e / sum).enumerate().collect();
+        let row: Vec<f64> = row.iter().map(|v| *v as f64).collect();
+        let mut ranked: Vec<(usize, f64)> = softmax(&row).into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let top: Vec<String> =
             ranked[..3].iter().map(|(k, p)| format!("{} {:.1}%", CLASS_NAMES[*k], 100.0 * p)).collect();

@@ -2,7 +2,7 @@
 //! tolerance 1e-6 of the largest gradient). The shaders are held to these references, so
 //! this is what makes the GPU gradients true gradients.
 
-use shakeshake::cpu::gradcheck::{dot, numeric_gradient, test_values};
+use shakeshake::cpu::gradcheck::{dot, numeric_gradient, relative_error, test_values};
 use shakeshake::cpu::shake::ShakeKey;
 use shakeshake::cpu::{self};
 use shakeshake::shapes::{BackwardMode, BnShape, Conv2dShape, ForwardMode, Level};
@@ -11,8 +11,7 @@ const EPS: f64 = 1e-6;
 
 #[track_caller]
 fn assert_grad(analytic: &[f64], numeric: &[f64], what: &str) {
-    let scale = numeric.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-    let err = analytic.iter().zip(numeric).map(|(a, n)| (a - n).abs()).fold(0.0, f64::max) / scale;
+    let err = relative_error(analytic, numeric, 1e-3);
     assert!(err < 1e-6, "{what}: relative error {err:.3e} against finite differences");
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use shakeshake::cpu::gradcheck::relative_error;
 use shakeshake::model::cpu_exec::{self, Batch};
 use shakeshake::model::gpu_params::GpuParams;
 use shakeshake::model::gpu_step::StepGraph;
@@ -43,7 +44,7 @@ fn cpu_reference_gradients_match_finite_differences() {
             let down = cpu_exec::loss(&g, &probe, &batch, &norm);
             let numeric = (up - down) / (2.0 * eps);
             let analytic = step.grads[p][i];
-            let err = (numeric - analytic).abs() / numeric.abs().max(1e-3);
+            let err = relative_error(&[analytic], &[numeric], 1e-3);
             assert!(err < 1e-4, "{} [{i}]: analytic {analytic:.6e}, numeric {numeric:.6e}", spec.prefix);
             checked += 1;
         }
@@ -84,7 +85,7 @@ fn gpu_training_step_matches_cpu_reference() {
     let mut worst = 0.0f64;
     for (p, spec) in g.params.iter().enumerate() {
         if spec.trainable() {
-            let rel = error_relative_to_largest(&grads[p], &want.grads[p]);
+            let rel = relative_error(&grads[p], &want.grads[p], f64::MIN_POSITIVE);
             worst = worst.max(rel);
             assert!(rel < 1e-4, "gradient of {}: relative error {rel:.3e}", spec.prefix);
         } else {
@@ -97,9 +98,4 @@ fn gpu_training_step_matches_cpu_reference() {
         }
     }
     eprintln!("largest gradient error, relative to each binding's largest gradient: {worst:.2e}");
-}
-
-fn error_relative_to_largest(got: &[f32], want: &[f64]) -> f64 {
-    let scale = want.iter().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max) / scale
 }

@@ -5,6 +5,12 @@ fn log_sum_exp(row: &[f64]) -> f64 {
     m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
+/// Class probabilities of one row of logits.
+pub fn softmax(row: &[f64]) -> Vec<f64> {
+    let lse = log_sum_exp(row);
+    row.iter().map(|v| (v - lse).exp()).collect()
+}
+
 /// The first maximum, as argmax.
 pub fn predicted(row: &[f64]) -> usize {
     (1..row.len()).fold(0, |best, k| if row[k] > row[best] { k } else { best })
@@ -25,9 +31,8 @@ pub fn backward(logits: &[f64], labels: &[u32], classes: usize) -> Vec<f64> {
         .chunks(classes)
         .zip(labels)
         .flat_map(|(row, &label)| {
-            let lse = log_sum_exp(row);
-            (0..classes)
-                .map(move |k| ((row[k] - lse).exp() - if k == label as usize { 1.0 } else { 0.0 }) / n)
+            let p = softmax(row);
+            (0..classes).map(move |k| (p[k] - if k == label as usize { 1.0 } else { 0.0 }) / n)
         })
         .collect()
 }

@@ -1,5 +1,5 @@
-//! Finite differences, to check each reference's backward, and comparison helpers shared by
-//! the tests and the op benchmark.
+//! Finite differences, to check each reference's backward, and the one error measure every
+//! tolerance in the tests is stated in.
 
 /// Central differences of a scalar function at `x`.
 pub fn numeric_gradient(f: impl Fn(&[f64]) -> f64, x: &[f64], eps: f64) -> Vec<f64> {
@@ -21,11 +21,12 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Largest |got - want| relative to max(1, largest |want|): one tolerance fits values of any scale.
-pub fn max_relative_error(got: &[f32], want: &[f64]) -> f64 {
+/// Largest |got - want| relative to the largest |want|, or to `floor` when that is larger
+/// (so values near zero do not turn rounding into a large relative error).
+pub fn relative_error<G: Copy + Into<f64>>(got: &[G], want: &[f64], floor: f64) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
-    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max) / scale
+    let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
+    got.iter().zip(want).map(|(g, w)| ((*g).into() - w).abs()).fold(0.0, f64::max) / scale
 }
 
 /// Deterministic pseudo-random values in [-1, 1) for tests.

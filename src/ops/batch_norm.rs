@@ -125,29 +125,22 @@ impl BatchNorm {
         dx: Slice,
     ) -> Vec<Dispatch> {
         let params = self.params(gpu);
+        let reads = [
+            (PARAMS, (&params).into()),
+            (X, x),
+            (SAVED, b.saved),
+            (GAMMA_BETA, b.gamma_beta),
+            (DY, dy),
+            (GRAD_GAMMA_BETA, grad_gamma_beta),
+        ];
         let reduce = Kernel::new(gpu, self.module(), "backward_reduce", &[]).dispatch(
             gpu,
-            &[
-                (PARAMS, (&params).into()),
-                (X, x),
-                (SAVED, b.saved),
-                (GAMMA_BETA, b.gamma_beta),
-                (DY, dy),
-                (GRAD_GAMMA_BETA, grad_gamma_beta),
-            ],
+            &reads,
             [self.shape.channels as u32, 1, 1],
         );
         let apply = Kernel::new(gpu, self.module(), "backward_apply", &[]).dispatch(
             gpu,
-            &[
-                (PARAMS, (&params).into()),
-                (X, x),
-                (SAVED, b.saved),
-                (GAMMA_BETA, b.gamma_beta),
-                (DY, dy),
-                (GRAD_GAMMA_BETA, grad_gamma_beta),
-                (DX, dx),
-            ],
+            &[&reads[..], &[(DX, dx)]].concat(),
             self.elementwise_grid(),
         );
         vec![reduce, apply]

@@ -1,6 +1,7 @@
-//! GPU dispatch of each operation. Each module builds its pipelines and dispatches once;
-//! its shader is `shaders/<name>.wgsl`, its CPU reference `cpu::<name>`, its tests
-//! `tests/<name>.rs`.
+//! GPU dispatch of each operation. Each module builds its pipelines and dispatches once and
+//! states its shader interface (`INTERFACE`); its shader is `shaders/<name>.wgsl` (the
+//! convolutions: `shaders/conv2d_*.wgsl`), its CPU reference `cpu::<name>`, its tests
+//! `tests/ops/<name>.rs`.
 
 pub mod batch_norm;
 pub mod conv2d;

@@ -1,7 +1,7 @@
 //! Shared by the GPU tests: one device per test binary, and f64 <-> f32 buffer helpers.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use shakeshake::cpu::gradcheck::max_relative_error;
+use shakeshake::cpu::gradcheck::relative_error;
 use shakeshake::gpu::{AdapterChoice, Gpu};
 use std::sync::OnceLock;
 
@@ -31,7 +31,8 @@ pub fn rounded(data: &[f64]) -> Vec<f64> {
 
 #[track_caller]
 pub fn assert_close(got: &[f32], want: &[f64], tolerance: f64, what: &str) {
-    let err = max_relative_error(got, want);
+    // Relative to the largest reference value, or 1 for small ones.
+    let err = relative_error(got, want, 1.0);
     assert!(err <= tolerance, "{what}: relative error {err:.3e} over tolerance {tolerance:.1e}");
 }
 

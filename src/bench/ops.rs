@@ -1,0 +1,233 @@
+//! `shakeshake bench ops`: every operation of Shake-Shake timed alone on the chosen adapter
+//! (GPU timestamps where the adapter has them), at the shapes `Graph::build` gives the
+//! network of the requested width: every distinct convolution, and the other operations at
+//! the size of their largest layer.
+
+use crate::gpu::{Dispatch, Gpu};
+use crate::model::graph::{ForwardOp, Node};
+use crate::model::{Graph, Mode, ModelConfig};
+use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
+use crate::ops::variants::VariantChooser;
+use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
+use crate::shapes::{BnShape, CLASSES, Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
+use serde::Serialize;
+
+/// One measured figure. `gflops` for compute-bound ops, `gbps` for memory-bound ones.
+#[derive(Serialize, Debug)]
+pub struct OpFigure {
+    pub op: String,
+    pub pass: String,
+    pub shape: String,
+    pub variant: String,
+    pub ms: f64,
+    pub gflops: Option<f64>,
+    pub gbps: Option<f64>,
+}
+
+const REPS: usize = 5;
+
+/// Keeps the figures whose "op pass shape" contains the text (all when it is empty).
+pub struct Filter(pub String);
+
+impl Filter {
+    pub fn keeps(&self, op: &str, pass: &str, shape: &str) -> bool {
+        format!("{op} {pass} {shape}").contains(&self.0)
+    }
+}
+
+/// The network whose operations are timed: the paper's depth, the requested width.
+fn network(batch: usize, width: usize) -> anyhow::Result<Graph> {
+    Ok(Graph::build(ModelConfig::new(26, width)?, batch, Mode::Train))
+}
+
+/// Every figure of `bench ops`: convolutions first, then the other operations.
+pub fn op_figures(
+    gpu: &Gpu,
+    batch: usize,
+    width: usize,
+    all_variants: bool,
+    filter: &Filter,
+    mut report: impl FnMut(OpFigure),
+) -> anyhow::Result<()> {
+    let graph = network(batch, width)?;
+    conv_figures(gpu, &graph, all_variants, filter, &mut report);
+    other_figures(gpu, &graph, &mut |f: OpFigure| {
+        if filter.keeps(&f.op, &f.pass, &f.shape) {
+            report(f)
+        }
+    });
+    Ok(())
+}
+
+/// The network's distinct convolution shapes, in order of first use.
+fn distinct_convs(graph: &Graph) -> Vec<Conv2dShape> {
+    let mut shapes: Vec<Conv2dShape> = vec![];
+    for node in &graph.nodes {
+        if let Node::Forward(ForwardOp::Conv { shape, .. }) = node
+            && !shapes.contains(shape)
+        {
+            shapes.push(*shape);
+        }
+    }
+    shapes
+}
+
+/// Convolution figures: the chosen variant of each pass, or every supported one.
+fn conv_figures(
+    gpu: &Gpu,
+    graph: &Graph,
+    all_variants: bool,
+    filter: &Filter,
+    report: &mut impl FnMut(OpFigure),
+) {
+    let mut chooser = VariantChooser::for_adapter(gpu);
+    for shape in distinct_convs(graph) {
+        let name = shape.name();
+        let passes: Vec<ConvPass> =
+            ConvPass::ALL.into_iter().filter(|pass| filter.keeps("conv2d", pass.name(), &name)).collect();
+        if passes.is_empty() {
+            continue;
+        }
+        let chosen = Conv2d::new(gpu, shape, &mut chooser);
+        for pass in passes {
+            let variants: Vec<ConvVariant> = if all_variants {
+                ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, &shape)).collect()
+            } else {
+                vec![chosen.variants[pass as usize]]
+            };
+            for v in variants {
+                let ms = Conv2d::with_variants(shape, [v; 3]).time_pass(gpu, pass, REPS, f64::INFINITY);
+                report(OpFigure {
+                    op: "conv2d".into(),
+                    pass: pass.name().into(),
+                    shape: name.clone(),
+                    variant: v.name().into(),
+                    ms,
+                    gflops: Some(shape.flops() / ms / 1e6),
+                    gbps: None,
+                });
+            }
+        }
+    }
+}
+
+fn timed(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
+    gpu.time_ms(&dispatches.iter().collect::<Vec<_>>(), REPS)
+}
+
+fn memory_figure(op: &str, pass: &str, shape: String, ms: f64, bytes: usize) -> OpFigure {
+    OpFigure {
+        op: op.into(),
+        pass: pass.into(),
+        shape,
+        variant: "-".into(),
+        ms,
+        gflops: None,
+        gbps: Some(bytes as f64 / ms / 1e6),
+    }
+}
+
+/// The first forward operation of the graph that `pick` accepts.
+fn first<T>(graph: &Graph, pick: impl Fn(&ForwardOp) -> Option<T>) -> T {
+    graph
+        .nodes
+        .iter()
+        .find_map(|node| match node {
+            Node::Forward(op) => pick(op),
+            Node::Backward(_) => None,
+        })
+        .expect("Shake-Shake has every kind of operation")
+}
+
+/// Every other op, each at its largest layer: batch norm, ReLU and the shake mix at the
+/// first stage's size, pooling and the linear layer at the head, SGD over every parameter.
+fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
+    let batch = graph.batch;
+    let bn_shape: BnShape = first(graph, |op| match op {
+        ForwardOp::BatchNorm { shape, .. } if shape.relu => Some(*shape),
+        _ => None,
+    });
+    let len = bn_shape.len();
+    let side = (bn_shape.plane as f64).sqrt() as usize;
+    let act = format!("{batch}x{}x{side}x{side}", bn_shape.channels);
+    let params: usize = graph.params.iter().filter(|p| p.trainable()).map(|p| p.len()).sum();
+    let bufs: Vec<wgpu::Buffer> =
+        (0..4).map(|i| gpu.storage(&format!("bench {i}"), len.max(params))).collect();
+    let [a, b, d, e] = [&bufs[0], &bufs[1], &bufs[2], &bufs[3]];
+    let step = gpu.uniform("step", &StepUniform { step: 1, seed: 1, lr: 0.1, _pad: 0 });
+
+    let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())]);
+    report(memory_figure("relu", "forward", act.clone(), ms, 2 * 4 * len));
+    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)]);
+    report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
+
+    let bn = batch_norm::BatchNorm::new(bn_shape);
+    let small: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("bn", 2 * bn_shape.channels)).collect();
+    let bb = batch_norm::BnBuffers { saved: (&small[0]).into(), gamma_beta: (&small[2]).into() };
+    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into()));
+    report(memory_figure("batch_norm", "forward", act.clone(), ms, 4 * 4 * len));
+    let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into()));
+    report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * 4 * len));
+
+    let (forward, backward) = graph.shake_modes();
+    let level = graph.config.level;
+    let mix = shake::Shake { batch, image_len: len / batch, block: 0, forward, backward, level };
+    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())]);
+    report(memory_figure("shake", "forward", act.clone(), ms, 4 * 4 * len));
+    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())]);
+    report(memory_figure("shake", "backward", act, ms, 4 * 4 * len));
+
+    let pooled = first(graph, |op| match op {
+        ForwardOp::Pool { x, .. } => Some(graph.tensors[*x].dims),
+        _ => None,
+    });
+    let [_, pc, pside, _] = pooled;
+    let (planes, plane) = (batch * pc, pside * pside);
+    let shape = format!("{batch}x{pc}x{pside}x{pside}");
+    let ms = timed(gpu, &[pool::forward(gpu, planes, plane, a.into(), b.into())]);
+    report(memory_figure("avg_pool", "forward", shape.clone(), ms, 4 * planes * (plane + 1)));
+    let ms = timed(gpu, &[pool::backward(gpu, planes, plane, a.into(), b.into())]);
+    report(memory_figure("avg_pool", "backward", shape, ms, 4 * planes * (plane + 1)));
+
+    let fc = first(graph, |op| match op {
+        ForwardOp::Linear { shape, .. } => Some(*shape),
+        _ => None,
+    });
+    let shape = format!("{batch}x{}->{}", fc.inputs, fc.outputs);
+    let ms = timed(gpu, &[linear::forward(gpu, &fc, a.into(), b.into(), d.into())]);
+    let bytes = 4 * (batch * fc.inputs + fc.param_len() + batch * fc.outputs);
+    report(memory_figure("linear", "forward", shape.clone(), ms, bytes));
+    let ms =
+        timed(gpu, &linear::backward(gpu, &fc, a.into(), b.into(), d.into(), e.into(), (&small[3]).into()));
+    let bytes = 4 * (2 * batch * fc.inputs + 2 * fc.param_len() + batch * fc.outputs);
+    report(memory_figure("linear", "backward", shape, ms, bytes));
+
+    let labels = gpu.storage_from("labels", &vec![3u32; batch]);
+    let metrics = gpu.storage("metrics", cross_entropy::METRICS_LEN);
+    let shape = format!("{batch}x{CLASSES}");
+    let forward = cross_entropy::forward(gpu, batch, CLASSES, a.into(), (&labels).into(), (&metrics).into());
+    let ms = timed(gpu, &[forward]);
+    report(memory_figure("cross_entropy", "forward", shape.clone(), ms, 4 * batch * (CLASSES + 1)));
+    let backward = cross_entropy::backward(gpu, batch, CLASSES, a.into(), (&labels).into(), b.into());
+    let ms = timed(gpu, &[backward]);
+    report(memory_figure("cross_entropy", "backward", shape, ms, 4 * batch * (2 * CLASSES + 1)));
+
+    let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), a.into(), b.into(), d.into());
+    let ms = timed(gpu, &[update]);
+    report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
+
+    let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true };
+    let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())]);
+    let shape = format!("{batch}x3x32x32");
+    report(memory_figure("prepare_batch", "forward", shape, ms, 5 * IMAGE_BYTES * batch));
+}
+
+/// A human-readable row.
+pub fn format_figure(f: &OpFigure) -> String {
+    let rate = match (f.gflops, f.gbps) {
+        (Some(g), _) => format!("{g:8.2} GFLOP/s"),
+        (_, Some(b)) => format!("{b:8.2} GB/s"),
+        _ => String::new(),
+    };
+    format!("{:<14} {:<12} {:<28} {:<18} {:>9.3} ms {}", f.op, f.pass, f.shape, f.variant, f.ms, rate)
+}
