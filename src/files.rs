@@ -8,12 +8,18 @@ use std::path::Path;
 /// flush the directory. Several threads or processes may write the same path at once.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("{}-{:?}.tmp", std::process::id(), std::thread::current().id()));
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_all()))
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|_| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        // A full disk must not stay full of our half-written temporary files.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     // Make the rename itself durable; not every platform can open a directory, so best effort.
     if let Some(dir) = path
         .parent()
@@ -22,4 +28,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("shakeshake-files-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("target")).unwrap();
+        // Renaming a file over a non-empty directory fails after the temporary is written.
+        std::fs::write(dir.join("target").join("inside"), b"x").unwrap();
+        assert!(write_atomically(&dir.join("target"), b"new").is_err());
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["target"], "only the original directory is left");
+        write_atomically(&dir.join("file"), b"one").unwrap();
+        write_atomically(&dir.join("file"), b"two").unwrap();
+        assert_eq!(std::fs::read(dir.join("file")).unwrap(), b"two");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -179,6 +179,9 @@ enum BenchCommand {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train { adapter, options, run_dir, resume, download: fetch, stop_after } => {
+            if let Some(epochs) = stop_after {
+                at_least_one("--stop-after", epochs)?;
+            }
             let run = Run::open(options, run_dir, resume)?;
             // The data before the device: a missing file should not wait for one.
             let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, fetch)?;
@@ -186,7 +189,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {
-            let (_, test) = data::load(&dir, Some(records_per_file))?;
+            let test = data::load_test(&dir, Some(records_per_file))?;
             let ckpt = checkpoint::load(&checkpoint, None)?;
             let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
             let batch = batch_size.min(max_batch(&session.gpu, ckpt.config)).min(test.len()).max(1);
@@ -231,6 +234,7 @@ fn main() -> Result<()> {
         Command::Bench {
             what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter },
         } => {
+            at_least_one("--batch-size", batch_size)?;
             let gpu = adapter.open()?;
             let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
@@ -244,6 +248,8 @@ fn main() -> Result<()> {
         }
         Command::Bench { what: BenchCommand::Train { adapter, network, steps, json } } => {
             let config = network.config()?;
+            at_least_one("--batch-size", network.batch_size)?;
+            at_least_one("--steps", steps)?;
             let gpu = adapter.open()?;
             let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps);
             if json {
@@ -305,10 +311,27 @@ fn adapters() -> Result<()> {
     Ok(())
 }
 
+fn at_least_one(flag: &str, value: usize) -> Result<()> {
+    if value == 0 {
+        anyhow::bail!("{flag} must be at least 1");
+    }
+    Ok(())
+}
+
 /// Each image resized to 32x32 RGB, as CIFAR bytes (red plane, green, blue).
 fn load_image(path: &std::path::Path) -> Result<Vec<u8>> {
-    let img =
-        image::open(path).with_context(|| format!("reading {} (PNG or JPEG)", path.display()))?.to_rgb8();
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // JPEG decoders fill a cut-off image with grey and say nothing; a JPEG ends with FF D9.
+    let body = bytes.trim_ascii_end();
+    if bytes.starts_with(&[0xFF, 0xD8]) && !body.ends_with(&[0xFF, 0xD9]) {
+        eprintln!(
+            "warning: {} has no JPEG end marker: it looks cut short, so its prediction may be meaningless",
+            path.display()
+        );
+    }
+    let img = image::load_from_memory(&bytes)
+        .with_context(|| format!("reading {} (PNG or JPEG)", path.display()))?
+        .to_rgb8();
     let small = image::imageops::resize(&img, 32, 32, image::imageops::FilterType::Triangle);
     let mut bytes = vec![0u8; IMAGE_BYTES];
     for (x, y, p) in small.enumerate_pixels() {

@@ -6,6 +6,12 @@ use anyhow::{Result, bail};
 /// The stem's output channels, as in the authors' code.
 pub const STEM_CHANNELS: usize = 16;
 
+/// Far past the paper's 26 and the deepest CIFAR ResNets (1202); a bound, so that a mistyped
+/// flag or a hostile checkpoint is refused before anything is built for it.
+pub const MAX_DEPTH: usize = 1202;
+/// Far past the paper's widest (112): 4k = 4096 channels in the last stage.
+pub const MAX_WIDTH: usize = 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelConfig {
     pub depth: usize,
@@ -22,11 +28,16 @@ impl ModelConfig {
     }
 
     pub fn with_variant(depth: usize, width: usize, variant: &str) -> Result<Self> {
-        if depth < 8 || !(depth - 2).is_multiple_of(6) {
-            bail!("--depth must be 6n + 2 with n >= 1 (8, 14, 20, 26, ...), not {depth}");
+        if depth < 8 || !(depth - 2).is_multiple_of(6) || depth > MAX_DEPTH {
+            bail!(
+                "--depth must be 6n + 2 with n >= 1 (8, 14, 20, 26, ...) and at most {MAX_DEPTH}, not {depth}"
+            );
         }
-        if width == 0 || !width.is_multiple_of(2) {
-            bail!("--width must be even (the projection shortcut splits channels in two), not {width}");
+        if width == 0 || !width.is_multiple_of(2) || width > MAX_WIDTH {
+            bail!(
+                "--width must be even (the projection shortcut splits channels in two) and at most {MAX_WIDTH}, \
+                 not {width}"
+            );
         }
         let (forward, backward, level) = parse_variant(variant)?;
         Ok(ModelConfig { depth, width, forward, backward, level })

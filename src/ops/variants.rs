@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 pub struct VariantChooser {
     /// The adapter's cache file.
     path: Option<PathBuf>,
-    /// A training run's own record, which wins over the cache (see `for_run`).
-    pinned: Option<PathBuf>,
+    /// A training run's own record, which wins over the cache (see `for_run`), and what it
+    /// holds. Every choice the run uses is written there, from the cache or measured.
+    pinned: Option<(PathBuf, BTreeMap<String, String>)>,
     choices: BTreeMap<String, String>,
 }
 
@@ -59,8 +60,9 @@ impl VariantChooser {
     /// by then (kernels that add in a different order round differently).
     pub fn for_run(gpu: &Gpu, file: &Path) -> Self {
         let mut chooser = Self::for_adapter(gpu);
-        chooser.choices.extend(read_choices(file));
-        chooser.pinned = Some(file.to_path_buf());
+        let pinned = read_choices(file);
+        chooser.choices.extend(pinned.clone());
+        chooser.pinned = Some((file.to_path_buf(), pinned));
         chooser
     }
 
@@ -82,6 +84,7 @@ impl VariantChooser {
         if let Some(known) = self.choices.get(key)
             && let Some(v) = candidates.iter().find(|v| name(**v) == known)
         {
+            self.pin(key, name(*v));
             return *v;
         }
         let best = if candidates.len() == 1 {
@@ -98,21 +101,32 @@ impl VariantChooser {
         };
         self.choices.insert(key.to_string(), name(best).to_string());
         self.save();
+        self.pin(key, name(best));
         best
     }
 
+    /// Record a training run's choice in its own file (once), so that a resume computes with
+    /// the same kernels whatever the shared cache says by then.
+    fn pin(&mut self, key: &str, variant: &str) {
+        if let Some((file, pinned)) = &mut self.pinned
+            && pinned.get(key).map(String::as_str) != Some(variant)
+        {
+            pinned.insert(key.to_string(), variant.to_string());
+            let json = serde_json::to_vec_pretty(pinned).expect("choices serialise");
+            // Best effort, like the cache: the run directory's own writes report a full disk.
+            let _ = write_atomically(file, &json);
+        }
+    }
+
     fn save(&self) {
-        let json = |m: &BTreeMap<String, String>| serde_json::to_vec_pretty(m).expect("choices serialise");
         // Best effort: an unwritable cache only costs a measurement next time. The cache is
         // shared, so add to what is there now rather than overwrite it.
         if let Some(path) = &self.path {
             let mut all = read_choices(path);
             all.extend(self.choices.clone());
+            let json = serde_json::to_vec_pretty(&all).expect("choices serialise");
             let dir = path.parent().expect("cache path has a parent");
-            let _ = std::fs::create_dir_all(dir).map(|_| write_atomically(path, &json(&all)));
-        }
-        if let Some(pinned) = &self.pinned {
-            let _ = write_atomically(pinned, &json(&self.choices));
+            let _ = std::fs::create_dir_all(dir).map(|_| write_atomically(path, &json));
         }
     }
 }

@@ -33,8 +33,38 @@ fn bytes(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
+/// The first tensor of `c` (by checkpoint name) holding NaN or infinity, if any.
+pub fn non_finite_tensor(c: &Checkpoint) -> Option<String> {
+    let specs = c.params.specs.iter().zip(&c.params.values).zip(&c.momentum);
+    specs
+        .flat_map(|((spec, values), momentum)| {
+            spec.tensors().into_iter().flat_map(move |(name, _, range)| {
+                let bad = |v: &[f32]| v.iter().any(|x| !x.is_finite());
+                let momentum_name = format!("{MOMENTUM}{name}");
+                [(bad(&values[range.clone()]), name), (bad(&momentum[range]), momentum_name)]
+            })
+        })
+        .find_map(|(bad, name)| bad.then_some(name))
+}
+
+/// Checkpoints never hold NaN or infinity: a diverged run has nothing worth resuming or
+/// evaluating, and a tensor that says so is refused by name.
+fn check_finite(path: &Path, name: &str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => bail!(
+            "{}: tensor {name} holds a non-finite value ({} at index {i}); the run that wrote it diverged",
+            path.display(),
+            values[i]
+        ),
+    }
+}
+
 /// Write atomically: a crash leaves the previous checkpoint whole.
 pub fn save(path: &Path, c: &Checkpoint) -> Result<()> {
+    if let Some(name) = non_finite_tensor(c) {
+        bail!("not writing {}: tensor {name} holds a non-finite value", path.display());
+    }
     let mut tensors: Vec<(String, TensorView)> = vec![];
     for ((spec, values), momentum) in c.params.specs.iter().zip(&c.params.values).zip(&c.momentum) {
         for (name, shape, range) in spec.tensors() {
@@ -82,7 +112,8 @@ pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
         field(k)?.parse().with_context(|| format!("{}: metadata {k:?} is not a number", path.display()))
     };
     let config =
-        ModelConfig::with_variant(number("depth")? as usize, number("width")? as usize, field("variant")?)?;
+        ModelConfig::with_variant(number("depth")? as usize, number("width")? as usize, field("variant")?)
+            .with_context(|| format!("{}: its metadata describes no valid network", path.display()))?;
     if let Some(want) = expect
         && *want != config
     {
@@ -116,7 +147,7 @@ pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
                     );
                 }
                 into.copy_from_slice(bytemuck::pod_collect_to_vec::<u8, f32>(t.data()).as_slice());
-                Ok(())
+                check_finite(path, name, into)
             };
             read(&name, &mut v[range.clone()])?;
             if spec.trainable() {

@@ -104,10 +104,34 @@ fn locate(dir: &Path) -> Result<Source> {
 /// The training and test sets, every file checked. `records_per_file`: the count each file
 /// must hold (the official 10,000; tests use smaller files).
 pub fn load(dir: &Path, records_per_file: Option<usize>) -> Result<(Dataset, Dataset)> {
+    let all: Vec<&str> = TRAIN_FILES.iter().chain([&TEST_FILE]).copied().collect();
+    let mut files = read_files(dir, &all)?;
+    // An archive lists its files in any order; the data set's order is the official one.
+    let rank = |name: &str| all.iter().position(|f| name.ends_with(f));
+    files.sort_by_key(|(name, _)| rank(name));
+    let (mut train, mut test) = (Dataset::default(), Dataset::default());
+    for (name, bytes) in &files {
+        let into = if name.ends_with(TEST_FILE) { &mut test } else { &mut train };
+        parse_records(name, bytes, records_per_file, into)?;
+    }
+    Ok((train, test))
+}
+
+/// The test set alone (what `eval` reads): the training files need not be there.
+pub fn load_test(dir: &Path, records_per_file: Option<usize>) -> Result<Dataset> {
+    let mut test = Dataset::default();
+    for (name, bytes) in read_files(dir, &[TEST_FILE])? {
+        parse_records(&name, &bytes, records_per_file, &mut test)?;
+    }
+    Ok(test)
+}
+
+/// The bytes of each `wanted` file, from the folder or the archive in `dir`, named for errors.
+fn read_files(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files: Vec<(String, Vec<u8>)> = vec![];
     match locate(dir)? {
         Source::Folder(folder) => {
-            for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+            for name in wanted {
                 let path = folder.join(name);
                 let bytes = std::fs::read(&path).with_context(|| {
                     format!(
@@ -129,7 +153,7 @@ pub fn load(dir: &Path, records_per_file: Option<usize>) -> Result<(Dataset, Dat
                 let mut entry = entry.with_context(|| format!("reading {}", archive.display()))?;
                 let path = entry.path()?.to_path_buf();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-                if TRAIN_FILES.contains(&name.as_str()) || name == TEST_FILE {
+                if wanted.contains(&name.as_str()) {
                     if files.iter().any(|(n, _)| n.ends_with(&format!(":{name}"))) {
                         bail!(
                             "{} holds {name} twice: it is not the official cifar-10-binary.tar.gz",
@@ -143,7 +167,7 @@ pub fn load(dir: &Path, records_per_file: Option<usize>) -> Result<(Dataset, Dat
                     files.push((format!("{}:{name}", archive.display()), bytes));
                 }
             }
-            for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+            for name in wanted {
                 if !files.iter().any(|(n, _)| n.ends_with(name)) {
                     bail!(
                         "{} has no {name}: it is not the official cifar-10-binary.tar.gz",
@@ -153,15 +177,7 @@ pub fn load(dir: &Path, records_per_file: Option<usize>) -> Result<(Dataset, Dat
             }
         }
     }
-    // An archive lists its files in any order; the data set's order is the official one.
-    let rank = |name: &str| TRAIN_FILES.iter().chain([&TEST_FILE]).position(|f| name.ends_with(f));
-    files.sort_by_key(|(name, _)| rank(name));
-    let (mut train, mut test) = (Dataset::default(), Dataset::default());
-    for (name, bytes) in &files {
-        let into = if name.ends_with(TEST_FILE) { &mut test } else { &mut train };
-        parse_records(name, bytes, records_per_file, into)?;
-    }
-    Ok((train, test))
+    Ok(files)
 }
 
 /// Write `data` as one file of CIFAR records (used by tests and tools that make small sets).

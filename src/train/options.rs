@@ -2,7 +2,7 @@
 //! `--resume` continues with exactly the same settings.
 
 use crate::model::ModelConfig;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::path::PathBuf;
 
 /// The paper's recipe by default: batch 128, lr 0.2 with cosine annealing per iteration,
@@ -26,13 +26,13 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Initial learning rate, annealed to 0 by a cosine over all iterations.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     pub lr: f64,
     /// Nesterov momentum of SGD.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
     /// L2 weight decay, on every parameter.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// Seeds the initial weights, the data order, the crops and flips, and the shake coefficients.
     #[arg(long, default_value_t = 0)]
@@ -56,7 +56,32 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// The network; an error if the depth, width or variant is not one.
     pub fn model(&self) -> Result<ModelConfig> {
         ModelConfig::with_variant(self.depth, self.width, &self.variant)
+    }
+
+    /// Every option checked, before anything is read or written: the network, and numbers
+    /// that would train nothing, or train on NaN.
+    pub fn check(&self) -> Result<ModelConfig> {
+        let config = self.model()?;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive number, not {}", self.lr);
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            bail!("--momentum must be at least 0 and below 1, not {}", self.momentum);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay must be 0 or a positive number, not {}", self.weight_decay);
+        }
+        for (flag, value) in [("--batch-size", Some(self.batch_size)), ("--epochs", Some(self.epochs))]
+            .into_iter()
+            .chain([("--train-subset", self.train_subset), ("--test-subset", self.test_subset)])
+        {
+            if value == Some(0) {
+                bail!("{flag} must be at least 1 (leave a subset flag out to use every image)");
+            }
+        }
+        Ok(config)
     }
 }

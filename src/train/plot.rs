@@ -35,7 +35,11 @@ pub fn write_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
         text(&mut img, (x0 + PANEL.0 - 150, 8), "train", TRAIN);
         text(&mut img, (x0 + PANEL.0 - 100, 8), "test", TEST);
     }
-    img.save(path).with_context(|| format!("writing {}", path.display()))
+    // Encoded in memory and written atomically: a full disk leaves the previous plot whole.
+    let mut png = std::io::Cursor::new(vec![]);
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    crate::files::write_atomically(path, png.get_ref())
 }
 
 /// 3x5 glyphs, a row of 3 bits a byte (top row first), of the characters the labels use.

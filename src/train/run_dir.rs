@@ -119,7 +119,7 @@ impl Run {
 
     /// A new run in `dir`, which must not hold one already.
     pub fn new(options: TrainOptions, dir: PathBuf) -> Result<Run> {
-        options.model()?;
+        options.check()?;
         if dir.join(CHECKPOINT_FILE).exists() {
             bail!(
                 "{} already holds a run: continue it with --resume {}, or choose another --run-dir",
@@ -137,7 +137,18 @@ impl Run {
             .with_context(|| format!("{} is not a run directory (no {})", dir.display(), path.display()))?;
         let options: TrainOptions =
             serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-        let checkpoint = checkpoint::load(&dir.join(CHECKPOINT_FILE), Some(&options.model()?))?;
+        let config = options.check().with_context(|| format!("{} holds bad options", path.display()))?;
+        let checkpoint = checkpoint::load(&dir.join(CHECKPOINT_FILE), Some(&config))?;
+        if checkpoint.position.seed != options.seed {
+            bail!(
+                "{} was written with seed {}, but {} says seed {}: the run directory is damaged or mixed \
+                 with another run's files",
+                dir.join(CHECKPOINT_FILE).display(),
+                checkpoint.position.seed,
+                path.display(),
+                options.seed
+            );
+        }
         let mut rows = read_metrics(dir)?;
         let epochs = checkpoint.position.epoch;
         // A run stopped between writing a row and its checkpoint has one row too many.

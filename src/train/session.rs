@@ -80,13 +80,7 @@ impl Session {
         store: &ParamStore,
         momentum: Option<&[Vec<f32>]>,
     ) -> Result<Session> {
-        if max_batch(&gpu, config) == 0 {
-            bail!(
-                "{} cannot hold one image's activations of Shake-Shake {} in a storage binding: use a smaller --width",
-                gpu.describe(),
-                config.paper_name()
-            );
-        }
+        check_fits(&gpu, config, 1)?;
         let params = GpuParams::upload(&gpu, store, momentum);
         Ok(Session {
             gpu,
@@ -158,6 +152,28 @@ pub fn score(logits: &[f32], labels: &[u8]) -> Evaluation {
         loss: loss / images.max(1) as f64,
         images,
     }
+}
+
+/// An error, saying what to change, if a batch of `batch` images of this network does not
+/// fit the device's limits.
+pub fn check_fits(gpu: &Gpu, config: ModelConfig, batch: usize) -> Result<()> {
+    let largest = max_batch(gpu, config);
+    if largest == 0 {
+        bail!(
+            "{} cannot hold one image's activations of Shake-Shake {} in a storage binding: use a smaller --width",
+            gpu.describe(),
+            config.paper_name()
+        );
+    }
+    if batch > largest {
+        bail!(
+            "--batch-size {batch} does not fit {}: its storage bindings hold at most {largest} images of \
+             Shake-Shake {}; use a smaller --batch-size",
+            gpu.describe(),
+            config.paper_name()
+        );
+    }
+    Ok(())
 }
 
 /// The largest batch this device can train: every buffer must fit one storage binding, and

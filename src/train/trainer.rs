@@ -7,7 +7,7 @@ use super::plot;
 use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
 };
-use super::session::{Session, max_batch};
+use super::session::{Session, check_fits};
 use crate::gpu::Gpu;
 use crate::gpu::probe::ReadbackProbe;
 use crate::model::{Graph, Mode, ParamStore};
@@ -58,15 +58,7 @@ pub fn train(
     if train_set.is_empty() {
         bail!("--train-subset 0 leaves nothing to train on");
     }
-    let largest = max_batch(&gpu, config);
-    if opts.batch_size == 0 || opts.batch_size > largest {
-        bail!(
-            "--batch-size {} does not fit {}: its storage bindings hold at most {largest} images of Shake-Shake {}; use a smaller --batch-size",
-            opts.batch_size,
-            gpu.describe(),
-            config.paper_name()
-        );
-    }
+    check_fits(&gpu, config, opts.batch_size)?;
 
     run.begin()?;
     let (store, momentum, start, mut rows) = match &run.start {
@@ -146,9 +138,13 @@ pub fn train(
                     .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None });
             }
             bar.inc(n as u64);
-            bar.set_message(running_message(probe.poll(&session.gpu), bar.position(), started));
+            let m = probe.poll(&session.gpu);
+            // The probe trails the GPU by a step or two; a non-finite sum stays non-finite.
+            check_finite(m, epoch, step)?;
+            bar.set_message(running_message(m, bar.position(), started));
         }
         let m = probe.finish(&session.gpu, &session.params.metrics);
+        check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let test = if test_set.is_empty() { None } else { Some(session.evaluate(&eval_graphs, &test_set)) };
@@ -183,12 +179,21 @@ pub fn train(
             momentum: session.params.download_velocity(&session.gpu),
             position: Position { epoch: epoch + 1, step, seed: opts.seed },
         };
-        checkpoint::save(&run.file(CHECKPOINT_FILE), &ckpt)?;
-        if epoch + 1 == opts.epochs {
-            checkpoint::save(&run.file(MODEL_FILE), &ckpt)?;
+        if let Some(tensor) = checkpoint::non_finite_tensor(&ckpt) {
+            bail!(
+                "training diverged: {tensor} is no longer finite after epoch {} (step {step}); {}. The \
+                 learning rate is most likely too high: start a new run with a lower --lr",
+                epoch + 1,
+                kept_checkpoint(epoch)
+            );
         }
+        checkpoint::save(&run.file(CHECKPOINT_FILE), &ckpt)?;
     }
-    if let Some(last) = rows.last().filter(|r| r.epoch == opts.epochs) {
+    if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
+        // The model is the last checkpoint. Written here, after the loop, it is also written
+        // when a run stopped between its last checkpoint and the model is resumed.
+        let bytes = std::fs::read(run.file(CHECKPOINT_FILE))?;
+        crate::files::write_atomically(&run.file(MODEL_FILE), &bytes)?;
         eprintln!(
             "Done: test error {:.2}% after {} epochs (the paper reports the last epoch's error). Run directory: {}",
             100.0 * (1.0 - last.test_accuracy),
@@ -197,6 +202,30 @@ pub fn train(
         );
     }
     Ok(rows)
+}
+
+/// A loss that is no longer finite ends the run at once: nothing after it is worth keeping,
+/// and the last checkpoint (written before it) stays as it was.
+fn check_finite(metrics: &[f32], epoch: usize, step: u64) -> Result<()> {
+    if metrics[0].is_finite() {
+        return Ok(());
+    }
+    bail!(
+        "training diverged: the loss is {} in epoch {} by step {step}; {}. The learning rate is most \
+         likely too high: start a new run with a lower --lr",
+        metrics[3],
+        epoch + 1,
+        kept_checkpoint(epoch)
+    )
+}
+
+/// What is left when a run fails in `epoch` (counted from 0).
+fn kept_checkpoint(epoch: usize) -> String {
+    if epoch > 0 {
+        format!("the checkpoint of epoch {epoch} is kept as it was")
+    } else {
+        "no checkpoint was written".to_string()
+    }
 }
 
 /// "3d 4h", "2h 05m", "4m 10s".

@@ -1,0 +1,272 @@
+//! What a person running a days-long job relies on, tried as a careless or hostile user
+//! would: a run stopped at any point still ends with its model, a resume computes with the
+//! kernels the run started with, and damaged or hostile run files are refused clearly.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The CLI with its kernel-variant cache in `cache`.
+fn shakeshake(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+        .args(args)
+        .env("SHAKESHAKE_CACHE_DIR", cache)
+        .output()
+        .expect("running shakeshake")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "should have succeeded:\n{}", text(out));
+}
+
+#[track_caller]
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(1), "should have failed with a message, not a panic or abort:\n{t}");
+    for n in needles {
+        assert!(t.contains(n), "the error should mention {n:?}:\n{t}");
+    }
+}
+
+/// A tiny run of `epochs` epochs into `run`.
+fn train(cache: &Path, data: &Path, run: &Path, epochs: &str) -> Output {
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    shakeshake(
+        cache,
+        &[
+            "train",
+            "--data",
+            d,
+            "--run-dir",
+            r,
+            "--depth",
+            "8",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--epochs",
+            epochs,
+            "--train-subset",
+            "32",
+            "--test-subset",
+            "16",
+            "--records-per-file",
+            "20",
+            "--lr",
+            "0.05",
+        ],
+    )
+}
+
+fn resume(cache: &Path, run: &Path) -> Output {
+    shakeshake(cache, &["train", "--resume", run.to_str().unwrap()])
+}
+
+/// Rewrites a JSON file's `key` (a top-level field) to `value`.
+fn set_json(path: &Path, key: &str, value: serde_json::Value) {
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    json[key] = value;
+    std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+}
+
+#[test]
+fn a_run_stopped_before_its_model_was_written_still_ends_with_it() {
+    let dir = temp_dir("final-model");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    assert_ok(&train(&cache, &dir, &run, "2"));
+    let model = std::fs::read(run.join("model.safetensors")).unwrap();
+    assert_eq!(
+        model,
+        std::fs::read(run.join("checkpoint.safetensors")).unwrap(),
+        "the model is the last checkpoint"
+    );
+
+    // Killed after the last checkpoint, before the model: the resume writes it.
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    let out = resume(&cache, &run);
+    assert_ok(&out);
+    assert!(text(&out).contains("Done"), "{}", text(&out));
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+
+    // options.json asking for fewer epochs than the checkpoint holds: the run is complete.
+    std::fs::remove_file(run.join("model.safetensors")).unwrap();
+    set_json(&run.join("options.json"), "epochs", 1.into());
+    assert_ok(&resume(&cache, &run));
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_run_records_its_kernel_choices_even_from_a_warm_cache() {
+    let dir = temp_dir("pinned-variants");
+    tiny_cifar(&dir, 20);
+    let cache = dir.join("cache");
+    assert_ok(&train(&cache, &dir, &dir.join("cold"), "1"));
+    // The second run finds every choice in the cache and measures nothing.
+    assert_ok(&train(&cache, &dir, &dir.join("warm"), "1"));
+    let cold = std::fs::read_to_string(dir.join("cold/variants.json")).unwrap();
+    let warm = std::fs::read_to_string(dir.join("warm/variants.json"))
+        .expect("a run with a warm cache must record its choices too");
+    assert_eq!(cold, warm);
+    assert!(cold.contains("conv2d forward"), "{cold}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn hostile_or_mixed_run_files_are_refused_clearly() {
+    let dir = temp_dir("hostile");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    assert_ok(&train(&cache, &dir, &run, "1"));
+
+    // A checkpoint whose metadata claims an absurd depth: an error, not an 8 GiB allocation.
+    let path = run.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    let hostile = header.replace("\"depth\":\"8\"", "\"depth\":\"600000002\"");
+    assert_ne!(hostile, header, "the test should find the depth in the header");
+    let mut forged = (hostile.len() as u64).to_le_bytes().to_vec();
+    forged.extend(hostile.as_bytes());
+    forged.extend(&bytes[8 + header_len..]);
+    let forged_path = dir.join("forged.safetensors");
+    std::fs::write(&forged_path, forged).unwrap();
+    let d = dir.to_str().unwrap();
+    let out = shakeshake(
+        &cache,
+        &["eval", "--checkpoint", forged_path.to_str().unwrap(), "--data", d, "--records-per-file", "20"],
+    );
+    assert_fails_with(&out, &["forged.safetensors", "depth", "600000002"]);
+
+    // A checkpoint of another seed than options.json says: the run is mixed up.
+    set_json(&run.join("options.json"), "seed", 77.into());
+    assert_fails_with(&resume(&cache, &run), &["seed 0", "seed 77"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_diverging_run_stops_at_once_and_keeps_no_broken_checkpoint() {
+    let dir = temp_dir("diverge");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
+    let out = shakeshake(
+        &cache,
+        &[
+            "train",
+            "--data",
+            d,
+            "--run-dir",
+            r,
+            "--depth",
+            "8",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "6",
+            "--train-subset",
+            "32",
+            "--test-subset",
+            "16",
+            "--records-per-file",
+            "20",
+            "--lr",
+            "100000",
+        ],
+    );
+    assert_fails_with(&out, &["diverged", "--lr"]);
+    assert!(!run.join("model.safetensors").exists());
+    if run.join("checkpoint.safetensors").exists() {
+        // Whatever checkpoint was kept is whole and finite.
+        let c = run.join("checkpoint.safetensors");
+        shakeshake::train::checkpoint::load(&c, None).expect("the kept checkpoint loads");
+    }
+
+    // A checkpoint holding a NaN is refused by eval, naming the tensor.
+    assert_ok(&train(&cache, &dir, &dir.join("good"), "1"));
+    let path = dir.join("good/model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let end = bytes.len();
+    bytes[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let out = shakeshake(
+        &cache,
+        &["eval", "--checkpoint", path.to_str().unwrap(), "--data", d, "--records-per-file", "20"],
+    );
+    assert_fails_with(&out, &["non-finite", "tensor"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_values_are_clear_errors_that_create_nothing() {
+    let dir = temp_dir("bad-values");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
+    let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--records-per-file", "20"];
+    let cases: [(&[&str], &str); 12] = [
+        (&["--lr", "nan"], "--lr"),
+        (&["--lr", "inf"], "--lr"),
+        (&["--lr", "-1"], "--lr"),
+        (&["--lr", "0"], "--lr"),
+        (&["--momentum", "1.5"], "--momentum"),
+        (&["--weight-decay", "-0.1"], "--weight-decay"),
+        (&["--batch-size", "0"], "--batch-size must be at least 1"),
+        (&["--epochs", "0"], "--epochs must be at least 1"),
+        (&["--test-subset", "0"], "--test-subset must be at least 1"),
+        (&["--train-subset", "0"], "--train-subset must be at least 1"),
+        (&["--width", "100000"], "--width"),
+        (&["--stop-after", "0"], "--stop-after must be at least 1"),
+    ];
+    for (extra, message) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        assert_fails_with(&shakeshake(&cache, &args), &[message]);
+        assert!(!run.exists(), "{extra:?} created the run directory");
+    }
+    for args in [
+        &["bench", "train", "--depth", "8", "--width", "4", "--batch-size", "0"][..],
+        &["bench", "train", "--depth", "8", "--width", "4", "--steps", "0"],
+        &["bench", "ops", "--batch-size", "0"],
+    ] {
+        assert_fails_with(&shakeshake(&cache, args), &["must be at least 1"]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_needs_only_the_test_file_and_predict_warns_of_a_cut_jpeg() {
+    let dir = temp_dir("eval-test-only");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    assert_ok(&train(&cache, &dir, &run, "1"));
+    for name in
+        ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"]
+    {
+        std::fs::remove_file(dir.join("cifar-10-batches-bin").join(name)).unwrap();
+    }
+    let model = run.join("model.safetensors");
+    let (m, d) = (model.to_str().unwrap(), dir.to_str().unwrap());
+    assert_ok(&shakeshake(&cache, &["eval", "--checkpoint", m, "--data", d, "--records-per-file", "20"]));
+
+    let jpeg = dir.join("cat.jpg");
+    image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 3, y as u8 * 2, 90])).save(&jpeg).unwrap();
+    let whole = shakeshake(&cache, &["predict", "--checkpoint", m, jpeg.to_str().unwrap()]);
+    assert_ok(&whole);
+    assert!(!text(&whole).contains("warning"), "{}", text(&whole));
+    let bytes = std::fs::read(&jpeg).unwrap();
+    std::fs::write(&jpeg, &bytes[..bytes.len() / 3]).unwrap();
+    let cut = shakeshake(&cache, &["predict", "--checkpoint", m, jpeg.to_str().unwrap()]);
+    let t = text(&cut);
+    assert!(t.contains("warning") && t.contains("cut short"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
