@@ -1,7 +1,7 @@
 //! The `shakeshake` command line.
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shakeshake::bench;
 use shakeshake::cpu::cross_entropy::softmax;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
@@ -10,7 +10,7 @@ use shakeshake::model::{Graph, Mode, ModelConfig};
 use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
 use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
-use shakeshake::train::run_dir::Run;
+use shakeshake::train::run_dir::{Run, default_run_dir};
 use shakeshake::train::session::{Session, max_batch};
 use shakeshake::train::{checkpoint, download, trainer};
 use std::path::PathBuf;
@@ -120,6 +120,9 @@ enum Command {
         md5: String,
         #[arg(long, default_value_t = 10_000, hide = true)]
         records_per_file: usize,
+        /// Seconds of silence from the server after which the download is given up.
+        #[arg(long, default_value_t = download::STALL_SECONDS)]
+        stall_seconds: u64,
     },
     /// List every adapter with its backend, device type, driver and the limits that matter.
     Adapters,
@@ -177,12 +180,21 @@ enum BenchCommand {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
         Command::Train { adapter, options, run_dir, resume, download: fetch, stop_after } => {
             if let Some(epochs) = stop_after {
                 at_least_one("--stop-after", epochs)?;
             }
-            let run = Run::open(options, run_dir, resume)?;
+            let given = matches.subcommand_matches("train").map(given_flags).unwrap_or_default();
+            let run = match resume {
+                Some(dir) => resume_run(&dir, &given, options.data)?,
+                None => {
+                    let dir = run_dir.unwrap_or_else(|| default_run_dir(&options));
+                    Run::new(options, dir)?
+                }
+            };
             // The data before the device: a missing file should not wait for one.
             let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, fetch)?;
             trainer::train(adapter.open()?, &run, train, test, stop_after)?;
@@ -216,8 +228,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Predict { adapter, checkpoint, images } => predict(&adapter, &checkpoint, &images),
-        Command::Download { data: dir, url, md5, records_per_file } => {
-            download::download(&dir, &url, &md5, records_per_file)?;
+        Command::Download { data: dir, url, md5, records_per_file, stall_seconds } => {
+            let source = download::Source { url: &url, md5: &md5, stall_seconds: stall_seconds.max(1) };
+            download::download(&dir, &source, records_per_file)?;
             Ok(())
         }
         Command::Adapters => adapters(),
@@ -281,7 +294,7 @@ fn load_or_download(
 ) -> Result<(Dataset, Dataset)> {
     match data::load(dir, Some(records_per_file)) {
         Err(_) if fetch => {
-            download::download(dir, download::URL, download::MD5, records_per_file)?;
+            download::download(dir, &download::Source::OFFICIAL, records_per_file)?;
             data::load(dir, Some(records_per_file))
         }
         loaded => loaded,
@@ -309,6 +322,49 @@ fn adapters() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The flags given on the command line (not defaulted), as "--name".
+fn given_flags(matches: &clap::ArgMatches) -> Vec<String> {
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(flag_name)
+        .collect()
+}
+
+/// A clap argument's id as its flag: `batch_size` -> `--batch-size`.
+fn flag_name(id: &clap::Id) -> String {
+    format!("--{}", id.as_str().replace('_', "-"))
+}
+
+/// `--resume DIR`: the run continues with the options it was started with, so a flag that
+/// would change them is an error rather than silently ignored. `--data` may point at
+/// where the data is now.
+fn resume_run(dir: &std::path::Path, given: &[String], data: PathBuf) -> Result<Run> {
+    let run_flags = TrainOptions::augment_args(clap::Command::new("options"));
+    let changing: Vec<&String> = given
+        .iter()
+        .filter(|flag| {
+            *flag == "--run-dir" || run_flags.get_arguments().any(|a| flag_name(a.get_id()) == **flag)
+        })
+        .filter(|flag| *flag != "--data")
+        .collect();
+    if !changing.is_empty() {
+        let list: Vec<&str> = changing.iter().map(|s| s.as_str()).collect();
+        anyhow::bail!(
+            "--resume continues {} with the options it was started with (its options.json), so it does \
+             not take {}; leave them out, or start a new run with them",
+            dir.display(),
+            list.join(", ")
+        );
+    }
+    let mut run = Run::resume(dir)?;
+    if given.iter().any(|flag| flag == "--data") {
+        run.options.data = std::path::absolute(&data)?;
+        eprintln!("Reading the data from {} for this resume.", run.options.data.display());
+    }
+    Ok(run)
 }
 
 fn at_least_one(flag: &str, value: usize) -> Result<()> {

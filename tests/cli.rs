@@ -214,3 +214,96 @@ fn reads_the_official_archive_directly() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// A loopback server that accepts connections and never answers, or (`headers_only`) stops
+/// after the headers; it holds each connection open until the test ends.
+fn silent_server(headers_only: bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut open = vec![];
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut request = vec![0u8; 4096];
+            let _ = stream.read(&mut request);
+            if headers_only {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\npartial");
+            }
+            open.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    url
+}
+
+#[test]
+fn download_gives_up_on_a_silent_server_and_leaves_nothing() {
+    let target = temp_dir("download-stall");
+    let t = target.to_str().unwrap();
+    for headers_only in [false, true] {
+        let url = silent_server(headers_only);
+        let started = std::time::Instant::now();
+        let out = shakeshake(&["download", "--data", t, "--url", &url, "--stall-seconds", "1"]);
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(started.elapsed().as_secs() < 20, "it should give up after about a second");
+        assert_eq!(
+            std::fs::read_dir(&target).unwrap().count(),
+            0,
+            "no partial files are left:\n{}",
+            text(&out)
+        );
+    }
+    std::fs::remove_dir_all(&target).unwrap();
+}
+
+#[test]
+fn download_keeps_a_damaged_folder_and_refuses_links_in_the_archive() {
+    let source = temp_dir("download-keep-source");
+    tiny_cifar(&source, 20);
+    let archive = archive_of(&source);
+    let md5_of = |bytes: &[u8]| -> String {
+        use md5::Digest;
+        md5::Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let target = temp_dir("download-keep");
+    let t = target.to_str().unwrap();
+    // A damaged data folder holding a file of the user's.
+    let folder = target.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("data_batch_1.bin"), b"cut").unwrap();
+    std::fs::write(folder.join("my-notes.txt"), b"mine").unwrap();
+    let url = serve(archive.clone(), 1);
+    let md5 = md5_of(&archive);
+    let out =
+        shakeshake(&["download", "--data", t, "--url", &url, "--md5", &md5, "--records-per-file", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("damaged"), "the user is told:\n{}", text(&out));
+    let aside: Vec<_> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().contains("damaged"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(aside[0].join("my-notes.txt")).unwrap(), b"mine", "the user's file survives");
+    shakeshake::train::data::load(&target, Some(20)).unwrap();
+
+    // An archive with a symbolic link to an absolute path is refused and leaves nothing.
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(vec![], flate2::Compression::fast()));
+    tar.append_dir_all("cifar-10-batches-bin", source.join("cifar-10-batches-bin")).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    tar.append_link(&mut header, "cifar-10-batches-bin/escape", "/etc").unwrap();
+    let linked = tar.into_inner().unwrap().finish().unwrap();
+    let elsewhere = temp_dir("download-link");
+    let e = elsewhere.to_str().unwrap();
+    let url = serve(linked.clone(), 1);
+    let md5 = md5_of(&linked);
+    let out =
+        shakeshake(&["download", "--data", e, "--url", &url, "--md5", &md5, "--records-per-file", "20"]);
+    assert!(!out.status.success() && text(&out).contains("Symlink"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing is left behind");
+    for d in [source, target, elsewhere] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

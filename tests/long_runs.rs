@@ -270,3 +270,74 @@ fn eval_needs_only_the_test_file_and_predict_warns_of_a_cut_jpeg() {
     assert!(t.contains("warning") && t.contains("cut short"), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_run_directory_in_use_is_refused_and_free_again_once_released() {
+    use shakeshake::train::run_dir::RunLock;
+    let dir = temp_dir("lock");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    std::fs::create_dir_all(&run).unwrap();
+    let held = RunLock::take(&run).unwrap();
+    let out = train(&cache, &dir, &run, "1");
+    assert_fails_with(
+        &out,
+        &["in use by another shakeshake process", &format!("pid {}", std::process::id())],
+    );
+    assert!(!run.join("options.json").exists(), "the refused run wrote nothing");
+    drop(held);
+    assert_ok(&train(&cache, &dir, &run, "1"));
+
+    let held = RunLock::take(&run).unwrap();
+    assert_fails_with(&resume(&cache, &run), &["in use"]);
+    drop(held);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn flags_beside_resume_are_refused_and_a_relative_data_folder_still_resumes() {
+    let dir = temp_dir("resume-flags");
+    tiny_cifar(&dir.join("data"), 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    // Started from `dir` with a relative --data.
+    let out = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+        .current_dir(&dir)
+        .env("SHAKESHAKE_CACHE_DIR", &cache)
+        .args([
+            "train",
+            "--data",
+            "data",
+            "--run-dir",
+            "run",
+            "--depth",
+            "8",
+            "--width",
+            "4",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "2",
+            "--train-subset",
+            "32",
+            "--test-subset",
+            "16",
+            "--records-per-file",
+            "20",
+            "--stop-after",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+
+    let r = run.to_str().unwrap();
+    let out = shakeshake(&cache, &["train", "--resume", r, "--epochs", "5", "--lr", "5"]);
+    assert_fails_with(&out, &["--resume", "--epochs", "--lr", "options.json"]);
+    let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows, 2, "the refused resume trained nothing");
+
+    // Resumed from another working directory (this test's), the data is still found.
+    assert_ok(&resume(&cache, &run));
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,6 +12,8 @@ pub const METRICS_FILE: &str = "metrics.csv";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const PLOT_FILE: &str = "curves.png";
+/// Locked while a process trains in the directory (see `RunLock`).
+pub const LOCK_FILE: &str = "train.lock";
 /// The kernel variants the run computes with (see `ops::variants`).
 pub const VARIANTS_FILE: &str = "variants.json";
 const CSV_HEADER: &str =
@@ -87,6 +89,47 @@ pub fn default_run_dir(opts: &TrainOptions) -> PathBuf {
     PathBuf::from("runs").join(format!("{}-2x{}d-seed{}", opts.depth, opts.width, opts.seed))
 }
 
+/// An OS lock on a run directory's `LOCK_FILE`, held while a process trains there and
+/// released when it exits, however it exits. The file names the holder for the error.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub fn take(dir: &Path) -> Result<RunLock> {
+        use std::io::{Read, Seek, Write};
+        let path = dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if let Err(e) = file.try_lock() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => anyhow::anyhow!(
+                    "{} is in use by another shakeshake process ({}): wait for it to finish, or stop it \
+                     and continue with --resume",
+                    dir.display(),
+                    holder.trim()
+                ),
+                std::fs::TryLockError::Error(e) => {
+                    anyhow::Error::new(e).context(format!("locking {}", path.display()))
+                }
+            });
+        }
+        let me = format!("pid {}", std::process::id());
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(me.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(RunLock { _file: file })
+    }
+}
+
 /// Where a run starts.
 pub enum Start {
     New,
@@ -105,21 +148,12 @@ pub struct Run {
 }
 
 impl Run {
-    /// The command line's choice: `--resume DIR`, or a new run in `--run-dir` (default
-    /// `default_run_dir`).
-    pub fn open(options: TrainOptions, run_dir: Option<PathBuf>, resume: Option<PathBuf>) -> Result<Run> {
-        match resume {
-            Some(dir) => Run::resume(&dir),
-            None => {
-                let dir = run_dir.unwrap_or_else(|| default_run_dir(&options));
-                Run::new(options, dir)
-            }
-        }
-    }
-
-    /// A new run in `dir`, which must not hold one already.
-    pub fn new(options: TrainOptions, dir: PathBuf) -> Result<Run> {
+    /// A new run in `dir`, which must not hold one already. The data folder is recorded as
+    /// an absolute path, so the run can be resumed from any working directory.
+    pub fn new(mut options: TrainOptions, dir: PathBuf) -> Result<Run> {
         options.check()?;
+        options.data = std::path::absolute(&options.data)
+            .with_context(|| format!("resolving --data {}", options.data.display()))?;
         if dir.join(CHECKPOINT_FILE).exists() {
             bail!(
                 "{} already holds a run: continue it with --resume {}, or choose another --run-dir",
@@ -162,19 +196,26 @@ impl Run {
         Ok(Run { dir: dir.to_path_buf(), options, start: Start::Resume { checkpoint, rows } })
     }
 
-    /// Create the directory and write what a run holds from its start: options.json for a
-    /// new run, and metrics.csv with the rows so far.
-    pub fn begin(&self) -> Result<()> {
+    /// Create and lock the directory, and write what a run holds from its start:
+    /// options.json for a new run, and metrics.csv with the rows so far. The run is this
+    /// process's while the returned lock lives.
+    pub fn begin(&self) -> Result<RunLock> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let lock = RunLock::take(&self.dir)?;
         let rows = match &self.start {
             Start::New => {
+                // Checked again under the lock: another process may have started here since.
+                if self.dir.join(CHECKPOINT_FILE).exists() {
+                    bail!("{} already holds a run: continue it with --resume", self.dir.display());
+                }
                 let options = serde_json::to_string_pretty(&self.options)?;
                 write_atomically(&self.file(OPTIONS_FILE), options.as_bytes())?;
                 &[][..]
             }
             Start::Resume { rows, .. } => &rows[..],
         };
-        write_metrics(&self.dir, rows)
+        write_metrics(&self.dir, rows)?;
+        Ok(lock)
     }
 
     /// A file of the run directory, by name (`CHECKPOINT_FILE`, ...).

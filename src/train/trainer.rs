@@ -60,7 +60,7 @@ pub fn train(
     }
     check_fits(&gpu, config, opts.batch_size)?;
 
-    run.begin()?;
+    let _lock = run.begin()?;
     let (store, momentum, start, mut rows) = match &run.start {
         Start::Resume { checkpoint, rows } => {
             let position = checkpoint.position;
