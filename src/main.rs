@@ -83,6 +83,10 @@ enum Command {
         /// Stop after this many epochs of this invocation (continue later with --resume).
         #[arg(long, value_name = "EPOCHS")]
         stop_after: Option<usize>,
+        /// Also write a checkpoint inside an epoch once this long has passed since the last
+        /// one (30s, 10m, 2h; 0 for only at epoch ends). Ctrl-C writes one too, and stops.
+        #[arg(long, value_name = "TIME", default_value = "10m", value_parser = parse_interval)]
+        checkpoint_every: std::time::Duration,
     },
     /// Test accuracy, overall and per class, of a checkpoint.
     Eval {
@@ -182,8 +186,41 @@ enum BenchCommand {
 fn main() -> Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
+        Err(e) if e.downcast_ref::<trainer::Interrupted>().is_some() => {
+            eprintln!("{e}");
+            // The conventional status of a program stopped by SIGINT.
+            std::process::exit(130)
+        }
+        result => result,
+    }
+}
+
+/// "30s", "10m", "2h" ("0": never).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) =
+        text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
+    let scale = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{text:?} is not a time like 30s, 10m or 2h")),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a time like 30s, 10m or 2h"))?;
+    Ok(std::time::Duration::from_secs(n * scale))
+}
+
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
     match cli.command {
-        Command::Train { adapter, options, run_dir, resume, download: fetch, stop_after } => {
+        Command::Train {
+            adapter,
+            options,
+            run_dir,
+            resume,
+            download: fetch,
+            stop_after,
+            checkpoint_every,
+        } => {
             if let Some(epochs) = stop_after {
                 at_least_one("--stop-after", epochs)?;
             }
@@ -197,7 +234,17 @@ fn main() -> Result<()> {
             };
             // The data before the device: a missing file should not wait for one.
             let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, fetch)?;
-            trainer::train(adapter.open()?, &run, train, test, stop_after)?;
+            // The first Ctrl-C (or SIGTERM) stops after the step in flight, with a checkpoint;
+            // a second one ends the program at once.
+            ctrlc::set_handler(|| {
+                if trainer::request_stop() {
+                    std::process::exit(130);
+                }
+                eprintln!("\nStopping after this step, with a checkpoint (Ctrl-C again to quit at once)...");
+            })?;
+            let checkpoint_every = (!checkpoint_every.is_zero()).then_some(checkpoint_every);
+            let schedule = trainer::Schedule { stop_after, checkpoint_every };
+            trainer::train(adapter.open()?, &run, train, test, schedule)?;
             Ok(())
         }
         Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {

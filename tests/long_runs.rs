@@ -341,3 +341,134 @@ fn flags_beside_resume_are_refused_and_a_relative_data_folder_still_resumes() {
     assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count(), 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Per epoch: train loss and accuracy, test loss and accuracy, learning rate (metrics.csv).
+fn losses(run: &Path) -> Vec<Vec<String>> {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    csv.lines().skip(1).map(|l| l.split(',').skip(1).take(5).map(str::to_string).collect()).collect()
+}
+
+#[track_caller]
+fn assert_same_run(a: &Path, b: &Path) {
+    use shakeshake::train::checkpoint::load;
+    assert_eq!(losses(a), losses(b), "losses differ");
+    let (x, y) = (
+        load(&a.join("model.safetensors"), None).unwrap(),
+        load(&b.join("model.safetensors"), None).unwrap(),
+    );
+    assert_eq!(x.params, y.params, "weights differ");
+    assert_eq!(x.momentum, y.momentum, "momentum differs");
+    assert_eq!(x.position, y.position);
+}
+
+/// A tiny run of 3 epochs of 3 batches (16, 16 and 8 images), stopped as `stop_steps` say.
+fn stopped_train(cache: &Path, data: &Path, run: &Path, stop_steps: Option<u64>) -> Output {
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shakeshake"));
+    command.env("SHAKESHAKE_CACHE_DIR", cache).args([
+        "train",
+        "--data",
+        d,
+        "--run-dir",
+        r,
+        "--depth",
+        "8",
+        "--width",
+        "4",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "3",
+        "--train-subset",
+        "40",
+        "--test-subset",
+        "16",
+        "--records-per-file",
+        "20",
+        "--lr",
+        "0.05",
+    ]);
+    if let Some(n) = stop_steps {
+        command.env("SHAKESHAKE_STOP_AFTER_STEPS", n.to_string());
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn stopped_at_any_step_and_resumed_a_run_equals_an_uninterrupted_one() {
+    let dir = temp_dir("stop-anywhere");
+    tiny_cifar(&dir, 20);
+    let cache = dir.join("cache");
+    let straight = dir.join("straight");
+    assert_ok(&stopped_train(&cache, &dir, &straight, None));
+    // Stops inside the first epoch, at an epoch's last batch, inside the second epoch, and
+    // at the very last step (the final checkpoint written, the model not yet).
+    for (name, first_stop) in [("s1", 1), ("s3", 3), ("s5", 5), ("s9", 9)] {
+        let run = dir.join(name);
+        let out = stopped_train(&cache, &dir, &run, Some(first_stop));
+        assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("Stopped after step") && t.contains("--resume"), "{t}");
+        assert!(!run.join("model.safetensors").exists());
+        // Stopped again two steps after the resume, then to the end.
+        let again = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+            .env("SHAKESHAKE_CACHE_DIR", &cache)
+            .env("SHAKESHAKE_STOP_AFTER_STEPS", "2")
+            .args(["train", "--resume", run.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let finished = first_stop + 2 > 9;
+        assert_eq!(again.status.code(), Some(if finished { 0 } else { 130 }), "{}", text(&again));
+        assert_ok(&resume(&cache, &run));
+        assert_same_run(&straight, &run);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() {
+    let dir = temp_dir("ctrl-c");
+    tiny_cifar(&dir, 20);
+    let cache = dir.join("cache");
+    let args = |run: &Path| -> Vec<String> {
+        let (d, r) = (dir.to_str().unwrap().to_string(), run.to_str().unwrap().to_string());
+        ["train", "--data", &d, "--run-dir", &r, "--depth", "8", "--width", "4", "--batch-size", "16"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(
+                ["--epochs", "20", "--train-subset", "32", "--test-subset", "16", "--records-per-file", "20"]
+                    .map(str::to_string),
+            )
+            .collect()
+    };
+    let run = dir.join("interrupted");
+    let child = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+        .env("SHAKESHAKE_CACHE_DIR", &cache)
+        .args(args(&run))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first epoch is written, interrupt it as a terminal's Ctrl-C would.
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(run.join("metrics.csv")).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(started.elapsed().as_secs() < 120, "the run never finished an epoch");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(text(&out).contains("--resume"), "{}", text(&out));
+    assert_ok(&resume(&cache, &run));
+
+    let straight = dir.join("straight");
+    assert_ok(
+        &Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+            .env("SHAKESHAKE_CACHE_DIR", &cache)
+            .args(args(&straight))
+            .output()
+            .unwrap(),
+    );
+    assert_same_run(&straight, &run);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

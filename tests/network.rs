@@ -74,7 +74,7 @@ fn gpu_training_step_matches_cpu_reference() {
     let settings = SgdSettings::PAPER;
     let mut chooser = VariantChooser::in_memory();
     let step = StepGraph::new(gpu, &g, &params, &norm, &settings, &mut chooser, None);
-    params.reset_metrics(gpu);
+    params.set_metrics(gpu, &[0.0; 4]);
     step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
     let metrics: Vec<f32> = gpu.read(&params.metrics);
     assert_close(&metrics[3..4], &[want.loss], 1e-4, "loss");

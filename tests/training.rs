@@ -40,7 +40,8 @@ fn train(gpu: Gpu, opts: &TrainOptions, dir: &Path, stop_after: Option<usize>) -
 
 fn run(gpu: Gpu, run: &Run, stop_after: Option<usize>) -> Vec<EpochRow> {
     let (train_set, test_set) = data::load(&run.options.data, Some(run.options.records_per_file)).unwrap();
-    trainer::train(gpu, run, train_set, test_set, stop_after).unwrap()
+    let schedule = trainer::Schedule { stop_after, ..Default::default() };
+    trainer::train(gpu, run, train_set, test_set, schedule).unwrap()
 }
 
 #[test]

@@ -115,7 +115,9 @@ impl GpuParams {
         v
     }
 
-    pub fn reset_metrics(&self, gpu: &Gpu) {
-        gpu.queue.write_buffer(&self.metrics, 0, bytemuck::cast_slice(&[0.0f32; cross_entropy::METRICS_LEN]));
+    /// Set the metrics accumulators: zeros at an epoch's start, the saved sums when an epoch
+    /// resumes in its middle.
+    pub fn set_metrics(&self, gpu: &Gpu, values: &[f32; cross_entropy::METRICS_LEN]) {
+        gpu.queue.write_buffer(&self.metrics, 0, bytemuck::cast_slice(values));
     }
 }

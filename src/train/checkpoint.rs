@@ -4,6 +4,7 @@
 //! training position in the header's metadata. Written atomically (temp file, then rename).
 
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
+use crate::ops::cross_entropy::METRICS_LEN;
 use anyhow::{Context, Result, anyhow, bail};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
@@ -12,14 +13,27 @@ use std::path::Path;
 const FORMAT: &str = "shakeshake-1";
 const MOMENTUM: &str = "optimizer.momentum.";
 
-/// Where training stood when the checkpoint was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where training stood when the checkpoint was written: at the end of an epoch, or inside
+/// one (a stop or an interval checkpoint), with what the epoch had summed so far.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Position {
     /// Epochs completed.
     pub epoch: usize,
     /// Optimizer steps taken.
     pub step: u64,
     pub seed: u64,
+    /// Batches of the next epoch already trained (0 at an epoch's end).
+    pub batches: usize,
+    /// That epoch's metrics accumulators so far (see `ops::cross_entropy::METRICS_LEN`), so
+    /// its row comes out as if it had run through.
+    pub metrics: [f32; METRICS_LEN],
+}
+
+impl Position {
+    /// At the end of `epoch` epochs, after `step` steps.
+    pub fn epoch_end(epoch: usize, step: u64, seed: u64) -> Position {
+        Position { epoch, step, seed, batches: 0, metrics: [0.0; METRICS_LEN] }
+    }
 }
 
 pub struct Checkpoint {
@@ -85,6 +99,9 @@ pub fn save(path: &Path, c: &Checkpoint) -> Result<()> {
         ("epoch", c.position.epoch.to_string()),
         ("step", c.position.step.to_string()),
         ("seed", c.position.seed.to_string()),
+        ("batches", c.position.batches.to_string()),
+        // Bit patterns: a resumed epoch must sum on from exactly these values.
+        ("epoch_metrics", c.position.metrics.map(|v| v.to_bits().to_string()).join(",")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -157,8 +174,25 @@ pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
         values.push(v);
         momentum.push(m);
     }
-    let position =
-        Position { epoch: number("epoch")? as usize, step: number("step")?, seed: number("seed")? };
+    let metrics = match meta.get("epoch_metrics") {
+        None => [0.0; METRICS_LEN],
+        Some(text) => {
+            let bits: Vec<u32> =
+                text.split(',').map(str::parse).collect::<Result<_, _>>().ok().unwrap_or_default();
+            let values: Vec<f32> = bits.into_iter().map(f32::from_bits).collect();
+            values
+                .try_into()
+                .map_err(|_| anyhow!("{}: metadata \"epoch_metrics\" is damaged", path.display()))?
+        }
+    };
+    let batches = if meta.contains_key("batches") { number("batches")? as usize } else { 0 };
+    let position = Position {
+        epoch: number("epoch")? as usize,
+        step: number("step")?,
+        seed: number("seed")?,
+        batches,
+        metrics,
+    };
     Ok(Checkpoint { config, params: ParamStore { specs, values }, momentum, position })
 }
 
@@ -173,7 +207,13 @@ mod tests {
         let params = ParamStore::init(&specs, 3);
         let momentum: Vec<Vec<f32>> =
             params.values.iter().map(|v| v.iter().map(|x| x * 0.5).collect()).collect();
-        let position = Position { epoch: 2, step: 40, seed: 9 };
+        let position = Position {
+            epoch: 2,
+            step: 40,
+            seed: 9,
+            batches: 3,
+            metrics: [1.5, 7.0, 12.0, f32::MIN_POSITIVE],
+        };
         let dir = std::env::temp_dir().join(format!("shakeshake-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.safetensors");

@@ -18,7 +18,8 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The 32-bit seed the shaders draw from: every bit of the 64-bit seed counts.
 pub fn shader_seed(seed: u64) -> u32 {
@@ -38,14 +39,53 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
     order
 }
 
-/// Train `run` on the given data sets (subsets as its options say); with `stop_after`, at
-/// most that many epochs in this call (continue later with `Run::resume`).
+/// When this invocation stops, and how often it checkpoints inside an epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Schedule {
+    /// At most this many epochs in this invocation (continue later with `Run::resume`).
+    pub stop_after: Option<usize>,
+    /// A checkpoint inside an epoch once this long has passed since the last one, bounding
+    /// what a power cut or a lost GPU can take.
+    pub checkpoint_every: Option<Duration>,
+}
+
+/// Steps timed before a CPU adapter's throughput is reported.
+const CPU_WARNING_AFTER_STEPS: u64 = 5;
+
+/// Set by `request_stop` (the command line's Ctrl-C and SIGTERM handler).
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Ask the training loop to stop after the step in flight, with a checkpoint; returns
+/// whether a stop had been asked for already.
+pub fn request_stop() -> bool {
+    STOP.swap(true, Ordering::SeqCst)
+}
+
+/// Test hook: `SHAKESHAKE_STOP_AFTER_STEPS=N` stops this invocation after N steps, as a
+/// Ctrl-C there would.
+fn stop_after_steps() -> Option<u64> {
+    std::env::var("SHAKESHAKE_STOP_AFTER_STEPS").ok()?.parse().ok()
+}
+
+/// A run stopped on request, with a checkpoint to resume from.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Train `run` on the given data sets (subsets as its options say), as `schedule` says.
 pub fn train(
     gpu: Gpu,
     run: &Run,
     mut train_set: Dataset,
     mut test_set: Dataset,
-    stop_after: Option<usize>,
+    schedule: Schedule,
 ) -> Result<Vec<EpochRow>> {
     let opts = &run.options;
     let config = opts.model()?;
@@ -55,27 +95,24 @@ pub fn train(
     if let Some(n) = opts.test_subset {
         test_set.truncate(n);
     }
-    if train_set.is_empty() {
-        bail!("--train-subset 0 leaves nothing to train on");
-    }
     check_fits(&gpu, config, opts.batch_size)?;
 
     let _lock = run.begin()?;
     let (store, momentum, start, mut rows) = match &run.start {
         Start::Resume { checkpoint, rows } => {
-            let position = checkpoint.position;
-            eprintln!(
-                "Resuming {} after epoch {} (step {}).",
-                run.dir.display(),
-                position.epoch,
-                position.step
-            );
-            (checkpoint.params.clone(), Some(&checkpoint.momentum[..]), position, rows.clone())
+            let p = checkpoint.position;
+            let inside = if p.batches > 0 {
+                format!(", {} batches into epoch {}", p.batches, p.epoch + 1)
+            } else {
+                String::new()
+            };
+            eprintln!("Resuming {} after epoch {} (step {}{inside}).", run.dir.display(), p.epoch, p.step);
+            (checkpoint.params.clone(), Some(&checkpoint.momentum[..]), p, rows.clone())
         }
         Start::New => {
             let specs = Graph::build(config, 1, Mode::Eval).params;
             let store = ParamStore::init(&specs, opts.seed);
-            (store, None, Position { epoch: 0, step: 0, seed: opts.seed }, vec![])
+            (store, None, Position::epoch_end(0, 0, opts.seed), vec![])
         }
     };
 
@@ -96,25 +133,32 @@ pub fn train(
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!("Preparing kernels (the first run on a new adapter times each kernel variant once)...");
     let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len());
-    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len().max(1));
+    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len());
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
     let mut step = start.step;
     let mut probe = ReadbackProbe::new(&session.gpu, METRICS_LEN);
     let (mut pixels, mut labels) = (vec![0u8; opts.batch_size * IMAGE_BYTES], vec![0u32; opts.batch_size]);
-    let last_epoch = stop_after.map_or(opts.epochs, |n| opts.epochs.min(start.epoch + n));
+    let last_epoch = schedule.stop_after.map_or(opts.epochs, |n| opts.epochs.min(start.epoch + n));
+    let stop_at_step = stop_after_steps().map(|n| start.step + n);
+    let mut last_checkpoint = Instant::now();
+    let on_cpu = session.gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let invocation_started = Instant::now();
     for epoch in start.epoch..last_epoch {
         let started = Instant::now();
         let bar = progress_bar(epoch, opts.epochs, train_set.len());
-        session.params.reset_metrics(&session.gpu);
+        // An epoch resumed in its middle sums on from where it stopped.
+        let skip = if epoch == start.epoch { start.batches } else { 0 };
+        let metrics = if skip > 0 { start.metrics } else { [0.0; METRICS_LEN] };
+        session.params.set_metrics(&session.gpu, &metrics);
+        bar.inc((skip * opts.batch_size).min(train_set.len()) as u64);
         let order = epoch_order(opts.seed, epoch, train_set.len());
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
-        let mut lr = opts.lr;
-        for chunk in order.chunks(opts.batch_size) {
+        for (batch, chunk) in order.chunks(opts.batch_size).enumerate().skip(skip) {
             let n = chunk.len();
             gather(&train_set, chunk, &mut pixels, &mut labels);
-            lr = learning_rate(opts.lr, step, total_steps);
+            let lr = learning_rate(opts.lr, step, total_steps);
             let uniform =
                 StepUniform { step: step as u32, seed: shader_seed(opts.seed), lr: lr as f32, _pad: 0 };
             let graph = train_graphs.for_batch(n);
@@ -142,19 +186,55 @@ pub fn train(
             // The probe trails the GPU by a step or two; a non-finite sum stays non-finite.
             check_finite(m, epoch, step)?;
             bar.set_message(running_message(m, bar.position(), started));
+            if on_cpu && step == start.step + CPU_WARNING_AFTER_STEPS {
+                let rate = (CPU_WARNING_AFTER_STEPS as usize * opts.batch_size) as f64
+                    / invocation_started.elapsed().as_secs_f64();
+                let images_left = (total_steps - step) as f64 * opts.batch_size as f64;
+                bar.suspend(|| eprintln!(
+                    "Note: {} is a CPU adapter (a software renderer), not a GPU. At {rate:.0} images/s this \
+                     run needs about {} more. For a quick look: --depth 8 --width 16 --epochs 10 \
+                     --train-subset 10000; for the paper's results, a GPU.",
+                    session.gpu.info.name,
+                    duration(images_left / rate)
+                ));
+            }
+
+            let stop = STOP.load(Ordering::SeqCst) || stop_at_step == Some(step);
+            let due = schedule.checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
+            if stop || due {
+                let m = probe.finish(&session.gpu, &session.params.metrics);
+                check_finite(m, epoch, step)?;
+                let metrics = m.try_into().expect("the probe reads METRICS_LEN floats");
+                let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
+                save_checkpoint(&session, run, position)?;
+                last_checkpoint = Instant::now();
+                if stop {
+                    bar.abandon();
+                    return Err(Interrupted(format!(
+                        "Stopped after step {step} ({} of {} batches of epoch {}), with a checkpoint. Continue \
+                         with: shakeshake train --resume {}",
+                        batch + 1,
+                        steps_per_epoch,
+                        epoch + 1,
+                        run.dir.display()
+                    ))
+                    .into());
+                }
+            }
         }
         let m = probe.finish(&session.gpu, &session.params.metrics);
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let test = if test_set.is_empty() { None } else { Some(session.evaluate(&eval_graphs, &test_set)) };
+        let test = session.evaluate(&eval_graphs, &test_set);
         let row = EpochRow {
             epoch: epoch + 1,
             train_loss: (m[0] / m[2].max(1.0)) as f64,
             train_accuracy: (m[1] / m[2].max(1.0)) as f64,
-            test_loss: test.as_ref().map_or(f64::NAN, |t| t.loss),
-            test_accuracy: test.as_ref().map_or(f64::NAN, |t| t.accuracy),
-            lr,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            // The last step's rate, which the epoch ended at.
+            lr: learning_rate(opts.lr, step - 1, total_steps),
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: train_set.len() as f64 / train_seconds,
         };
@@ -173,21 +253,8 @@ pub fn train(
         rows.push(row);
         write_metrics(&run.dir, &rows)?;
         plot::write_curves(&run.file(PLOT_FILE), &rows)?;
-        let ckpt = Checkpoint {
-            config,
-            params: session.params.download(&session.gpu),
-            momentum: session.params.download_velocity(&session.gpu),
-            position: Position { epoch: epoch + 1, step, seed: opts.seed },
-        };
-        if let Some(tensor) = checkpoint::non_finite_tensor(&ckpt) {
-            bail!(
-                "training diverged: {tensor} is no longer finite after epoch {} (step {step}); {}. The \
-                 learning rate is most likely too high: start a new run with a lower --lr",
-                epoch + 1,
-                kept_checkpoint(epoch)
-            );
-        }
-        checkpoint::save(&run.file(CHECKPOINT_FILE), &ckpt)?;
+        save_checkpoint(&session, run, Position::epoch_end(epoch + 1, step, opts.seed))?;
+        last_checkpoint = Instant::now();
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
         // The model is the last checkpoint. Written here, after the loop, it is also written
@@ -202,6 +269,26 @@ pub fn train(
         );
     }
     Ok(rows)
+}
+
+/// The session's parameters and momentum at `position`, as the run's checkpoint; a
+/// parameter that is no longer finite is divergence, and nothing is written.
+fn save_checkpoint(session: &Session, run: &Run, position: Position) -> Result<()> {
+    let ckpt = Checkpoint {
+        config: session.config,
+        params: session.params.download(&session.gpu),
+        momentum: session.params.download_velocity(&session.gpu),
+        position,
+    };
+    if let Some(tensor) = checkpoint::non_finite_tensor(&ckpt) {
+        bail!(
+            "training diverged: {tensor} is no longer finite by step {}; {}. The learning rate is most \
+             likely too high: start a new run with a lower --lr",
+            position.step,
+            kept_checkpoint(position.epoch)
+        );
+    }
+    checkpoint::save(&run.file(CHECKPOINT_FILE), &ckpt)
 }
 
 /// A loss that is no longer finite ends the run at once: nothing after it is worth keeping,
