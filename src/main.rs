@@ -466,3 +466,21 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn intervals_read_as_people_write_them() {
+        assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_interval("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_interval("0"), Ok(Duration::ZERO));
+        assert!(
+            parse_interval("10x").is_err() && parse_interval("m").is_err() && parse_interval("-1m").is_err()
+        );
+    }
+}

@@ -8,12 +8,27 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The CLI with its kernel-variant cache in `cache`.
+fn command(cache: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shakeshake"));
+    command.args(args).env("SHAKESHAKE_CACHE_DIR", cache);
+    command
+}
+
 fn shakeshake(cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shakeshake"))
-        .args(args)
-        .env("SHAKESHAKE_CACHE_DIR", cache)
-        .output()
-        .expect("running shakeshake")
+    command(cache, args).output().expect("running shakeshake")
+}
+
+/// `train` of a tiny network into `run` (8 2x4d, batch 16, 16 test images of 20-record
+/// files), then `extra`, which gives --epochs and --train-subset.
+fn tiny_train(data: &Path, run: &Path, extra: &[&str]) -> Vec<String> {
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--width", "4", "--batch-size", "16"];
+    let more = ["--test-subset", "16", "--records-per-file", "20"];
+    base.iter().chain(&more).chain(extra).map(|a| a.to_string()).collect()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn text(o: &Output) -> String {
@@ -36,33 +51,8 @@ fn assert_fails_with(out: &Output, needles: &[&str]) {
 
 /// A tiny run of `epochs` epochs into `run`.
 fn train(cache: &Path, data: &Path, run: &Path, epochs: &str) -> Output {
-    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
-    shakeshake(
-        cache,
-        &[
-            "train",
-            "--data",
-            d,
-            "--run-dir",
-            r,
-            "--depth",
-            "8",
-            "--width",
-            "4",
-            "--batch-size",
-            "16",
-            "--epochs",
-            epochs,
-            "--train-subset",
-            "32",
-            "--test-subset",
-            "16",
-            "--records-per-file",
-            "20",
-            "--lr",
-            "0.05",
-        ],
-    )
+    let args = tiny_train(data, run, &["--epochs", epochs, "--train-subset", "32", "--lr", "0.05"]);
+    shakeshake(cache, &strs(&args))
 }
 
 fn resume(cache: &Path, run: &Path) -> Output {
@@ -157,33 +147,9 @@ fn a_diverging_run_stops_at_once_and_keeps_no_broken_checkpoint() {
     let dir = temp_dir("diverge");
     tiny_cifar(&dir, 20);
     let (cache, run) = (dir.join("cache"), dir.join("run"));
-    let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
-    let out = shakeshake(
-        &cache,
-        &[
-            "train",
-            "--data",
-            d,
-            "--run-dir",
-            r,
-            "--depth",
-            "8",
-            "--width",
-            "4",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "6",
-            "--train-subset",
-            "32",
-            "--test-subset",
-            "16",
-            "--records-per-file",
-            "20",
-            "--lr",
-            "100000",
-        ],
-    );
+    let d = dir.to_str().unwrap();
+    let args = tiny_train(&dir, &run, &["--epochs", "6", "--train-subset", "32", "--lr", "100000"]);
+    let out = shakeshake(&cache, &strs(&args));
     assert_fails_with(&out, &["diverged", "--lr"]);
     assert!(!run.join("model.safetensors").exists());
     if run.join("checkpoint.safetensors").exists() {
@@ -300,34 +266,13 @@ fn flags_beside_resume_are_refused_and_a_relative_data_folder_still_resumes() {
     tiny_cifar(&dir.join("data"), 20);
     let (cache, run) = (dir.join("cache"), dir.join("run"));
     // Started from `dir` with a relative --data.
-    let out = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
-        .current_dir(&dir)
-        .env("SHAKESHAKE_CACHE_DIR", &cache)
-        .args([
-            "train",
-            "--data",
-            "data",
-            "--run-dir",
-            "run",
-            "--depth",
-            "8",
-            "--width",
-            "4",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "2",
-            "--train-subset",
-            "32",
-            "--test-subset",
-            "16",
-            "--records-per-file",
-            "20",
-            "--stop-after",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let relative = Path::new("data");
+    let args = tiny_train(
+        relative,
+        Path::new("run"),
+        &["--epochs", "2", "--train-subset", "32", "--stop-after", "1"],
+    );
+    let out = command(&cache, &strs(&args)).current_dir(&dir).output().unwrap();
     assert_ok(&out);
 
     let r = run.to_str().unwrap();
@@ -363,31 +308,8 @@ fn assert_same_run(a: &Path, b: &Path) {
 
 /// A tiny run of 3 epochs of 3 batches (16, 16 and 8 images), stopped as `stop_steps` say.
 fn stopped_train(cache: &Path, data: &Path, run: &Path, stop_steps: Option<u64>) -> Output {
-    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shakeshake"));
-    command.env("SHAKESHAKE_CACHE_DIR", cache).args([
-        "train",
-        "--data",
-        d,
-        "--run-dir",
-        r,
-        "--depth",
-        "8",
-        "--width",
-        "4",
-        "--batch-size",
-        "16",
-        "--epochs",
-        "3",
-        "--train-subset",
-        "40",
-        "--test-subset",
-        "16",
-        "--records-per-file",
-        "20",
-        "--lr",
-        "0.05",
-    ]);
+    let args = tiny_train(data, run, &["--epochs", "3", "--train-subset", "40", "--lr", "0.05"]);
+    let mut command = command(cache, &strs(&args));
     if let Some(n) = stop_steps {
         command.env("SHAKESHAKE_STOP_AFTER_STEPS", n.to_string());
     }
@@ -411,10 +333,8 @@ fn stopped_at_any_step_and_resumed_a_run_equals_an_uninterrupted_one() {
         assert!(t.contains("Stopped after step") && t.contains("--resume"), "{t}");
         assert!(!run.join("model.safetensors").exists());
         // Stopped again two steps after the resume, then to the end.
-        let again = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
-            .env("SHAKESHAKE_CACHE_DIR", &cache)
+        let again = command(&cache, &["train", "--resume", run.to_str().unwrap()])
             .env("SHAKESHAKE_STOP_AFTER_STEPS", "2")
-            .args(["train", "--resume", run.to_str().unwrap()])
             .output()
             .unwrap();
         let finished = first_stop + 2 > 9;
@@ -431,24 +351,9 @@ fn ctrl_c_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() 
     let dir = temp_dir("ctrl-c");
     tiny_cifar(&dir, 20);
     let cache = dir.join("cache");
-    let args = |run: &Path| -> Vec<String> {
-        let (d, r) = (dir.to_str().unwrap().to_string(), run.to_str().unwrap().to_string());
-        ["train", "--data", &d, "--run-dir", &r, "--depth", "8", "--width", "4", "--batch-size", "16"]
-            .into_iter()
-            .map(str::to_string)
-            .chain(
-                ["--epochs", "20", "--train-subset", "32", "--test-subset", "16", "--records-per-file", "20"]
-                    .map(str::to_string),
-            )
-            .collect()
-    };
+    let args = |run: &Path| tiny_train(&dir, run, &["--epochs", "20", "--train-subset", "32"]);
     let run = dir.join("interrupted");
-    let child = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
-        .env("SHAKESHAKE_CACHE_DIR", &cache)
-        .args(args(&run))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = command(&cache, &strs(&args(&run))).stderr(std::process::Stdio::piped()).spawn().unwrap();
     // Once the first epoch is written, interrupt it as a terminal's Ctrl-C would.
     let started = std::time::Instant::now();
     while std::fs::read_to_string(run.join("metrics.csv")).map_or(0, |t| t.lines().count()) < 2 {
@@ -462,13 +367,7 @@ fn ctrl_c_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() 
     assert_ok(&resume(&cache, &run));
 
     let straight = dir.join("straight");
-    assert_ok(
-        &Command::new(env!("CARGO_BIN_EXE_shakeshake"))
-            .env("SHAKESHAKE_CACHE_DIR", &cache)
-            .args(args(&straight))
-            .output()
-            .unwrap(),
-    );
+    assert_ok(&shakeshake(&cache, &strs(&args(&straight))));
     assert_same_run(&straight, &run);
     std::fs::remove_dir_all(&dir).unwrap();
 }

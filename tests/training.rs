@@ -69,6 +69,26 @@ fn a_tiny_network_drives_the_loss_on_64_images_to_near_zero() {
 }
 
 #[test]
+fn checkpoints_inside_epochs_do_not_change_the_run() {
+    let dir = temp_dir("interval");
+    tiny_cifar(&dir, 20);
+    let opts = options(&dir);
+    let gpu = device();
+    let plain = train(gpu.clone(), &opts, &dir.join("plain"), None);
+    // A checkpoint after every step: each reads the GPU's state back mid-epoch.
+    let (train_set, test_set) = data::load(&opts.data, Some(opts.records_per_file)).unwrap();
+    let every_step =
+        trainer::Schedule { stop_after: None, checkpoint_every: Some(std::time::Duration::from_nanos(1)) };
+    let run = Run::new(opts.clone(), dir.join("every-step")).unwrap();
+    let checkpointed = trainer::train(gpu, &run, train_set, test_set, every_step).unwrap();
+    let losses = |rows: &[EpochRow]| rows.iter().map(|r| (r.train_loss, r.test_loss)).collect::<Vec<_>>();
+    assert_eq!(losses(&plain), losses(&checkpointed));
+    let weights = |run: &str| checkpoint::load(&dir.join(run).join(CHECKPOINT_FILE), None).unwrap();
+    assert_eq!(weights("plain").params, weights("every-step").params);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn same_seed_same_run_and_resume_equals_uninterrupted() {
     let dir = temp_dir("resume");
     tiny_cifar(&dir, 20);

@@ -1,151 +1,194 @@
-//! curves.png: loss (left) and accuracy (right) per epoch, drawn with the `image` crate and
-//! a 3x5 pixel font of the few characters the labels need. Train is blue, test is orange;
-//! each panel's y axis runs from 0 to the value written at its top.
+//! curves.png: what a run looks like, drawn with `plotters` in an embedded font (DejaVu Sans,
+//! so it looks the same on every machine and needs no system fonts): loss, test accuracy
+//! (with the paper's result as a dashed line when the run is one of the paper's networks)
+//! and the learning rate, per epoch, with labelled axes and ticks. Encoded in memory and
+//! written atomically, so a full disk leaves the previous plot whole.
 
 use super::run_dir::EpochRow;
-use anyhow::{Context, Result};
-use image::{Rgb, RgbImage};
+use crate::model::ModelConfig;
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
 use std::path::Path;
+use std::sync::Once;
 
-const PANEL: (u32, u32) = (400, 260);
-const MARGIN: u32 = 40;
-const TRAIN: Rgb<u8> = Rgb([31, 119, 180]);
-const TEST: Rgb<u8> = Rgb([255, 127, 14]);
-const GRID: Rgb<u8> = Rgb([225, 225, 225]);
-const AXIS: Rgb<u8> = Rgb([90, 90, 90]);
+const SIZE: (u32, u32) = (1500, 480);
+const FONT: &str = "DejaVu Sans";
+const TRAIN: RGBColor = RGBColor(31, 119, 180);
+const TEST: RGBColor = RGBColor(255, 127, 14);
+const PAPER: RGBColor = RGBColor(44, 160, 44);
 
-/// Draws the curves of `rows` (nothing to draw for no rows: no file).
-pub fn write_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
+/// The paper's CIFAR-10 test error (%) of Shake-Shake-Image at depth 26, by width.
+fn paper_error(config: &ModelConfig) -> Option<f64> {
+    if config.depth != 26 || config.variant_name() != "shake-shake-image" {
+        return None;
+    }
+    match config.width {
+        32 => Some(3.55),
+        64 => Some(2.98),
+        96 => Some(2.86),
+        _ => None,
+    }
+}
+
+/// Draw the curves of `rows` (nothing to draw for no rows: no file).
+pub fn write_curves(path: &Path, config: &ModelConfig, rows: &[EpochRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut img = RgbImage::from_pixel(2 * PANEL.0, PANEL.1, Rgb([255, 255, 255]));
-    let loss: Vec<[f64; 2]> = rows.iter().map(|r| [r.train_loss, r.test_loss]).collect();
-    let acc: Vec<[f64; 2]> = rows.iter().map(|r| [r.train_accuracy, r.test_accuracy]).collect();
-    let loss_top = panel(&mut img, 0, &loss, None);
-    panel(&mut img, PANEL.0, &acc, Some(1.0));
-    text(&mut img, (MARGIN + 8, 8), "loss", AXIS);
-    text(&mut img, (PANEL.0 + MARGIN + 8, 8), "accuracy", AXIS);
-    // The value of the top gridline, beside it.
-    text(&mut img, (4, MARGIN - 5), &format!("{loss_top:.2}"), AXIS);
-    text(&mut img, (PANEL.0 + 4, MARGIN - 5), "100%", AXIS);
-    for x0 in [0, PANEL.0] {
-        let label = format!("epoch {}", rows.last().map_or(0, |r| r.epoch));
-        text(&mut img, (x0 + PANEL.0 - MARGIN - 8 * label.len() as u32, PANEL.1 - 18), &label, AXIS);
-        text(&mut img, (x0 + PANEL.0 - 150, 8), "train", TRAIN);
-        text(&mut img, (x0 + PANEL.0 - 100, 8), "test", TEST);
-    }
-    // Encoded in memory and written atomically: a full disk leaves the previous plot whole.
+    static FONTS: Once = Once::new();
+    FONTS.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .unwrap_or_else(|_| panic!("the embedded DejaVu Sans is a valid font"));
+    });
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw(&mut pixels, config, rows).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).expect("the buffer is the image's size");
     let mut png = std::io::Cursor::new(vec![]);
-    img.write_to(&mut png, image::ImageFormat::Png)
+    image
+        .write_to(&mut png, image::ImageFormat::Png)
         .with_context(|| format!("encoding {}", path.display()))?;
     crate::files::write_atomically(path, png.get_ref())
 }
 
-/// 3x5 glyphs, a row of 3 bits a byte (top row first), of the characters the labels use.
-fn glyph(c: char) -> [u8; 5] {
-    match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '%' => [5, 1, 2, 4, 5],
-        'a' => [0, 3, 5, 5, 3],
-        'c' => [0, 3, 4, 4, 3],
-        'e' => [2, 5, 7, 4, 3],
-        'h' => [4, 4, 7, 5, 5],
-        'i' => [2, 0, 2, 2, 2],
-        'l' => [6, 2, 2, 2, 7],
-        'n' => [0, 6, 5, 5, 5],
-        'o' => [0, 2, 5, 5, 2],
-        'p' => [0, 6, 5, 6, 4],
-        'r' => [0, 3, 4, 4, 4],
-        's' => [0, 3, 6, 1, 6],
-        't' => [2, 7, 2, 2, 3],
-        'u' => [0, 5, 5, 5, 3],
-        'y' => [5, 5, 3, 1, 6],
-        _ => [0; 5],
-    }
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A named, coloured series of (epoch, value) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+fn draw(pixels: &mut [u8], config: &ModelConfig, rows: &[EpochRow]) -> DrawResult {
+    let root = BitMapBackend::with_buffer(pixels, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title =
+        format!("Shake-Shake {} ({}), {} epochs", config.paper_name(), config.variant_name(), rows.len());
+    let root = root.titled(&title, (FONT, 22))?;
+    let panels = root.split_evenly((1, 3));
+    let epochs = rows.last().map_or(1, |r| r.epoch).max(2) as f64;
+    let first = rows.first().map_or(1, |r| r.epoch) as f64;
+
+    let loss = |r: &EpochRow| [r.train_loss, r.test_loss];
+    let top = rows.iter().flat_map(loss).filter(|v| v.is_finite()).fold(0.0, f64::max) * 1.05;
+    let series = [
+        ("train", TRAIN, rows.iter().map(|r| (r.epoch as f64, r.train_loss)).collect::<Vec<_>>()),
+        ("test", TEST, rows.iter().map(|r| (r.epoch as f64, r.test_loss)).collect()),
+    ];
+    let legend = SeriesLabelPosition::UpperRight;
+    panel(
+        &panels[0],
+        ("loss", "cross-entropy", legend),
+        (first, epochs),
+        (0.0, top.max(1e-3)),
+        &series,
+        None,
+    )?;
+
+    let accuracy = [
+        ("train", TRAIN, rows.iter().map(|r| (r.epoch as f64, 100.0 * r.train_accuracy)).collect::<Vec<_>>()),
+        ("test", TEST, rows.iter().map(|r| (r.epoch as f64, 100.0 * r.test_accuracy)).collect()),
+    ];
+    let paper = paper_error(config).map(|e| (format!("paper: {:.2}% ({e}% error)", 100.0 - e), 100.0 - e));
+    let labels = ("accuracy", "accuracy %", SeriesLabelPosition::LowerRight);
+    panel(&panels[1], labels, (first, epochs), (0.0, 100.0), &accuracy, paper)?;
+
+    let lr = [("learning rate", TRAIN, rows.iter().map(|r| (r.epoch as f64, r.lr)).collect::<Vec<_>>())];
+    let lr_top = rows.iter().map(|r| r.lr).fold(0.0, f64::max) * 1.05;
+    let labels = ("learning rate (at each epoch's end)", "lr", SeriesLabelPosition::UpperRight);
+    panel(&panels[2], labels, (first, epochs), (0.0, lr_top.max(1e-9)), &lr, None)?;
+    root.present()?;
+    Ok(())
 }
 
-/// Text at `at` (top left), each font pixel drawn 2x2, 8 pixels a character.
-fn text(img: &mut RgbImage, at: (u32, u32), s: &str, color: Rgb<u8>) {
-    for (i, c) in s.chars().enumerate() {
-        for (row, bits) in glyph(c).iter().enumerate() {
-            for col in 0..3 {
-                if bits >> (2 - col) & 1 == 1 {
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let (x, y) = (at.0 + i as u32 * 8 + col * 2 + dx, at.1 + row as u32 * 2 + dy);
-                        if x < img.width() && y < img.height() {
-                            img.put_pixel(x, y, color);
-                        }
-                    }
-                }
-            }
-        }
+/// One chart (caption, y axis label, where the legend goes): each series as a line with
+/// points, and an optional dashed reference line (label, value).
+fn panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    (caption, y_label, legend): (&str, &str, SeriesLabelPosition),
+    x: (f64, f64),
+    y: (f64, f64),
+    series: &[Series],
+    reference: Option<(String, f64)>,
+) -> DrawResult {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        // Whole epochs only.
+        .x_labels(((x.1 - x.0) as usize + 1).min(10))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc(y_label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    for (name, color, points) in series {
+        let finite: Vec<(f64, f64)> = points.iter().copied().filter(|(_, v)| v.is_finite()).collect();
+        chart
+            .draw_series(LineSeries::new(finite.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(finite.iter().map(|p| Circle::new(*p, 3, color.filled())))?;
     }
+    if let Some((label, value)) = reference {
+        let dashes = (0..40).map(|i| {
+            let x0 = x.0 + (x.1 - x.0) * i as f64 / 40.0;
+            PathElement::new([(x0, value), (x0 + (x.1 - x.0) / 80.0, value)], PAPER.stroke_width(2))
+        });
+        chart
+            .draw_series(dashes)?
+            .label(label)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], PAPER.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()?;
+    Ok(())
 }
 
-/// One panel at x offset `x0`: gridlines at tenths of the range, the two series. Returns the
-/// value at the top of the axis.
-fn panel(img: &mut RgbImage, x0: u32, series: &[[f64; 2]], top: Option<f64>) -> f64 {
-    let finite = series.iter().flatten().filter(|v| v.is_finite());
-    let top = top.unwrap_or_else(|| finite.fold(1e-9, |m: f64, v| m.max(*v)) * 1.05);
-    let (w, h) = (PANEL.0 - 2 * MARGIN, PANEL.1 - 2 * MARGIN);
-    for i in 0..=10 {
-        let y = MARGIN + h - h * i / 10;
-        for x in 0..=w {
-            img.put_pixel(x0 + MARGIN + x, y, if i == 0 { AXIS } else { GRID });
-        }
-    }
-    for y in 0..=h {
-        img.put_pixel(x0 + MARGIN, MARGIN + y, AXIS);
-    }
-    let point = |i: usize, v: f64| {
-        let x =
-            if series.len() > 1 { w as f64 * i as f64 / (series.len() - 1) as f64 } else { w as f64 / 2.0 };
-        let y = h as f64 * (1.0 - (v / top).clamp(0.0, 1.0));
-        (x0 as f64 + MARGIN as f64 + x, MARGIN as f64 + y)
-    };
-    for (k, color) in [(0, TRAIN), (1, TEST)] {
-        let pts: Vec<(f64, f64)> = series
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v[k].is_finite())
-            .map(|(i, v)| point(i, v[k]))
-            .collect();
-        for pair in pts.windows(2) {
-            line(img, pair[0], pair[1], color);
-        }
-        for p in &pts {
-            dot(img, *p, color);
-        }
-    }
-    top
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), color: Rgb<u8>) {
-    let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) * 2.0).ceil().max(1.0) as usize;
-    for s in 0..=steps {
-        let t = s as f64 / steps as f64;
-        dot(img, (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t), color);
+    fn rows(n: usize) -> Vec<EpochRow> {
+        (1..=n)
+            .map(|e| EpochRow {
+                epoch: e,
+                train_loss: 2.0 / e as f64,
+                train_accuracy: 1.0 - 0.8 / e as f64,
+                test_loss: if e == 2 { f64::NAN } else { 2.2 / e as f64 },
+                test_accuracy: 1.0 - 0.9 / e as f64,
+                lr: 0.2 * (1.0 - e as f64 / n as f64),
+                seconds: 1.0,
+                images_per_second: 100.0,
+            })
+            .collect()
     }
-}
 
-fn dot(img: &mut RgbImage, p: (f64, f64), color: Rgb<u8>) {
-    for dx in -1..=1 {
-        for dy in -1..=1 {
-            let (x, y) = (p.0 as i64 + dx, p.1 as i64 + dy);
-            if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-                img.put_pixel(x as u32, y as u32, color);
-            }
+    #[test]
+    fn draws_every_panel_into_a_png_of_the_right_size() {
+        let dir = std::env::temp_dir().join(format!("shakeshake-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("curves.png");
+        let paper = ModelConfig::new(26, 32).unwrap();
+        for n in [1, 2, 12] {
+            write_curves(&path, &paper, &rows(n)).unwrap();
+            let image = image::open(&path).unwrap().to_rgb8();
+            assert_eq!(image.dimensions(), SIZE);
+            let colored = |c: RGBColor| image.pixels().filter(|p| p.0 == [c.0, c.1, c.2]).count();
+            assert!(colored(TRAIN) > 100 && colored(TEST) > 100, "both series are drawn ({n} epochs)");
+            assert!(colored(PAPER) > 100, "the paper's line is drawn for 26 2x32d");
         }
+        let small = ModelConfig::new(8, 16).unwrap();
+        write_curves(&path, &small, &rows(5)).unwrap();
+        let image = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(image.pixels().filter(|p| p.0 == [PAPER.0, PAPER.1, PAPER.2]).count(), 0, "no paper line");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

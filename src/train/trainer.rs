@@ -52,6 +52,9 @@ pub struct Schedule {
 /// Steps timed before a CPU adapter's throughput is reported.
 const CPU_WARNING_AFTER_STEPS: u64 = 5;
 
+/// Images the suggested quick look trains on (10 epochs of 10,000).
+const QUICK_LOOK_IMAGES: f64 = 100_000.0;
+
 /// Set by `request_stop` (the command line's Ctrl-C and SIGTERM handler).
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -190,13 +193,19 @@ pub fn train(
                 let rate = (CPU_WARNING_AFTER_STEPS as usize * opts.batch_size) as f64
                     / invocation_started.elapsed().as_secs_f64();
                 let images_left = (total_steps - step) as f64 * opts.batch_size as f64;
-                bar.suspend(|| eprintln!(
-                    "Note: {} is a CPU adapter (a software renderer), not a GPU. At {rate:.0} images/s this \
-                     run needs about {} more. For a quick look: --depth 8 --width 16 --epochs 10 \
-                     --train-subset 10000; for the paper's results, a GPU.",
-                    session.gpu.info.name,
-                    duration(images_left / rate)
-                ));
+                let quick = if images_left > QUICK_LOOK_IMAGES {
+                    " For a quick look: --depth 8 --width 16 --epochs 10 --train-subset 10000."
+                } else {
+                    ""
+                };
+                bar.suspend(|| {
+                    eprintln!(
+                        "Note: {} is a CPU adapter (a software renderer), not a GPU. At {rate:.0} images/s \
+                         this run needs about {} more.{quick} For the paper's results, use a GPU.",
+                        session.gpu.info.name,
+                        duration(images_left / rate)
+                    )
+                });
             }
 
             let stop = STOP.load(Ordering::SeqCst) || stop_at_step == Some(step);
@@ -252,7 +261,7 @@ pub fn train(
         );
         rows.push(row);
         write_metrics(&run.dir, &rows)?;
-        plot::write_curves(&run.file(PLOT_FILE), &rows)?;
+        plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
         save_checkpoint(&session, run, Position::epoch_end(epoch + 1, step, opts.seed))?;
         last_checkpoint = Instant::now();
     }
