@@ -198,8 +198,9 @@ fn main() -> Result<()> {
 
 /// "30s", "10m", "2h" ("0": never).
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let trimmed = text.trim();
     let (number, unit) =
-        text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
+        trimmed.split_at(trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len()));
     let scale = match unit {
         "s" | "" => 1,
         "m" => 60,

@@ -39,8 +39,9 @@ impl AdapterChoice {
 /// Optional features this program can use, and whether the device granted them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrantedFeatures {
+    /// Timestamps at the start and end of a compute pass (`TIMESTAMP_QUERY`), all the
+    /// timing here uses; not timestamps inside encoders, which Apple GPUs lack.
     pub timestamps: bool,
-    pub shader_f16: bool,
     pub subgroups: bool,
 }
 
@@ -159,12 +160,7 @@ impl Gpu {
     pub fn open_adapter(adapter: wgpu::Adapter, reason: String) -> Result<Gpu> {
         let info = adapter.get_info();
         let offered = adapter.features();
-        let wanted = [
-            wgpu::Features::TIMESTAMP_QUERY,
-            wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
-            wgpu::Features::SHADER_F16,
-            wgpu::Features::SUBGROUP,
-        ];
+        let wanted = [wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::SUBGROUP];
         let required_features = wanted
             .into_iter()
             .filter(|f| offered.contains(*f))
@@ -183,12 +179,8 @@ impl Gpu {
         // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
         // cannot run them.
         let subgroups = granted.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
-        let features = GrantedFeatures {
-            timestamps: granted
-                .contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
-            shader_f16: granted.contains(wgpu::Features::SHADER_F16),
-            subgroups,
-        };
+        let features =
+            GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
         Ok(Gpu { device, queue, info, limits, features, reason, kernels: Default::default() })
     }
 

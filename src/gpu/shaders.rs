@@ -144,6 +144,95 @@ mod tests {
         assert!(errors.is_empty(), "{}", errors.join("\n\n"));
     }
 
+    /// Every module through naga's other back ends, as wgpu does on each platform: SPIR-V
+    /// (Vulkan), MSL 2.4 (Metal), HLSL shader model 6.0 (DX12 with DXC), and GLSL ES 3.10
+    /// (GL, the compute version of GLES). Subgroup modules skip GLSL: GL adapters offer no
+    /// subgroups, so those variants are never chosen there. Overrides keep their defaults.
+    #[test]
+    fn every_module_translates_for_vulkan_metal_dx12_and_gl() {
+        use naga::back::{glsl, hlsl, msl, spv};
+        let mut errors = vec![];
+        for def in MODULES {
+            let text = source(def.name);
+            let module = naga::front::wgsl::parse_str(&text).unwrap();
+            let info = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::all(),
+            )
+            .validate(&module)
+            .unwrap();
+            for entry in &module.entry_points {
+                let stage = naga::ShaderStage::Compute;
+                let name = entry.name.clone();
+                let no_constants = naga::back::PipelineConstants::default();
+                let (module, info) = naga::back::pipeline_constants::process_overrides(
+                    &module,
+                    &info,
+                    Some((stage, &name)),
+                    &no_constants,
+                )
+                .unwrap();
+                let mut fail =
+                    |backend: &str, e: String| errors.push(format!("{} {name} for {backend}: {e}", def.name));
+                let spv_pipeline = spv::PipelineOptions { shader_stage: stage, entry_point: name.clone() };
+                match spv::write_vec(&module, &info, &spv::Options::default(), Some(&spv_pipeline)) {
+                    Ok(words) if words.len() > 100 => {}
+                    Ok(words) => fail("SPIR-V", format!("only {} words", words.len())),
+                    Err(e) => fail("SPIR-V", e.to_string()),
+                }
+                let msl_options = msl::Options { lang_version: (2, 4), ..Default::default() };
+                let msl_pipeline =
+                    msl::PipelineOptions { entry_point: Some((stage, name.clone())), ..Default::default() };
+                match msl::write_string(&module, &info, &msl_options, &msl_pipeline) {
+                    Ok((text, _)) if text.contains("kernel void") => {}
+                    Ok(_) => fail("MSL", "no kernel in the output".into()),
+                    Err(e) => fail("MSL", e.to_string()),
+                }
+                let hlsl_options = hlsl::Options {
+                    shader_model: hlsl::ShaderModel::V6_0,
+                    fake_missing_bindings: true,
+                    ..Default::default()
+                };
+                let hlsl_pipeline = hlsl::PipelineOptions { entry_point: Some((stage, name.clone())) };
+                let mut hlsl_text = String::new();
+                match hlsl::Writer::new(&mut hlsl_text, &hlsl_options, &hlsl_pipeline)
+                    .write(&module, &info, None)
+                {
+                    Ok(_) if hlsl_text.contains("[numthreads(") => {}
+                    Ok(_) => fail("HLSL", "no compute entry point in the output".into()),
+                    Err(e) => fail("HLSL", e.to_string()),
+                }
+                if !def.needs_subgroups {
+                    let glsl_options = glsl::Options {
+                        version: glsl::Version::Embedded { version: 310, is_webgl: false },
+                        ..Default::default()
+                    };
+                    let glsl_pipeline = glsl::PipelineOptions {
+                        shader_stage: stage,
+                        entry_point: name.clone(),
+                        multiview: None,
+                    };
+                    let mut glsl_text = String::new();
+                    let written = glsl::Writer::new(
+                        &mut glsl_text,
+                        &module,
+                        &info,
+                        &glsl_options,
+                        &glsl_pipeline,
+                        Default::default(),
+                    )
+                    .and_then(|mut w| w.write());
+                    match written {
+                        Ok(_) if glsl_text.contains("layout(local_size_x") => {}
+                        Ok(_) => fail("GLSL ES 3.10", "no compute layout in the output".into()),
+                        Err(e) => fail("GLSL ES 3.10", e.to_string()),
+                    }
+                }
+            }
+        }
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
     #[test]
     fn every_file_in_shaders_is_embedded_and_used() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
