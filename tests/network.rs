@@ -56,46 +56,48 @@ fn cpu_reference_gradients_match_finite_differences() {
 /// lavapipe); the loss within 1e-4, the running statistics within 1e-4.
 #[test]
 fn gpu_training_step_matches_cpu_reference() {
-    let gpu = gpu();
-    let config = ModelConfig::new(8, 8).unwrap();
-    let (batch_size, seed, step_index) = (3, 5, 2);
-    let g = Graph::build(config, batch_size, Mode::Train);
-    let store = ParamStore::init(&g.params, 1);
-    let (pixels, labels) = test_batch(batch_size);
-    let norm = Normalization::CIFAR10;
-    let want = cpu_exec::run(
-        &g,
-        &cpu_exec::params_f64(&store),
-        &Batch { pixels: &pixels, labels: &labels, seed, step: step_index },
-        &norm,
-    );
+    on_every_gpu(|| {
+        let gpu = gpu();
+        let config = ModelConfig::new(8, 8).unwrap();
+        let (batch_size, seed, step_index) = (3, 5, 2);
+        let g = Graph::build(config, batch_size, Mode::Train);
+        let store = ParamStore::init(&g.params, 1);
+        let (pixels, labels) = test_batch(batch_size);
+        let norm = Normalization::CIFAR10;
+        let want = cpu_exec::run(
+            &g,
+            &cpu_exec::params_f64(&store),
+            &Batch { pixels: &pixels, labels: &labels, seed, step: step_index },
+            &norm,
+        );
 
-    let params = GpuParams::upload(gpu, &store, None);
-    let settings = SgdSettings::PAPER;
-    let mut chooser = VariantChooser::in_memory();
-    let step = StepGraph::new(gpu, &g, &params, &norm, &settings, &mut chooser, None);
-    params.set_metrics(gpu, &[0.0; 4]);
-    step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
-    let metrics: Vec<f32> = gpu.read(&params.metrics);
-    assert_close(&metrics[3..4], &[want.loss], 1e-4, "loss");
-    assert_eq!(metrics[1] as usize, want.correct, "correct predictions");
+        let params = GpuParams::upload(gpu, &store, None);
+        let settings = SgdSettings::PAPER;
+        let mut chooser = VariantChooser::in_memory();
+        let step = StepGraph::new(gpu, &g, &params, &norm, &settings, &mut chooser, None);
+        params.set_metrics(gpu, &[0.0; 4]);
+        step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
+        let metrics: Vec<f32> = gpu.read(&params.metrics);
+        assert_close(&metrics[3..4], &[want.loss], 1e-4, "loss");
+        assert_eq!(metrics[1] as usize, want.correct, "correct predictions");
 
-    let grads = params.download_grads(gpu);
-    let after = params.download(gpu);
-    let mut worst = 0.0f64;
-    for (p, spec) in g.params.iter().enumerate() {
-        if spec.trainable() {
-            let rel = relative_error(&grads[p], &want.grads[p], f64::MIN_POSITIVE);
-            worst = worst.max(rel);
-            assert!(rel < 1e-4, "gradient of {}: relative error {rel:.3e}", spec.prefix);
-        } else {
-            assert_close(
-                &after.values[p],
-                &want.params_after[p],
-                1e-4,
-                &format!("running stats {}", spec.prefix),
-            );
+        let grads = params.download_grads(gpu);
+        let after = params.download(gpu);
+        let mut worst = 0.0f64;
+        for (p, spec) in g.params.iter().enumerate() {
+            if spec.trainable() {
+                let rel = relative_error(&grads[p], &want.grads[p], f64::MIN_POSITIVE);
+                worst = worst.max(rel);
+                assert!(rel < 1e-4, "gradient of {}: relative error {rel:.3e}", spec.prefix);
+            } else {
+                assert_close(
+                    &after.values[p],
+                    &want.params_after[p],
+                    1e-4,
+                    &format!("running stats {}", spec.prefix),
+                );
+            }
         }
-    }
-    eprintln!("largest gradient error, relative to each binding's largest gradient: {worst:.2e}");
+        eprintln!("largest gradient error, relative to each binding's largest gradient: {worst:.2e}");
+    });
 }

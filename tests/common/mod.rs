@@ -3,16 +3,53 @@
 
 use shakeshake::cpu::gradcheck::relative_error;
 use shakeshake::gpu::{AdapterChoice, Gpu};
+use std::cell::Cell;
 use std::sync::OnceLock;
 
-/// The device the tests run on: `SHAKESHAKE_ADAPTER` if set, else the best one (lavapipe on CI).
-pub fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let gpu = Gpu::open(&AdapterChoice::from_flag_or_env(None)).expect("tests need a GPU adapter");
-        eprintln!("testing on {}", gpu.describe());
-        gpu
+/// Every adapter the tests run on, each opened once per test binary: `SHAKESHAKE_ADAPTER`'s
+/// choice if it is set, else every adapter wgpu finds that can open a device (here lavapipe
+/// through Vulkan, and llvmpipe through GL where EGL is installed): two drivers and two
+/// shader paths (SPIR-V and naga's GLSL).
+pub fn gpus() -> &'static [Gpu] {
+    static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
+    GPUS.get_or_init(|| {
+        let gpus: Vec<Gpu> = if std::env::var_os("SHAKESHAKE_ADAPTER").is_some() {
+            vec![Gpu::open(&AdapterChoice::from_flag_or_env(None)).expect("tests need a GPU adapter")]
+        } else {
+            let adapters = shakeshake::gpu::list_adapters();
+            let opened = adapters.into_iter().enumerate().filter_map(|(i, a)| {
+                Gpu::open_adapter(a, format!("adapter {i}"))
+                    .inspect_err(|e| eprintln!("not testing on adapter {i}: {e:#}"))
+                    .ok()
+            });
+            opened.collect()
+        };
+        assert!(!gpus.is_empty(), "tests need a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)");
+        for gpu in &gpus {
+            eprintln!("testing on {}", gpu.describe());
+        }
+        gpus
     })
+}
+
+thread_local! {
+    /// Which of `gpus()` this test thread runs on now.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The device a test runs on now (see `on_every_gpu`); the first of `gpus()` otherwise.
+pub fn gpu() -> &'static Gpu {
+    &gpus()[CURRENT.get()]
+}
+
+/// Run `test` once on every adapter of `gpus()`; `gpu()` returns each in turn, and
+/// `assert_close` names it.
+pub fn on_every_gpu(test: impl Fn()) {
+    for i in 0..gpus().len() {
+        CURRENT.set(i);
+        test();
+    }
+    CURRENT.set(0);
 }
 
 pub fn upload(gpu: &Gpu, data: &[f64]) -> wgpu::Buffer {
@@ -33,7 +70,8 @@ pub fn rounded(data: &[f64]) -> Vec<f64> {
 pub fn assert_close(got: &[f32], want: &[f64], tolerance: f64, what: &str) {
     // Relative to the largest reference value, or 1 for small ones.
     let err = relative_error(got, want, 1.0);
-    assert!(err <= tolerance, "{what}: relative error {err:.3e} over tolerance {tolerance:.1e}");
+    let on = gpu().info.backend;
+    assert!(err <= tolerance, "{what} on {on:?}: relative error {err:.3e} over tolerance {tolerance:.1e}");
 }
 
 /// A small CIFAR-shaped data set in `dir`/cifar-10-batches-bin: `records` images a file (five

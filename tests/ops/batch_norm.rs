@@ -62,16 +62,20 @@ fn check(s: BnShape, offset: f64) {
 
 #[test]
 fn small_shapes_match_reference() {
-    for relu in [false, true] {
-        check(BnShape::new(1, 3, 5 * 7, relu), 0.0);
-        check(BnShape::new(3, 5, 9, relu), 0.5);
-        check(BnShape::new(2, 4, 1, relu), -1.0);
-        check(BnShape::new(3, 5, 8 * 8, relu), 0.25); // vec4 kernels
-        check(BnShape::new(1, 2, 12, relu), 0.0);
-    }
+    on_every_gpu(|| {
+        for relu in [false, true] {
+            check(BnShape::new(1, 3, 5 * 7, relu), 0.0);
+            check(BnShape::new(3, 5, 9, relu), 0.5);
+            check(BnShape::new(2, 4, 1, relu), -1.0);
+            check(BnShape::new(3, 5, 8 * 8, relu), 0.25); // vec4 kernels
+            check(BnShape::new(1, 2, 12, relu), 0.0);
+        }
+    });
 }
 
 #[test]
 fn full_batch_statistics_stay_accurate() {
-    check(BnShape::new(128, 2, 32 * 32, true), 100.0);
+    on_every_gpu(|| {
+        check(BnShape::new(128, 2, 32 * 32, true), 100.0);
+    });
 }
