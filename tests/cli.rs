@@ -307,3 +307,18 @@ fn download_keeps_a_damaged_folder_and_refuses_links_in_the_archive() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn runs_within_webgpus_default_limits_when_asked() {
+    let run = |mode: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+            .args(["bench", "train", "--depth", "8", "--width", "4", "--batch-size", "2", "--steps", "1"])
+            .env("SHAKESHAKE_LIMITS", mode)
+            .output()
+            .unwrap()
+    };
+    let strict = run("webgpu-default");
+    assert!(strict.status.success(), "{}", text(&strict));
+    assert!(text(&strict).contains("WebGPU's default limits"), "{}", text(&strict));
+    assert_fails_with(&run("everything"), &["SHAKESHAKE_LIMITS", "webgpu-default"]);
+}

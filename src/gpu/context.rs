@@ -36,6 +36,30 @@ impl AdapterChoice {
     }
 }
 
+/// Which limits and features a device is opened with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitsMode {
+    /// Everything the adapter offers: the normal case.
+    Adapter,
+    /// Only WebGPU's default limits and no optional features (no subgroups, no timestamps):
+    /// what every WebGPU device must offer, to prove the program needs no more
+    /// (`SHAKESHAKE_LIMITS=webgpu-default`).
+    WebGpuDefault,
+}
+
+impl LimitsMode {
+    /// `SHAKESHAKE_LIMITS`: unset (or `adapter`), or `webgpu-default`.
+    pub fn from_env() -> Result<LimitsMode> {
+        match std::env::var("SHAKESHAKE_LIMITS").as_deref() {
+            Err(_) | Ok("") | Ok("adapter") => Ok(LimitsMode::Adapter),
+            Ok("webgpu-default") => Ok(LimitsMode::WebGpuDefault),
+            Ok(other) => {
+                bail!("SHAKESHAKE_LIMITS={other:?} is not a mode: use webgpu-default, or leave it unset")
+            }
+        }
+    }
+}
+
 /// Optional features this program can use, and whether the device granted them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrantedFeatures {
@@ -53,6 +77,7 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: GrantedFeatures,
+    pub limits_mode: LimitsMode,
     /// Why this adapter was chosen, for the user.
     pub reason: String,
     pub(crate) kernels: super::kernel::SharedKernelCache,
@@ -151,23 +176,30 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
 }
 
 impl Gpu {
-    /// Open the adapter the user chose, with its real limits and the optional features it offers.
+    /// Open the adapter the user chose, with its real limits and the optional features it
+    /// offers (or WebGPU's defaults, as `SHAKESHAKE_LIMITS` says).
     pub fn open(choice: &AdapterChoice) -> Result<Gpu> {
         let (adapter, reason) = choose_adapter(choice)?;
-        Self::open_adapter(adapter, reason)
+        Self::open_adapter(adapter, reason, LimitsMode::from_env()?)
     }
 
-    pub fn open_adapter(adapter: wgpu::Adapter, reason: String) -> Result<Gpu> {
+    pub fn open_adapter(adapter: wgpu::Adapter, reason: String, mode: LimitsMode) -> Result<Gpu> {
         let info = adapter.get_info();
         let offered = adapter.features();
-        let wanted = [wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::SUBGROUP];
+        let wanted = match mode {
+            LimitsMode::Adapter => vec![wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::SUBGROUP],
+            LimitsMode::WebGpuDefault => vec![],
+        };
         let required_features = wanted
             .into_iter()
             .filter(|f| offered.contains(*f))
             .fold(wgpu::Features::empty(), |acc, f| acc | f);
         // wgpu's defaults are far below what real devices offer (128 MiB storage bindings on
         // lavapipe, more on GPUs); a batch of 128 at 32x32 needs the real numbers.
-        let limits = adapter.limits();
+        let limits = match mode {
+            LimitsMode::Adapter => adapter.limits(),
+            LimitsMode::WebGpuDefault => wgpu::Limits::default(),
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("shakeshake"),
             required_features,
@@ -181,12 +213,27 @@ impl Gpu {
         let subgroups = granted.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
         let features =
             GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
-        Ok(Gpu { device, queue, info, limits, features, reason, kernels: Default::default() })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            limits_mode: mode,
+            reason,
+            kernels: Default::default(),
+        })
     }
 
-    /// A one-line description: name, backend, device type and driver.
+    /// A one-line description: name, backend, device type and driver (and the limits mode
+    /// when it is not the adapter's own).
     pub fn describe(&self) -> String {
-        describe_info(&self.info)
+        match self.limits_mode {
+            LimitsMode::Adapter => describe_info(&self.info),
+            LimitsMode::WebGpuDefault => {
+                format!("{} with WebGPU's default limits", describe_info(&self.info))
+            }
+        }
     }
 
     /// Block until everything submitted so far has finished.
@@ -196,9 +243,10 @@ impl Gpu {
 
     /// A key that changes whenever the adapter or its driver does (for caches of measurements).
     pub fn adapter_key(&self) -> String {
+        // A device opened with fewer features chooses among fewer variants: its own key.
         let raw = format!(
-            "{}-{:?}-{}-{}",
-            self.info.name, self.info.backend, self.info.driver, self.info.driver_info
+            "{}-{:?}-{}-{}-{:?}",
+            self.info.name, self.info.backend, self.info.driver, self.info.driver_info, self.limits_mode
         );
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
     }

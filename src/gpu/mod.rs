@@ -8,6 +8,8 @@ pub mod probe;
 pub mod shaders;
 pub mod timing;
 
-pub use context::{AdapterChoice, Gpu, GrantedFeatures, choose_adapter, describe_info, list_adapters};
+pub use context::{
+    AdapterChoice, Gpu, GrantedFeatures, LimitsMode, choose_adapter, describe_info, list_adapters,
+};
 pub use interface::{Binding, ShaderInterface};
 pub use kernel::{Dispatch, Kernel, Slice, grid_1d};

@@ -2,14 +2,15 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use shakeshake::cpu::gradcheck::relative_error;
-use shakeshake::gpu::{AdapterChoice, Gpu};
+use shakeshake::gpu::{AdapterChoice, Gpu, LimitsMode};
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-/// Every adapter the tests run on, each opened once per test binary: `SHAKESHAKE_ADAPTER`'s
+/// Every device the tests run on, each opened once per test binary: `SHAKESHAKE_ADAPTER`'s
 /// choice if it is set, else every adapter wgpu finds that can open a device (here lavapipe
-/// through Vulkan, and llvmpipe through GL where EGL is installed): two drivers and two
-/// shader paths (SPIR-V and naga's GLSL).
+/// through Vulkan, and llvmpipe through GL where EGL is installed: two drivers and two
+/// shader paths, SPIR-V and naga's GLSL), and the first of them once more with only WebGPU's
+/// default limits and no optional features (no subgroups, no timestamps).
 pub fn gpus() -> &'static [Gpu] {
     static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
     GPUS.get_or_init(|| {
@@ -17,9 +18,11 @@ pub fn gpus() -> &'static [Gpu] {
             vec![Gpu::open(&AdapterChoice::from_flag_or_env(None)).expect("tests need a GPU adapter")]
         } else {
             let adapters = shakeshake::gpu::list_adapters();
-            let opened = adapters.into_iter().enumerate().filter_map(|(i, a)| {
-                Gpu::open_adapter(a, format!("adapter {i}"))
-                    .inspect_err(|e| eprintln!("not testing on adapter {i}: {e:#}"))
+            let strict = adapters.first().map(|a| (0, a.clone(), LimitsMode::WebGpuDefault));
+            let all = adapters.into_iter().enumerate().map(|(i, a)| (i, a, LimitsMode::Adapter));
+            let opened = all.chain(strict).filter_map(|(i, a, mode)| {
+                Gpu::open_adapter(a, format!("adapter {i}"), mode)
+                    .inspect_err(|e| eprintln!("not testing on adapter {i} ({mode:?}): {e:#}"))
                     .ok()
             });
             opened.collect()
@@ -70,8 +73,8 @@ pub fn rounded(data: &[f64]) -> Vec<f64> {
 pub fn assert_close(got: &[f32], want: &[f64], tolerance: f64, what: &str) {
     // Relative to the largest reference value, or 1 for small ones.
     let err = relative_error(got, want, 1.0);
-    let on = gpu().info.backend;
-    assert!(err <= tolerance, "{what} on {on:?}: relative error {err:.3e} over tolerance {tolerance:.1e}");
+    let on = gpu().describe();
+    assert!(err <= tolerance, "{what} on {on}: relative error {err:.3e} over tolerance {tolerance:.1e}");
 }
 
 /// A small CIFAR-shaped data set in `dir`/cifar-10-batches-bin: `records` images a file (five
