@@ -213,7 +213,7 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
     report(memory_figure("cross_entropy", "backward", shape, ms, 4 * batch * (2 * CLASSES + 1)));
 
     let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), a.into(), b.into(), d.into());
-    let ms = timed(gpu, &[update]);
+    let ms = timed(gpu, &update);
     report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
 
     let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true };

@@ -107,7 +107,7 @@ impl StepGraph {
         if graph.mode == Mode::Train {
             let (w, g, v) = ((&params.weights).into(), (&params.grads).into(), (&params.velocity).into());
             let step = (&params.step).into();
-            dispatches.push(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v));
+            dispatches.extend(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v));
         }
         let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
         StepGraph {

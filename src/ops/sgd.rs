@@ -28,7 +28,51 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
 };
 
 /// Updates `len` weights in place; the learning rate is read from the StepUniform `step`.
+/// The flat buffers are bound in ranges no larger than the device's storage binding limit
+/// (one range on most devices; 26 2x112d's 35 million parameters take two under WebGPU's
+/// 128 MiB default). The update is elementwise, so the split changes no bit.
 pub fn step(
+    gpu: &Gpu,
+    s: &SgdSettings,
+    len: usize,
+    step: Slice,
+    weights: Slice,
+    grads: Slice,
+    velocity: Slice,
+) -> Vec<Dispatch> {
+    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let per_binding = (gpu.limits.max_storage_buffer_binding_size as usize / 4) / align * align;
+    step_in_ranges(gpu, s, len, per_binding, step, weights, grads, velocity)
+}
+
+/// As `step`, in ranges of at most `per_range` floats (a multiple of the device's storage
+/// offset alignment, in floats).
+#[allow(clippy::too_many_arguments)]
+pub fn step_in_ranges(
+    gpu: &Gpu,
+    s: &SgdSettings,
+    len: usize,
+    per_range: usize,
+    step: Slice,
+    weights: Slice,
+    grads: Slice,
+    velocity: Slice,
+) -> Vec<Dispatch> {
+    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    assert!(per_range > 0 && per_range.is_multiple_of(align), "SGD ranges must start at aligned offsets");
+    (0..len)
+        .step_by(per_range)
+        .map(|first| {
+            let n = per_range.min(len - first);
+            let (first, count) = (first as u64, n as u64);
+            let (w, g, v) =
+                (weights.floats(first, count), grads.floats(first, count), velocity.floats(first, count));
+            one_range(gpu, s, n, step, w, g, v)
+        })
+        .collect()
+}
+
+fn one_range(
     gpu: &Gpu,
     s: &SgdSettings,
     len: usize,
