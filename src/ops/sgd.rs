@@ -40,13 +40,17 @@ pub fn step(
     grads: Slice,
     velocity: Slice,
 ) -> Vec<Dispatch> {
-    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let align = alignment_floats(gpu);
     let per_binding = (gpu.limits.max_storage_buffer_binding_size as usize / 4) / align * align;
     step_in_ranges(gpu, s, len, per_binding, step, weights, grads, velocity)
 }
 
-/// As `step`, in ranges of at most `per_range` floats (a multiple of the device's storage
-/// offset alignment, in floats).
+/// The device's storage-binding offset alignment, in floats: where a range may start.
+fn alignment_floats(gpu: &Gpu) -> usize {
+    (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1)
+}
+
+/// As `step`, in ranges of at most `per_range` floats (a multiple of `alignment_floats`).
 #[allow(clippy::too_many_arguments)]
 pub fn step_in_ranges(
     gpu: &Gpu,
@@ -58,41 +62,26 @@ pub fn step_in_ranges(
     grads: Slice,
     velocity: Slice,
 ) -> Vec<Dispatch> {
-    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-    assert!(per_range > 0 && per_range.is_multiple_of(align), "SGD ranges must start at aligned offsets");
+    assert!(
+        per_range > 0 && per_range.is_multiple_of(alignment_floats(gpu)),
+        "SGD ranges must start at aligned offsets"
+    );
+    let kernel = Kernel::new(gpu, "sgd", "main", &[]);
+    let (momentum, weight_decay, nesterov) = (s.momentum as f32, s.weight_decay as f32, s.nesterov as u32);
     (0..len)
         .step_by(per_range)
         .map(|first| {
             let n = per_range.min(len - first);
+            let p = gpu.uniform("sgd params", &SgdParams { len: n as u32, momentum, weight_decay, nesterov });
             let (first, count) = (first as u64, n as u64);
-            let (w, g, v) =
-                (weights.floats(first, count), grads.floats(first, count), velocity.floats(first, count));
-            one_range(gpu, s, n, step, w, g, v)
+            let bindings = [
+                (PARAMS, (&p).into()),
+                (STEP, step),
+                (WEIGHTS, weights.floats(first, count)),
+                (GRADS, grads.floats(first, count)),
+                (VELOCITY, velocity.floats(first, count)),
+            ];
+            kernel.dispatch(gpu, &bindings, grid_1d(n, 256))
         })
         .collect()
-}
-
-fn one_range(
-    gpu: &Gpu,
-    s: &SgdSettings,
-    len: usize,
-    step: Slice,
-    weights: Slice,
-    grads: Slice,
-    velocity: Slice,
-) -> Dispatch {
-    let p = gpu.uniform(
-        "sgd params",
-        &SgdParams {
-            len: len as u32,
-            momentum: s.momentum as f32,
-            weight_decay: s.weight_decay as f32,
-            nesterov: s.nesterov as u32,
-        },
-    );
-    Kernel::new(gpu, "sgd", "main", &[]).dispatch(
-        gpu,
-        &[(PARAMS, (&p).into()), (STEP, step), (WEIGHTS, weights), (GRADS, grads), (VELOCITY, velocity)],
-        grid_1d(len, 256),
-    )
 }
