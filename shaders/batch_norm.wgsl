@@ -82,9 +82,9 @@ fn statistics(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg
 }
 
 // Evaluation: normalise with the running statistics instead.
-@compute @workgroup_size(64)
-fn eval_statistics(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+@compute @workgroup_size(WG_SIZE)
+fn eval_statistics(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = flat_index(gid, nwg);
     if (c < bn.channels) {
         saved[c] = running[c];
         saved[bn.channels + c] = inverseSqrt(running[bn.channels + c] + bn.eps);
@@ -104,7 +104,7 @@ fn quad_count() -> u32 {
     return bn.batch * bn.channels * plane_quads();
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = flat_index(gid, nwg);
     if (q >= quad_count()) {
@@ -146,7 +146,7 @@ fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_i
 }
 
 // dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn backward_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = flat_index(gid, nwg);
     if (q >= quad_count()) {

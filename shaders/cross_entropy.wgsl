@@ -66,9 +66,9 @@ fn forward(@builtin(local_invocation_index) t: u32) {
 }
 
 // d(mean loss)/d logits = (softmax - onehot) / batch.
-@compute @workgroup_size(64)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
+@compute @workgroup_size(WG_SIZE)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = flat_index(gid, nwg);
     if (n >= lp.batch) {
         return;
     }

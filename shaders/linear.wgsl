@@ -16,10 +16,11 @@ struct LinearParams {
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<storage, read_write> grad_weight_bias: array<f32>;
 
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x / lp.outputs;
-    let o = gid.x % lp.outputs;
+@compute @workgroup_size(WG_SIZE)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = flat_index(gid, nwg);
+    let n = k / lp.outputs;
+    let o = k % lp.outputs;
     if (n >= lp.batch) {
         return;
     }
@@ -30,10 +31,11 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     y[n * lp.outputs + o] = s;
 }
 
-@compute @workgroup_size(64)
-fn grad_input(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x / lp.inputs;
-    let i = gid.x % lp.inputs;
+@compute @workgroup_size(WG_SIZE)
+fn grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = flat_index(gid, nwg);
+    let n = k / lp.inputs;
+    let i = k % lp.inputs;
     if (n >= lp.batch) {
         return;
     }
@@ -45,10 +47,11 @@ fn grad_input(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // One invocation per weight, plus one per bias (column `inputs` stands for the constant 1).
-@compute @workgroup_size(64)
-fn grad_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o = gid.x / (lp.inputs + 1u);
-    let i = gid.x % (lp.inputs + 1u);
+@compute @workgroup_size(WG_SIZE)
+fn grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = flat_index(gid, nwg);
+    let o = k / (lp.inputs + 1u);
+    let i = k % (lp.inputs + 1u);
     if (o >= lp.outputs) {
         return;
     }

@@ -11,9 +11,9 @@ struct PoolParams {
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let q = gid.x;
+@compute @workgroup_size(WG_SIZE)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let q = flat_index(gid, nwg);
     if (q >= pp.planes) {
         return;
     }
@@ -24,7 +24,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     y[q] = s / f32(pp.plane);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < pp.planes * pp.plane) {

@@ -29,7 +29,7 @@ fn pixel_byte(i: u32) -> f32 {
     return f32((pixels[i / 4u] >> (8u * (i % 4u))) & 255u);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i >= pp.batch * IMAGE_BYTES) {

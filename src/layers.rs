@@ -9,6 +9,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["shapes", "random", "files", "layout"],
     &["cpu", "gpu"],
     &["ops"],
+    &["checks"],
     &["model"],
     &["train"],
     &["bench"],

@@ -10,13 +10,16 @@
 //! - `gpu`: device selection, embedded shaders, pipelines and dispatches, shader interfaces
 //!   (checked against the WGSL by naga), timing, buffer read-back.
 //! - `ops`: each operation's GPU dispatch (shader in `shaders/`, CPU reference in `cpu`,
-//!   tests in `tests/ops/`), and the choice among kernel variants.
+//!   checks in `checks`), and the cache of kernel-variant choices.
+//! - `checks`: every op against its CPU reference on edge shapes, the one list of cases
+//!   that the tests (`tests/ops/`), `selftest` and the variant tuner run.
 //! - `model`: the network declared once as a graph, its backward derived, buffers planned,
 //!   and its two executors (CPU reference and GPU step).
 //! - `train`: data, run directories, the training loop, checkpoints, download, the plot.
 //! - `bench`: op and training benchmarks.
 
 pub mod bench;
+pub mod checks;
 pub mod cpu;
 pub mod files;
 pub mod gpu;

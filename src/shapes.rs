@@ -102,11 +102,13 @@ impl Conv2dShape {
     pub fn with_batch(&self, batch: usize) -> Self {
         Conv2dShape { batch, ..*self }
     }
-    /// "3x3 32->64 s2 @32": kernel, channels, stride (when not 1) and input side.
+    /// "3x3 32->64 s2 @32": kernel, channels, stride (when not 1) and input size (HxW when
+    /// not square): everything but the batch.
     pub fn name(&self) -> String {
         let stride = if self.stride > 1 { format!(" s{}", self.stride) } else { String::new() };
         let shifted = if self.ksize == 1 && self.pad == 1 { " shifted" } else { "" };
-        format!("{k}x{k} {}->{}{stride}{shifted} @{}", self.cin, self.cout, self.h, k = self.ksize)
+        let size = if self.h == self.w { self.h.to_string() } else { format!("{}x{}", self.h, self.w) };
+        format!("{k}x{k} {}->{}{stride}{shifted} @{size}", self.cin, self.cout, k = self.ksize)
     }
 }
 

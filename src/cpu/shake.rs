@@ -55,3 +55,25 @@ pub fn backward(key: &ShakeKey, image_len: usize, dy: &[f64]) -> (Vec<f64>, Vec<
         })
         .unzip()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ShakeKey;
+    use crate::shapes::{BackwardMode, ForwardMode, Level};
+
+    #[test]
+    fn coefficients_differ_per_image_and_per_step() {
+        let key = |step, level| ShakeKey {
+            forward: ForwardMode::Shake,
+            backward: BackwardMode::Shake,
+            level,
+            seed: 1,
+            step,
+            block: 0,
+        };
+        assert_ne!(key(0, Level::Image).alpha(0), key(0, Level::Image).alpha(1));
+        assert_eq!(key(0, Level::Batch).alpha(0), key(0, Level::Batch).alpha(1));
+        assert_ne!(key(0, Level::Batch).alpha(0), key(1, Level::Batch).alpha(0));
+        assert_ne!(key(0, Level::Image).alpha(2), key(0, Level::Image).beta(2));
+    }
+}

@@ -45,6 +45,8 @@ pub enum LimitsMode {
     /// what every WebGPU device must offer, to prove the program needs no more
     /// (`SHAKESHAKE_LIMITS=webgpu-default`).
     WebGpuDefault,
+    /// Limits below the adapter's own, given by a test (`Gpu::open_with_limits`).
+    Lowered,
 }
 
 impl LimitsMode {
@@ -80,8 +82,14 @@ pub struct Gpu {
     pub limits_mode: LimitsMode,
     /// Why this adapter was chosen, for the user.
     pub reason: String,
+    /// Workgroups along x before a `grid_1d` grid spreads over y (lowered by tests, so that
+    /// small grids spread too).
+    pub grid_max_x: u32,
     pub(crate) kernels: super::kernel::SharedKernelCache,
 }
+
+/// A power of two under WebGPU's 65,535 workgroups a dimension, so grids stay regular.
+const GRID_MAX_X: u32 = 32768;
 
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor {
@@ -184,22 +192,39 @@ impl Gpu {
     }
 
     pub fn open_adapter(adapter: wgpu::Adapter, reason: String, mode: LimitsMode) -> Result<Gpu> {
+        // wgpu's defaults are far below what real devices offer (128 MiB storage bindings on
+        // lavapipe, more on GPUs); a batch of 128 at 32x32 needs the real numbers.
+        let limits = match mode {
+            LimitsMode::Adapter | LimitsMode::Lowered => adapter.limits(),
+            LimitsMode::WebGpuDefault => wgpu::Limits::default(),
+        };
+        Self::open_with(adapter, reason, mode, limits)
+    }
+
+    /// The adapter with its optional features but `limits` (below its own): how the tests
+    /// make a small device out of a large one.
+    pub fn open_with_limits(adapter: wgpu::Adapter, reason: String, limits: wgpu::Limits) -> Result<Gpu> {
+        Self::open_with(adapter, reason, LimitsMode::Lowered, limits)
+    }
+
+    fn open_with(
+        adapter: wgpu::Adapter,
+        reason: String,
+        mode: LimitsMode,
+        limits: wgpu::Limits,
+    ) -> Result<Gpu> {
         let info = adapter.get_info();
         let offered = adapter.features();
         let wanted = match mode {
-            LimitsMode::Adapter => vec![wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::SUBGROUP],
+            LimitsMode::Adapter | LimitsMode::Lowered => {
+                vec![wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::SUBGROUP]
+            }
             LimitsMode::WebGpuDefault => vec![],
         };
         let required_features = wanted
             .into_iter()
             .filter(|f| offered.contains(*f))
             .fold(wgpu::Features::empty(), |acc, f| acc | f);
-        // wgpu's defaults are far below what real devices offer (128 MiB storage bindings on
-        // lavapipe, more on GPUs); a batch of 128 at 32x32 needs the real numbers.
-        let limits = match mode {
-            LimitsMode::Adapter => adapter.limits(),
-            LimitsMode::WebGpuDefault => wgpu::Limits::default(),
-        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("shakeshake"),
             required_features,
@@ -207,6 +232,7 @@ impl Gpu {
             ..Default::default()
         }))
         .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
+        let grid_max_x = GRID_MAX_X.min(limits.max_compute_workgroups_per_dimension);
         let granted = device.features();
         // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
         // cannot run them.
@@ -221,19 +247,30 @@ impl Gpu {
             features,
             limits_mode: mode,
             reason,
+            grid_max_x,
             kernels: Default::default(),
         })
     }
 
     /// A one-line description: name, backend, device type and driver (and the limits mode
-    /// when it is not the adapter's own).
+    /// when it is not the adapter's own, and a lowered grid width).
     pub fn describe(&self) -> String {
+        let mut text = describe_info(&self.info);
         match self.limits_mode {
-            LimitsMode::Adapter => describe_info(&self.info),
-            LimitsMode::WebGpuDefault => {
-                format!("{} with WebGPU's default limits", describe_info(&self.info))
-            }
+            LimitsMode::Adapter => {}
+            LimitsMode::WebGpuDefault => text += " with WebGPU's default limits",
+            LimitsMode::Lowered => text += " with lowered limits",
         }
+        if self.grid_max_x < GRID_MAX_X {
+            text += &format!(", grids spread over y past {} workgroups", self.grid_max_x);
+        }
+        text
+    }
+
+    /// The same device, whose 1-D grids spread over y past `workgroups` (tests use it to
+    /// spread small grids, as millions of invocations would be).
+    pub fn with_grid_max_x(&self, workgroups: u32) -> Gpu {
+        Gpu { grid_max_x: workgroups, ..self.clone() }
     }
 
     /// Block until everything submitted so far has finished.

@@ -147,10 +147,17 @@ impl<'a> From<&'a wgpu::Buffer> for Slice<'a> {
     }
 }
 
-/// Workgroups for `count` invocations of `group` each; past the per-axis limit the grid
-/// spreads over y (kernels index with `flat_index`, see shaders/grid.wgsl).
-pub fn grid_1d(count: usize, group: usize) -> [u32; 3] {
-    let groups = count.div_ceil(group);
-    const MAX_X: usize = 32768;
-    if groups <= MAX_X { [groups as u32, 1, 1] } else { [MAX_X as u32, groups.div_ceil(MAX_X) as u32, 1] }
+/// Invocations a workgroup of every kernel on a `grid_1d` grid: shaders/grid.wgsl's
+/// `WG_SIZE`, which `flat_index` relies on (a test holds every such kernel to it).
+pub const GRID_WG_SIZE: usize = 256;
+
+impl Gpu {
+    /// Workgroups for `count` invocations of `GRID_WG_SIZE` each; past `grid_max_x`
+    /// workgroups the grid spreads over y, so kernels index with `flat_index` (see
+    /// shaders/grid.wgsl).
+    pub fn grid_1d(&self, count: usize) -> [u32; 3] {
+        let groups = count.div_ceil(GRID_WG_SIZE);
+        let max_x = self.grid_max_x as usize;
+        if groups <= max_x { [groups as u32, 1, 1] } else { [max_x as u32, groups.div_ceil(max_x) as u32, 1] }
+    }
 }

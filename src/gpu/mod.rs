@@ -12,4 +12,4 @@ pub use context::{
     AdapterChoice, Gpu, GrantedFeatures, LimitsMode, choose_adapter, describe_info, list_adapters,
 };
 pub use interface::{Binding, ShaderInterface};
-pub use kernel::{Dispatch, Kernel, Slice, grid_1d};
+pub use kernel::{Dispatch, Kernel, Slice};

@@ -95,14 +95,14 @@ pub const MODULES: &[ModuleDef] = &[
         "conv2d_grad_weight_tiled",
         &["conv2d_params.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
-    conv_module("reduce_splits", &["reduce_splits.wgsl"]),
+    conv_module("reduce_splits", &["grid.wgsl", "reduce_splits.wgsl"]),
     module("batch_norm_vec4", &["grid.wgsl", "bn_vec4.wgsl", "batch_norm.wgsl"]),
     module("batch_norm_scalar", &["grid.wgsl", "bn_scalar.wgsl", "batch_norm.wgsl"]),
     module("relu", &["grid.wgsl", "relu.wgsl"]),
     module("shake", &["grid.wgsl", "step.wgsl", "random.wgsl", "shake.wgsl"]),
     module("pool", &["grid.wgsl", "pool.wgsl"]),
-    module("linear", &["linear.wgsl"]),
-    module("cross_entropy", &["cross_entropy.wgsl"]),
+    module("linear", &["grid.wgsl", "linear.wgsl"]),
+    module("cross_entropy", &["grid.wgsl", "cross_entropy.wgsl"]),
     module("sgd", &["grid.wgsl", "step.wgsl", "sgd.wgsl"]),
     module("prepare_batch", &["grid.wgsl", "step.wgsl", "random.wgsl", "prepare_batch.wgsl"]),
 ];
@@ -227,6 +227,36 @@ mod tests {
                         Ok(_) => fail("GLSL ES 3.10", "no compute layout in the output".into()),
                         Err(e) => fail("GLSL ES 3.10", e.to_string()),
                     }
+                }
+            }
+        }
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    /// `flat_index` spreads a `grid_1d` grid over y assuming workgroups of `WG_SIZE`: every
+    /// entry point that takes `num_workgroups` (the grid_1d kernels) must have exactly that
+    /// size, and `WG_SIZE` must be the Rust side's `GRID_WG_SIZE`.
+    #[test]
+    fn every_grid_1d_kernel_has_the_grid_workgroup_size() {
+        let want = crate::gpu::kernel::GRID_WG_SIZE as u32;
+        let mut errors = vec![];
+        for def in MODULES {
+            let module = naga::front::wgsl::parse_str(&source(def.name)).unwrap();
+            for entry in &module.entry_points {
+                let takes_grid = entry
+                    .function
+                    .arguments
+                    .iter()
+                    .any(|a| a.binding == Some(naga::Binding::BuiltIn(naga::BuiltIn::NumWorkGroups)));
+                if takes_grid && entry.workgroup_size != [want, 1, 1] {
+                    errors.push(format!("{} {}: {:?}", def.name, entry.name, entry.workgroup_size));
+                }
+            }
+            if def.files.contains(&"grid.wgsl") {
+                let wg_size = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some("WG_SIZE"));
+                let value = wg_size.map(|(_, c)| &module.global_expressions[c.init]);
+                if !matches!(value, Some(naga::Expression::Literal(naga::Literal::U32(v))) if *v == want) {
+                    errors.push(format!("{}: WG_SIZE is {value:?}, not {want}", def.name));
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Batch norm (shaders/batch_norm.wgsl; reference `cpu::batch_norm`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::BnShape;
 use crate::struct_layout;
 
@@ -56,9 +56,9 @@ impl BatchNorm {
         if self.shape.plane.is_multiple_of(4) { "batch_norm_vec4" } else { "batch_norm_scalar" }
     }
 
-    fn elementwise_grid(&self) -> [u32; 3] {
+    fn elementwise_grid(&self, gpu: &Gpu) -> [u32; 3] {
         let quad = if self.shape.plane.is_multiple_of(4) { 4 } else { 1 };
-        grid_1d(self.shape.len() / quad, 256)
+        gpu.grid_1d(self.shape.len() / quad)
     }
 
     fn params(&self, gpu: &Gpu) -> wgpu::Buffer {
@@ -101,7 +101,7 @@ impl BatchNorm {
         let stats = Kernel::new(gpu, self.module(), "eval_statistics", &[]).dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (SAVED, b.saved), (RUNNING, running)],
-            grid_1d(self.shape.channels, 64),
+            gpu.grid_1d(self.shape.channels),
         );
         vec![stats, self.normalize(gpu, &params, x, b, y)]
     }
@@ -110,7 +110,7 @@ impl BatchNorm {
         Kernel::new(gpu, self.module(), "normalize", &[]).dispatch(
             gpu,
             &[(PARAMS, params.into()), (X, x), (SAVED, b.saved), (GAMMA_BETA, b.gamma_beta), (Y, y)],
-            self.elementwise_grid(),
+            self.elementwise_grid(gpu),
         )
     }
 
@@ -141,7 +141,7 @@ impl BatchNorm {
         let apply = Kernel::new(gpu, self.module(), "backward_apply", &[]).dispatch(
             gpu,
             &[&reads[..], &[(DX, dx)]].concat(),
-            self.elementwise_grid(),
+            self.elementwise_grid(gpu),
         );
         vec![reduce, apply]
     }

@@ -364,5 +364,5 @@ pub fn reduce_splits(gpu: &Gpu, partial: Slice, out: Slice, len: usize, splits: 
     let params = gpu.uniform("reduce params", &ReduceParams { len: len as u32, splits: splits as u32 });
     let kernel = Kernel::new(gpu, "reduce_splits", "main", &[]);
     let bindings = [(REDUCE_PARAMS, (&params).into()), (REDUCE_PARTIAL, partial), (REDUCE_OUT, out)];
-    kernel.dispatch(gpu, &bindings, crate::gpu::grid_1d(len, 64))
+    kernel.dispatch(gpu, &bindings, gpu.grid_1d(len))
 }

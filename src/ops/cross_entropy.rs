@@ -1,6 +1,6 @@
 //! Softmax cross-entropy (shaders/cross_entropy.wgsl; reference `cpu::cross_entropy`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
 /// Floats of the metrics buffer: loss sum, correct, images (accumulated), last batch's mean loss.
@@ -60,6 +60,6 @@ pub fn backward(
     Kernel::new(gpu, "cross_entropy", "backward", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (DLOGITS, dlogits)],
-        grid_1d(batch, 64),
+        gpu.grid_1d(batch),
     )
 }

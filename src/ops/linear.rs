@@ -1,7 +1,7 @@
 //! Fully connected layer (shaders/linear.wgsl; reference `cpu::linear`). Parameters are one
 //! slice: W [out][in] followed by b [out].
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::LinearShape;
 use crate::struct_layout;
 
@@ -39,7 +39,7 @@ pub fn forward(gpu: &Gpu, s: &LinearShape, x: Slice, weight_bias: Slice, y: Slic
     Kernel::new(gpu, "linear", "forward", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (WEIGHT_BIAS, weight_bias), (Y, y)],
-        grid_1d(s.batch * s.outputs, 64),
+        gpu.grid_1d(s.batch * s.outputs),
     )
 }
 
@@ -57,12 +57,12 @@ pub fn backward(
     let grad_input = Kernel::new(gpu, "linear", "grad_input", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (WEIGHT_BIAS, weight_bias), (DY, dy), (DX, dx)],
-        grid_1d(s.batch * s.inputs, 64),
+        gpu.grid_1d(s.batch * s.inputs),
     );
     let grad_weight = Kernel::new(gpu, "linear", "grad_weight", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (DY, dy), (GRAD_WEIGHT_BIAS, grad_weight_bias)],
-        grid_1d(s.param_len(), 64),
+        gpu.grid_1d(s.param_len()),
     );
     vec![grad_input, grad_weight]
 }

@@ -1,6 +1,6 @@
 //! Global average pooling (shaders/pool.wgsl; reference `cpu::pool`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
 #[repr(C)]
@@ -33,7 +33,7 @@ pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Di
     Kernel::new(gpu, "pool", "forward", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (Y, y)],
-        grid_1d(planes, 64),
+        gpu.grid_1d(planes),
     )
 }
 
@@ -42,6 +42,6 @@ pub fn backward(gpu: &Gpu, planes: usize, plane: usize, dy: Slice, dx: Slice) ->
     Kernel::new(gpu, "pool", "backward", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (DY, dy), (DX, dx)],
-        grid_1d(planes * plane, 256),
+        gpu.grid_1d(planes * plane),
     )
 }

@@ -2,7 +2,7 @@
 //! `cpu::prepare_batch`).
 
 use super::STEP_UNIFORM;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::random::{STREAM_CROP_COL, STREAM_CROP_ROW, STREAM_FLIP};
 use crate::shapes::{IMAGE_BYTES, Normalization, SIDE};
 use crate::struct_layout;
@@ -63,7 +63,7 @@ impl Prepare {
         Kernel::new(gpu, "prepare_batch", "main", &[]).dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (PIXELS, pixels), (IMAGES, images)],
-            grid_1d(self.batch * IMAGE_BYTES, 256),
+            gpu.grid_1d(self.batch * IMAGE_BYTES),
         )
     }
 }

@@ -1,6 +1,6 @@
 //! ReLU (shaders/relu.wgsl; reference `cpu::relu`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
 #[repr(C)]
@@ -32,7 +32,7 @@ pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
     Kernel::new(gpu, "relu", "forward", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (Y, y)],
-        grid_1d(len, 256),
+        gpu.grid_1d(len),
     )
 }
 
@@ -42,6 +42,6 @@ pub fn backward(gpu: &Gpu, len: usize, x: Slice, dy: Slice, dx: Slice, accumulat
     Kernel::new(gpu, "relu", "backward", &[]).dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)],
-        grid_1d(len, 256),
+        gpu.grid_1d(len),
     )
 }

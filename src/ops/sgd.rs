@@ -1,7 +1,7 @@
 //! SGD update (shaders/sgd.wgsl; reference `cpu::sgd`).
 
 use super::STEP_UNIFORM;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::SgdSettings;
 use crate::struct_layout;
 
@@ -81,7 +81,7 @@ pub fn step_in_ranges(
                 (GRADS, grads.floats(first, count)),
                 (VELOCITY, velocity.floats(first, count)),
             ];
-            kernel.dispatch(gpu, &bindings, grid_1d(n, 256))
+            kernel.dispatch(gpu, &bindings, gpu.grid_1d(n))
         })
         .collect()
 }

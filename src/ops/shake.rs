@@ -1,7 +1,7 @@
 //! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake`).
 
 use super::STEP_UNIFORM;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice, grid_1d};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::random::{STREAM_ALPHA, STREAM_BETA};
 use crate::shapes::{BackwardMode, ForwardMode, Level};
 use crate::struct_layout;
@@ -108,7 +108,7 @@ impl Shake {
         Kernel::new(gpu, "shake", "forward", &[]).dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (A, a), (B, b), (SHORTCUT, shortcut), (Y, y)],
-            grid_1d(self.len(), 256),
+            gpu.grid_1d(self.len()),
         )
     }
 
@@ -126,7 +126,7 @@ impl Shake {
         Kernel::new(gpu, "shake", "backward", &[]).dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (DY, dy), (DA, da), (DB, db), (DSHORTCUT, dshortcut)],
-            grid_1d(self.len(), 256),
+            gpu.grid_1d(self.len()),
         )
     }
 }

@@ -9,8 +9,10 @@ use std::sync::OnceLock;
 /// Every device the tests run on, each opened once per test binary: `SHAKESHAKE_ADAPTER`'s
 /// choice if it is set, else every adapter wgpu finds that can open a device (here lavapipe
 /// through Vulkan, and llvmpipe through GL where EGL is installed: two drivers and two
-/// shader paths, SPIR-V and naga's GLSL), and the first of them once more with only WebGPU's
-/// default limits and no optional features (no subgroups, no timestamps).
+/// shader paths, SPIR-V and naga's GLSL), the first of them once more with only WebGPU's
+/// default limits and no optional features (no subgroups, no timestamps), and once more with
+/// 1-D grids that spread over y past 1 workgroup (as 8 million invocations would), so every
+/// elementwise kernel's `flat_index` is exercised.
 pub fn gpus() -> &'static [Gpu] {
     static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
     GPUS.get_or_init(|| {
@@ -25,7 +27,11 @@ pub fn gpus() -> &'static [Gpu] {
                     .inspect_err(|e| eprintln!("not testing on adapter {i} ({mode:?}): {e:#}"))
                     .ok()
             });
-            opened.collect()
+            let mut gpus: Vec<Gpu> = opened.collect();
+            if let Some(first) = gpus.first() {
+                gpus.push(first.with_grid_max_x(1));
+            }
+            gpus
         };
         assert!(!gpus.is_empty(), "tests need a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)");
         for gpu in &gpus {

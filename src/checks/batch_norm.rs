@@ -1,0 +1,75 @@
+//! Batch norm against `cpu::batch_norm`: training forward (with the running-statistics
+//! update), evaluation forward, backward; with and without the fused ReLU; and statistics
+//! over a full 128x32x32 batch with a large mean (a one-pass variance would lose it).
+//! Planes of odd sizes run the scalar kernels, multiples of 4 the vec4 ones; 300 channels
+//! spread the evaluation statistics' grid. Tolerance 1e-4 of the largest reference value.
+
+use super::{Check, compare, upload, values};
+use crate::cpu;
+use crate::gpu::Gpu;
+use crate::ops::batch_norm::{BatchNorm, BnBuffers};
+use crate::shapes::BnShape;
+
+const TOLERANCE: f64 = 1e-4;
+
+pub fn small_shapes(gpu: &Gpu) -> Vec<Check> {
+    let mut checks = vec![];
+    for relu in [false, true] {
+        checks.extend(check(gpu, BnShape::new(1, 3, 5 * 7, relu), 0.0));
+        checks.extend(check(gpu, BnShape::new(3, 5, 9, relu), 0.5));
+        checks.extend(check(gpu, BnShape::new(2, 4, 1, relu), -1.0));
+        checks.extend(check(gpu, BnShape::new(3, 5, 8 * 8, relu), 0.25)); // vec4 kernels
+        checks.extend(check(gpu, BnShape::new(1, 2, 12, relu), 0.0));
+        checks.extend(check(gpu, BnShape::new(1, 300, 4, relu), 0.0));
+    }
+    checks
+}
+
+pub fn full_batch(gpu: &Gpu) -> Vec<Check> {
+    check(gpu, BnShape::new(128, 2, 32 * 32, true), 100.0)
+}
+
+fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Vec<Check> {
+    let c = s.channels;
+    let x: Vec<f64> = values(s.len(), 13).iter().map(|v| (v * 3.0 + offset) as f32 as f64).collect();
+    let dy = values(s.len(), 14);
+    let mut gamma_beta = values(2 * c, 11);
+    gamma_beta[..c].iter_mut().for_each(|g| *g += 1.5);
+    let mut running = values(2 * c, 12);
+    running[c..].iter_mut().for_each(|v| *v = v.abs() + 0.5);
+    let (gamma, beta) = gamma_beta.split_at(c);
+    let (rm, rv) = running.split_at(c);
+    let (want_y, want_rm, want_rv) = cpu::batch_norm::forward_train(&s, &x, gamma, beta, rm, rv);
+    let (want_dx, want_dgamma, want_dbeta) = cpu::batch_norm::backward(&s, &x, gamma, beta, &dy);
+
+    let bn = BatchNorm::new(s);
+    let (xb, dyb) = (upload(gpu, &x), upload(gpu, &dy));
+    let saved = gpu.storage("saved", 2 * c);
+    let running_b = upload(gpu, &running);
+    let gamma_beta_b = upload(gpu, &gamma_beta);
+    let buffers = BnBuffers { saved: (&saved).into(), gamma_beta: (&gamma_beta_b).into() };
+    let (y, dx, grads) = (gpu.storage("y", s.len()), gpu.storage("dx", s.len()), gpu.storage("g", 2 * c));
+    let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into());
+    dispatches.extend(bn.backward(gpu, (&xb).into(), buffers, (&dyb).into(), (&grads).into(), (&dx).into()));
+    gpu.run(&dispatches.iter().collect::<Vec<_>>());
+    let variant = if s.relu { "with relu" } else { "-" };
+    let shape = format!("{}x{}x{} mean {offset}", s.batch, s.channels, s.plane);
+    let check = |pass: &str, got: &[f32], want: &[f64]| {
+        compare("batch_norm", pass, variant, &shape, got, want, TOLERANCE)
+    };
+    let want_running: Vec<f64> = want_rm.iter().chain(&want_rv).cloned().collect();
+    let want_grads: Vec<f64> = want_dgamma.iter().chain(&want_dbeta).cloned().collect();
+    let mut checks = vec![
+        check("forward", &gpu.read(&y), &want_y),
+        check("running stats", &gpu.read(&running_b), &want_running),
+        check("dx", &gpu.read(&dx), &want_dx),
+        check("dgamma dbeta", &gpu.read(&grads), &want_grads),
+    ];
+
+    // Evaluation uses the running statistics (as updated above).
+    let eval = bn.forward_eval(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into());
+    gpu.run(&eval.iter().collect::<Vec<_>>());
+    let want_eval = cpu::batch_norm::normalize(&s, &x, &want_rm, &want_rv, gamma, beta);
+    checks.push(check("eval", &gpu.read(&y), &want_eval));
+    checks
+}

@@ -1,0 +1,196 @@
+//! Every convolution kernel variant, in every pass, against `cpu::conv2d` in f64.
+//! Tolerance: 1e-4 of the largest reference value (f32 sums of up to a few thousand terms of
+//! values in [-1, 1) stay well inside it).
+
+use super::{Check, compare, upload, values};
+use crate::cpu;
+use crate::gpu::Gpu;
+use crate::layout::{conv_weight_from_gpu, conv_weight_to_gpu};
+use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
+use crate::shapes::{ChannelWindow, Conv2dShape};
+
+pub const TOLERANCE: f64 = 1e-4;
+
+/// Edge shapes: batch 1, odd sizes, stride 2, channel counts off the 32-wide blocks, 1x1,
+/// the shifted 1x1 of the shortcut, and one big enough to split the weight gradient.
+pub fn shapes() -> Vec<Conv2dShape> {
+    vec![
+        Conv2dShape::new(1, 3, 7, 5, 4, 3, 1, 1),
+        Conv2dShape::new(2, 5, 9, 9, 12, 3, 2, 1),
+        Conv2dShape::new(3, 8, 8, 8, 36, 3, 1, 1),
+        Conv2dShape::new(2, 6, 5, 7, 6, 3, 1, 1),
+        Conv2dShape::new(2, 6, 5, 7, 8, 1, 1, 0),
+        Conv2dShape::new(2, 7, 9, 6, 8, 1, 2, 0),
+        Conv2dShape::shifted_1x1(2, 7, 9, 6, 8, 2),
+        Conv2dShape::new(3, 4, 32, 32, 8, 3, 1, 1),
+    ]
+}
+
+/// The variants that can run `pass` of `shape` on this device.
+pub fn variants_for(gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> Vec<ConvVariant> {
+    ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, shape)).collect()
+}
+
+/// Inputs of one shape: x, the weights (PyTorch's layout) and dy.
+struct Data {
+    x: Vec<f64>,
+    w_oihw: Vec<f64>,
+    dy: Vec<f64>,
+}
+
+impl Data {
+    fn new(s: &Conv2dShape) -> Data {
+        Data { x: values(s.input_len(), 1), w_oihw: values(s.weight_len(), 2), dy: values(s.output_len(), 3) }
+    }
+
+    fn reference(&self, s: &Conv2dShape, pass: ConvPass) -> Vec<f64> {
+        match pass {
+            ConvPass::Forward => cpu::conv2d::forward(s, &self.x, &self.w_oihw),
+            ConvPass::GradInput => cpu::conv2d::grad_input(s, &self.dy, &self.w_oihw),
+            ConvPass::GradWeight => cpu::conv2d::grad_weight(s, &self.x, &self.dy),
+        }
+    }
+}
+
+/// "3x3 5->12 s2 @9, batch 2".
+fn text(s: &Conv2dShape) -> String {
+    format!("{}, batch {}", s.name(), s.batch)
+}
+
+fn gpu_weights(gpu: &Gpu, s: &Conv2dShape, w: &[f64]) -> wgpu::Buffer {
+    upload(gpu, &conv_weight_to_gpu(w, s.cout, s.cin, s.ksize))
+}
+
+/// `pass` of `conv` on the GPU (the weight gradient in PyTorch's layout); the input
+/// gradient is added to `dx_before` when given.
+fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, dx_before: Option<&[f64]>) -> Vec<f32> {
+    let s = &conv.shape;
+    let window = ChannelWindow::whole(s);
+    let w = gpu_weights(gpu, s, &d.w_oihw);
+    match pass {
+        ConvPass::Forward => {
+            let (x, y) = (upload(gpu, &d.x), gpu.storage("y", s.output_len()));
+            gpu.run(&[&conv.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window)]);
+            gpu.read(&y)
+        }
+        ConvPass::GradInput => {
+            let dy = upload(gpu, &d.dy);
+            let dx = upload(gpu, dx_before.unwrap_or(&vec![0.0; s.input_len()]));
+            let accumulate = dx_before.is_some();
+            gpu.run(&[&conv.grad_input(gpu, (&dy).into(), (&w).into(), (&dx).into(), window, accumulate)]);
+            gpu.read(&dx)
+        }
+        ConvPass::GradWeight => {
+            let (x, dy) = (upload(gpu, &d.x), upload(gpu, &d.dy));
+            let dw = gpu.storage("dw", s.weight_len());
+            let scratch = gpu.storage("scratch", conv.scratch_floats());
+            let dispatches = conv.grad_weight(
+                gpu,
+                (&x).into(),
+                (&dy).into(),
+                (&dw).into(),
+                window,
+                Some((&scratch).into()),
+            );
+            gpu.run(&dispatches.iter().collect::<Vec<_>>());
+            conv_weight_from_gpu(&gpu.read(&dw), s.cout, s.cin, s.ksize)
+        }
+    }
+}
+
+/// Each of `variants` on `pass` of `shape`, against one reference: what the tuner asks
+/// before a variant may be chosen for a shape.
+pub fn verify(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, variants: &[ConvVariant]) -> Vec<Check> {
+    let d = Data::new(shape);
+    let want = d.reference(shape, pass);
+    variants
+        .iter()
+        .map(|&v| {
+            let got = run_pass(gpu, &Conv2d::with_variants(*shape, [v; 3]), pass, &d, None);
+            compare("conv2d", pass.name(), v.name(), &text(shape), &got, &want, TOLERANCE)
+        })
+        .collect()
+}
+
+/// Every pass of every variant on every edge shape, and the input gradient accumulating.
+pub fn edge_shapes(gpu: &Gpu) -> Vec<Check> {
+    let mut checks = vec![];
+    for s in shapes() {
+        for pass in ConvPass::ALL {
+            checks.extend(verify(gpu, &s, pass, &variants_for(gpu, pass, &s)));
+        }
+        let d = Data::new(&s);
+        let before = values(s.input_len(), 4);
+        let want: Vec<f64> =
+            d.reference(&s, ConvPass::GradInput).iter().zip(&before).map(|(a, b)| a + b).collect();
+        for v in variants_for(gpu, ConvPass::GradInput, &s) {
+            let conv = Conv2d::with_variants(s, [v; 3]);
+            let got = run_pass(gpu, &conv, ConvPass::GradInput, &d, Some(&before));
+            checks.push(compare("conv2d", "grad_input += ", v.name(), &text(&s), &got, &want, TOLERANCE));
+        }
+    }
+    checks
+}
+
+/// A weight gradient reduced over a whole batch of 128 at 32x32 (131,072 pixels, so in
+/// splits) stays within 1e-4 of the f64 sum.
+pub fn full_batch_grad_weight(gpu: &Gpu) -> Vec<Check> {
+    let s = Conv2dShape::new(128, 2, 32, 32, 4, 3, 1, 1);
+    assert!(Conv2d::with_variants(s, [ConvVariant::Tiled; 3]).splits() > 1, "the case must split");
+    verify(gpu, &s, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
+}
+
+/// The projection shortcut on the GPU (two 1x1 convolutions, the second shifted, written into
+/// halves of one buffer, and their gradients read back from those halves) against the
+/// authors' subsample / shift / concat spelled out on the CPU.
+pub fn projection_shortcut(gpu: &Gpu) -> Vec<Check> {
+    let (n, cin, h, w, cout, stride) = (2, 6, 7, 9, 8, 2);
+    let half = cout / 2;
+    let path1 = Conv2dShape::new(n, cin, h, w, half, 1, stride, 0);
+    let path2 = Conv2dShape::shifted_1x1(n, cin, h, w, half, stride);
+    let x = values(n * cin * h * w, 5);
+    let w1 = values(half * cin, 6);
+    let w2 = values(half * cin, 7);
+    let (oh, ow) = (path1.out_h, path1.out_w);
+    let sub = |v: &[f64]| cpu::shortcut::subsample(v, n, cin, h, w, stride);
+    let plain_1x1 = Conv2dShape::new(n, cin, oh, ow, half, 1, 1, 0);
+    let y1 = cpu::conv2d::forward(&plain_1x1, &sub(&x), &w1);
+    let y2 = cpu::conv2d::forward(&plain_1x1, &sub(&cpu::shortcut::shift(&x, n, cin, h, w)), &w2);
+    let want = cpu::shortcut::concat(&y1, half, &y2, half, n, oh * ow);
+    let dy = values(n * cout * oh * ow, 8);
+    // dx of the whole shortcut, through the CPU's explicit pieces.
+    let dy1: Vec<f64> = (0..n).flat_map(|i| dy[i * cout * oh * ow..][..half * oh * ow].to_vec()).collect();
+    let dy2: Vec<f64> =
+        (0..n).flat_map(|i| dy[(i * cout + half) * oh * ow..][..half * oh * ow].to_vec()).collect();
+    let want_dx: Vec<f64> = cpu::conv2d::grad_input(&path1, &dy1, &w1)
+        .iter()
+        .zip(cpu::conv2d::grad_input(&path2, &dy2, &w2))
+        .map(|(a, b)| a + b)
+        .collect();
+
+    let shape = format!("{n}x{cin}x{h}x{w} -> {cout} stride {stride}");
+    let mut checks = vec![];
+    for v in variants_for(gpu, ConvPass::Forward, &path1) {
+        let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
+        let xb = upload(gpu, &x);
+        let (w1b, w2b) = (gpu_weights(gpu, &path1, &w1), gpu_weights(gpu, &path2, &w2));
+        let y = gpu.storage("concat", n * cout * oh * ow);
+        let first = ChannelWindow { channels: cout, offset: 0 };
+        let second = ChannelWindow { channels: cout, offset: half };
+        gpu.run(&[
+            &c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first),
+            &c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second),
+        ]);
+        checks.push(compare("conv2d", "shortcut forward", v.name(), &shape, &gpu.read(&y), &want, TOLERANCE));
+
+        let dyb = upload(gpu, &dy);
+        let dx = gpu.storage("dx", x.len());
+        gpu.run(&[
+            &c1.grad_input(gpu, (&dyb).into(), (&w1b).into(), (&dx).into(), first, false),
+            &c2.grad_input(gpu, (&dyb).into(), (&w2b).into(), (&dx).into(), second, true),
+        ]);
+        let got = gpu.read(&dx);
+        checks.push(compare("conv2d", "shortcut grad_input", v.name(), &shape, &got, &want_dx, TOLERANCE));
+    }
+    checks
+}

@@ -1,0 +1,42 @@
+//! Batch preparation against `cpu::prepare_batch`: normalisation, and the same crops and
+//! flips drawn from the step. Tolerance 1e-5 of the largest reference value.
+
+use super::{Check, compare};
+use crate::cpu;
+use crate::gpu::Gpu;
+use crate::ops::{self, StepUniform};
+use crate::shapes::Normalization;
+
+pub fn normalise_crop_flip(gpu: &Gpu) -> Vec<Check> {
+    let batch = 5;
+    let pixels: Vec<u8> =
+        (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
+    let norm = Normalization::CIFAR10;
+    let pb = gpu.storage_from("pixels", &pixels);
+    let out = gpu.storage("images", pixels.len());
+    let step = StepUniform { step: 9, seed: 1234, lr: 0.0, _pad: 0 };
+    let sb = gpu.uniform("step", &step);
+    // The draws vary across images: not every image gets the same crop and flip.
+    let draws: std::collections::HashSet<_> =
+        (0..batch).map(|i| cpu::prepare_batch::augmentation(step.seed, step.step, i)).collect();
+    assert!(draws.len() > 1, "the case's images should be augmented differently");
+    [false, true]
+        .into_iter()
+        .map(|augment| {
+            let prep = ops::prepare_batch::Prepare { batch, norm, augment };
+            gpu.run(&[&prep.dispatch(gpu, (&sb).into(), (&pb).into(), (&out).into())]);
+            let draws = augment.then_some((step.seed, step.step));
+            let want = cpu::prepare_batch::prepare(&pixels, norm.mean64(), norm.std64(), draws);
+            let variant = if augment { "augmented" } else { "plain" };
+            compare(
+                "prepare_batch",
+                "images",
+                variant,
+                &format!("{batch} images"),
+                &gpu.read(&out),
+                &want,
+                1e-5,
+            )
+        })
+        .collect()
+}
