@@ -10,9 +10,10 @@ pub const LAYERS: &[&[&str]] = &[
     &["cpu", "gpu"],
     &["ops"],
     &["checks"],
+    &["tuning"],
     &["model"],
     &["train"],
-    &["bench"],
+    &["bench", "selftest"],
 ];
 
 #[cfg(test)]

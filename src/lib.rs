@@ -10,13 +10,15 @@
 //! - `gpu`: device selection, embedded shaders, pipelines and dispatches, shader interfaces
 //!   (checked against the WGSL by naga), timing, buffer read-back.
 //! - `ops`: each operation's GPU dispatch (shader in `shaders/`, CPU reference in `cpu`,
-//!   checks in `checks`), and the cache of kernel-variant choices.
+//!   checks in `checks`).
 //! - `checks`: every op against its CPU reference on edge shapes, the one list of cases
 //!   that the tests (`tests/ops/`), `selftest` and the variant tuner run.
+//! - `tuning`: which kernel variant runs each shape on this adapter (checked, then timed,
+//!   then remembered).
 //! - `model`: the network declared once as a graph, its backward derived, buffers planned,
 //!   and its two executors (CPU reference and GPU step).
 //! - `train`: data, run directories, the training loop, checkpoints, download, the plot.
-//! - `bench`: op and training benchmarks.
+//! - `bench`: op and training benchmarks; `selftest`: every check on the user's adapter.
 
 pub mod bench;
 pub mod checks;
@@ -28,5 +30,7 @@ pub mod layout;
 pub mod model;
 pub mod ops;
 pub mod random;
+pub mod selftest;
 pub mod shapes;
 pub mod train;
+pub mod tuning;

@@ -11,7 +11,7 @@ use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
 use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
 use shakeshake::train::run_dir::{Run, default_run_dir};
-use shakeshake::train::session::{Session, max_batch};
+use shakeshake::train::session::{Session, check_fits, max_batch};
 use shakeshake::train::{checkpoint, download, trainer};
 use std::path::PathBuf;
 
@@ -130,6 +130,16 @@ enum Command {
     },
     /// List every adapter with its backend, device type, driver and the limits that matter.
     Adapters,
+    /// Check every shader against the CPU reference on this adapter: every op and kernel
+    /// variant on edge shapes, and a small network's training step. Exits non-zero on any
+    /// failure; paste its output into a bug report.
+    Selftest {
+        #[command(flatten)]
+        adapter: AdapterArg,
+        /// One JSON object a check, instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the training step: every node in order, its tensors' shapes and buffers.
     Graph {
         #[command(flatten)]
@@ -252,9 +262,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             let test = data::load_test(&dir, Some(records_per_file))?;
             let ckpt = checkpoint::load(&checkpoint, None)?;
             let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-            let batch = batch_size.min(max_batch(&session.gpu, ckpt.config)).min(test.len()).max(1);
-            let graphs = session.graphs(Mode::Eval, batch, test.len());
-            let e = session.evaluate(&graphs, &test);
+            let batch = batch_size
+                .min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval))
+                .min(test.len())
+                .max(1);
+            let graphs = session.graphs(Mode::Eval, batch, test.len())?;
+            let e = session.evaluate(&graphs, &test)?;
             if json {
                 let per_class: serde_json::Map<String, serde_json::Value> =
                     CLASS_NAMES.iter().zip(&e.per_class).map(|(n, a)| (n.to_string(), (*a).into())).collect();
@@ -282,6 +295,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Adapters => adapters(),
+        Command::Selftest { adapter, json } => selftest(&adapter, json),
         Command::Graph { network, backward } => {
             let graph = Graph::build(network.config()?, network.batch_size.max(1), Mode::Train);
             println!("{}", graph.summary());
@@ -297,6 +311,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         } => {
             at_least_one("--batch-size", batch_size)?;
             let gpu = adapter.open()?;
+            check_fits(&gpu, ModelConfig::new(26, width)?, batch_size, Mode::Train)?;
             let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
                 if json {
@@ -312,7 +327,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             at_least_one("--batch-size", network.batch_size)?;
             at_least_one("--steps", steps)?;
             let gpu = adapter.open()?;
-            let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps);
+            check_fits(&gpu, config, network.batch_size, Mode::Train)?;
+            let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps)?;
             if json {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
@@ -355,6 +371,7 @@ fn adapters() -> Result<()> {
         // The chooser's error says what to install.
         shakeshake::gpu::choose_adapter(&AdapterChoice::HighPerformance)?;
     }
+    let default = ModelConfig::new(26, 32)?;
     for (i, a) in adapters.iter().enumerate() {
         let l = a.limits();
         println!("{i}: {}", describe_info(&a.get_info()));
@@ -367,6 +384,54 @@ fn adapters() -> Result<()> {
             a.get_info().subgroup_min_size,
             a.get_info().subgroup_max_size,
             a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        );
+        let verdict = match shakeshake::gpu::unusable(a) {
+            Some(problem) => format!("cannot train: {problem}"),
+            None => match max_batch(&l, default, Mode::Train) {
+                0 => "cannot train Shake-Shake 26 2x32d: not one image fits its limits".to_string(),
+                n if n < 128 => {
+                    format!("trains Shake-Shake 26 2x32d only up to batch {n} (the paper's is 128)")
+                }
+                n => format!("trains Shake-Shake 26 2x32d at the paper's batch 128 (up to {n})"),
+            },
+        };
+        println!("   {verdict}");
+    }
+    Ok(())
+}
+
+fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
+    let gpu = adapter.open()?;
+    let started = std::time::Instant::now();
+    if !json {
+        println!(
+            "{:<14} {:<36} {:<24} {:<32} {:>10} {:>9}  result",
+            "op", "pass", "variant", "shape", "max error", "tolerance"
+        );
+    }
+    let checks = shakeshake::selftest::run(&gpu, |c| {
+        if json {
+            let mut object = serde_json::to_value(c).expect("checks serialise");
+            object["passed"] = c.passed().into();
+            println!("{object}");
+        } else {
+            let result = if c.passed() { "pass" } else { "FAIL" };
+            println!(
+                "{:<14} {:<36} {:<24} {:<32} {:>10.2e} {:>9.0e}  {result}",
+                c.op, c.pass, c.variant, c.shape, c.max_error, c.tolerance
+            );
+        }
+    })?;
+    let failed = checks.iter().filter(|c| !c.passed()).count();
+    let outcome = if failed == 0 { "all passed".to_string() } else { format!("{failed} FAILED") };
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("{} checks on {} in {seconds:.0} s: {outcome}", checks.len(), gpu.describe());
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} checks failed on {}: this adapter computes some kernels wrongly. Training \
+             avoids a failing convolution variant by itself; please include this output in a bug report",
+            checks.len(),
+            gpu.describe()
         );
     }
     Ok(())
@@ -454,9 +519,9 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
         set.labels.push(0);
     }
     let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-    let batch = set.len().min(128).min(max_batch(&session.gpu, ckpt.config));
-    let graphs = session.graphs(Mode::Eval, batch, set.len());
-    let logits = session.logits(&graphs, &set);
+    let batch = set.len().min(128).min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval));
+    let graphs = session.graphs(Mode::Eval, batch, set.len())?;
+    let logits = session.logits(&graphs, &set)?;
     for (path, row) in images.iter().zip(logits.chunks(10)) {
         let row: Vec<f64> = row.iter().map(|v| *v as f64).collect();
         let mut ranked: Vec<(usize, f64)> = softmax(&row).into_iter().enumerate().collect();

@@ -77,7 +77,7 @@ fn bad_data_is_a_clear_error_and_nothing_is_written() {
     // The tiny runs batch 16 images; ask for far more than any device binding holds.
     let too_big: Vec<&str> =
         train_args(d, r).into_iter().map(|a| if a == "16" { "100000" } else { a }).collect();
-    assert_fails_with(&shakeshake(&too_big), &["--batch-size 100000", "at most"]);
+    assert_fails_with(&shakeshake(&too_big), &["at batch 100000", "maxStorageBufferBindingSize", "or less"]);
     assert!(!run.exists(), "a failed start must not create the run directory");
     std::fs::remove_dir_all(&dir).unwrap();
 }

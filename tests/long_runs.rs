@@ -7,48 +7,6 @@ use common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The CLI with its kernel-variant cache in `cache`.
-fn command(cache: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shakeshake"));
-    command.args(args).env("SHAKESHAKE_CACHE_DIR", cache);
-    command
-}
-
-fn shakeshake(cache: &Path, args: &[&str]) -> Output {
-    command(cache, args).output().expect("running shakeshake")
-}
-
-/// `train` of a tiny network into `run` (8 2x4d, batch 16, 16 test images of 20-record
-/// files), then `extra`, which gives --epochs and --train-subset.
-fn tiny_train(data: &Path, run: &Path, extra: &[&str]) -> Vec<String> {
-    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--width", "4", "--batch-size", "16"];
-    let more = ["--test-subset", "16", "--records-per-file", "20"];
-    base.iter().chain(&more).chain(extra).map(|a| a.to_string()).collect()
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "should have succeeded:\n{}", text(out));
-}
-
-#[track_caller]
-fn assert_fails_with(out: &Output, needles: &[&str]) {
-    let t = text(out);
-    assert_eq!(out.status.code(), Some(1), "should have failed with a message, not a panic or abort:\n{t}");
-    for n in needles {
-        assert!(t.contains(n), "the error should mention {n:?}:\n{t}");
-    }
-}
-
 /// A tiny run of `epochs` epochs into `run`.
 fn train(cache: &Path, data: &Path, run: &Path, epochs: &str) -> Output {
     let args = tiny_train(data, run, &["--epochs", epochs, "--train-subset", "32", "--lr", "0.05"]);

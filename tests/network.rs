@@ -6,19 +6,9 @@ mod common;
 use common::*;
 use shakeshake::cpu::gradcheck::relative_error;
 use shakeshake::model::cpu_exec::{self, Batch};
-use shakeshake::model::gpu_params::GpuParams;
-use shakeshake::model::gpu_step::StepGraph;
 use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
-use shakeshake::ops::StepUniform;
-use shakeshake::ops::variants::VariantChooser;
-use shakeshake::shapes::{Normalization, SgdSettings};
-
-fn test_batch(n: usize) -> (Vec<u8>, Vec<u32>) {
-    let pixels =
-        (0..n * 3072).map(|i| (shakeshake::random::pcg_hash(i as u32 ^ 0x5eed) % 256) as u8).collect();
-    let labels = (0..n as u32).map(|i| (i * 3 + 1) % 10).collect();
-    (pixels, labels)
-}
+use shakeshake::selftest::{self, test_batch};
+use shakeshake::shapes::Normalization;
 
 /// With beta = alpha ("keep") the backward pass is the loss's true gradient; the paper's
 /// shake backward departs from it on purpose, and the GPU test covers that variant.
@@ -52,52 +42,19 @@ fn cpu_reference_gradients_match_finite_differences() {
     assert!(checked > 40, "{checked} entries checked");
 }
 
-/// Tolerance: 1e-4 of the largest gradient of each parameter binding (measured: 7e-6 on
-/// lavapipe); the loss within 1e-4, the running statistics within 1e-4.
+/// The GPU training step's loss, gradients and running statistics against the CPU
+/// reference: `selftest::network`, on every device.
 #[test]
 fn gpu_training_step_matches_cpu_reference() {
     on_every_gpu(|| {
-        let gpu = gpu();
-        let config = ModelConfig::new(8, 8).unwrap();
-        let (batch_size, seed, step_index) = (3, 5, 2);
-        let g = Graph::build(config, batch_size, Mode::Train);
-        let store = ParamStore::init(&g.params, 1);
-        let (pixels, labels) = test_batch(batch_size);
-        let norm = Normalization::CIFAR10;
-        let want = cpu_exec::run(
-            &g,
-            &cpu_exec::params_f64(&store),
-            &Batch { pixels: &pixels, labels: &labels, seed, step: step_index },
-            &norm,
-        );
-
-        let params = GpuParams::upload(gpu, &store, None);
-        let settings = SgdSettings::PAPER;
-        let mut chooser = VariantChooser::in_memory();
-        let step = StepGraph::new(gpu, &g, &params, &norm, &settings, &mut chooser, None);
-        params.set_metrics(gpu, &[0.0; 4]);
-        step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
-        let metrics: Vec<f32> = gpu.read(&params.metrics);
-        assert_close(&metrics[3..4], &[want.loss], 1e-4, "loss");
-        assert_eq!(metrics[1] as usize, want.correct, "correct predictions");
-
-        let grads = params.download_grads(gpu);
-        let after = params.download(gpu);
-        let mut worst = 0.0f64;
-        for (p, spec) in g.params.iter().enumerate() {
-            if spec.trainable() {
-                let rel = relative_error(&grads[p], &want.grads[p], f64::MIN_POSITIVE);
-                worst = worst.max(rel);
-                assert!(rel < 1e-4, "gradient of {}: relative error {rel:.3e}", spec.prefix);
-            } else {
-                assert_close(
-                    &after.values[p],
-                    &want.params_after[p],
-                    1e-4,
-                    &format!("running stats {}", spec.prefix),
-                );
-            }
-        }
-        eprintln!("largest gradient error, relative to each binding's largest gradient: {worst:.2e}");
+        let checks = selftest::network(gpu()).unwrap();
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| format!("  {}: error {:.3e} over {:.1e}", c.pass, c.max_error, c.tolerance))
+            .collect();
+        assert!(failed.is_empty(), "on {}:\n{}", gpu().describe(), failed.join("\n"));
+        let worst = checks.iter().filter(|c| c.pass.starts_with("gradient")).map(|c| c.max_error);
+        eprintln!("largest gradient error: {:.2e}", worst.fold(0.0, f64::max));
     });
 }

@@ -7,9 +7,9 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::model::graph::{ForwardOp, Node};
 use crate::model::{Graph, Mode, ModelConfig};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
-use crate::ops::variants::VariantChooser;
 use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
 use crate::shapes::{BnShape, CLASSES, Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::tuning::VariantChooser;
 use serde::Serialize;
 
 /// One measured figure. `gflops` for compute-bound ops, `gbps` for memory-bound ones.
@@ -50,7 +50,7 @@ pub fn op_figures(
     mut report: impl FnMut(OpFigure),
 ) -> anyhow::Result<()> {
     let graph = network(batch, width)?;
-    conv_figures(gpu, &graph, all_variants, filter, &mut report);
+    conv_figures(gpu, &graph, all_variants, filter, &mut report)?;
     other_figures(gpu, &graph, &mut |f: OpFigure| {
         if filter.keeps(&f.op, &f.pass, &f.shape) {
             report(f)
@@ -79,7 +79,7 @@ fn conv_figures(
     all_variants: bool,
     filter: &Filter,
     report: &mut impl FnMut(OpFigure),
-) {
+) -> anyhow::Result<()> {
     let mut chooser = VariantChooser::for_adapter(gpu);
     for shape in distinct_convs(graph) {
         let name = shape.name();
@@ -88,7 +88,7 @@ fn conv_figures(
         if passes.is_empty() {
             continue;
         }
-        let chosen = Conv2d::new(gpu, shape, &mut chooser);
+        let chosen = crate::tuning::conv2d::pick(gpu, shape, &mut chooser)?;
         for pass in passes {
             let variants: Vec<ConvVariant> = if all_variants {
                 ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, &shape)).collect()
@@ -96,7 +96,7 @@ fn conv_figures(
                 vec![chosen.variants[pass as usize]]
             };
             for v in variants {
-                let ms = Conv2d::with_variants(shape, [v; 3]).time_pass(gpu, pass, REPS, f64::INFINITY);
+                let ms = Conv2d::with_variants(shape, [v; 3]).time_pass(gpu, pass, REPS);
                 report(OpFigure {
                     op: "conv2d".into(),
                     pass: pass.name().into(),
@@ -109,6 +109,7 @@ fn conv_figures(
             }
         }
     }
+    Ok(())
 }
 
 fn timed(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {

@@ -6,8 +6,8 @@ use crate::model::gpu_params::GpuParams;
 use crate::model::gpu_step::StepGraph;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
-use crate::ops::variants::VariantChooser;
 use crate::shapes::{Normalization, SgdSettings};
+use crate::tuning::VariantChooser;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -33,13 +33,13 @@ pub fn train_figure(
     batch: usize,
     warm_up: usize,
     steps: usize,
-) -> TrainFigure {
+) -> anyhow::Result<TrainFigure> {
     let graph = Graph::build(config, batch, Mode::Train);
     let params = GpuParams::upload(gpu, &ParamStore::init(&graph.params, 0), None);
     let settings = SgdSettings::PAPER;
     let mut chooser = VariantChooser::for_adapter(gpu);
     let step_graph =
-        StepGraph::new(gpu, &graph, &params, &Normalization::CIFAR10, &settings, &mut chooser, None);
+        StepGraph::new(gpu, &graph, &params, &Normalization::CIFAR10, &settings, &mut chooser, None)?;
     let pixels: Vec<u8> =
         (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
@@ -71,7 +71,7 @@ pub fn train_figure(
         by_kind.iter_mut().for_each(|e| e.2 = e.1 / total);
         by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
     }
-    TrainFigure {
+    Ok(TrainFigure {
         images_per_second: batch as f64 / (step_ms / 1e3),
         step_ms,
         depth: config.depth,
@@ -81,7 +81,7 @@ pub fn train_figure(
         dispatches_per_step: dispatches.len(),
         adapter: gpu.describe(),
         gpu_time: by_kind,
-    }
+    })
 }
 
 /// "conv2d_forward_register_subgroup::main[...]" -> "conv2d_forward", "batch_norm::normalize[]"

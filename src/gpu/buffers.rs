@@ -1,6 +1,6 @@
 //! Creating, filling and reading buffers.
 
-use super::{Dispatch, Gpu};
+use super::{DeviceLost, Dispatch, Gpu};
 use wgpu::util::DeviceExt;
 
 const STORAGE: wgpu::BufferUsages =
@@ -43,8 +43,14 @@ impl Gpu {
         })
     }
 
-    /// Copy a whole buffer back to the CPU (waits for the GPU).
+    /// Copy a whole buffer back to the CPU (waits for the GPU); panics if the device is lost.
     pub fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer) -> Vec<T> {
+        self.try_read(buffer).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Copy a whole buffer back to the CPU (waits for the GPU), unless the device is lost.
+    pub fn try_read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>, DeviceLost> {
+        self.check_alive()?;
         let size = buffer.size();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read-back"),
@@ -56,10 +62,29 @@ impl Gpu {
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let slice = staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |r| r.expect("mapping a read-back buffer failed"));
-        self.wait();
+        let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let on_mapped = mapped.clone();
+        slice.map_async(wgpu::MapMode::Read, move |r| *on_mapped.lock().expect("not poisoned") = Some(r));
+        // The callback may run on another thread that polls the same device, a moment after
+        // this thread's wait has seen the copy finish: wait until it has run.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let outcome = loop {
+            self.try_wait()?;
+            if let Some(outcome) = mapped.lock().expect("not poisoned").take() {
+                break outcome;
+            }
+            if std::time::Instant::now() > deadline {
+                self.fail("a buffer read back never arrived".into());
+                self.check_alive()?;
+            }
+            std::thread::yield_now();
+        };
+        if let Err(e) = outcome {
+            self.fail(format!("reading a buffer back failed: {e}"));
+        }
+        self.check_alive()?;
         let data = slice.get_mapped_range().expect("mapped range");
-        bytemuck::cast_slice(&data).to_vec()
+        Ok(bytemuck::cast_slice(&data).to_vec())
     }
 
     /// Record dispatches into one compute pass, submit, and wait.

@@ -1,6 +1,7 @@
 //! Choosing an adapter and opening a device with the limits and features it really has.
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use std::sync::{Arc, Mutex};
 
 /// How the user asks for an adapter: `--adapter high-performance | low-power | <index> | <name substring>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +87,22 @@ pub struct Gpu {
     /// small grids spread too).
     pub grid_max_x: u32,
     pub(crate) kernels: super::kernel::SharedKernelCache,
+    /// Why the device can no longer be used, once it cannot (see `check_alive`).
+    failure: Arc<Mutex<Option<String>>>,
 }
+
+/// The device can no longer be used: lost (a driver reset after a hang or timeout, a driver
+/// update, sleep, an unplugged GPU) or out of memory. Nothing it computes can be trusted.
+#[derive(Clone, Debug)]
+pub struct DeviceLost(pub String);
+
+impl std::fmt::Display for DeviceLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the GPU device was lost ({})", self.0)
+    }
+}
+
+impl std::error::Error for DeviceLost {}
 
 /// A power of two under WebGPU's 65,535 workgroups a dimension, so grids stay regular.
 const GRID_MAX_X: u32 = 32768;
@@ -146,21 +162,31 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let usable: Vec<(usize, &wgpu::Adapter)> =
+        adapters.iter().enumerate().filter(|(_, a)| unusable(a).is_none()).collect();
     let pick_best = |rank: fn(&wgpu::AdapterInfo) -> (u8, u8)| {
-        adapters
+        usable
             .iter()
-            .enumerate()
             .max_by_key(|(i, a)| (rank(&a.get_info()), std::cmp::Reverse(*i)))
-            .map(|(i, a)| (i, a.clone()))
-            .expect("adapters is not empty")
+            .map(|(i, a)| (*i, (*a).clone()))
+            .ok_or_else(|| {
+                let why: Vec<String> = adapters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        format!("  {i}: {}: {}", a.get_info().name, unusable(a).unwrap_or_default())
+                    })
+                    .collect();
+                anyhow!("no adapter can run shakeshake's kernels:\n{}", why.join("\n"))
+            })
     };
     let (index, adapter, why) = match choice {
         AdapterChoice::HighPerformance => {
-            let (i, a) = pick_best(performance_rank);
+            let (i, a) = pick_best(performance_rank)?;
             (i, a, "high-performance: the most capable device type found".to_string())
         }
         AdapterChoice::LowPower => {
-            let (i, a) = pick_best(low_power_rank);
+            let (i, a) = pick_best(low_power_rank)?;
             (i, a, "low-power: integrated GPUs first".to_string())
         }
         AdapterChoice::Index(i) => {
@@ -180,7 +206,21 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
             (i, a.clone(), format!("its name contains {s:?}"))
         }
     };
+    if let Some(problem) = unusable(&adapter) {
+        bail!("adapter {index} ({}) cannot run shakeshake's kernels: {problem}", adapter.get_info().name);
+    }
     Ok((adapter, format!("adapter {index}, chosen because {why}")))
+}
+
+/// Why `adapter` cannot run shakeshake's kernels at all, if it cannot: no compute shaders
+/// (OpenGL ES 3.0, WebGL 2), or limits below what the kernels ask for.
+pub fn unusable(adapter: &wgpu::Adapter) -> Option<String> {
+    if !adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+        return Some("it cannot run compute shaders (an OpenGL ES 3.0 or WebGL 2 device)".into());
+    }
+    let short = super::shaders::most_needed().shortfalls(&adapter.limits());
+    let problems: Vec<String> = short.iter().map(|s| format!("its {s}")).collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 impl Gpu {
@@ -232,6 +272,7 @@ impl Gpu {
             ..Default::default()
         }))
         .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
+        let failure = watch_for_failure(&device);
         let grid_max_x = GRID_MAX_X.min(limits.max_compute_workgroups_per_dimension);
         let granted = device.features();
         // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
@@ -249,6 +290,7 @@ impl Gpu {
             reason,
             grid_max_x,
             kernels: Default::default(),
+            failure,
         })
     }
 
@@ -273,9 +315,30 @@ impl Gpu {
         Gpu { grid_max_x: workgroups, ..self.clone() }
     }
 
+    /// Ok while the device works; once it is lost or out of memory, why.
+    pub fn check_alive(&self) -> Result<(), DeviceLost> {
+        match self.failure.lock().expect("failure flag poisoned").as_ref() {
+            None => Ok(()),
+            Some(why) => Err(DeviceLost(why.clone())),
+        }
+    }
+
+    /// Record that the device can no longer be used (the first reason is kept).
+    pub(crate) fn fail(&self, why: String) {
+        self.failure.lock().expect("failure flag poisoned").get_or_insert(why);
+    }
+
     /// Block until everything submitted so far has finished.
+    pub fn try_wait(&self) -> Result<(), DeviceLost> {
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            self.fail(format!("waiting for it failed: {e}"));
+        }
+        self.check_alive()
+    }
+
+    /// `try_wait`, for callers that cannot go on without the device.
     pub fn wait(&self) {
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("waiting for the GPU failed");
+        self.try_wait().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// A key that changes whenever the adapter or its driver does (for caches of measurements).
@@ -287,6 +350,27 @@ impl Gpu {
         );
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
     }
+}
+
+/// The flag a device's loss, or an error that leaves it unusable, sets. A validation error
+/// is a bug in this program, not the device's: it panics, as wgpu's default handler does.
+fn watch_for_failure(device: &wgpu::Device) -> Arc<Mutex<Option<String>>> {
+    let failure: Arc<Mutex<Option<String>>> = Default::default();
+    let on_lost = failure.clone();
+    device.set_device_lost_callback(move |reason, message| {
+        let why = if message.is_empty() { format!("{reason:?}") } else { format!("{reason:?}: {message}") };
+        on_lost.lock().expect("failure flag poisoned").get_or_insert(why);
+    });
+    let on_error = failure.clone();
+    device.on_uncaptured_error(Arc::new(move |error| {
+        let mut failure = on_error.lock().expect("failure flag poisoned");
+        if failure.is_none() && matches!(error, wgpu::Error::Validation { .. }) {
+            drop(failure);
+            panic!("wgpu validation error: {error}");
+        }
+        failure.get_or_insert_with(|| error.to_string());
+    }));
+    failure
 }
 
 pub fn describe_info(info: &wgpu::AdapterInfo) -> String {

@@ -9,7 +9,8 @@ pub mod shaders;
 pub mod timing;
 
 pub use context::{
-    AdapterChoice, Gpu, GrantedFeatures, LimitsMode, choose_adapter, describe_info, list_adapters,
+    AdapterChoice, DeviceLost, Gpu, GrantedFeatures, LimitsMode, choose_adapter, describe_info,
+    list_adapters, unusable,
 };
 pub use interface::{Binding, ShaderInterface};
 pub use kernel::{Dispatch, Kernel, Slice};

@@ -2,7 +2,7 @@
 //! the buffer to a staging buffer, which is mapped in the background and picked up by a
 //! later `poll`. The training loop shows its running loss this way, with no round trip.
 
-use super::Gpu;
+use super::{DeviceLost, Gpu};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -48,9 +48,12 @@ impl ReadbackProbe {
             return;
         }
         let ready = self.ready.clone();
+        // A mapping that fails (the device was lost) never becomes ready; the training loop
+        // learns of the loss from `Gpu::check_alive`.
         self.staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            r.expect("mapping a readback probe failed");
-            ready.store(true, Ordering::Release);
+            if r.is_ok() {
+                ready.store(true, Ordering::Release);
+            }
         });
         self.copied = false;
         self.pending = true;
@@ -69,13 +72,13 @@ impl ReadbackProbe {
         &self.last
     }
 
-    /// Wait for everything and return `source`'s final values.
-    pub fn finish(&mut self, gpu: &Gpu, source: &wgpu::Buffer) -> &[f32] {
-        gpu.wait();
+    /// Wait for everything and return `source`'s final values, unless the device is lost.
+    pub fn finish(&mut self, gpu: &Gpu, source: &wgpu::Buffer) -> Result<&[f32], DeviceLost> {
+        gpu.try_wait()?;
         self.poll(gpu);
-        let v: Vec<f32> = gpu.read(source);
+        let v: Vec<f32> = gpu.try_read(source)?;
         let n = self.last.len();
         self.last.copy_from_slice(&v[..n]);
-        &self.last
+        Ok(&self.last)
     }
 }

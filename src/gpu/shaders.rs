@@ -134,6 +134,124 @@ pub fn validate(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a module asks of a device, read from its WGSL (overrides at their defaults, which
+/// are the largest values the Rust side sets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModuleNeeds {
+    pub storage_buffers: u32,
+    pub uniform_buffers: u32,
+    /// The largest workgroup of any entry point: its invocations and its x and y sizes.
+    pub invocations: u32,
+    pub workgroup_size: [u32; 2],
+    /// Bytes of `var<workgroup>` memory.
+    pub workgroup_bytes: u32,
+}
+
+/// One of a device's limits that a step needs more of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shortfall {
+    /// The limit's name in WebGPU (and wgpu::Limits).
+    pub limit: &'static str,
+    pub needed: u64,
+    pub offered: u64,
+    /// Whether a smaller batch needs less of it.
+    pub grows_with_batch: bool,
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is {}, and the step needs {}", self.limit, self.offered, self.needed)
+    }
+}
+
+impl ModuleNeeds {
+    /// Every limit of `limits` below these needs: a device that cannot run the kernels at all.
+    pub fn shortfalls(&self, limits: &wgpu::Limits) -> Vec<Shortfall> {
+        let need = |limit, needed: u32, offered: u32| {
+            (needed > offered).then_some(Shortfall {
+                limit,
+                needed: needed.into(),
+                offered: offered.into(),
+                grows_with_batch: false,
+            })
+        };
+        [
+            need(
+                "maxStorageBuffersPerShaderStage",
+                self.storage_buffers,
+                limits.max_storage_buffers_per_shader_stage,
+            ),
+            need(
+                "maxUniformBuffersPerShaderStage",
+                self.uniform_buffers,
+                limits.max_uniform_buffers_per_shader_stage,
+            ),
+            need(
+                "maxComputeInvocationsPerWorkgroup",
+                self.invocations,
+                limits.max_compute_invocations_per_workgroup,
+            ),
+            need("maxComputeWorkgroupSizeX", self.workgroup_size[0], limits.max_compute_workgroup_size_x),
+            need("maxComputeWorkgroupSizeY", self.workgroup_size[1], limits.max_compute_workgroup_size_y),
+            need(
+                "maxComputeWorkgroupStorageSize",
+                self.workgroup_bytes,
+                limits.max_compute_workgroup_storage_size,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// `name`'s needs (see `ModuleNeeds`).
+pub fn needs(name: &str) -> ModuleNeeds {
+    let text = source(name);
+    let module = naga::front::wgsl::parse_str(&text).expect("embedded shaders parse (a test checks)");
+    let info =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .expect("embedded shaders validate (a test checks)");
+    let (module, _) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &Default::default())
+            .expect("overrides have defaults");
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).expect("types lay out");
+    let mut needs = ModuleNeeds::default();
+    for (_, var) in module.global_variables.iter() {
+        match var.space {
+            naga::AddressSpace::Storage { .. } => needs.storage_buffers += 1,
+            naga::AddressSpace::Uniform => needs.uniform_buffers += 1,
+            naga::AddressSpace::WorkGroup => needs.workgroup_bytes += layouter[var.ty].size,
+            _ => {}
+        }
+    }
+    for entry in &module.entry_points {
+        let [x, y, z] = entry.workgroup_size;
+        needs.invocations = needs.invocations.max(x * y * z);
+        needs.workgroup_size = [needs.workgroup_size[0].max(x), needs.workgroup_size[1].max(y)];
+    }
+    needs
+}
+
+/// The most any module needs: what a device must offer to run every kernel variant.
+pub fn most_needed() -> ModuleNeeds {
+    static MOST: std::sync::OnceLock<ModuleNeeds> = std::sync::OnceLock::new();
+    *MOST.get_or_init(|| {
+        MODULES.iter().map(|m| needs(m.name)).fold(ModuleNeeds::default(), |a, b| ModuleNeeds {
+            storage_buffers: a.storage_buffers.max(b.storage_buffers),
+            uniform_buffers: a.uniform_buffers.max(b.uniform_buffers),
+            invocations: a.invocations.max(b.invocations),
+            workgroup_size: [
+                a.workgroup_size[0].max(b.workgroup_size[0]),
+                a.workgroup_size[1].max(b.workgroup_size[1]),
+            ],
+            workgroup_bytes: a.workgroup_bytes.max(b.workgroup_bytes),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +379,18 @@ mod tests {
             }
         }
         assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    /// The reflection sees what the WGSL says: the tiled convolution's 16x16 workgroup and
+    /// its two tiles of 1024 floats, the linear layer's six storage buffers and one uniform.
+    #[test]
+    fn needs_are_read_from_the_wgsl() {
+        let tiled = needs("conv2d_forward_tiled");
+        assert_eq!((tiled.invocations, tiled.workgroup_size), (256, [16, 16]));
+        assert_eq!(tiled.workgroup_bytes, 2 * 1024 * 4);
+        let linear = needs("linear");
+        assert_eq!((linear.storage_buffers, linear.uniform_buffers), (6, 1));
+        assert!(most_needed().storage_buffers >= 6);
     }
 
     #[test]

@@ -3,35 +3,59 @@
 use super::{Dispatch, Gpu};
 use std::time::Instant;
 
+/// A wall-clock sample runs the work this many times in one submission, so the cost of
+/// submitting and waiting is spread over several runs.
+const WALL_CLOCK_REPEATS: usize = 4;
+
 impl Gpu {
     /// Milliseconds of one run of `dispatches` (recorded in one pass): the fastest of `reps`
-    /// timed runs after one warm-up (which also compiles the pipelines). The fastest, since
+    /// samples after one warm-up (which also compiles the pipelines). The fastest, since
     /// other work on the machine only ever adds time.
     pub fn time_ms(&self, dispatches: &[&Dispatch], reps: usize) -> f64 {
-        self.time_ms_bounded(dispatches, reps, f64::INFINITY)
+        self.run(dispatches);
+        (0..reps.max(1)).map(|_| self.sample_ms(dispatches)).fold(f64::INFINITY, f64::min)
     }
 
-    /// As `time_ms`, but a warm-up slower than `give_up_ms` is returned as the figure at once:
-    /// when choosing among variants, one 30x slower than the best needs no careful timing.
-    pub fn time_ms_bounded(&self, dispatches: &[&Dispatch], reps: usize, give_up_ms: f64) -> f64 {
-        let warm_up = Instant::now();
-        self.run(dispatches);
-        let warm_up_ms = warm_up.elapsed().as_secs_f64() * 1e3;
-        if warm_up_ms > give_up_ms {
-            return warm_up_ms;
+    /// Milliseconds of each group of dispatches, for choosing among them: each is warmed up,
+    /// then `rounds` rounds run every group once in turn and keep each one's fastest.
+    /// Interleaved, so a burst of other work on a busy machine slows all candidates alike
+    /// instead of the one that happened to run then. After the first round, a group more than
+    /// 4x slower than the fastest is out of the running and not run again.
+    pub fn time_interleaved(&self, groups: &[Vec<&Dispatch>], rounds: usize) -> Vec<f64> {
+        for group in groups {
+            self.run(group);
         }
-        let samples: Vec<f64> = (0..reps.max(1))
-            .map(|_| {
-                if self.features.timestamps {
-                    self.timestamped_ms(dispatches)
-                } else {
-                    let start = Instant::now();
-                    self.run(dispatches);
-                    start.elapsed().as_secs_f64() * 1e3
+        let mut best = vec![f64::INFINITY; groups.len()];
+        for round in 0..rounds.max(1) {
+            let fastest = best.iter().copied().fold(f64::INFINITY, f64::min);
+            for (i, group) in groups.iter().enumerate() {
+                if round == 0 || best[i] <= 4.0 * fastest {
+                    best[i] = best[i].min(self.sample_ms(group));
                 }
-            })
-            .collect();
-        samples.into_iter().fold(f64::INFINITY, f64::min)
+            }
+        }
+        best
+    }
+
+    /// One sample: GPU timestamps around the pass where the device has them, else the wall
+    /// clock over `WALL_CLOCK_REPEATS` runs in one submission.
+    fn sample_ms(&self, dispatches: &[&Dispatch]) -> f64 {
+        if self.features.timestamps {
+            return self.timestamped_ms(dispatches);
+        }
+        let start = Instant::now();
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..WALL_CLOCK_REPEATS {
+                for d in dispatches {
+                    d.record(&mut pass);
+                }
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+        self.wait();
+        start.elapsed().as_secs_f64() * 1e3 / WALL_CLOCK_REPEATS as f64
     }
 
     fn timestamped_ms(&self, dispatches: &[&Dispatch]) -> f64 {

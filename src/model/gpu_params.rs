@@ -5,8 +5,22 @@
 
 use super::graph::ParamId;
 use super::params::{ParamSpec, ParamStore};
-use crate::gpu::{Gpu, Slice};
+use crate::gpu::{DeviceLost, Gpu, Slice};
 use crate::ops::{StepUniform, cross_entropy};
+
+/// Where each binding starts in its flat buffer (trainable or running), and the two
+/// buffers' lengths, in floats: bindings start at the device's storage offset alignment.
+pub fn flat_layout(specs: &[ParamSpec], limits: &wgpu::Limits) -> (Vec<usize>, usize, usize) {
+    let align = (limits.min_storage_buffer_offset_alignment as usize / 4).max(4);
+    let mut offsets = vec![];
+    let (mut trainable, mut running) = (0, 0);
+    for spec in specs {
+        let end = if spec.trainable() { &mut trainable } else { &mut running };
+        offsets.push(*end);
+        *end = (*end + spec.len()).next_multiple_of(align);
+    }
+    (offsets, trainable, running)
+}
 
 /// Parameters, their gradients and momentum, and running statistics, each in one flat buffer
 /// (so SGD is one dispatch), shared by every graph of a model.
@@ -28,15 +42,7 @@ pub struct GpuParams {
 impl GpuParams {
     /// Upload parameters (and momentum, when resuming) in the GPU's layouts.
     pub fn upload(gpu: &Gpu, store: &ParamStore, velocity: Option<&[Vec<f32>]>) -> GpuParams {
-        // Bindings start at the device's storage offset alignment.
-        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(4);
-        let mut offsets = vec![];
-        let (mut trainable, mut running) = (0, 0);
-        for spec in &store.specs {
-            let end = if spec.trainable() { &mut trainable } else { &mut running };
-            offsets.push(*end);
-            *end = (*end + spec.len()).next_multiple_of(align);
-        }
+        let (offsets, trainable, running) = flat_layout(&store.specs, &gpu.limits);
         let flat = |values: &[Vec<f32>], want_trainable: bool, len: usize| {
             let mut v = vec![0.0f32; len];
             for ((spec, host), off) in store.specs.iter().zip(values).zip(&offsets) {
@@ -76,43 +82,45 @@ impl GpuParams {
         self.slice_in(&self.grads, p)
     }
 
-    fn read_per_param(&self, gpu: &Gpu, flat_trainable: &wgpu::Buffer) -> Vec<Vec<f32>> {
-        let (w, r): (Vec<f32>, Vec<f32>) = (gpu.read(flat_trainable), gpu.read(&self.running));
-        self.specs
+    /// Fails only when the device is lost.
+    fn read_per_param(&self, gpu: &Gpu, flat_trainable: &wgpu::Buffer) -> Result<Vec<Vec<f32>>, DeviceLost> {
+        let (w, r): (Vec<f32>, Vec<f32>) = (gpu.try_read(flat_trainable)?, gpu.try_read(&self.running)?);
+        Ok(self
+            .specs
             .iter()
             .zip(&self.offsets)
             .map(|(spec, off)| {
                 let src = if spec.trainable() { &w } else { &r };
                 spec.from_gpu_layout(&src[*off..off + spec.len()])
             })
-            .collect()
+            .collect())
     }
 
     /// Parameters and running statistics, host layout.
-    pub fn download(&self, gpu: &Gpu) -> ParamStore {
-        ParamStore { specs: self.specs.clone(), values: self.read_per_param(gpu, &self.weights) }
+    pub fn download(&self, gpu: &Gpu) -> Result<ParamStore, DeviceLost> {
+        Ok(ParamStore { specs: self.specs.clone(), values: self.read_per_param(gpu, &self.weights)? })
     }
 
     /// Gradients of the last step (zero for running statistics' entries), host layout.
-    pub fn download_grads(&self, gpu: &Gpu) -> Vec<Vec<f32>> {
-        let mut g = self.read_per_param(gpu, &self.grads);
+    pub fn download_grads(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, DeviceLost> {
+        let mut g = self.read_per_param(gpu, &self.grads)?;
         for (spec, v) in self.specs.iter().zip(&mut g) {
             if !spec.trainable() {
                 v.iter_mut().for_each(|x| *x = 0.0);
             }
         }
-        g
+        Ok(g)
     }
 
     /// Momentum buffers, host layout (zero for running statistics' entries).
-    pub fn download_velocity(&self, gpu: &Gpu) -> Vec<Vec<f32>> {
-        let mut v = self.read_per_param(gpu, &self.velocity);
+    pub fn download_velocity(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, DeviceLost> {
+        let mut v = self.read_per_param(gpu, &self.velocity)?;
         for (spec, x) in self.specs.iter().zip(&mut v) {
             if !spec.trainable() {
                 x.iter_mut().for_each(|x| *x = 0.0);
             }
         }
-        v
+        Ok(v)
     }
 
     /// Set the metrics accumulators: zeros at an epoch's start, the saved sums when an epoch

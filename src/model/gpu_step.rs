@@ -8,9 +8,9 @@ use super::plan::BufferPlan;
 use crate::gpu::{Dispatch, Gpu, Slice};
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
 use crate::ops::conv2d::Conv2d;
-use crate::ops::variants::VariantChooser;
 use crate::ops::{StepUniform, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
 use crate::shapes::{Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::tuning::VariantChooser;
 use std::collections::HashMap;
 
 /// One graph made ready to run: every pipeline, buffer and bind group created.
@@ -36,7 +36,16 @@ impl StepGraph {
         sgd_settings: &SgdSettings,
         chooser: &mut VariantChooser,
         share: Option<&StepGraph>,
-    ) -> StepGraph {
+    ) -> anyhow::Result<StepGraph> {
+        // One Conv2d (variants chosen) per distinct shape, before anything is allocated.
+        let mut convs: HashMap<Conv2dShape, Conv2d> = HashMap::new();
+        for node in &graph.nodes {
+            if let Node::Forward(ForwardOp::Conv { shape, .. }) = node
+                && !convs.contains_key(shape)
+            {
+                convs.insert(*shape, crate::tuning::conv2d::pick(gpu, *shape, chooser)?);
+            }
+        }
         let plan = BufferPlan::new(graph);
         let buffers = match share.map(|s| &s.activations) {
             Some(a)
@@ -72,13 +81,6 @@ impl StepGraph {
                 .next_multiple_of(64),
         );
 
-        // One Conv2d (variants chosen) per distinct shape.
-        let mut convs: HashMap<Conv2dShape, Conv2d> = HashMap::new();
-        for node in &graph.nodes {
-            if let Node::Forward(ForwardOp::Conv { shape, .. }) = node {
-                convs.entry(*shape).or_insert_with(|| Conv2d::new(gpu, *shape, chooser));
-            }
-        }
         let scratch_floats = convs.values().map(Conv2d::scratch_floats).max().unwrap_or(0);
         let scratch = gpu.storage("conv scratch", scratch_floats);
 
@@ -110,7 +112,7 @@ impl StepGraph {
             dispatches.extend(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v));
         }
         let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
-        StepGraph {
+        Ok(StepGraph {
             batch: n,
             dispatches,
             pixels,
@@ -118,7 +120,7 @@ impl StepGraph {
             activations: buffers,
             logits,
             _scratch: vec![scratch, saved],
-        }
+        })
     }
 
     /// Write a batch and the step uniform, record every dispatch, submit. Returns at once.
@@ -160,10 +162,10 @@ impl StepGraph {
     }
 
     /// The logits of the last submitted batch (waits for it).
-    pub fn read_logits(&self, gpu: &Gpu) -> Vec<f32> {
+    pub fn read_logits(&self, gpu: &Gpu) -> Result<Vec<f32>, crate::gpu::DeviceLost> {
         let (buffer, bytes) = self.logits;
-        let all: Vec<f32> = gpu.read(&self.activations[buffer]);
-        all[..bytes as usize / 4].to_vec()
+        let all: Vec<f32> = gpu.try_read(&self.activations[buffer])?;
+        Ok(all[..bytes as usize / 4].to_vec())
     }
 
     pub fn dispatches(&self) -> &[Dispatch] {

@@ -1,7 +1,6 @@
 //! 2-D convolution without bias: forward, input gradient and weight gradient, each in three
 //! variants (shaders/conv2d_*.wgsl). CPU reference: `cpu::conv2d`. Layout: `layout`.
 
-use super::variants::VariantChooser;
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::{ChannelWindow, Conv2dShape};
 use crate::struct_layout;
@@ -75,6 +74,14 @@ impl ConvVariant {
             (GradWeight, Tiled) => "conv2d_grad_weight_tiled",
         }
     }
+}
+
+/// Test hook: `SHAKESHAKE_BREAK_VARIANT=<variant name>` makes that variant ignore the last
+/// input channel in every pass, as a driver that miscompiles it would: the tuner must find
+/// it wrong and never choose it.
+fn broken_variant() -> Option<&'static str> {
+    static BROKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BROKEN.get_or_init(|| std::env::var("SHAKESHAKE_BREAK_VARIANT").ok()).as_deref()
 }
 
 /// shaders/conv2d_params.wgsl's ConvParams.
@@ -174,21 +181,6 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// Picks each pass's variant with `chooser` (measuring if this shape is new).
-    pub fn new(gpu: &Gpu, shape: Conv2dShape, chooser: &mut VariantChooser) -> Conv2d {
-        let variants = ConvPass::ALL.map(|pass| {
-            let candidates: Vec<ConvVariant> =
-                ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, &shape)).collect();
-            let key = format!("conv2d {} {:?}", pass.name(), shape);
-            chooser.choose(&key, &candidates, ConvVariant::name, |v, best_ms| {
-                let conv = Conv2d { shape, variants: [v; 3] };
-                // The warm-up compiles the shader (up to a second on a CPU adapter).
-                conv.time_pass(gpu, pass, 3, 4.0 * best_ms + 1500.0)
-            })
-        });
-        Conv2d { shape, variants }
-    }
-
     pub fn with_variants(shape: Conv2dShape, variants: [ConvVariant; 3]) -> Conv2d {
         Conv2d { shape, variants }
     }
@@ -197,12 +189,13 @@ impl Conv2d {
         self.variants[pass as usize]
     }
 
-    fn params(&self, window: ChannelWindow, accumulate: bool) -> ConvParams {
+    fn params(&self, pass: ConvPass, window: ChannelWindow, accumulate: bool) -> ConvParams {
         let s = &self.shape;
         assert!(window.offset + s.cout <= window.channels, "channel window out of range");
+        let broken = broken_variant().is_some_and(|name| name == self.variant(pass).name());
         ConvParams {
             batch: s.batch as u32,
-            cin: s.cin as u32,
+            cin: (s.cin - usize::from(broken && s.cin > 1)) as u32,
             h: s.h as u32,
             w: s.w as u32,
             cout: s.cout as u32,
@@ -232,12 +225,19 @@ impl Conv2d {
         if self.splits() > 1 { self.splits() * self.shape.weight_len() } else { 0 }
     }
 
-    /// The kernel and grid of a pass. Register grids are (blocks of 4 rows or pixels,
-    /// blocks of 32 columns, splits); tiled grids are (M / 64, N / 64, splits).
     fn kernel(&self, gpu: &Gpu, pass: ConvPass) -> (Kernel, [u32; 3]) {
+        let (variant, s) = (self.variant(pass), &self.shape);
+        assert!(variant.supports(gpu, pass, s), "{variant:?} cannot run {pass:?} of {s:?}");
+        let (constants, grid) = self.launch(pass);
+        (Kernel::new(gpu, variant.module(pass), "main", &constants), grid)
+    }
+
+    /// The override constants and grid of a pass (no device needed: the requirements of a
+    /// network are computed from them). Register grids are (blocks of 4 rows or pixels,
+    /// blocks of 32 columns, splits); tiled grids are (M / 64, N / 64, splits).
+    pub fn launch(&self, pass: ConvPass) -> (Vec<(&'static str, f64)>, [u32; 3]) {
         let s = &self.shape;
         let variant = self.variant(pass);
-        assert!(variant.supports(gpu, pass, s), "{variant:?} cannot run {pass:?} of {s:?}");
         let splits = if pass == ConvPass::GradWeight { self.splits() } else { 1 };
         // The register input gradient runs one z layer per (row, column) parity class.
         let classes = s.stride * s.stride;
@@ -266,12 +266,12 @@ impl Conv2d {
                 [rows.div_ceil(wg) as u32, n.div_ceil(32) as u32, layers as u32]
             }
         };
-        (Kernel::new(gpu, variant.module(pass), "main", &constants), grid)
+        (constants, grid)
     }
 
     /// y (or channels `window` of a wider y) = conv(x, w).
     pub fn forward(&self, gpu: &Gpu, x: Slice, w: Slice, y: Slice, window: ChannelWindow) -> Dispatch {
-        let params = gpu.uniform("conv2d params", &self.params(window, false));
+        let params = gpu.uniform("conv2d params", &self.params(ConvPass::Forward, window, false));
         let (kernel, grid) = self.kernel(gpu, ConvPass::Forward);
         kernel.dispatch(
             gpu,
@@ -290,7 +290,7 @@ impl Conv2d {
         window: ChannelWindow,
         accumulate: bool,
     ) -> Dispatch {
-        let params = gpu.uniform("conv2d params", &self.params(window, accumulate));
+        let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradInput, window, accumulate));
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput);
         kernel.dispatch(
             gpu,
@@ -310,7 +310,7 @@ impl Conv2d {
         window: ChannelWindow,
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
-        let params = gpu.uniform("conv2d params", &self.params(window, false));
+        let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradWeight, window, false));
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight);
         let bind = |out| {
             [(PARAMS, (&params).into()), (FORWARD_X, x), (GRAD_WEIGHT_DY, dy), (GRAD_WEIGHT_PARTIAL, out)]
@@ -325,26 +325,42 @@ impl Conv2d {
         vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]
     }
 
-    /// Milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms_bounded`).
-    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize, give_up_ms: f64) -> f64 {
-        let s = &self.shape;
-        let x = gpu.storage("x", s.input_len());
-        let w = gpu.storage("w", s.weight_len());
-        let y = gpu.storage("y", s.output_len());
-        let scratch = gpu.storage("scratch", self.scratch_floats());
-        let window = ChannelWindow::whole(s);
-        let dispatches = match pass {
-            ConvPass::Forward => {
-                vec![self.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window)]
-            }
-            ConvPass::GradInput => {
-                vec![self.grad_input(gpu, (&y).into(), (&w).into(), (&x).into(), window, false)]
-            }
-            ConvPass::GradWeight => {
-                self.grad_weight(gpu, (&x).into(), (&y).into(), (&w).into(), window, Some((&scratch).into()))
-            }
-        };
-        gpu.time_ms_bounded(&dispatches.iter().collect::<Vec<_>>(), reps, give_up_ms)
+    /// The dispatches of one pass on `buffers` (made for this shape).
+    pub fn pass_dispatches(&self, gpu: &Gpu, pass: ConvPass, b: &PassBuffers) -> Vec<Dispatch> {
+        let window = ChannelWindow::whole(&self.shape);
+        let (x, w, y) = ((&b.x).into(), (&b.w).into(), (&b.y).into());
+        match pass {
+            ConvPass::Forward => vec![self.forward(gpu, x, w, y, window)],
+            ConvPass::GradInput => vec![self.grad_input(gpu, y, w, x, window, false)],
+            ConvPass::GradWeight => self.grad_weight(gpu, x, y, w, window, Some((&b.scratch).into())),
+        }
+    }
+
+    /// Milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms`).
+    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> f64 {
+        let buffers = PassBuffers::new(gpu, &self.shape);
+        gpu.time_ms(&self.pass_dispatches(gpu, pass, &buffers).iter().collect::<Vec<_>>(), reps)
+    }
+}
+
+/// Zeroed buffers for timing any pass of any variant of one shape (the input gradient
+/// reads y's buffer as dy and writes x's as dx; the weight gradient writes w's).
+pub struct PassBuffers {
+    x: wgpu::Buffer,
+    w: wgpu::Buffer,
+    y: wgpu::Buffer,
+    scratch: wgpu::Buffer,
+}
+
+impl PassBuffers {
+    pub fn new(gpu: &Gpu, s: &Conv2dShape) -> PassBuffers {
+        let scratch = Conv2d::with_variants(*s, [ConvVariant::Tiled; 3]).scratch_floats();
+        PassBuffers {
+            x: gpu.storage("x", s.input_len()),
+            w: gpu.storage("w", s.weight_len()),
+            y: gpu.storage("y", s.output_len()),
+            scratch: gpu.storage("scratch", scratch),
+        }
     }
 }
 

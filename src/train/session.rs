@@ -2,13 +2,14 @@
 //! (one for full batches, one for the last, smaller batch of an epoch, sharing buffers).
 
 use super::data::Dataset;
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLost, Gpu};
 use crate::model::gpu_params::GpuParams;
 use crate::model::gpu_step::StepGraph;
+use crate::model::requirements::Requirements;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
-use crate::ops::variants::VariantChooser;
 use crate::shapes::{IMAGE_BYTES, Normalization, SgdSettings};
+use crate::tuning::VariantChooser;
 use anyhow::{Result, bail};
 
 /// A full-batch graph and, when the data does not divide into full batches, one for the rest.
@@ -18,16 +19,16 @@ pub struct Graphs {
 }
 
 impl Graphs {
-    fn new(s: &GraphSettings, mode: Mode, batch: usize, images: usize) -> Graphs {
+    fn new(s: &GraphSettings, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
         let build = |n, share| {
             let mut graph = Graph::build(s.config, n, mode);
             graph.augment &= s.augment;
             StepGraph::new(s.gpu, &graph, s.params, &s.norm, &s.sgd, &mut s.chooser.borrow_mut(), share)
         };
-        let full = build(batch.min(images), None);
+        let full = build(batch.min(images), None)?;
         let rest_size = images % batch;
-        let rest = (images > batch && rest_size > 0).then(|| build(rest_size, Some(&full)));
-        Graphs { full, rest }
+        let rest = (images > batch && rest_size > 0).then(|| build(rest_size, Some(&full))).transpose()?;
+        Ok(Graphs { full, rest })
     }
 
     /// The graph for a batch of `n` images.
@@ -80,7 +81,7 @@ impl Session {
         store: &ParamStore,
         momentum: Option<&[Vec<f32>]>,
     ) -> Result<Session> {
-        check_fits(&gpu, config, 1)?;
+        check_fits(&gpu, config, 1, Mode::Eval)?;
         let params = GpuParams::upload(&gpu, store, momentum);
         Ok(Session {
             gpu,
@@ -94,7 +95,7 @@ impl Session {
     }
 
     /// Graphs for `mode` over `images` images in batches of `batch`.
-    pub fn graphs(&self, mode: Mode, batch: usize, images: usize) -> Graphs {
+    pub fn graphs(&self, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
         let chooser = match &self.variants_file {
             Some(file) => VariantChooser::for_run(&self.gpu, file),
             None => VariantChooser::for_adapter(&self.gpu),
@@ -113,7 +114,7 @@ impl Session {
     }
 
     /// Logits of every image of `data` (in order), through `graphs` (evaluation mode).
-    pub fn logits(&self, graphs: &Graphs, data: &Dataset) -> Vec<f32> {
+    pub fn logits(&self, graphs: &Graphs, data: &Dataset) -> Result<Vec<f32>, DeviceLost> {
         let batch = graphs.full.batch;
         let mut logits = Vec::with_capacity(data.len() * 10);
         for start in (0..data.len()).step_by(batch) {
@@ -121,14 +122,14 @@ impl Session {
             let g = graphs.for_batch(n);
             let pixels = &data.pixels[start * IMAGE_BYTES..(start + n) * IMAGE_BYTES];
             g.submit(&self.gpu, &self.params, pixels, &vec![0; n], StepUniform::default());
-            logits.extend(g.read_logits(&self.gpu));
+            logits.extend(g.read_logits(&self.gpu)?);
         }
-        logits
+        Ok(logits)
     }
 
-    pub fn evaluate(&self, graphs: &Graphs, data: &Dataset) -> Evaluation {
-        let logits = self.logits(graphs, data);
-        score(&logits, &data.labels)
+    pub fn evaluate(&self, graphs: &Graphs, data: &Dataset) -> Result<Evaluation, DeviceLost> {
+        let logits = self.logits(graphs, data)?;
+        Ok(score(&logits, &data.labels))
     }
 }
 
@@ -154,36 +155,36 @@ pub fn score(logits: &[f32], labels: &[u8]) -> Evaluation {
     }
 }
 
-/// An error, saying what to change, if a batch of `batch` images of this network does not
-/// fit the device's limits.
-pub fn check_fits(gpu: &Gpu, config: ModelConfig, batch: usize) -> Result<()> {
-    let largest = max_batch(gpu, config);
-    if largest == 0 {
-        bail!(
-            "{} cannot hold one image's activations of Shake-Shake {} in a storage binding: use a smaller --width",
-            gpu.describe(),
-            config.paper_name()
-        );
-    }
-    if batch > largest {
-        bail!(
-            "--batch-size {batch} does not fit {}: its storage bindings hold at most {largest} images of \
-             Shake-Shake {}; use a smaller --batch-size",
-            gpu.describe(),
-            config.paper_name()
-        );
-    }
-    Ok(())
+/// An error, naming the limit and what to change, if a step of `mode` over a batch of
+/// `batch` images of this network needs more than the device offers. Nothing is allocated.
+pub fn check_fits(gpu: &Gpu, config: ModelConfig, batch: usize, mode: Mode) -> Result<()> {
+    let graph = Graph::build(config, batch, mode);
+    let short = Requirements::of(&graph, &gpu.limits).shortfalls(&gpu.limits);
+    let Some(first) = short.first() else {
+        return Ok(());
+    };
+    let what = format!("Shake-Shake {} at batch {batch}", config.paper_name());
+    let fix = if short.iter().all(|s| s.grows_with_batch) {
+        match max_batch(&gpu.limits, config, mode) {
+            0 => "use a smaller --width (not even one image fits)".to_string(),
+            largest => format!("use --batch-size {largest} or less"),
+        }
+    } else {
+        "this device cannot run shakeshake's kernels; choose another with --adapter (see `shakeshake adapters`)"
+            .to_string()
+    };
+    bail!("{what} does not fit {}: its {first}; {fix}", gpu.describe())
 }
 
-/// The largest batch this device can train: every buffer must fit one storage binding, and
-/// every grid the device's workgroup count. Per image, the widest activation is the first
-/// stage's (32 x 32 x width floats) and the largest weight-gradient partial sums are 4.5
-/// width^2 floats (a split of 2048 pixels, 9 width taps by width channels, in every stage);
-/// the tiled kernels launch 16 workgroups an image along x.
-pub fn max_batch(gpu: &Gpu, config: ModelConfig) -> usize {
-    let w = config.width.max(16);
-    let per_image = (1024 * w).max(9 * w * w / 2) * 4;
-    let by_binding = gpu.limits.max_storage_buffer_binding_size as usize / per_image;
-    by_binding.min(gpu.limits.max_compute_workgroups_per_dimension as usize / 16)
+/// The largest batch whose step of `mode` fits `limits` (0 if none does).
+pub fn max_batch(limits: &wgpu::Limits, config: ModelConfig, mode: Mode) -> usize {
+    let fits =
+        |batch| Requirements::of(&Graph::build(config, batch, mode), limits).shortfalls(limits).is_empty();
+    // Binary search over [0, 2^16]: needs only grow with the batch.
+    let (mut good, mut bad) = (0, 1 << 16);
+    while bad - good > 1 {
+        let mid = (good + bad) / 2;
+        if fits(mid) { good = mid } else { bad = mid }
+    }
+    good
 }

@@ -70,6 +70,12 @@ fn stop_after_steps() -> Option<u64> {
     std::env::var("SHAKESHAKE_STOP_AFTER_STEPS").ok()?.parse().ok()
 }
 
+/// Test hook: `SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS=N` destroys the device after N steps of
+/// this invocation, as a driver reset would lose it.
+fn lose_device_after_steps() -> Option<u64> {
+    std::env::var("SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS").ok()?.parse().ok()
+}
+
 /// A run stopped on request, with a checkpoint to resume from.
 #[derive(Debug)]
 pub struct Interrupted(pub String);
@@ -98,9 +104,14 @@ pub fn train(
     if let Some(n) = opts.test_subset {
         test_set.truncate(n);
     }
-    check_fits(&gpu, config, opts.batch_size)?;
+    check_fits(&gpu, config, opts.batch_size, Mode::Train)?;
 
     let _lock = run.begin()?;
+    // The checkpoint on disk, which a failure must leave as it is.
+    let mut saved = match &run.start {
+        Start::Resume { checkpoint, .. } => Some(checkpoint.position),
+        Start::New => None,
+    };
     let (store, momentum, start, mut rows) = match &run.start {
         Start::Resume { checkpoint, rows } => {
             let p = checkpoint.position;
@@ -135,8 +146,8 @@ pub fn train(
     session.variants_file = Some(run.file(VARIANTS_FILE));
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!("Preparing kernels (the first run on a new adapter times each kernel variant once)...");
-    let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len());
-    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len());
+    let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len())?;
+    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len())?;
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
@@ -145,6 +156,7 @@ pub fn train(
     let (mut pixels, mut labels) = (vec![0u8; opts.batch_size * IMAGE_BYTES], vec![0u32; opts.batch_size]);
     let last_epoch = schedule.stop_after.map_or(opts.epochs, |n| opts.epochs.min(start.epoch + n));
     let stop_at_step = stop_after_steps().map(|n| start.step + n);
+    let lose_at_step = lose_device_after_steps().map(|n| start.step + n);
     let mut last_checkpoint = Instant::now();
     let on_cpu = session.gpu.info.device_type == wgpu::DeviceType::Cpu;
     let invocation_started = Instant::now();
@@ -176,6 +188,9 @@ pub fn train(
             ));
             probe.after_submit();
             step += 1;
+            if lose_at_step == Some(step) {
+                session.gpu.device.destroy();
+            }
             // Two steps in flight: the CPU prepares the next batch while the GPU works.
             if in_flight.len() > 2 {
                 let oldest = in_flight.pop_front().expect("in flight");
@@ -186,6 +201,7 @@ pub fn train(
             }
             bar.inc(n as u64);
             let m = probe.poll(&session.gpu);
+            session.gpu.check_alive().map_err(|e| lost(e, epoch, step, saved, run))?;
             // The probe trails the GPU by a step or two; a non-finite sum stays non-finite.
             check_finite(m, epoch, step)?;
             bar.set_message(running_message(m, bar.position(), started));
@@ -211,11 +227,12 @@ pub fn train(
             let stop = STOP.load(Ordering::SeqCst) || stop_at_step == Some(step);
             let due = schedule.checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
             if stop || due {
-                let m = probe.finish(&session.gpu, &session.params.metrics);
+                let m = probe.finish(&session.gpu, metrics).map_err(|e| lost(e, epoch, step, saved, run))?;
                 check_finite(m, epoch, step)?;
                 let metrics = m.try_into().expect("the probe reads METRICS_LEN floats");
                 let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
-                save_checkpoint(&session, run, position)?;
+                save_checkpoint(&session, run, position, saved)?;
+                saved = Some(position);
                 last_checkpoint = Instant::now();
                 if stop {
                     bar.abandon();
@@ -231,11 +248,13 @@ pub fn train(
                 }
             }
         }
-        let m = probe.finish(&session.gpu, &session.params.metrics);
+        let m = probe
+            .finish(&session.gpu, &session.params.metrics)
+            .map_err(|e| lost(e, epoch, step, saved, run))?;
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let test = session.evaluate(&eval_graphs, &test_set);
+        let test = session.evaluate(&eval_graphs, &test_set).map_err(|e| lost(e, epoch, step, saved, run))?;
         let row = EpochRow {
             epoch: epoch + 1,
             train_loss: (m[0] / m[2].max(1.0)) as f64,
@@ -262,7 +281,9 @@ pub fn train(
         rows.push(row);
         write_metrics(&run.dir, &rows)?;
         plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
-        save_checkpoint(&session, run, Position::epoch_end(epoch + 1, step, opts.seed))?;
+        let position = Position::epoch_end(epoch + 1, step, opts.seed);
+        save_checkpoint(&session, run, position, saved)?;
+        saved = Some(position);
         last_checkpoint = Instant::now();
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
@@ -281,14 +302,19 @@ pub fn train(
 }
 
 /// The session's parameters and momentum at `position`, as the run's checkpoint; a
-/// parameter that is no longer finite is divergence, and nothing is written.
-fn save_checkpoint(session: &Session, run: &Run, position: Position) -> Result<()> {
+/// parameter that is no longer finite is divergence, and nothing is written, nor when the
+/// device is lost (`saved` is the checkpoint on disk now).
+fn save_checkpoint(session: &Session, run: &Run, position: Position, saved: Option<Position>) -> Result<()> {
+    let (gpu, params) = (&session.gpu, &session.params);
+    let lost_here = |e| lost(e, position.epoch, position.step, saved, run);
     let ckpt = Checkpoint {
         config: session.config,
-        params: session.params.download(&session.gpu),
-        momentum: session.params.download_velocity(&session.gpu),
+        params: params.download(gpu).map_err(lost_here)?,
+        momentum: params.download_velocity(gpu).map_err(lost_here)?,
         position,
     };
+    // Read back whole before the device failed? Only then is it the model's state.
+    gpu.check_alive().map_err(lost_here)?;
     if let Some(tensor) = checkpoint::non_finite_tensor(&ckpt) {
         bail!(
             "training diverged: {tensor} is no longer finite by step {}; {}. The learning rate is most \
@@ -298,6 +324,32 @@ fn save_checkpoint(session: &Session, run: &Run, position: Position) -> Result<(
         );
     }
     checkpoint::save(&run.file(CHECKPOINT_FILE), &ckpt)
+}
+
+/// The error of a run whose device was lost in `epoch` (counted from 0) by `step`: the
+/// checkpoint on disk (`saved`) is kept as it was, and the run can resume from it.
+fn lost(
+    e: crate::gpu::DeviceLost,
+    epoch: usize,
+    step: u64,
+    saved: Option<Position>,
+    run: &Run,
+) -> anyhow::Error {
+    let hint = if e.0.contains("emory") {
+        " The device ran out of memory: resume on a device with more, or start again with a smaller --batch-size."
+    } else {
+        " This happens when the driver resets the GPU (a hang or timeout, a driver update, sleep, an unplugged GPU)."
+    };
+    let next = match saved {
+        Some(p) => format!(
+            "The checkpoint of step {} (epoch {}) is kept as it was. Continue with: shakeshake train --resume {}",
+            p.step,
+            p.epoch + usize::from(p.batches > 0),
+            run.dir.display()
+        ),
+        None => "No checkpoint had been written yet: start the run again.".to_string(),
+    };
+    anyhow::anyhow!("{e} in epoch {} by step {step}.{hint} {next}", epoch + 1)
 }
 
 /// A loss that is no longer finite ends the run at once: nothing after it is worth keeping,

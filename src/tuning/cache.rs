@@ -1,0 +1,251 @@
+//! Choosing among kernel variants once per adapter and driver, and remembering the choice.
+//!
+//! A kernel that is right for a GPU (workgroup-memory tiles) can be 20-50x too slow on a CPU
+//! adapter and the reverse, so each hot op keeps several variants; and real drivers compute
+//! some kernel/shape pairs wrongly. The first time a shape is seen, every variant that
+//! supports it is checked against the CPU reference, those that pass are timed, and the
+//! fastest is kept. Choices and failures go to `<cache dir>/variants-<adapter key>-<shaders
+//! hash>.json`, sealed with a checksum: a file that does not parse or whose checksum does
+//! not match (corrupt, or edited by hand) is ignored with a warning, never trusted.
+
+use crate::checks::Check;
+use crate::files::write_atomically;
+use crate::gpu::Gpu;
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+type Choices = BTreeMap<String, String>;
+/// Per key, the variants found wrong there and how wrong.
+type Failures = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The cache file.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct CacheFile {
+    adapter: String,
+    driver: String,
+    choices: Choices,
+    failed: Failures,
+    checksum: String,
+}
+
+/// FNV-1a, 64 bits.
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+fn checksum(choices: &Choices, failed: &Failures) -> String {
+    let text = serde_json::to_string(&(choices, failed)).expect("choices serialise");
+    format!("{:016x}", fnv(text.bytes()))
+}
+
+/// The cache's choices and failures; nothing if it is missing, and nothing (with a
+/// warning) if it is damaged or was edited.
+fn read_cache(path: &Path) -> (Choices, Failures) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Default::default();
+    };
+    match serde_json::from_str::<CacheFile>(&text) {
+        Ok(file) if file.checksum == checksum(&file.choices, &file.failed) => (file.choices, file.failed),
+        outcome => {
+            let why = match outcome {
+                Ok(_) => "its checksum does not match (edited by hand?)".to_string(),
+                Err(e) => format!("it does not parse ({e})"),
+            };
+            eprintln!(
+                "warning: ignoring the kernel cache {}: {why}. Kernels will be measured again.",
+                path.display()
+            );
+            Default::default()
+        }
+    }
+}
+
+/// A run's own record of its choices (a plain map), or none.
+fn read_pinned(path: &Path) -> Choices {
+    std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
+}
+
+/// `$SHAKESHAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/shakeshake`, else `~/.cache/shakeshake`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHAKESHAKE_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("shakeshake"))
+}
+
+/// FNV-1a over every embedded shader's text.
+fn shaders_hash() -> u64 {
+    fnv(crate::gpu::shaders::FILES.iter().flat_map(|(_, text)| text.bytes()))
+}
+
+pub struct VariantChooser {
+    /// The adapter's cache file.
+    path: Option<PathBuf>,
+    adapter: String,
+    driver: String,
+    /// A training run's own record, which wins over the cache (see `for_run`), and what it
+    /// holds. Every choice the run uses is written there, from the cache or measured.
+    pinned: Option<(PathBuf, Choices)>,
+    choices: Choices,
+    /// Choices checked on this adapter: read from a sealed cache, or made here.
+    checked: Choices,
+    failed: Failures,
+}
+
+impl VariantChooser {
+    /// Choices remembered on disk for this adapter (none yet is fine).
+    pub fn for_adapter(gpu: &Gpu) -> Self {
+        // A change to any shader makes earlier measurements stale: the file name says which
+        // shaders they were made with.
+        let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), shaders_hash());
+        let path = cache_dir().map(|d| d.join(name));
+        let (choices, failed) = path.as_deref().map(read_cache).unwrap_or_default();
+        VariantChooser {
+            path,
+            adapter: gpu.describe(),
+            driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
+            pinned: None,
+            checked: choices.clone(),
+            choices,
+            failed,
+        }
+    }
+
+    /// As `for_adapter`, but the choices a training run made are kept in its own `file` and
+    /// win over the cache, so a resumed run uses the same kernels, whatever the cache says
+    /// by then (kernels that add in a different order round differently). A pinned choice
+    /// the cache does not vouch for is checked again before it is used.
+    pub fn for_run(gpu: &Gpu, file: &Path) -> Self {
+        let mut chooser = Self::for_adapter(gpu);
+        let pinned = read_pinned(file);
+        chooser.choices.extend(pinned.clone());
+        chooser.pinned = Some((file.to_path_buf(), pinned));
+        chooser
+    }
+
+    /// Measures every time and remembers nothing on disk.
+    pub fn in_memory(gpu: &Gpu) -> Self {
+        VariantChooser {
+            path: None,
+            adapter: gpu.describe(),
+            driver: String::new(),
+            pinned: None,
+            choices: Choices::new(),
+            checked: Choices::new(),
+            failed: Failures::new(),
+        }
+    }
+
+    /// The variant of `candidates` to use for `key`: the remembered one, or else the fastest
+    /// by `time` (milliseconds of each variant given) of those whose `verify` checks pass
+    /// (one check a variant given, in order). A variant that fails is recorded as failed for
+    /// `key`, reported once, and never chosen; none passing is an error.
+    pub fn choose<V: Copy>(
+        &mut self,
+        key: &str,
+        candidates: &[V],
+        name: impl Fn(V) -> &'static str,
+        mut verify: impl FnMut(&[V]) -> Vec<Check>,
+        time: impl FnOnce(&[V]) -> Vec<f64>,
+    ) -> Result<V> {
+        assert!(!candidates.is_empty(), "{key}: no variant supports it");
+        let known_bad = |failed: &Failures, v: V| failed.get(key).is_some_and(|f| f.contains_key(name(v)));
+        if let Some(known) = self.choices.get(key)
+            && let Some(&v) = candidates.iter().find(|v| name(**v) == known)
+            && !known_bad(&self.failed, v)
+        {
+            let vouched = self.checked.get(key) == Some(known);
+            if vouched || self.passes(key, &[v], &name, &mut verify).len() == 1 {
+                self.pin(key, name(v));
+                return Ok(v);
+            }
+        }
+        let untested: Vec<V> = candidates.iter().copied().filter(|v| !known_bad(&self.failed, *v)).collect();
+        let passing = self.passes(key, &untested, &name, &mut verify);
+        let best = match passing.len() {
+            0 => bail!(
+                "no kernel variant computes {key} correctly on {}: {:?}. Run `shakeshake selftest` and \
+                 include its output in a bug report",
+                self.adapter,
+                self.failed.get(key).cloned().unwrap_or_default()
+            ),
+            1 => passing[0],
+            _ => {
+                let ms = time(&passing);
+                let fastest =
+                    (0..passing.len()).min_by(|a, b| ms[*a].total_cmp(&ms[*b])).expect("candidates");
+                passing[fastest]
+            }
+        };
+        self.choices.insert(key.to_string(), name(best).to_string());
+        self.checked.insert(key.to_string(), name(best).to_string());
+        self.save();
+        self.pin(key, name(best));
+        Ok(best)
+    }
+
+    /// The variants of `candidates` whose checks pass; the others are recorded as failed.
+    fn passes<V: Copy>(
+        &mut self,
+        key: &str,
+        candidates: &[V],
+        name: &impl Fn(V) -> &'static str,
+        verify: &mut impl FnMut(&[V]) -> Vec<Check>,
+    ) -> Vec<V> {
+        let checks = verify(candidates);
+        assert_eq!(checks.len(), candidates.len(), "one check a candidate");
+        let mut passing = vec![];
+        for (v, check) in candidates.iter().zip(checks) {
+            if check.passed() {
+                passing.push(*v);
+                continue;
+            }
+            let why = format!("error {:.2e} over tolerance {:.0e}", check.max_error, check.tolerance);
+            eprintln!(
+                "warning: {key}: kernel variant {} is wrong on this adapter ({why}); not used.",
+                name(*v)
+            );
+            self.failed.entry(key.to_string()).or_default().insert(name(*v).to_string(), why);
+            self.save();
+        }
+        passing
+    }
+
+    /// Record a training run's choice in its own file (once), so that a resume computes with
+    /// the same kernels whatever the shared cache says by then.
+    fn pin(&mut self, key: &str, variant: &str) {
+        if let Some((file, pinned)) = &mut self.pinned
+            && pinned.get(key).map(String::as_str) != Some(variant)
+        {
+            pinned.insert(key.to_string(), variant.to_string());
+            let json = serde_json::to_vec_pretty(pinned).expect("choices serialise");
+            // Best effort, like the cache: the run directory's own writes report a full disk.
+            let _ = write_atomically(file, &json);
+        }
+    }
+
+    fn save(&self) {
+        // Best effort: an unwritable cache only costs a measurement next time. The cache is
+        // shared, so add to what is there now rather than overwrite it.
+        let Some(path) = &self.path else { return };
+        let (mut choices, mut failed) = read_cache(path);
+        choices.extend(self.checked.clone());
+        for (key, variants) in &self.failed {
+            failed.entry(key.clone()).or_default().extend(variants.clone());
+        }
+        let file = CacheFile {
+            adapter: self.adapter.clone(),
+            driver: self.driver.clone(),
+            checksum: checksum(&choices, &failed),
+            choices,
+            failed,
+        };
+        let json = serde_json::to_vec_pretty(&file).expect("choices serialise");
+        let dir = path.parent().expect("cache path has a parent");
+        let _ = std::fs::create_dir_all(dir).map(|_| write_atomically(path, &json));
+    }
+}

@@ -1,0 +1,83 @@
+//! Choosing each convolution pass's variant for a shape.
+//!
+//! Safe on any adapter: candidates are checked on 2 images and timed on at most 16, so no
+//! dispatch made while choosing runs near an OS GPU watchdog (Windows resets a GPU whose
+//! work takes 2 s). On a GPU the GPU-shaped variant goes first, and a CPU-shaped register
+//! variant is timed only if one image of the shape takes it little enough that a whole
+//! training batch would stay far below that limit.
+
+use super::VariantChooser;
+use crate::checks;
+use crate::gpu::Gpu;
+use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant, PassBuffers};
+use crate::shapes::Conv2dShape;
+use anyhow::Result;
+
+/// Images a candidate's result is checked on: enough to cover the batch index.
+const CHECK_BATCH: usize = 2;
+/// Images candidates are timed on.
+const TIMING_BATCH: usize = 16;
+/// Interleaved timing rounds (each candidate's fastest is kept).
+const TIMING_ROUNDS: usize = 3;
+/// On a GPU, a CPU-shaped variant whose whole training batch would take longer than this
+/// (extrapolated from one image) is not tried.
+const SAFE_BATCH_MS: f64 = 500.0;
+
+/// A convolution of `shape` with each pass's variant chosen by `chooser`.
+pub fn pick(gpu: &Gpu, shape: Conv2dShape, chooser: &mut VariantChooser) -> Result<Conv2d> {
+    let mut variants = [ConvVariant::Tiled; 3];
+    for pass in ConvPass::ALL {
+        variants[pass as usize] = pick_pass(gpu, &shape, pass, chooser)?;
+    }
+    Ok(Conv2d::with_variants(shape, variants))
+}
+
+/// The cache key: the pass and the shape without its batch, so the last, smaller batch of an
+/// epoch shares the full batches' choice.
+pub fn key(pass: ConvPass, shape: &Conv2dShape) -> String {
+    format!("conv2d {} {}", pass.name(), shape.name())
+}
+
+fn pick_pass(
+    gpu: &Gpu,
+    shape: &Conv2dShape,
+    pass: ConvPass,
+    chooser: &mut VariantChooser,
+) -> Result<ConvVariant> {
+    let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let mut candidates = checks::conv2d::variants_for(gpu, pass, shape);
+    if !on_cpu {
+        candidates.sort_by_key(|v| *v != ConvVariant::Tiled);
+    }
+    let checked = shape.with_batch(shape.batch.min(CHECK_BATCH));
+    let timed = shape.with_batch(shape.batch.min(TIMING_BATCH));
+    chooser.choose(
+        &key(pass, shape),
+        &candidates,
+        ConvVariant::name,
+        |vs| checks::conv2d::verify(gpu, &checked, pass, vs),
+        |vs| {
+            let buffers = PassBuffers::new(gpu, &timed);
+            let safe: Vec<bool> = vs.iter().map(|v| on_cpu || is_safe(gpu, shape, pass, *v)).collect();
+            let groups: Vec<_> = vs
+                .iter()
+                .zip(&safe)
+                .filter(|(_, safe)| **safe)
+                .map(|(v, _)| Conv2d::with_variants(timed, [*v; 3]).pass_dispatches(gpu, pass, &buffers))
+                .collect();
+            let refs: Vec<Vec<_>> = groups.iter().map(|g| g.iter().collect()).collect();
+            let mut ms = gpu.time_interleaved(&refs, TIMING_ROUNDS).into_iter();
+            safe.iter().map(|s| if *s { ms.next().expect("a time a group") } else { f64::INFINITY }).collect()
+        },
+    )
+}
+
+/// Whether a GPU-shaped variant, or a CPU-shaped one that runs one image of `shape` fast
+/// enough for a whole batch to stay under `SAFE_BATCH_MS`.
+fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> bool {
+    if v == ConvVariant::Tiled {
+        return true;
+    }
+    let one = Conv2d::with_variants(shape.with_batch(1), [v; 3]);
+    one.time_pass(gpu, pass, 1) * shape.batch as f64 <= SAFE_BATCH_MS
+}

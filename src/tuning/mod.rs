@@ -1,0 +1,7 @@
+//! Which kernel variant runs each shape on this adapter: checked against the CPU reference
+//! (`checks`) before it may be chosen, timed safely, and remembered (`cache`).
+
+pub mod cache;
+pub mod conv2d;
+
+pub use cache::VariantChooser;

@@ -1,0 +1,221 @@
+//! Safe on any adapter: a kernel variant that computes wrongly is never chosen, the kernel
+//! cache cannot be tampered with, `selftest` reports what it checked, a lost device leaves
+//! the run resumable, and a device whose bindings are smaller than the parameters trains the
+//! same, bit for bit, through the split SGD update.
+
+mod common;
+use common::*;
+use shakeshake::gpu::{Gpu, LimitsMode, list_adapters};
+use shakeshake::model::gpu_params::GpuParams;
+use shakeshake::model::gpu_step::StepGraph;
+use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
+use shakeshake::ops::StepUniform;
+use shakeshake::selftest::test_batch;
+use shakeshake::shapes::{Normalization, SgdSettings};
+use shakeshake::train::session::check_fits;
+use shakeshake::tuning::VariantChooser;
+use std::path::Path;
+use std::process::Output;
+
+/// A tiny run of one epoch into `run`, with `env` set.
+fn train_with(cache: &Path, data: &Path, run: &Path, env: &[(&str, &str)]) -> Output {
+    let args = tiny_train(data, run, &["--epochs", "2", "--train-subset", "32", "--lr", "0.05"]);
+    let mut command = command(cache, &strs(&args));
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The cache directory's one file.
+fn cache_file(cache: &Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn a_variant_that_computes_wrongly_is_never_chosen_and_is_reported_once() {
+    let dir = temp_dir("broken-variant");
+    tiny_cifar(&dir, 20);
+    let clean = train_with(&dir.join("clean-cache"), &dir, &dir.join("clean"), &[]);
+    assert_ok(&clean);
+    // Break the variant this adapter prefers for the network's 3x3 convolutions.
+    let chosen = read_json(&dir.join("clean/variants.json"));
+    let favourite = chosen["conv2d forward 3x3 4->4 @32"].as_str().unwrap().to_string();
+
+    let cache = dir.join("cache");
+    let hook = [("SHAKESHAKE_BREAK_VARIANT", favourite.as_str())];
+    let first = train_with(&cache, &dir, &dir.join("first"), &hook);
+    assert_ok(&first);
+    assert!(
+        text(&first).contains(&format!("kernel variant {favourite} is wrong on this adapter")),
+        "{}",
+        text(&first)
+    );
+    let pinned = std::fs::read_to_string(dir.join("first/variants.json")).unwrap();
+    assert!(!pinned.contains(&favourite), "{favourite} was chosen although wrong:\n{pinned}");
+    let cached = read_json(&cache_file(&cache));
+    let failed = cached["failed"].as_object().unwrap();
+    assert!(failed.values().any(|v| v.get(&favourite).is_some()), "{cached}");
+    assert!(!cached["adapter"].as_str().unwrap().is_empty() && cached["driver"].is_string(), "{cached}");
+
+    // Known from the cache: not checked, nor reported, again; still never chosen.
+    let second = train_with(&cache, &dir, &dir.join("second"), &hook);
+    assert_ok(&second);
+    assert!(!text(&second).contains("is wrong on this adapter"), "{}", text(&second));
+    let pinned = std::fs::read_to_string(dir.join("second/variants.json")).unwrap();
+    assert!(!pinned.contains(&favourite), "{pinned}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
+    let dir = temp_dir("cache-tamper");
+    tiny_cifar(&dir, 20);
+    let cache = dir.join("cache");
+    assert_ok(&train_with(&cache, &dir, &dir.join("first"), &[]));
+    let file = cache_file(&cache);
+
+    // A choice edited by hand (valid JSON) breaks the seal.
+    let mut json = read_json(&file);
+    let key = json["choices"].as_object().unwrap().keys().next().unwrap().clone();
+    json["choices"][&key] = "tiled".into();
+    json["choices"]["conv2d forward 3x3 4->4 @32"] = "register_plain".into();
+    json["choices"]["conv2d grad_input 3x3 4->4 @32"] = "no_such_variant".into();
+    std::fs::write(&file, serde_json::to_vec(&json).unwrap()).unwrap();
+    let edited = train_with(&cache, &dir, &dir.join("edited"), &[]);
+    assert_ok(&edited);
+    assert!(text(&edited).contains("checksum does not match"), "{}", text(&edited));
+    // Measured again and sealed again.
+    let resealed = read_json(&file);
+    assert_ne!(resealed["choices"]["conv2d grad_input 3x3 4->4 @32"], "no_such_variant");
+
+    std::fs::write(&file, b"{ not json").unwrap();
+    let damaged = train_with(&cache, &dir, &dir.join("damaged"), &[]);
+    assert_ok(&damaged);
+    assert!(text(&damaged).contains("does not parse"), "{}", text(&damaged));
+    read_json(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `selftest` on every adapter (lavapipe through Vulkan and llvmpipe through GL here): all
+/// pass, one JSON object a check; with a variant broken it fails, naming it.
+#[test]
+fn selftest_passes_on_every_adapter_and_fails_on_a_broken_variant() {
+    let dir = temp_dir("selftest");
+    for i in 0..list_adapters().len() {
+        let adapter = i.to_string();
+        let out = shakeshake(&dir, &["selftest", "--json", "--adapter", &adapter]);
+        assert_ok(&out);
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(lines.len() > 100, "{} checks", lines.len());
+        assert!(lines.iter().all(|l| l["passed"] == true));
+        for op in
+            ["conv2d", "batch_norm", "relu", "shake", "pool", "linear", "cross_entropy", "sgd", "network"]
+        {
+            assert!(lines.iter().any(|l| l["op"] == op), "no check of {op}");
+        }
+    }
+    let broken = command(&dir, &["selftest"]).env("SHAKESHAKE_BREAK_VARIANT", "tiled").output().unwrap();
+    assert_fails_with(&broken, &["FAILED", "checks failed"]);
+    assert!(
+        String::from_utf8_lossy(&broken.stdout).lines().any(|l| l.contains("tiled") && l.ends_with("FAIL"))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_lost_device_keeps_the_last_checkpoint_and_says_to_resume() {
+    let dir = temp_dir("lost-device");
+    tiny_cifar(&dir, 20);
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    // Two steps an epoch: lost in the second epoch, after the first epoch's checkpoint.
+    let lost = train_with(&cache, &dir, &run, &[("SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS", "3")]);
+    assert_fails_with(&lost, &["device was lost", "in epoch 2", "checkpoint of step 2", "--resume"]);
+    let checkpoint = run.join("checkpoint.safetensors");
+    let eval = shakeshake(
+        &cache,
+        &[
+            "eval",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            dir.to_str().unwrap(),
+            "--records-per-file",
+            "20",
+        ],
+    );
+    assert_ok(&eval);
+    assert_ok(&resume_run(&cache, &run));
+    assert!(run.join("model.safetensors").exists());
+
+    // Lost before any checkpoint: nothing to resume, and it says so.
+    let early = train_with(&cache, &dir, &dir.join("early"), &[("SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS", "1")]);
+    assert_fails_with(&early, &["device was lost", "No checkpoint"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn resume_run(cache: &Path, run: &Path) -> Output {
+    shakeshake(cache, &["train", "--resume", run.to_str().unwrap()])
+}
+
+/// A device whose storage bindings (256 KiB) are smaller than the parameters of 8 2x16d
+/// (about 700 KB) updates them in ranges; three training steps on it equal three on the
+/// full device bit for bit. Its limit also refuses a batch too large for it, by name,
+/// before anything is allocated.
+#[test]
+fn a_lowered_binding_limit_splits_sgd_and_trains_the_same_bit_for_bit() {
+    let adapter = list_adapters().into_iter().next().expect("an adapter");
+    let full = Gpu::open_adapter(adapter.clone(), "full".into(), LimitsMode::Adapter).unwrap();
+    let limits = wgpu::Limits { max_storage_buffer_binding_size: 256 << 10, ..adapter.limits() };
+    let small = Gpu::open_with_limits(adapter, "small".into(), limits).unwrap();
+    let config = ModelConfig::new(8, 16).unwrap();
+    let batch = 2;
+    check_fits(&small, config, batch, Mode::Train).unwrap();
+    let refused = check_fits(&small, config, 64, Mode::Train).unwrap_err().to_string();
+    assert!(refused.contains("maxStorageBufferBindingSize") && refused.contains("--batch-size"), "{refused}");
+
+    let dir = temp_dir("split-sgd");
+    let pinned = dir.join("variants.json");
+    let graph = Graph::build(config, batch, Mode::Train);
+    let store = ParamStore::init(&graph.params, 3);
+    let (pixels, labels) = test_batch(batch);
+    let train = |gpu: &Gpu| {
+        let params = GpuParams::upload(gpu, &store, None);
+        // The same kernels on both (the second reads the first's choices).
+        let mut chooser = VariantChooser::for_run(gpu, &pinned);
+        let step = StepGraph::new(
+            gpu,
+            &graph,
+            &params,
+            &Normalization::CIFAR10,
+            &SgdSettings::PAPER,
+            &mut chooser,
+            None,
+        )
+        .unwrap();
+        let sgd_dispatches = step.dispatches().iter().filter(|d| d.label.starts_with("sgd")).count();
+        for i in 0..3 {
+            step.submit(gpu, &params, &pixels, &labels, StepUniform { step: i, seed: 9, lr: 0.1, _pad: 0 });
+        }
+        let metrics: Vec<f32> = gpu.read(&params.metrics);
+        (
+            sgd_dispatches,
+            params.download(gpu).unwrap().values,
+            params.download_velocity(gpu).unwrap(),
+            metrics,
+        )
+    };
+    let (whole_sgd, whole_w, whole_v, whole_m) = train(&full);
+    let (split_sgd, split_w, split_v, split_m) = train(&small);
+    assert_eq!(whole_sgd, 1);
+    assert!(split_sgd >= 3, "{split_sgd} SGD dispatches");
+    assert!(whole_w == split_w && whole_v == split_v && whole_m == split_m, "split SGD trains differently");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
