@@ -177,6 +177,10 @@ enum BenchCommand {
         /// Only rows whose op, pass or shape contains this text (e.g. "grad_input", "@16").
         #[arg(long)]
         filter: Option<String>,
+        /// The device's FP32 peak in GFLOP/s, to print each convolution's fraction of it
+        /// (known for some GPUs by name).
+        #[arg(long)]
+        peak_gflops: Option<f64>,
     },
     /// Steady-state training throughput, and the share of GPU time per operation kind.
     Train {
@@ -307,7 +311,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Bench {
-            what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter },
+            what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter, peak_gflops },
         } => {
             at_least_one("--batch-size", batch_size)?;
             let gpu = adapter.open()?;
@@ -320,7 +324,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
                     println!("{}", bench::format_figure(&f));
                 }
             };
-            bench::op_figures(&gpu, batch_size, width, all_variants, &filter, print)
+            bench::op_figures(&gpu, batch_size, width, all_variants, &filter, peak_gflops, print)
         }
         Command::Bench { what: BenchCommand::Train { adapter, network, steps, json } } => {
             let config = network.config()?;
@@ -333,16 +337,26 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
                 println!(
-                    "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches)",
+                    "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB)",
                     config.paper_name(),
                     f.variant,
                     f.batch,
                     f.images_per_second,
                     f.step_ms,
-                    f.dispatches_per_step
+                    f.dispatches_per_step,
+                    f.bytes_per_step as f64 / 1e6
                 );
-                for (kind, ms, share) in &f.gpu_time {
-                    println!("  {kind:<34} {ms:9.2} ms {:5.1}%", share * 100.0);
+                for k in &f.kinds {
+                    let time = match (k.ms, k.share) {
+                        (Some(ms), Some(share)) => format!("{ms:9.2} ms {:5.1}%", share * 100.0),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "  {:<34} {:4} dispatches {:8.1} MB {time}",
+                        k.kind,
+                        k.dispatches,
+                        k.bytes as f64 / 1e6
+                    );
                 }
             }
             Ok(())

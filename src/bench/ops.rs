@@ -22,6 +22,27 @@ pub struct OpFigure {
     pub ms: f64,
     pub gflops: Option<f64>,
     pub gbps: Option<f64>,
+    /// `gflops` over the device's FP32 peak, when the peak is known.
+    pub peak_fraction: Option<f64>,
+}
+
+/// FP32 peak GFLOP/s of GPUs whose makers publish it (boost clock, FMA counted as two),
+/// by a piece of the adapter's name; `--peak-gflops` gives any other.
+const KNOWN_PEAKS: &[(&str, f64)] = &[
+    ("H100 SXM", 66_900.0),
+    ("H100 PCIe", 51_200.0),
+    ("H200", 66_900.0),
+    ("A100", 19_500.0),
+    ("RTX 4090", 82_600.0),
+    ("RTX 3090", 35_600.0),
+    ("Apple M1 Max", 10_400.0),
+    ("Apple M1", 2_600.0),
+    ("Apple M2", 3_600.0),
+];
+
+/// The FP32 peak of the adapter named `name`, if it is in `KNOWN_PEAKS`.
+pub fn known_peak_gflops(name: &str) -> Option<f64> {
+    KNOWN_PEAKS.iter().find(|(piece, _)| name.contains(piece)).map(|(_, peak)| *peak)
 }
 
 const REPS: usize = 5;
@@ -41,15 +62,23 @@ fn network(batch: usize, width: usize) -> anyhow::Result<Graph> {
 }
 
 /// Every figure of `bench ops`: convolutions first, then the other operations.
+/// `peak_gflops`: the device's FP32 peak, for each figure's fraction of it (else looked up in
+/// `KNOWN_PEAKS`).
 pub fn op_figures(
     gpu: &Gpu,
     batch: usize,
     width: usize,
     all_variants: bool,
     filter: &Filter,
+    peak_gflops: Option<f64>,
     mut report: impl FnMut(OpFigure),
 ) -> anyhow::Result<()> {
     let graph = network(batch, width)?;
+    let peak = peak_gflops.or_else(|| known_peak_gflops(&gpu.info.name));
+    let mut report = |mut f: OpFigure| {
+        f.peak_fraction = peak.zip(f.gflops).map(|(peak, g)| g / peak);
+        report(f)
+    };
     conv_figures(gpu, &graph, all_variants, filter, &mut report)?;
     other_figures(gpu, &graph, &mut |f: OpFigure| {
         if filter.keeps(&f.op, &f.pass, &f.shape) {
@@ -104,6 +133,7 @@ fn conv_figures(
                     variant: v.name().into(),
                     ms,
                     gflops: Some(shape.flops() / ms / 1e6),
+                    peak_fraction: None,
                     gbps: None,
                 });
             }
@@ -124,6 +154,7 @@ fn memory_figure(op: &str, pass: &str, shape: String, ms: f64, bytes: usize) -> 
         variant: "-".into(),
         ms,
         gflops: None,
+        peak_fraction: None,
         gbps: Some(bytes as f64 / ms / 1e6),
     }
 }
@@ -230,5 +261,6 @@ pub fn format_figure(f: &OpFigure) -> String {
         (_, Some(b)) => format!("{b:8.2} GB/s"),
         _ => String::new(),
     };
-    format!("{:<14} {:<12} {:<28} {:<18} {:>9.3} ms {}", f.op, f.pass, f.shape, f.variant, f.ms, rate)
+    let peak = f.peak_fraction.map(|p| format!(" {:5.1}% of peak", 100.0 * p)).unwrap_or_default();
+    format!("{:<14} {:<12} {:<28} {:<18} {:>9.3} ms {rate}{peak}", f.op, f.pass, f.shape, f.variant, f.ms)
 }

@@ -1,5 +1,5 @@
-//! `shakeshake bench train`: steady-state training throughput of a whole step, and the
-//! share of GPU time per operation kind.
+//! `shakeshake bench train`: steady-state training throughput of a whole step; per
+//! operation kind, its dispatches, the bytes they bind and its share of GPU time.
 
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::gpu_params::GpuParams;
@@ -21,9 +21,23 @@ pub struct TrainFigure {
     pub batch: usize,
     pub variant: String,
     pub dispatches_per_step: usize,
+    /// Bytes bound by every dispatch of a step (see `Dispatch::bytes`): the memory traffic
+    /// the step cannot do without.
+    pub bytes_per_step: u64,
     pub adapter: String,
-    /// (operation kind, milliseconds a step, share of GPU time), largest first.
-    pub gpu_time: Vec<(String, f64, f64)>,
+    /// Per operation kind, by GPU time where the device has timestamps (else by bytes).
+    pub kinds: Vec<KindFigure>,
+}
+
+/// One kind of operation in a step ("conv2d forward", "batch_norm normalize", ...).
+#[derive(Serialize, Debug)]
+pub struct KindFigure {
+    pub kind: String,
+    pub dispatches: usize,
+    pub bytes: u64,
+    /// Milliseconds a step and share of the step's GPU time (with timestamps only).
+    pub ms: Option<f64>,
+    pub share: Option<f64>,
 }
 
 /// Time `steps` training steps after `warm_up` steps (the first compiles every pipeline).
@@ -58,19 +72,29 @@ pub fn train_figure(
     let step_ms = start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
 
     let dispatches: Vec<&Dispatch> = step_graph.dispatches().iter().collect();
-    let mut by_kind: Vec<(String, f64, f64)> = vec![];
+    let mut kinds: Vec<KindFigure> = vec![];
+    for d in &dispatches {
+        let kind = operation_kind(&d.label);
+        let entry = match kinds.iter().position(|k| k.kind == kind) {
+            Some(i) => &mut kinds[i],
+            None => {
+                kinds.push(KindFigure { kind, dispatches: 0, bytes: 0, ms: None, share: None });
+                kinds.last_mut().expect("just pushed")
+            }
+        };
+        entry.dispatches += 1;
+        entry.bytes += d.bytes;
+    }
     if let Some(times) = gpu.profile(&dispatches) {
         let total: f64 = times.iter().sum();
         for (d, ms) in dispatches.iter().zip(times) {
             let kind = operation_kind(&d.label);
-            match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
-                Some(entry) => entry.1 += ms,
-                None => by_kind.push((kind, ms, 0.0)),
-            }
+            let entry = kinds.iter_mut().find(|k| k.kind == kind).expect("every kind listed");
+            *entry.ms.get_or_insert(0.0) += ms;
         }
-        by_kind.iter_mut().for_each(|e| e.2 = e.1 / total);
-        by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+        kinds.iter_mut().for_each(|k| k.share = k.ms.map(|ms| ms / total));
     }
+    kinds.sort_by(|a, b| b.ms.unwrap_or(0.0).total_cmp(&a.ms.unwrap_or(0.0)).then(b.bytes.cmp(&a.bytes)));
     Ok(TrainFigure {
         images_per_second: batch as f64 / (step_ms / 1e3),
         step_ms,
@@ -79,8 +103,9 @@ pub fn train_figure(
         batch,
         variant: config.variant_name(),
         dispatches_per_step: dispatches.len(),
+        bytes_per_step: dispatches.iter().map(|d| d.bytes).sum(),
         adapter: gpu.describe(),
-        gpu_time: by_kind,
+        kinds,
     })
 }
 

@@ -94,7 +94,8 @@ impl Kernel {
                 self.label
             );
         }
-        Dispatch { pipeline: self.pipeline.clone(), bind_group, workgroups, label: self.label.clone() }
+        let bytes = bindings.iter().map(|(_, slice)| slice.size).sum();
+        Dispatch { pipeline: self.pipeline.clone(), bind_group, workgroups, label: self.label.clone(), bytes }
     }
 }
 
@@ -104,6 +105,9 @@ pub struct Dispatch {
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
     pub label: String,
+    /// Bytes of every range it binds: what it must read or write at least once, the
+    /// compulsory memory traffic of the dispatch (a range read many times counts once).
+    pub bytes: u64,
 }
 
 impl Dispatch {

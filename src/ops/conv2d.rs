@@ -320,6 +320,8 @@ impl Conv2d {
         }
         let scratch = scratch.expect("a split weight gradient needs scratch");
         assert!(scratch.size >= (self.scratch_floats() * 4) as u64, "scratch too small");
+        // Only the partial sums' part of a scratch buffer shared by every convolution.
+        let scratch = scratch.floats(0, self.scratch_floats() as u64);
         let partial = kernel.dispatch(gpu, &bind(scratch), grid);
         let len = self.shape.weight_len();
         vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU checks and benchmarks of shakeshake, in one call of at most 8 minutes, on a fresh
+# Linux machine with a GPU: every output goes to one folder (first argument, default
+# device-check-out/).
+#
+#   scripts/device-check.sh [OUT]
+#
+# It builds with cargo when cargo is there, else runs target/release/shakeshake built
+# elsewhere (carry it). If the Vulkan loader is missing and .gl/*.deb exist (see the device
+# notes), it unpacks them. Then: the adapters, `selftest --json` on the chosen one, `bench ops
+# --json --all-variants` for 26 2x32d, and `bench train --json` for 26 2x32d and 26 2x96d.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-device-check-out}
+mkdir -p "$out"
+started=$(date +%s)
+log() { echo "[$(( $(date +%s) - started ))s] $*" | tee -a "$out/summary.txt"; }
+
+if ! ldconfig -p | grep -q libvulkan && compgen -G ".gl/*.deb" >/dev/null; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    log "unpacked the Vulkan loader from .gl/"
+fi
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+
+bin=target/release/shakeshake
+if command -v cargo >/dev/null; then
+    log "building"
+    cargo build --release >"$out/build.txt" 2>&1 || { log "build failed (see build.txt)"; exit 1; }
+fi
+[ -x "$bin" ] || { log "no $bin: build it (cargo build --release) and carry it"; exit 1; }
+export SHAKESHAKE_CACHE_DIR="$out/cache" RUST_BACKTRACE=0
+
+# step NAME SECONDS ARGS...: one command, its stdout to NAME.json or .txt, stderr to NAME.err.
+step() {
+    local name=$1 seconds=$2
+    shift 2
+    timeout "$seconds" "$bin" "$@" >"$out/$name" 2>"$out/$name.err"
+    local rc=$?
+    log "$name: exit $rc ($*)"
+    tail -n 3 "$out/$name.err" | sed 's/^/    /' | tee -a "$out/summary.txt"
+}
+
+step adapters.txt 30 adapters
+step selftest.json 90 selftest --json
+step bench-ops.json 150 bench ops --json --all-variants --width 32
+step train-26-2x32d.json 60 bench train --json --depth 26 --width 32 --steps 10
+step train-26-2x96d.json 90 bench train --json --depth 26 --width 96 --steps 5
+log "done; 3x3 convolutions (GFLOP/s by variant):"
+grep '"op":"conv2d"' "$out/bench-ops.json" | grep -o '"pass":"[a-z_]*","shape":"3x3[^"]*","variant":"[a-z_]*","ms":[0-9.e-]*,"gflops":[0-9.e-]*' \
+    | tee -a "$out/summary.txt"
+grep -ho '"images_per_second":[0-9.]*' "$out"/train-*.json | tee -a "$out/summary.txt"
