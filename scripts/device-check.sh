@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU checks and benchmarks of shakeshake, in one call of at most 8 minutes, on a fresh
-# Linux machine with a GPU: every output goes to one folder (first argument, default
-# device-check-out/).
+# The GPU checks and benchmarks of shakeshake on a fresh Linux machine with a GPU: at most 7
+# minutes after the build (each step has its own time limit), every output in one folder
+# (first argument, default device-check-out/).
 #
 #   scripts/device-check.sh [OUT]
 #
@@ -16,8 +16,9 @@ mkdir -p "$out"
 started=$(date +%s)
 log() { echo "[$(( $(date +%s) - started ))s] $*" | tee -a "$out/summary.txt"; }
 
-if ! ldconfig -p | grep -q libvulkan && compgen -G ".gl/*.deb" >/dev/null; then
-    for f in .gl/*.deb; do dpkg -x "$f" /; done
+# (grep -c reads all of ldconfig's output: grep -q could stop it early, failing the pipe.)
+if [ "$(ldconfig -p | grep -c libvulkan)" = 0 ] && compgen -G ".gl/*.deb" >/dev/null; then
+    for f in .gl/*.deb; do dpkg -x "$f" / || { log "could not unpack $f"; exit 1; }; done
     ldconfig
     log "unpacked the Vulkan loader from .gl/"
 fi
@@ -51,4 +52,4 @@ step train-26-2x96d.json 90 bench train --json --depth 26 --width 96 --steps 5
 log "done; 3x3 convolutions (GFLOP/s by variant):"
 grep '"op":"conv2d"' "$out/bench-ops.json" | grep -o '"pass":"[a-z_]*","shape":"3x3[^"]*","variant":"[a-z_]*","ms":[0-9.e-]*,"gflops":[0-9.e-]*' \
     | tee -a "$out/summary.txt"
-grep -ho '"images_per_second":[0-9.]*' "$out"/train-*.json | tee -a "$out/summary.txt"
+grep -o '"images_per_second":[0-9.]*' "$out"/train-*.json | tee -a "$out/summary.txt"

@@ -137,7 +137,10 @@ fn a_lost_device_keeps_the_last_checkpoint_and_says_to_resume() {
     let (cache, run) = (dir.join("cache"), dir.join("run"));
     // Two steps an epoch: lost in the second epoch, after the first epoch's checkpoint.
     let lost = train_with(&cache, &dir, &run, &[("SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS", "3")]);
-    assert_fails_with(&lost, &["device was lost", "in epoch 2", "checkpoint of step 2", "--resume"]);
+    assert_fails_with(
+        &lost,
+        &["GPU stopped working (Destroyed)", "in epoch 2", "checkpoint of step 2", "--resume"],
+    );
     let checkpoint = run.join("checkpoint.safetensors");
     let eval = shakeshake(
         &cache,
@@ -157,7 +160,7 @@ fn a_lost_device_keeps_the_last_checkpoint_and_says_to_resume() {
 
     // Lost before any checkpoint: nothing to resume, and it says so.
     let early = train_with(&cache, &dir, &dir.join("early"), &[("SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS", "1")]);
-    assert_fails_with(&early, &["device was lost", "No checkpoint"]);
+    assert_fails_with(&early, &["GPU stopped working", "No checkpoint"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -188,8 +191,8 @@ fn a_lowered_binding_limit_splits_sgd_and_trains_the_same_bit_for_bit() {
     let (pixels, labels) = test_batch(batch);
     let train = |gpu: &Gpu| {
         let params = GpuParams::upload(gpu, &store, None);
-        // The same kernels on both (the second reads the first's choices).
-        let mut chooser = VariantChooser::for_run(gpu, &pinned);
+        // The same kernels on both (the second reads the first's choices), and no shared cache.
+        let mut chooser = VariantChooser::in_memory(gpu).with_run_file(&pinned);
         let step = StepGraph::new(
             gpu,
             &graph,

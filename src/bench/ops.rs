@@ -3,7 +3,7 @@
 //! network of the requested width: every distinct convolution, and the other operations at
 //! the size of their largest layer.
 
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::{DeviceLost, Dispatch, Gpu};
 use crate::model::graph::{ForwardOp, Node};
 use crate::model::{Graph, Mode, ModelConfig};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
@@ -26,23 +26,27 @@ pub struct OpFigure {
     pub peak_fraction: Option<f64>,
 }
 
-/// FP32 peak GFLOP/s of GPUs whose makers publish it (boost clock, FMA counted as two),
-/// by a piece of the adapter's name; `--peak-gflops` gives any other.
+/// FP32 peak GFLOP/s of GPUs whose makers publish it (boost clock, FMA counted as two), by
+/// the end of the adapter's name as drivers report it; `--peak-gflops` gives any other.
 const KNOWN_PEAKS: &[(&str, f64)] = &[
-    ("H100 SXM", 66_900.0),
+    ("H100 80GB HBM3", 66_900.0), // H100 SXM
     ("H100 PCIe", 51_200.0),
     ("H200", 66_900.0),
-    ("A100", 19_500.0),
-    ("RTX 4090", 82_600.0),
-    ("RTX 3090", 35_600.0),
-    ("Apple M1 Max", 10_400.0),
+    ("A100-SXM4-40GB", 19_500.0),
+    ("A100-SXM4-80GB", 19_500.0),
+    ("A100-PCIE-40GB", 19_500.0),
+    ("A100 80GB PCIe", 19_500.0),
+    ("GeForce RTX 4090", 82_600.0),
+    ("GeForce RTX 3090", 35_600.0),
     ("Apple M1", 2_600.0),
+    ("Apple M1 Max", 10_400.0),
     ("Apple M2", 3_600.0),
 ];
 
-/// The FP32 peak of the adapter named `name`, if it is in `KNOWN_PEAKS`.
+/// The FP32 peak of the adapter named `name`, if its name ends with one of `KNOWN_PEAKS`
+/// (so "RTX 3090 Ti" and "Apple M1 Pro" are not taken for their smaller siblings).
 pub fn known_peak_gflops(name: &str) -> Option<f64> {
-    KNOWN_PEAKS.iter().find(|(piece, _)| name.contains(piece)).map(|(_, peak)| *peak)
+    KNOWN_PEAKS.iter().find(|(end, _)| name.trim_end().ends_with(end)).map(|(_, peak)| *peak)
 }
 
 const REPS: usize = 5;
@@ -84,7 +88,7 @@ pub fn op_figures(
         if filter.keeps(&f.op, &f.pass, &f.shape) {
             report(f)
         }
-    });
+    })?;
     Ok(())
 }
 
@@ -125,7 +129,7 @@ fn conv_figures(
                 vec![chosen.variants[pass as usize]]
             };
             for v in variants {
-                let ms = Conv2d::with_variants(shape, [v; 3]).time_pass(gpu, pass, REPS);
+                let ms = Conv2d::with_variants(shape, [v; 3]).time_pass(gpu, pass, REPS)?;
                 report(OpFigure {
                     op: "conv2d".into(),
                     pass: pass.name().into(),
@@ -142,7 +146,7 @@ fn conv_figures(
     Ok(())
 }
 
-fn timed(gpu: &Gpu, dispatches: &[Dispatch]) -> f64 {
+fn timed(gpu: &Gpu, dispatches: &[Dispatch]) -> Result<f64, DeviceLost> {
     gpu.time_ms(&dispatches.iter().collect::<Vec<_>>(), REPS)
 }
 
@@ -173,7 +177,7 @@ fn first<T>(graph: &Graph, pick: impl Fn(&ForwardOp) -> Option<T>) -> T {
 
 /// Every other op, each at its largest layer: batch norm, ReLU and the shake mix at the
 /// first stage's size, pooling and the linear layer at the head, SGD over every parameter.
-fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
+fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) -> Result<(), DeviceLost> {
     let batch = graph.batch;
     let bn_shape: BnShape = first(graph, |op| match op {
         ForwardOp::BatchNorm { shape, .. } if shape.relu => Some(*shape),
@@ -188,25 +192,25 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
     let [a, b, d, e] = [&bufs[0], &bufs[1], &bufs[2], &bufs[3]];
     let step = gpu.uniform("step", &StepUniform { step: 1, seed: 1, lr: 0.1, _pad: 0 });
 
-    let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())]);
+    let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())])?;
     report(memory_figure("relu", "forward", act.clone(), ms, 2 * 4 * len));
-    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)]);
+    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)])?;
     report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
 
     let bn = batch_norm::BatchNorm::new(bn_shape);
     let small: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("bn", 2 * bn_shape.channels)).collect();
     let bb = batch_norm::BnBuffers { saved: (&small[0]).into(), gamma_beta: (&small[2]).into() };
-    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into()));
+    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into()))?;
     report(memory_figure("batch_norm", "forward", act.clone(), ms, 4 * 4 * len));
-    let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into()));
+    let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into()))?;
     report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * 4 * len));
 
     let (forward, backward) = graph.shake_modes();
     let level = graph.config.level;
     let mix = shake::Shake { batch, image_len: len / batch, block: 0, forward, backward, level };
-    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())]);
+    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())])?;
     report(memory_figure("shake", "forward", act.clone(), ms, 4 * 4 * len));
-    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())]);
+    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())])?;
     report(memory_figure("shake", "backward", act, ms, 4 * 4 * len));
 
     let pooled = first(graph, |op| match op {
@@ -216,9 +220,9 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
     let [_, pc, pside, _] = pooled;
     let (planes, plane) = (batch * pc, pside * pside);
     let shape = format!("{batch}x{pc}x{pside}x{pside}");
-    let ms = timed(gpu, &[pool::forward(gpu, planes, plane, a.into(), b.into())]);
+    let ms = timed(gpu, &[pool::forward(gpu, planes, plane, a.into(), b.into())])?;
     report(memory_figure("avg_pool", "forward", shape.clone(), ms, 4 * planes * (plane + 1)));
-    let ms = timed(gpu, &[pool::backward(gpu, planes, plane, a.into(), b.into())]);
+    let ms = timed(gpu, &[pool::backward(gpu, planes, plane, a.into(), b.into())])?;
     report(memory_figure("avg_pool", "backward", shape, ms, 4 * planes * (plane + 1)));
 
     let fc = first(graph, |op| match op {
@@ -226,11 +230,11 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
         _ => None,
     });
     let shape = format!("{batch}x{}->{}", fc.inputs, fc.outputs);
-    let ms = timed(gpu, &[linear::forward(gpu, &fc, a.into(), b.into(), d.into())]);
+    let ms = timed(gpu, &[linear::forward(gpu, &fc, a.into(), b.into(), d.into())])?;
     let bytes = 4 * (batch * fc.inputs + fc.param_len() + batch * fc.outputs);
     report(memory_figure("linear", "forward", shape.clone(), ms, bytes));
     let ms =
-        timed(gpu, &linear::backward(gpu, &fc, a.into(), b.into(), d.into(), e.into(), (&small[3]).into()));
+        timed(gpu, &linear::backward(gpu, &fc, a.into(), b.into(), d.into(), e.into(), (&small[3]).into()))?;
     let bytes = 4 * (2 * batch * fc.inputs + 2 * fc.param_len() + batch * fc.outputs);
     report(memory_figure("linear", "backward", shape, ms, bytes));
 
@@ -238,20 +242,21 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) {
     let metrics = gpu.storage("metrics", cross_entropy::METRICS_LEN);
     let shape = format!("{batch}x{CLASSES}");
     let forward = cross_entropy::forward(gpu, batch, CLASSES, a.into(), (&labels).into(), (&metrics).into());
-    let ms = timed(gpu, &[forward]);
+    let ms = timed(gpu, &[forward])?;
     report(memory_figure("cross_entropy", "forward", shape.clone(), ms, 4 * batch * (CLASSES + 1)));
     let backward = cross_entropy::backward(gpu, batch, CLASSES, a.into(), (&labels).into(), b.into());
-    let ms = timed(gpu, &[backward]);
+    let ms = timed(gpu, &[backward])?;
     report(memory_figure("cross_entropy", "backward", shape, ms, 4 * batch * (2 * CLASSES + 1)));
 
     let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), a.into(), b.into(), d.into());
-    let ms = timed(gpu, &update);
+    let ms = timed(gpu, &update)?;
     report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
 
     let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true };
-    let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())]);
+    let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())])?;
     let shape = format!("{batch}x3x32x32");
     report(memory_figure("prepare_batch", "forward", shape, ms, 5 * IMAGE_BYTES * batch));
+    Ok(())
 }
 
 /// A human-readable row.
@@ -263,4 +268,19 @@ pub fn format_figure(f: &OpFigure) -> String {
     };
     let peak = f.peak_fraction.map(|p| format!(" {:5.1}% of peak", 100.0 * p)).unwrap_or_default();
     format!("{:<14} {:<12} {:<28} {:<18} {:>9.3} ms {rate}{peak}", f.op, f.pass, f.shape, f.variant, f.ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_peak_gflops;
+
+    #[test]
+    fn peaks_are_found_by_the_end_of_the_name_only() {
+        assert_eq!(known_peak_gflops("NVIDIA H200"), Some(66_900.0));
+        assert_eq!(known_peak_gflops("NVIDIA H100 80GB HBM3"), Some(66_900.0));
+        assert_eq!(known_peak_gflops("Apple M1 Max"), Some(10_400.0));
+        assert_eq!(known_peak_gflops("Apple M1 Pro"), None);
+        assert_eq!(known_peak_gflops("NVIDIA GeForce RTX 3090 Ti"), None);
+        assert_eq!(known_peak_gflops("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
+    }
 }

@@ -89,6 +89,11 @@ impl Gpu {
 
     /// Record dispatches into one compute pass, submit, and wait.
     pub fn run(&self, dispatches: &[&Dispatch]) {
+        self.try_run(dispatches).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `run`, unless the device is lost.
+    pub fn try_run(&self, dispatches: &[&Dispatch]) -> Result<(), DeviceLost> {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -97,6 +102,6 @@ impl Gpu {
             }
         }
         self.queue.submit([encoder.finish()]);
-        self.wait();
+        self.try_wait()
     }
 }

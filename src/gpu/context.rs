@@ -98,7 +98,7 @@ pub struct DeviceLost(pub String);
 
 impl std::fmt::Display for DeviceLost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the GPU device was lost ({})", self.0)
+        write!(f, "the GPU stopped working ({})", self.0)
     }
 }
 
@@ -198,12 +198,17 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
         }
         AdapterChoice::NameContains(s) => {
             let needle = s.to_lowercase();
-            let (i, a) = adapters
+            let matching: Vec<(usize, &wgpu::Adapter)> = adapters
                 .iter()
                 .enumerate()
-                .find(|(_, a)| a.get_info().name.to_lowercase().contains(&needle))
-                .ok_or_else(|| anyhow!("no adapter's name contains {s:?}; the adapters are:\n{}", names()))?;
-            (i, a.clone(), format!("its name contains {s:?}"))
+                .filter(|(_, a)| a.get_info().name.to_lowercase().contains(&needle))
+                .collect();
+            // A usable match first (the same GPU may be listed by a backend that cannot compute).
+            let (i, a) =
+                matching.iter().find(|(_, a)| unusable(a).is_none()).or(matching.first()).ok_or_else(
+                    || anyhow!("no adapter's name contains {s:?}; the adapters are:\n{}", names()),
+                )?;
+            (*i, (*a).clone(), format!("its name contains {s:?}"))
         }
     };
     if let Some(problem) = unusable(&adapter) {

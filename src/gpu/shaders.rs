@@ -213,43 +213,54 @@ pub fn needs(name: &str) -> ModuleNeeds {
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
             .validate(&module)
             .expect("embedded shaders validate (a test checks)");
-    let (module, _) =
+    let (module, info) =
         naga::back::pipeline_constants::process_overrides(&module, &info, None, &Default::default())
             .expect("overrides have defaults");
     let mut layouter = naga::proc::Layouter::default();
     layouter.update(module.to_ctx()).expect("types lay out");
+    // Per entry point: a pipeline binds only the globals its entry point uses.
     let mut needs = ModuleNeeds::default();
-    for (_, var) in module.global_variables.iter() {
-        match var.space {
-            naga::AddressSpace::Storage { .. } => needs.storage_buffers += 1,
-            naga::AddressSpace::Uniform => needs.uniform_buffers += 1,
-            naga::AddressSpace::WorkGroup => needs.workgroup_bytes += layouter[var.ty].size,
-            _ => {}
+    for (i, entry) in module.entry_points.iter().enumerate() {
+        let uses = info.get_entry_point(i);
+        let mut one = ModuleNeeds::default();
+        for (handle, var) in module.global_variables.iter() {
+            if uses[handle].is_empty() {
+                continue;
+            }
+            match var.space {
+                naga::AddressSpace::Storage { .. } => one.storage_buffers += 1,
+                naga::AddressSpace::Uniform => one.uniform_buffers += 1,
+                naga::AddressSpace::WorkGroup => one.workgroup_bytes += layouter[var.ty].size,
+                _ => {}
+            }
         }
-    }
-    for entry in &module.entry_points {
         let [x, y, z] = entry.workgroup_size;
-        needs.invocations = needs.invocations.max(x * y * z);
-        needs.workgroup_size = [needs.workgroup_size[0].max(x), needs.workgroup_size[1].max(y)];
+        (one.invocations, one.workgroup_size) = (x * y * z, [x, y]);
+        needs = needs.max(one);
     }
     needs
+}
+
+impl ModuleNeeds {
+    /// The larger of each need.
+    fn max(self, b: ModuleNeeds) -> ModuleNeeds {
+        ModuleNeeds {
+            storage_buffers: self.storage_buffers.max(b.storage_buffers),
+            uniform_buffers: self.uniform_buffers.max(b.uniform_buffers),
+            invocations: self.invocations.max(b.invocations),
+            workgroup_size: [
+                self.workgroup_size[0].max(b.workgroup_size[0]),
+                self.workgroup_size[1].max(b.workgroup_size[1]),
+            ],
+            workgroup_bytes: self.workgroup_bytes.max(b.workgroup_bytes),
+        }
+    }
 }
 
 /// The most any module needs: what a device must offer to run every kernel variant.
 pub fn most_needed() -> ModuleNeeds {
     static MOST: std::sync::OnceLock<ModuleNeeds> = std::sync::OnceLock::new();
-    *MOST.get_or_init(|| {
-        MODULES.iter().map(|m| needs(m.name)).fold(ModuleNeeds::default(), |a, b| ModuleNeeds {
-            storage_buffers: a.storage_buffers.max(b.storage_buffers),
-            uniform_buffers: a.uniform_buffers.max(b.uniform_buffers),
-            invocations: a.invocations.max(b.invocations),
-            workgroup_size: [
-                a.workgroup_size[0].max(b.workgroup_size[0]),
-                a.workgroup_size[1].max(b.workgroup_size[1]),
-            ],
-            workgroup_bytes: a.workgroup_bytes.max(b.workgroup_bytes),
-        })
-    })
+    *MOST.get_or_init(|| MODULES.iter().map(|m| needs(m.name)).fold(ModuleNeeds::default(), ModuleNeeds::max))
 }
 
 #[cfg(test)]
@@ -382,15 +393,17 @@ mod tests {
     }
 
     /// The reflection sees what the WGSL says: the tiled convolution's 16x16 workgroup and
-    /// its two tiles of 1024 floats, the linear layer's six storage buffers and one uniform.
+    /// its two tiles of 1024 floats; of the linear layer's six storage buffers, the three each
+    /// pass uses, and its one uniform; of shake's eight, the four of one direction.
     #[test]
     fn needs_are_read_from_the_wgsl() {
         let tiled = needs("conv2d_forward_tiled");
         assert_eq!((tiled.invocations, tiled.workgroup_size), (256, [16, 16]));
         assert_eq!(tiled.workgroup_bytes, 2 * 1024 * 4);
         let linear = needs("linear");
-        assert_eq!((linear.storage_buffers, linear.uniform_buffers), (6, 1));
-        assert!(most_needed().storage_buffers >= 6);
+        assert_eq!((linear.storage_buffers, linear.uniform_buffers), (3, 1));
+        assert_eq!(needs("shake").storage_buffers, 4);
+        assert!(most_needed().storage_buffers >= 4 && most_needed().storage_buffers <= 8);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Timing GPU work: timestamp queries where the device has them, wall clock otherwise.
 
-use super::{Dispatch, Gpu};
+use super::{DeviceLost, Dispatch, Gpu};
 use std::time::Instant;
 
 /// A wall-clock sample runs the work this many times in one submission, so the cost of
@@ -11,9 +11,13 @@ impl Gpu {
     /// Milliseconds of one run of `dispatches` (recorded in one pass): the fastest of `reps`
     /// samples after one warm-up (which also compiles the pipelines). The fastest, since
     /// other work on the machine only ever adds time.
-    pub fn time_ms(&self, dispatches: &[&Dispatch], reps: usize) -> f64 {
-        self.run(dispatches);
-        (0..reps.max(1)).map(|_| self.sample_ms(dispatches)).fold(f64::INFINITY, f64::min)
+    pub fn time_ms(&self, dispatches: &[&Dispatch], reps: usize) -> Result<f64, DeviceLost> {
+        self.try_run(dispatches)?;
+        let mut best = f64::INFINITY;
+        for _ in 0..reps.max(1) {
+            best = best.min(self.sample_ms(dispatches)?);
+        }
+        Ok(best)
     }
 
     /// Milliseconds of each group of dispatches, for choosing among them: each is warmed up,
@@ -21,25 +25,25 @@ impl Gpu {
     /// Interleaved, so a burst of other work on a busy machine slows all candidates alike
     /// instead of the one that happened to run then. After the first round, a group more than
     /// 4x slower than the fastest is out of the running and not run again.
-    pub fn time_interleaved(&self, groups: &[Vec<&Dispatch>], rounds: usize) -> Vec<f64> {
+    pub fn time_interleaved(&self, groups: &[Vec<&Dispatch>], rounds: usize) -> Result<Vec<f64>, DeviceLost> {
         for group in groups {
-            self.run(group);
+            self.try_run(group)?;
         }
         let mut best = vec![f64::INFINITY; groups.len()];
         for round in 0..rounds.max(1) {
             let fastest = best.iter().copied().fold(f64::INFINITY, f64::min);
             for (i, group) in groups.iter().enumerate() {
                 if round == 0 || best[i] <= 4.0 * fastest {
-                    best[i] = best[i].min(self.sample_ms(group));
+                    best[i] = best[i].min(self.sample_ms(group)?);
                 }
             }
         }
-        best
+        Ok(best)
     }
 
     /// One sample: GPU timestamps around the pass where the device has them, else the wall
     /// clock over `WALL_CLOCK_REPEATS` runs in one submission.
-    fn sample_ms(&self, dispatches: &[&Dispatch]) -> f64 {
+    fn sample_ms(&self, dispatches: &[&Dispatch]) -> Result<f64, DeviceLost> {
         if self.features.timestamps {
             return self.timestamped_ms(dispatches);
         }
@@ -54,11 +58,11 @@ impl Gpu {
             }
         }
         self.queue.submit([encoder.finish()]);
-        self.wait();
-        start.elapsed().as_secs_f64() * 1e3 / WALL_CLOCK_REPEATS as f64
+        self.try_wait()?;
+        Ok(start.elapsed().as_secs_f64() * 1e3 / WALL_CLOCK_REPEATS as f64)
     }
 
-    fn timestamped_ms(&self, dispatches: &[&Dispatch]) -> f64 {
+    fn timestamped_ms(&self, dispatches: &[&Dispatch]) -> Result<f64, DeviceLost> {
         let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("timing"),
             ty: wgpu::QueryType::Timestamp,
@@ -86,9 +90,9 @@ impl Gpu {
         }
         encoder.resolve_query_set(&queries, 0..2, &resolved, 0);
         self.queue.submit([encoder.finish()]);
-        let ticks: Vec<u64> = self.read(&resolved);
+        let ticks: Vec<u64> = self.try_read(&resolved)?;
         let period_ns = self.queue.get_timestamp_period() as f64;
-        ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6
+        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6)
     }
 }
 

@@ -13,8 +13,9 @@ use crate::shapes::IMAGE_BYTES;
 pub struct Requirements {
     /// What the kernels themselves need, whatever the network.
     pub shaders: ModuleNeeds,
-    /// The largest buffer bound at once (bytes): an activation, the images, the scratch of a
-    /// split weight gradient. The flat parameter buffers are bound in ranges (see `ops::sgd`).
+    /// The largest buffer bound at once (bytes): an activation, the images, a parameter, the
+    /// scratch of a split weight gradient. The flat parameter buffers are bound in ranges
+    /// (see `ops::sgd`).
     pub largest_binding: u64,
     pub largest_buffer: u64,
     pub workgroups_per_dimension: u32,
@@ -29,6 +30,9 @@ impl Requirements {
         let floats = |n: usize| (n * 4) as u64;
         let mut largest_binding = plan.buffer_floats.iter().map(|f| floats(*f)).max().unwrap_or(0);
         largest_binding = largest_binding.max((graph.batch * IMAGE_BYTES) as u64);
+        // Each parameter (and its gradient) is bound on its own.
+        largest_binding =
+            largest_binding.max(graph.params.iter().map(|p| floats(p.len())).max().unwrap_or(0));
         let mut grid = [0u32; 3];
         for node in &graph.nodes {
             if let Node::Forward(ForwardOp::Conv { shape, .. }) = node {

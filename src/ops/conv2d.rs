@@ -168,7 +168,7 @@ pub const INTERFACES: [ShaderInterface; 4] = [
 
 /// Output pixels one weight-gradient split reduces: enough splits to keep every core (or
 /// SM) busy, and sums short enough to stay accurate in f32.
-const PIXELS_PER_SPLIT: usize = 2048;
+pub const PIXELS_PER_SPLIT: usize = 2048;
 
 /// Register kernels on grids smaller than this use workgroups of 8, so few invocations idle.
 const SMALL_GRID: usize = 512;
@@ -339,7 +339,7 @@ impl Conv2d {
     }
 
     /// Milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms`).
-    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> f64 {
+    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> Result<f64, crate::gpu::DeviceLost> {
         let buffers = PassBuffers::new(gpu, &self.shape);
         gpu.time_ms(&self.pass_dispatches(gpu, pass, &buffers).iter().collect::<Vec<_>>(), reps)
     }

@@ -97,7 +97,7 @@ impl Session {
     /// Graphs for `mode` over `images` images in batches of `batch`.
     pub fn graphs(&self, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
         let chooser = match &self.variants_file {
-            Some(file) => VariantChooser::for_run(&self.gpu, file),
+            Some(file) => VariantChooser::for_adapter(&self.gpu).with_run_file(file),
             None => VariantChooser::for_adapter(&self.gpu),
         };
         let chooser = std::cell::RefCell::new(chooser);

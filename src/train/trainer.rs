@@ -231,7 +231,7 @@ pub fn train(
                 check_finite(m, epoch, step)?;
                 let metrics = m.try_into().expect("the probe reads METRICS_LEN floats");
                 let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
-                save_checkpoint(&session, run, position, saved)?;
+                save_checkpoint(&session, run, epoch, position, saved)?;
                 saved = Some(position);
                 last_checkpoint = Instant::now();
                 if stop {
@@ -282,7 +282,7 @@ pub fn train(
         write_metrics(&run.dir, &rows)?;
         plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
         let position = Position::epoch_end(epoch + 1, step, opts.seed);
-        save_checkpoint(&session, run, position, saved)?;
+        save_checkpoint(&session, run, epoch, position, saved)?;
         saved = Some(position);
         last_checkpoint = Instant::now();
     }
@@ -303,10 +303,17 @@ pub fn train(
 
 /// The session's parameters and momentum at `position`, as the run's checkpoint; a
 /// parameter that is no longer finite is divergence, and nothing is written, nor when the
-/// device is lost (`saved` is the checkpoint on disk now).
-fn save_checkpoint(session: &Session, run: &Run, position: Position, saved: Option<Position>) -> Result<()> {
+/// device is lost (`saved` is the checkpoint on disk now; `epoch`, counted from 0, the one
+/// being trained).
+fn save_checkpoint(
+    session: &Session,
+    run: &Run,
+    epoch: usize,
+    position: Position,
+    saved: Option<Position>,
+) -> Result<()> {
     let (gpu, params) = (&session.gpu, &session.params);
-    let lost_here = |e| lost(e, position.epoch, position.step, saved, run);
+    let lost_here = |e| lost(e, epoch, position.step, saved, run);
     let ckpt = Checkpoint {
         config: session.config,
         params: params.download(gpu).map_err(lost_here)?,

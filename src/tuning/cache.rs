@@ -10,7 +10,7 @@
 
 use crate::checks::Check;
 use crate::files::write_atomically;
-use crate::gpu::Gpu;
+use crate::gpu::{DeviceLost, Gpu};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,8 @@ pub struct VariantChooser {
     choices: Choices,
     /// Choices checked on this adapter: read from a sealed cache, or made here.
     checked: Choices,
+    /// Pinned choices checked here (not written to the cache, whose choice may be faster).
+    pinned_checked: std::collections::BTreeSet<(String, String)>,
     failed: Failures,
 }
 
@@ -102,7 +104,15 @@ impl VariantChooser {
         // A change to any shader makes earlier measurements stale: the file name says which
         // shaders they were made with.
         let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), shaders_hash());
-        let path = cache_dir().map(|d| d.join(name));
+        Self::with_cache(gpu, cache_dir().map(|d| d.join(name)))
+    }
+
+    /// Measures every time and remembers nothing on disk.
+    pub fn in_memory(gpu: &Gpu) -> Self {
+        Self::with_cache(gpu, None)
+    }
+
+    fn with_cache(gpu: &Gpu, path: Option<PathBuf>) -> Self {
         let (choices, failed) = path.as_deref().map(read_cache).unwrap_or_default();
         VariantChooser {
             path,
@@ -110,34 +120,21 @@ impl VariantChooser {
             driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
             pinned: None,
             checked: choices.clone(),
+            pinned_checked: Default::default(),
             choices,
             failed,
         }
     }
 
-    /// As `for_adapter`, but the choices a training run made are kept in its own `file` and
-    /// win over the cache, so a resumed run uses the same kernels, whatever the cache says
-    /// by then (kernels that add in a different order round differently). A pinned choice
-    /// the cache does not vouch for is checked again before it is used.
-    pub fn for_run(gpu: &Gpu, file: &Path) -> Self {
-        let mut chooser = Self::for_adapter(gpu);
+    /// The choices a training run made are kept in its own `file` and win over the cache, so
+    /// a resumed run uses the same kernels, whatever the cache says by then (kernels that add
+    /// in a different order round differently). A pinned choice the cache does not vouch for
+    /// is checked again before it is used.
+    pub fn with_run_file(mut self, file: &Path) -> Self {
         let pinned = read_pinned(file);
-        chooser.choices.extend(pinned.clone());
-        chooser.pinned = Some((file.to_path_buf(), pinned));
-        chooser
-    }
-
-    /// Measures every time and remembers nothing on disk.
-    pub fn in_memory(gpu: &Gpu) -> Self {
-        VariantChooser {
-            path: None,
-            adapter: gpu.describe(),
-            driver: String::new(),
-            pinned: None,
-            choices: Choices::new(),
-            checked: Choices::new(),
-            failed: Failures::new(),
-        }
+        self.choices.extend(pinned.clone());
+        self.pinned = Some((file.to_path_buf(), pinned));
+        self
     }
 
     /// The variant of `candidates` to use for `key`: the remembered one, or else the fastest
@@ -149,8 +146,8 @@ impl VariantChooser {
         key: &str,
         candidates: &[V],
         name: impl Fn(V) -> &'static str,
-        mut verify: impl FnMut(&[V]) -> Vec<Check>,
-        time: impl FnOnce(&[V]) -> Vec<f64>,
+        mut verify: impl FnMut(&[V]) -> Result<Vec<Check>, DeviceLost>,
+        time: impl FnOnce(&[V]) -> Result<Vec<f64>, DeviceLost>,
     ) -> Result<V> {
         assert!(!candidates.is_empty(), "{key}: no variant supports it");
         let known_bad = |failed: &Failures, v: V| failed.get(key).is_some_and(|f| f.contains_key(name(v)));
@@ -158,14 +155,17 @@ impl VariantChooser {
             && let Some(&v) = candidates.iter().find(|v| name(**v) == known)
             && !known_bad(&self.failed, v)
         {
-            let vouched = self.checked.get(key) == Some(known);
-            if vouched || self.passes(key, &[v], &name, &mut verify).len() == 1 {
+            let entry = (key.to_string(), known.clone());
+            let vouched = self.checked.get(key) == Some(known) || self.pinned_checked.contains(&entry);
+            if vouched || self.passes(key, &[v], &name, &mut verify)?.len() == 1 {
+                // Checked once is enough for this chooser's other graphs.
+                self.pinned_checked.insert(entry);
                 self.pin(key, name(v));
                 return Ok(v);
             }
         }
         let untested: Vec<V> = candidates.iter().copied().filter(|v| !known_bad(&self.failed, *v)).collect();
-        let passing = self.passes(key, &untested, &name, &mut verify);
+        let passing = self.passes(key, &untested, &name, &mut verify)?;
         let best = match passing.len() {
             0 => bail!(
                 "no kernel variant computes {key} correctly on {}: {:?}. Run `shakeshake selftest` and \
@@ -175,7 +175,7 @@ impl VariantChooser {
             ),
             1 => passing[0],
             _ => {
-                let ms = time(&passing);
+                let ms = time(&passing)?;
                 let fastest =
                     (0..passing.len()).min_by(|a, b| ms[*a].total_cmp(&ms[*b])).expect("candidates");
                 passing[fastest]
@@ -188,15 +188,16 @@ impl VariantChooser {
         Ok(best)
     }
 
-    /// The variants of `candidates` whose checks pass; the others are recorded as failed.
+    /// The variants of `candidates` whose checks pass; the others are recorded as failed. A
+    /// device lost while checking fails nothing: it is the error.
     fn passes<V: Copy>(
         &mut self,
         key: &str,
         candidates: &[V],
         name: &impl Fn(V) -> &'static str,
-        verify: &mut impl FnMut(&[V]) -> Vec<Check>,
-    ) -> Vec<V> {
-        let checks = verify(candidates);
+        verify: &mut impl FnMut(&[V]) -> Result<Vec<Check>, DeviceLost>,
+    ) -> Result<Vec<V>, DeviceLost> {
+        let checks = verify(candidates)?;
         assert_eq!(checks.len(), candidates.len(), "one check a candidate");
         let mut passing = vec![];
         for (v, check) in candidates.iter().zip(checks) {
@@ -212,7 +213,7 @@ impl VariantChooser {
             self.failed.entry(key.to_string()).or_default().insert(name(*v).to_string(), why);
             self.save();
         }
-        passing
+        Ok(passing)
     }
 
     /// Record a training run's choice in its own file (once), so that a resume computes with

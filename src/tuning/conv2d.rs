@@ -1,27 +1,28 @@
 //! Choosing each convolution pass's variant for a shape.
 //!
-//! Safe on any adapter: candidates are checked on 2 images and timed on at most 16, so no
-//! dispatch made while choosing runs near an OS GPU watchdog (Windows resets a GPU whose
+//! Safe on any adapter: candidates are checked on a few images and timed on at most 16, so
+//! no dispatch made while choosing runs near an OS GPU watchdog (Windows resets a GPU whose
 //! work takes 2 s). On a GPU the GPU-shaped variant goes first, and a CPU-shaped register
-//! variant is timed only if one image of the shape takes it little enough that a whole
-//! training batch would stay far below that limit.
+//! variant is timed only if one image of the shape takes it little enough that a batch of
+//! 1024 would stay far below that limit (the choice is kept for any batch).
 
 use super::VariantChooser;
 use crate::checks;
-use crate::gpu::Gpu;
-use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant, PassBuffers};
+use crate::gpu::{DeviceLost, Gpu};
+use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant, PIXELS_PER_SPLIT, PassBuffers};
 use crate::shapes::Conv2dShape;
 use anyhow::Result;
 
-/// Images a candidate's result is checked on: enough to cover the batch index.
+/// Images a candidate's result is checked on at least: enough to cover the batch index.
 const CHECK_BATCH: usize = 2;
 /// Images candidates are timed on.
 const TIMING_BATCH: usize = 16;
 /// Interleaved timing rounds (each candidate's fastest is kept).
 const TIMING_ROUNDS: usize = 3;
-/// On a GPU, a CPU-shaped variant whose whole training batch would take longer than this
-/// (extrapolated from one image) is not tried.
+/// On a GPU, a CPU-shaped variant that would take longer than this for a batch of
+/// `SAFE_BATCH` (extrapolated from one image) is not tried.
 const SAFE_BATCH_MS: f64 = 500.0;
+const SAFE_BATCH: usize = 1024;
 
 /// A convolution of `shape` with each pass's variant chosen by `chooser`.
 pub fn pick(gpu: &Gpu, shape: Conv2dShape, chooser: &mut VariantChooser) -> Result<Conv2d> {
@@ -49,7 +50,7 @@ fn pick_pass(
     if !on_cpu {
         candidates.sort_by_key(|v| *v != ConvVariant::Tiled);
     }
-    let checked = shape.with_batch(shape.batch.min(CHECK_BATCH));
+    let checked = shape.with_batch(check_batch(shape));
     let timed = shape.with_batch(shape.batch.min(TIMING_BATCH));
     chooser.choose(
         &key(pass, shape),
@@ -58,7 +59,10 @@ fn pick_pass(
         |vs| checks::conv2d::verify(gpu, &checked, pass, vs),
         |vs| {
             let buffers = PassBuffers::new(gpu, &timed);
-            let safe: Vec<bool> = vs.iter().map(|v| on_cpu || is_safe(gpu, shape, pass, *v)).collect();
+            let mut safe = vec![];
+            for v in vs {
+                safe.push(on_cpu || is_safe(gpu, shape, pass, *v)?);
+            }
             let groups: Vec<_> = vs
                 .iter()
                 .zip(&safe)
@@ -66,18 +70,29 @@ fn pick_pass(
                 .map(|(v, _)| Conv2d::with_variants(timed, [*v; 3]).pass_dispatches(gpu, pass, &buffers))
                 .collect();
             let refs: Vec<Vec<_>> = groups.iter().map(|g| g.iter().collect()).collect();
-            let mut ms = gpu.time_interleaved(&refs, TIMING_ROUNDS).into_iter();
-            safe.iter().map(|s| if *s { ms.next().expect("a time a group") } else { f64::INFINITY }).collect()
+            let mut ms = gpu.time_interleaved(&refs, TIMING_ROUNDS)?.into_iter();
+            Ok(safe
+                .iter()
+                .map(|s| if *s { ms.next().expect("a time a group") } else { f64::INFINITY })
+                .collect())
         },
     )
 }
 
+/// The images a candidate is checked on: `CHECK_BATCH`, or enough to split the weight
+/// gradient when the full batch splits it, so the checked kernels are the ones training runs.
+fn check_batch(shape: &Conv2dShape) -> usize {
+    let plane = shape.out_h * shape.out_w;
+    let splitting = (PIXELS_PER_SPLIT / plane + 1).max(CHECK_BATCH);
+    shape.batch.min(splitting)
+}
+
 /// Whether a GPU-shaped variant, or a CPU-shaped one that runs one image of `shape` fast
-/// enough for a whole batch to stay under `SAFE_BATCH_MS`.
-fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> bool {
+/// enough for `SAFE_BATCH` images to stay under `SAFE_BATCH_MS`.
+fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> Result<bool, DeviceLost> {
     if v == ConvVariant::Tiled {
-        return true;
+        return Ok(true);
     }
     let one = Conv2d::with_variants(shape.with_batch(1), [v; 3]);
-    one.time_pass(gpu, pass, 1) * shape.batch as f64 <= SAFE_BATCH_MS
+    Ok(one.time_pass(gpu, pass, 1)? * SAFE_BATCH.max(shape.batch) as f64 <= SAFE_BATCH_MS)
 }
