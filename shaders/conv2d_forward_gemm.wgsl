@@ -1,8 +1,9 @@
 // Forward convolution as an implicit GEMM for gemm_tiled.wgsl:
 // M = output pixels (img, oh, ow), N = output channels, K = taps (ci, kh, kw).
 //
-// Variant: tiled. Checked against the CPU reference on every test shape; on lavapipe it runs
-// at 2-4.5 GFLOP/s (a CPU adapter wants register blocks), and it has not yet been timed on a
+// Variants: tiled, tiled_n32 and tiled_n16 (gemm_tiled.wgsl with output tiles 64, 32 and 16
+// channels wide). Checked against the CPU reference on every test shape; on lavapipe they run
+// at 2-4.5 GFLOP/s (a CPU adapter wants register blocks), and they have not yet been timed on a
 // real GPU. Safety: gemm_tiled.wgsl clamps the (m, k) and (k, n) it passes to load_a and
 // load_b into the matrices and calls store_c only inside C; load_a masks the image padding.
 

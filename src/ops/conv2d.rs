@@ -14,6 +14,20 @@ pub enum ConvPass {
 
 impl ConvPass {
     pub const ALL: [ConvPass; 3] = [ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight];
+
+    /// The pass as an implicit GEMM C[M][N]: (M, N).
+    fn gemm_mn(self, s: &Conv2dShape) -> (usize, usize) {
+        match self {
+            ConvPass::Forward => (s.batch * s.out_h * s.out_w, s.cout),
+            ConvPass::GradInput => (s.batch * s.h * s.w, s.cin),
+            ConvPass::GradWeight => (s.cin * s.ksize * s.ksize, s.cout),
+        }
+    }
+
+    /// N of the pass's GEMM: the channels each output pixel (or tap) has.
+    pub fn gemm_n(self, s: &Conv2dShape) -> usize {
+        self.gemm_mn(s).1
+    }
     pub fn name(self) -> &'static str {
         match self {
             ConvPass::Forward => "forward",
@@ -31,19 +45,47 @@ pub enum ConvVariant {
     RegisterSubgroup,
     /// The same blocks, each invocation loading the whole row: CPU adapters without subgroups.
     RegisterPlain,
-    /// Implicit GEMM through 64x64 workgroup-memory tiles: for GPUs.
+    /// Implicit GEMM through workgroup-memory tiles of 64 x 64 outputs: for GPUs.
     Tiled,
+    /// The same with tiles of 64 x 32 and 64 x 16, for passes whose N (output channels, or
+    /// input channels for the input gradient) is at most 32 or 16.
+    TiledN32,
+    TiledN16,
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 3] =
-        [ConvVariant::RegisterSubgroup, ConvVariant::RegisterPlain, ConvVariant::Tiled];
+    pub const ALL: [ConvVariant; 5] = [
+        ConvVariant::RegisterSubgroup,
+        ConvVariant::RegisterPlain,
+        ConvVariant::Tiled,
+        ConvVariant::TiledN32,
+        ConvVariant::TiledN16,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ConvVariant::RegisterSubgroup => "register_subgroup",
             ConvVariant::RegisterPlain => "register_plain",
             ConvVariant::Tiled => "tiled",
+            ConvVariant::TiledN32 => "tiled_n32",
+            ConvVariant::TiledN16 => "tiled_n16",
+        }
+    }
+
+    /// Shaped for a GPU (workgroup-memory tiles) rather than a CPU adapter.
+    pub fn is_gpu_shaped(self) -> bool {
+        match self {
+            ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => true,
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => false,
+        }
+    }
+
+    /// The N side of a tiled variant's output tile.
+    fn tile_n(self) -> usize {
+        match self {
+            ConvVariant::TiledN32 => 32,
+            ConvVariant::TiledN16 => 16,
+            ConvVariant::Tiled | ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => 64,
         }
     }
 
@@ -56,6 +98,8 @@ impl ConvVariant {
                 pass != ConvPass::Forward || shape.cout.is_multiple_of(4)
             }
             ConvVariant::Tiled => true,
+            // A narrower tile only where N fits it: elsewhere 64 wastes nothing and reuses more.
+            ConvVariant::TiledN32 | ConvVariant::TiledN16 => pass.gemm_n(shape) <= self.tile_n(),
         }
     }
 
@@ -65,13 +109,13 @@ impl ConvVariant {
         match (pass, self) {
             (Forward, RegisterSubgroup) => "conv2d_forward_register_subgroup",
             (Forward, RegisterPlain) => "conv2d_forward_register_plain",
-            (Forward, Tiled) => "conv2d_forward_tiled",
+            (Forward, Tiled | TiledN32 | TiledN16) => "conv2d_forward_tiled",
             (GradInput, RegisterSubgroup) => "conv2d_grad_input_register_subgroup",
             (GradInput, RegisterPlain) => "conv2d_grad_input_register_plain",
-            (GradInput, Tiled) => "conv2d_grad_input_tiled",
+            (GradInput, Tiled | TiledN32 | TiledN16) => "conv2d_grad_input_tiled",
             (GradWeight, RegisterSubgroup) => "conv2d_grad_weight_register_subgroup",
             (GradWeight, RegisterPlain) => "conv2d_grad_weight_register_plain",
-            (GradWeight, Tiled) => "conv2d_grad_weight_tiled",
+            (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
         }
     }
 }
@@ -242,14 +286,14 @@ impl Conv2d {
         // The register input gradient runs one z layer per (row, column) parity class.
         let classes = s.stride * s.stride;
         let taps = s.cin * s.ksize * s.ksize;
-        let (m, n) = match pass {
-            ConvPass::Forward => (s.batch * s.out_h * s.out_w, s.cout),
-            ConvPass::GradInput => (s.batch * s.h * s.w, s.cin),
-            ConvPass::GradWeight => (taps, s.cout),
-        };
+        let (m, n) = pass.gemm_mn(s);
         let mut constants = vec![("KS", s.ksize as f64), ("STRIDE", s.stride as f64), ("PAD", s.pad as f64)];
         let grid = match variant {
-            ConvVariant::Tiled => [m.div_ceil(64) as u32, n.div_ceil(64) as u32, splits as u32],
+            ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => {
+                let tile_n = variant.tile_n();
+                constants.push(("WG_N", (tile_n / 4) as f64));
+                [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
+            }
             ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
                 let (rows, layers) = match pass {
                     ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(4), 1),

@@ -48,7 +48,7 @@ fn pick_pass(
     let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let mut candidates = checks::conv2d::variants_for(gpu, pass, shape);
     if !on_cpu {
-        candidates.sort_by_key(|v| *v != ConvVariant::Tiled);
+        candidates.sort_by_key(|v| !v.is_gpu_shaped());
     }
     let checked = shape.with_batch(check_batch(shape));
     let timed = shape.with_batch(shape.batch.min(TIMING_BATCH));
@@ -90,7 +90,7 @@ fn check_batch(shape: &Conv2dShape) -> usize {
 /// Whether a GPU-shaped variant, or a CPU-shaped one that runs one image of `shape` fast
 /// enough for `SAFE_BATCH` images to stay under `SAFE_BATCH_MS`.
 fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> Result<bool, DeviceLost> {
-    if v == ConvVariant::Tiled {
+    if v.is_gpu_shaped() {
         return Ok(true);
     }
     let one = Conv2d::with_variants(shape.with_batch(1), [v; 3]);
