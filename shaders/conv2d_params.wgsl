@@ -2,11 +2,12 @@
 // Layout (see src/layout.rs): activations NCHW; weights [cin][KS][KS][cout] ("row" k = tap,
 // output channel fastest) so that four output channels load as one vec4.
 //
-// Each pass (forward, grad_input, grad_weight) has three variants, chosen per shape by
-// measuring (src/ops/variants.rs):
+// Each pass (forward, grad_input, grad_weight) has these variants, checked against the CPU
+// reference and then chosen per shape by measuring (src/tuning/):
 //   register_subgroup  conv2d_<pass>_register.wgsl + lanes_subgroup.wgsl  (CPU adapters)
 //   register_plain     conv2d_<pass>_register.wgsl + lanes_plain.wgsl     (CPU, no subgroups)
-//   tiled              conv2d_<pass>_gemm.wgsl + gemm_tiled.wgsl          (GPUs)
+//   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_tiled.wgsl          (GPUs; output tiles
+//   tiled_n16                                                              64, 32, 16 wide)
 //
 // Log (lavapipe, 2 cores, batch 128, `shakeshake bench ops`):
 //   - Eight named mat4x4 accumulators (`Block`) instead of an array: about 2x; llvmpipe
@@ -17,7 +18,7 @@
 // Safety: these modules are created without wgpu's injected bounds checks (see
 // `checks_own_bounds` in src/gpu/shaders.rs), so every index into a storage buffer must be
 // in range by construction: clamp it with min() or select() it to 0 and mask the value,
-// never rely on the driver. tests/ops/conv2d.rs runs every variant on edge shapes (batch 1,
+// never rely on the driver. src/checks/conv2d.rs runs every variant on edge shapes (batch 1,
 // odd sizes, stride 2, channel counts off the blocks) to hold them to it.
 
 override KS: u32 = 3u;      // kernel size (square)
