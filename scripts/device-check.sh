@@ -50,6 +50,6 @@ step bench-ops.json 150 bench ops --json --all-variants --width 32
 step train-26-2x32d.json 60 bench train --json --depth 26 --width 32 --steps 10
 step train-26-2x96d.json 90 bench train --json --depth 26 --width 96 --steps 5
 log "done; 3x3 convolutions (GFLOP/s by variant):"
-grep '"op":"conv2d"' "$out/bench-ops.json" | grep -o '"pass":"[a-z_]*","shape":"3x3[^"]*","variant":"[a-z_]*","ms":[0-9.e-]*,"gflops":[0-9.e-]*' \
+grep '"op":"conv2d"' "$out/bench-ops.json" | grep -o '"pass":"[a-z_]*","shape":"3x3[^"]*","variant":"[a-z0-9_]*","ms":[0-9.e-]*,"gflops":[0-9.e-]*' \
     | tee -a "$out/summary.txt"
 grep -o '"images_per_second":[0-9.]*' "$out"/train-*.json | tee -a "$out/summary.txt"
