@@ -12,10 +12,6 @@ fn shakeshake(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shakeshake")).args(args).output().expect("running shakeshake")
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 const TINY: [&str; 14] = [
     "--depth",
     "8",

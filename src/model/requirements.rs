@@ -28,8 +28,10 @@ impl Requirements {
         let shaders = most_needed();
         let plan = BufferPlan::new(graph);
         let floats = |n: usize| (n * 4) as u64;
-        let mut largest_binding = plan.buffer_floats.iter().map(|f| floats(*f)).max().unwrap_or(0);
-        largest_binding = largest_binding.max((graph.batch * IMAGE_BYTES) as u64);
+        // The longest activation buffer, or the images (bytes, read as u32s).
+        let longest =
+            plan.buffer_floats.iter().copied().max().unwrap_or(0).max(graph.batch * IMAGE_BYTES / 4);
+        let mut largest_binding = floats(longest);
         // Each parameter (and its gradient) is bound on its own.
         largest_binding =
             largest_binding.max(graph.params.iter().map(|p| floats(p.len())).max().unwrap_or(0));
@@ -48,7 +50,6 @@ impl Requirements {
         }
         // The widest 1-D grid, as `Gpu::grid_1d` spreads it, and one workgroup a channel
         // of batch-norm statistics.
-        let longest = plan.buffer_floats.iter().copied().max().unwrap_or(0).max(graph.batch * IMAGE_BYTES);
         let groups = longest.div_ceil(crate::gpu::kernel::GRID_WG_SIZE) as u32;
         let widest_bn = graph.bn_channels.iter().copied().max().unwrap_or(0) as u32;
         grid[0] = grid[0].max(groups.min(32768)).max(widest_bn);

@@ -1,7 +1,7 @@
-//! Shared by the GPU tests: one device per test binary, and f64 <-> f32 buffer helpers.
+//! Shared by the tests: the devices the GPU tests run on, tiny data, temporary folders, and
+//! the command line. (The GPU-vs-reference helpers are `shakeshake::checks`.)
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use shakeshake::cpu::gradcheck::relative_error;
 use shakeshake::gpu::{AdapterChoice, Gpu, LimitsMode};
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -59,28 +59,6 @@ pub fn on_every_gpu(test: impl Fn()) {
         test();
     }
     CURRENT.set(0);
-}
-
-pub fn upload(gpu: &Gpu, data: &[f64]) -> wgpu::Buffer {
-    let v: Vec<f32> = data.iter().map(|x| *x as f32).collect();
-    gpu.storage_from("test input", &v)
-}
-
-pub fn download(gpu: &Gpu, buffer: &wgpu::Buffer) -> Vec<f32> {
-    gpu.read(buffer)
-}
-
-/// The values as the GPU sees them (rounded to f32), so references start from the same inputs.
-pub fn rounded(data: &[f64]) -> Vec<f64> {
-    data.iter().map(|x| *x as f32 as f64).collect()
-}
-
-#[track_caller]
-pub fn assert_close(got: &[f32], want: &[f64], tolerance: f64, what: &str) {
-    // Relative to the largest reference value, or 1 for small ones.
-    let err = relative_error(got, want, 1.0);
-    let on = gpu().describe();
-    assert!(err <= tolerance, "{what} on {on}: relative error {err:.3e} over tolerance {tolerance:.1e}");
 }
 
 /// A small CIFAR-shaped data set in `dir`/cifar-10-batches-bin: `records` images a file (five
