@@ -1,11 +1,11 @@
-// Forward convolution, register-blocked: each invocation computes 4 neighbouring output pixels
-// of one row for 32 output channels (8 lanes x vec4, shared through `columns`), so every
-// loaded value feeds many FMAs and no workgroup memory or barrier is needed. This is the
-// shape llvmpipe-like CPU adapters want.
+// Forward convolution, register-blocked: each invocation computes ROWS neighbouring output
+// pixels of one row for 4 COL4S output channels (4 x 32, or 8 x 16 with N16; COL4S lanes x
+// vec4, shared through `columns`), so every loaded value feeds many FMAs and no workgroup
+// memory or barrier is needed. This is the shape llvmpipe-like CPU adapters want.
 //
 // Variants: register_subgroup / register_plain (the `columns` of lanes_*.wgsl); needs cout
 // a multiple of 4 (weights load as vec4). Log: see conv2d_params.wgsl (36-40 GFLOP/s at
-// 32-128 channels on lavapipe); 16-channel layers use half of each 32-wide block.
+// 32-128 channels on lavapipe; 16-channel layers take 8 x 16 blocks).
 // Safety: `q` is clamped to the last row of pixels, `load_x` and `lane_vec4` select index 0
 // and mask the value outside the input or past the last channel; stores are guarded.
 
@@ -25,16 +25,16 @@ fn load_x(plane: u32, ih: i32, iw: i32) -> f32 {
 }
 
 fn run(gx: u32, block: u32, _split: u32, lane: u32) {
-    let quads = (p.ow + 3u) / 4u;
-    let total = p.batch * p.oh * quads;
+    let runs = (p.ow + ROWS - 1u) / ROWS;
+    let total = p.batch * p.oh * runs;
     // Invocations past the end still run the loop: `columns` may need every lane.
     let q = min(gx, total - 1u);
-    let ow0 = (q % quads) * 4u;
-    let oh = (q / quads) % p.oh;
-    let img = q / (quads * p.oh);
+    let ow0 = (q % runs) * ROWS;
+    let oh = (q / runs) % p.oh;
+    let img = q / (runs * p.oh);
     let ih0 = i32(oh * STRIDE) - i32(PAD);
     let iw0 = i32(ow0 * STRIDE) - i32(PAD);
-    let first_col4 = block * 8u;
+    let first_col4 = block * COL4S;
     let cout4 = p.cout / 4u;
 
     var sums: Block;
@@ -44,13 +44,10 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
         for (var kh = 0u; kh < KS; kh++) {
             let ih = ih0 + i32(kh);
             for (var kw = 0u; kw < KS; kw++) {
-                let iw = iw0 + i32(kw);
-                let a = vec4<f32>(
-                    load_x(plane, ih, iw),
-                    load_x(plane, ih, iw + i32(STRIDE)),
-                    load_x(plane, ih, iw + i32(2u * STRIDE)),
-                    load_x(plane, ih, iw + i32(3u * STRIDE)),
-                );
+                var a: array<f32, ROWS_MAX>;
+                for (var j = 0u; j < ROWS; j++) {
+                    a[j] = load_x(plane, ih, iw0 + i32(j * STRIDE + kw));
+                }
                 let cols = columns(base, first_col4, lane);
                 accumulate(&sums, a, cols);
                 base += cout4;
@@ -61,13 +58,13 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
     if (gx >= total) {
         return;
     }
-    let acc = block_array(sums);
-    for (var l = 0u; l < 8u; l++) {
+    var acc = block_array(sums);
+    for (var l = 0u; l < COL4S; l++) {
         for (var c = 0u; c < 4u; c++) {
             let co = (first_col4 + l) * 4u + c;
-            for (var j = 0u; j < 4u; j++) {
+            for (var j = 0u; j < ROWS; j++) {
                 if (co < p.cout && ow0 + j < p.ow) {
-                    y[y_index(img, co, oh, ow0 + j)] = acc[l][c][j];
+                    y[y_index(img, co, oh, ow0 + j)] = block_value(&acc, j, l, c);
                 }
             }
         }

@@ -1,6 +1,6 @@
 // Gradient of a convolution with respect to its input, register-blocked like the forward
-// kernel: each invocation computes 4 input pixels of one row for 32 input channels, reducing
-// over (kh, kw, output channel). A tap contributes when the output pixel it comes from
+// kernel: each invocation computes ROWS input pixels of one row for 4 COL4S input channels
+// (4 x 32, or 8 x 16 with N16), reducing over (kh, kw, output channel). A tap contributes when the output pixel it comes from
 // exists: (i + PAD - k) divisible by STRIDE and inside the output.
 //
 // Variants: register_subgroup / register_plain (lanes_*.wgsl).
@@ -35,20 +35,20 @@ fn load_dy(plane: u32, orow: i32, ocol: i32) -> f32 {
 
 // Input pixels fall into STRIDE x STRIDE parity classes (workgroup z): within a class, a tap
 // either reaches every pixel or none, so taps that reach none are skipped for the whole
-// workgroup, and the 4 pixels of a block (STRIDE apart in a row) read 4 neighbouring dy.
+// workgroup, and the ROWS pixels of a block (STRIDE apart in a row) read ROWS neighbouring dy.
 fn run(gx: u32, block: u32, parity: u32, lane: u32) {
     let row_class = parity / STRIDE;
     let col_class = parity % STRIDE;
-    let rows = (p.h + STRIDE - 1u) / STRIDE;                 // rows of a class, at most
-    let quads = ((p.w + STRIDE - 1u) / STRIDE + 3u) / 4u;    // blocks of 4 in a class's row
-    let total = p.batch * rows * quads;
+    let rows = (p.h + STRIDE - 1u) / STRIDE;                    // rows of a class, at most
+    let runs = ((p.w + STRIDE - 1u) / STRIDE + ROWS - 1u) / ROWS;  // blocks in a class's row
+    let total = p.batch * rows * runs;
     let q = min(gx, total - 1u);
-    let quad = q % quads;
-    let row_in_class = (q / quads) % rows;
-    let img = q / (quads * rows);
+    let run = q % runs;
+    let row_in_class = (q / runs) % rows;
+    let img = q / (runs * rows);
     let ih = row_class + STRIDE * row_in_class;
-    let iw0 = col_class + STRIDE * 4u * quad;
-    let first_col4 = block * 8u;
+    let iw0 = col_class + STRIDE * ROWS * run;
+    let first_col4 = block * COL4S;
 
     var sums: Block;
     for (var kh = 0u; kh < KS; kh++) {
@@ -62,15 +62,13 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
             if (col_num % i32(STRIDE) != 0) {
                 continue;
             }
-            let ocol = i32(4u * quad) + col_num / i32(STRIDE);
+            let ocol = i32(ROWS * run) + col_num / i32(STRIDE);
             for (var co = 0u; co < p.cout; co++) {
                 let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
-                let a = vec4<f32>(
-                    load_dy(plane, orow, ocol),
-                    load_dy(plane, orow, ocol + 1),
-                    load_dy(plane, orow, ocol + 2),
-                    load_dy(plane, orow, ocol + 3),
-                );
+                var a: array<f32, ROWS_MAX>;
+                for (var j = 0u; j < ROWS; j++) {
+                    a[j] = load_dy(plane, orow, ocol + i32(j));
+                }
                 let cols = columns((kh * KS + kw) * p.cout + co, first_col4, lane);
                 accumulate(&sums, a, cols);
             }
@@ -79,19 +77,20 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
     if (gx >= total || ih >= p.h) {
         return;
     }
-    let acc = block_array(sums);
-    for (var l = 0u; l < 8u; l++) {
+    var acc = block_array(sums);
+    for (var l = 0u; l < COL4S; l++) {
         for (var c = 0u; c < 4u; c++) {
             let ci = (first_col4 + l) * 4u + c;
-            for (var j = 0u; j < 4u; j++) {
+            for (var j = 0u; j < ROWS; j++) {
                 let iw = iw0 + STRIDE * j;
                 if (ci < p.cin && iw < p.w) {
                     let i = ((img * p.cin + ci) * p.h + ih) * p.w + iw;
+                    let value = block_value(&acc, j, l, c);
                     // A branch, not select (which would read dx even when overwriting it).
                     if (p.accumulate != 0u) {
-                        dx[i] += acc[l][c][j];
+                        dx[i] += value;
                     } else {
-                        dx[i] = acc[l][c][j];
+                        dx[i] = value;
                     }
                 }
             }

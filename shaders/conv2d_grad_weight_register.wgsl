@@ -1,5 +1,6 @@
 // Gradient of a convolution with respect to its weights, register-blocked: each invocation
-// computes 4 consecutive weight rows (taps (ci, kh, kw)) for 32 output channels, reducing
+// computes ROWS consecutive weight rows (taps (ci, kh, kw)) for 4 COL4S output channels (4 x 32,
+// or 8 x 16 with N16), reducing
 // over the output pixels of one split (workgroup z). Splits write partial sums that
 // reduce_splits.wgsl adds in a fixed order: more parallelism, shorter f32 sums, same bits
 // every run.
@@ -29,14 +30,14 @@ fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
 
 fn run(gx: u32, block: u32, split: u32, lane: u32) {
     let taps = p.cin * KS * KS;
-    let first_col4 = block * 8u;
-    // Where each of this invocation's four taps reads, relative to the pixel's window.
-    var plane_off: array<u32, 4>;
-    var tap_r: array<i32, 4>;
-    var tap_c: array<i32, 4>;
-    var tap_ok: array<bool, 4>;
-    for (var j = 0u; j < 4u; j++) {
-        let t = gx * 4u + j;
+    let first_col4 = block * COL4S;
+    // Where each of this invocation's taps reads, relative to the pixel's window.
+    var plane_off: array<u32, ROWS_MAX>;
+    var tap_r: array<i32, ROWS_MAX>;
+    var tap_c: array<i32, ROWS_MAX>;
+    var tap_ok: array<bool, ROWS_MAX>;
+    for (var j = 0u; j < ROWS; j++) {
+        let t = gx * ROWS + j;
         tap_ok[j] = t < taps;
         let tc = min(t, taps - 1u);
         plane_off[j] = (tc / (KS * KS)) * p.h * p.w;
@@ -56,8 +57,8 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
         let x_img = img * p.cin * p.h * p.w;
         let r0 = i32(orow * STRIDE);
         let c0 = i32(ocol * STRIDE);
-        var a = vec4<f32>(0.0);
-        for (var j = 0u; j < 4u; j++) {
+        var a: array<f32, ROWS_MAX>;
+        for (var j = 0u; j < ROWS; j++) {
             let r = r0 + tap_r[j];
             let c = c0 + tap_c[j];
             let ok = tap_ok[j] && r >= 0 && r < i32(p.h) && c >= 0 && c < i32(p.w);
@@ -77,14 +78,14 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
         }
     }
     let out = split * taps * p.cout;
-    let acc = block_array(sums);
-    for (var l = 0u; l < 8u; l++) {
+    var acc = block_array(sums);
+    for (var l = 0u; l < COL4S; l++) {
         for (var c = 0u; c < 4u; c++) {
             let co = (first_col4 + l) * 4u + c;
-            for (var j = 0u; j < 4u; j++) {
-                let t = gx * 4u + j;
+            for (var j = 0u; j < ROWS; j++) {
+                let t = gx * ROWS + j;
                 if (co < p.cout && t < taps) {
-                    partial[out + t * p.cout + co] = acc[l][c][j];
+                    partial[out + t * p.cout + co] = block_value(&acc, j, l, c);
                 }
             }
         }

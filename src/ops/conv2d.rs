@@ -45,6 +45,10 @@ pub enum ConvVariant {
     RegisterSubgroup,
     /// The same blocks, each invocation loading the whole row: CPU adapters without subgroups.
     RegisterPlain,
+    /// Register blocks of 8 pixels x 16 channels, for passes whose N is at most 16 (a
+    /// 32-wide block would idle half its multiply-adds): with subgroups, and without.
+    RegisterSubgroupN16,
+    RegisterPlainN16,
     /// Implicit GEMM through workgroup-memory tiles of 64 x 64 outputs: for GPUs.
     Tiled,
     /// The same with tiles of 64 x 32 and 64 x 16, for passes whose N (output channels, or
@@ -54,9 +58,11 @@ pub enum ConvVariant {
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 5] = [
+    pub const ALL: [ConvVariant; 7] = [
         ConvVariant::RegisterSubgroup,
         ConvVariant::RegisterPlain,
+        ConvVariant::RegisterSubgroupN16,
+        ConvVariant::RegisterPlainN16,
         ConvVariant::Tiled,
         ConvVariant::TiledN32,
         ConvVariant::TiledN16,
@@ -66,6 +72,8 @@ impl ConvVariant {
         match self {
             ConvVariant::RegisterSubgroup => "register_subgroup",
             ConvVariant::RegisterPlain => "register_plain",
+            ConvVariant::RegisterSubgroupN16 => "register_subgroup_n16",
+            ConvVariant::RegisterPlainN16 => "register_plain_n16",
             ConvVariant::Tiled => "tiled",
             ConvVariant::TiledN32 => "tiled_n32",
             ConvVariant::TiledN16 => "tiled_n16",
@@ -76,30 +84,42 @@ impl ConvVariant {
     pub fn is_gpu_shaped(self) -> bool {
         match self {
             ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => true,
-            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => false,
+            ConvVariant::RegisterSubgroup
+            | ConvVariant::RegisterPlain
+            | ConvVariant::RegisterSubgroupN16
+            | ConvVariant::RegisterPlainN16 => false,
         }
     }
 
-    /// The N side of a tiled variant's output tile.
+    /// The N side of the variant's output tile or register block.
     fn tile_n(self) -> usize {
         match self {
-            ConvVariant::TiledN32 => 32,
-            ConvVariant::TiledN16 => 16,
-            ConvVariant::Tiled | ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => 64,
+            ConvVariant::Tiled => 64,
+            ConvVariant::TiledN32 | ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => 32,
+            ConvVariant::TiledN16 | ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => 16,
         }
+    }
+
+    /// Uses subgroup operations.
+    fn needs_subgroups(self) -> bool {
+        matches!(self, ConvVariant::RegisterSubgroup | ConvVariant::RegisterSubgroupN16)
     }
 
     /// Whether this variant can run `pass` of `shape` on this device.
     pub fn supports(self, gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> bool {
+        if self.needs_subgroups() && !gpu.features.subgroups {
+            return false;
+        }
+        // The forward register kernel loads weights as vec4s of output channels.
+        let register_fits = pass != ConvPass::Forward || shape.cout.is_multiple_of(4);
         match self {
-            ConvVariant::RegisterSubgroup if !gpu.features.subgroups => false,
-            // The forward register kernel loads weights as vec4s of output channels.
-            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
-                pass != ConvPass::Forward || shape.cout.is_multiple_of(4)
-            }
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => register_fits,
             ConvVariant::Tiled => true,
             // A narrower tile only where N fits it: elsewhere 64 wastes nothing and reuses more.
             ConvVariant::TiledN32 | ConvVariant::TiledN16 => pass.gemm_n(shape) <= self.tile_n(),
+            ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => {
+                register_fits && pass.gemm_n(shape) <= self.tile_n()
+            }
         }
     }
 
@@ -107,14 +127,14 @@ impl ConvVariant {
         use ConvPass::*;
         use ConvVariant::*;
         match (pass, self) {
-            (Forward, RegisterSubgroup) => "conv2d_forward_register_subgroup",
-            (Forward, RegisterPlain) => "conv2d_forward_register_plain",
+            (Forward, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_forward_register_subgroup",
+            (Forward, RegisterPlain | RegisterPlainN16) => "conv2d_forward_register_plain",
             (Forward, Tiled | TiledN32 | TiledN16) => "conv2d_forward_tiled",
-            (GradInput, RegisterSubgroup) => "conv2d_grad_input_register_subgroup",
-            (GradInput, RegisterPlain) => "conv2d_grad_input_register_plain",
+            (GradInput, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_input_register_subgroup",
+            (GradInput, RegisterPlain | RegisterPlainN16) => "conv2d_grad_input_register_plain",
             (GradInput, Tiled | TiledN32 | TiledN16) => "conv2d_grad_input_tiled",
-            (GradWeight, RegisterSubgroup) => "conv2d_grad_weight_register_subgroup",
-            (GradWeight, RegisterPlain) => "conv2d_grad_weight_register_plain",
+            (GradWeight, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_weight_register_subgroup",
+            (GradWeight, RegisterPlain | RegisterPlainN16) => "conv2d_grad_weight_register_plain",
             (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
         }
     }
@@ -277,8 +297,8 @@ impl Conv2d {
     }
 
     /// The override constants and grid of a pass (no device needed: the requirements of a
-    /// network are computed from them). Register grids are (blocks of 4 rows or pixels,
-    /// blocks of 32 columns, splits); tiled grids are (M / 64, N / 64, splits).
+    /// network are computed from them). Register grids are (blocks of 4 or 8 pixels or taps,
+    /// blocks of 32 or 16 channels, splits); tiled grids are (M / 64, N / tile, splits).
     pub fn launch(&self, pass: ConvPass) -> (Vec<(&'static str, f64)>, [u32; 3]) {
         let s = &self.shape;
         let variant = self.variant(pass);
@@ -294,20 +314,28 @@ impl Conv2d {
                 constants.push(("WG_N", (tile_n / 4) as f64));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
             }
-            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => {
+            ConvVariant::RegisterSubgroup
+            | ConvVariant::RegisterPlain
+            | ConvVariant::RegisterSubgroupN16
+            | ConvVariant::RegisterPlainN16 => {
+                let n16 = variant.tile_n() == 16;
+                // Pixels (or taps) along a block: 4 by 32 channels, or 8 by 16.
+                let block_rows = if n16 { 8 } else { 4 };
                 let (rows, layers) = match pass {
-                    ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(4), 1),
+                    ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(block_rows), 1),
                     ConvPass::GradInput => {
-                        (s.batch * s.h.div_ceil(s.stride) * s.w.div_ceil(s.stride).div_ceil(4), classes)
+                        let class_cols = s.w.div_ceil(s.stride);
+                        (s.batch * s.h.div_ceil(s.stride) * class_cols.div_ceil(block_rows), classes)
                     }
-                    ConvPass::GradWeight => (taps.div_ceil(4), splits),
+                    ConvPass::GradWeight => (taps.div_ceil(block_rows), splits),
                 };
                 // Invocations past the last row still run the whole loop (for `columns`), so
                 // use workgroups of 8 where 64 would leave many of them idle.
                 let idle = |wg: usize| rows.div_ceil(wg) * wg - rows;
                 let wg = if idle(64) * 16 > rows || rows * layers < SMALL_GRID { 8 } else { 64 };
                 constants.push(("WG", wg as f64));
-                [rows.div_ceil(wg) as u32, n.div_ceil(32) as u32, layers as u32]
+                constants.push(("N16", f64::from(u8::from(n16))));
+                [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, layers as u32]
             }
         };
         (constants, grid)

@@ -4,7 +4,7 @@
 //! adapter and the reverse, so each hot op keeps several variants; and real drivers compute
 //! some kernel/shape pairs wrongly. The first time a shape is seen, every variant that
 //! supports it is checked against the CPU reference, those that pass are timed, and the
-//! fastest is kept. Choices and failures go to `<cache dir>/variants-<adapter key>-<shaders
+//! fastest is kept. Choices and failures go to `<cache dir>/variants-<adapter key>-<kernels
 //! hash>.json`, sealed with a checksum: a file that does not parse or whose checksum does
 //! not match (corrupt, or edited by hand) is ignored with a warning, never trusted.
 
@@ -77,9 +77,11 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("shakeshake"))
 }
 
-/// FNV-1a over every embedded shader's text.
-fn shaders_hash() -> u64 {
-    fnv(crate::gpu::shaders::FILES.iter().flat_map(|(_, text)| text.bytes()))
+/// FNV-1a over every embedded shader's text and the names of the variants there are to
+/// choose from (a new variant must be measured against the old choice).
+fn kernels_hash() -> u64 {
+    let variants = crate::ops::conv2d::ConvVariant::ALL.map(|v| v.name()).join(" ");
+    fnv(crate::gpu::shaders::FILES.iter().flat_map(|(_, text)| text.bytes()).chain(variants.bytes()))
 }
 
 pub struct VariantChooser {
@@ -101,9 +103,9 @@ pub struct VariantChooser {
 impl VariantChooser {
     /// Choices remembered on disk for this adapter (none yet is fine).
     pub fn for_adapter(gpu: &Gpu) -> Self {
-        // A change to any shader makes earlier measurements stale: the file name says which
-        // shaders they were made with.
-        let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), shaders_hash());
+        // A change to any shader or to the set of variants makes earlier measurements stale:
+        // the file name says which kernels they were made with.
+        let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), kernels_hash());
         Self::with_cache(gpu, cache_dir().map(|d| d.join(name)))
     }
 
