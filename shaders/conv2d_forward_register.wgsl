@@ -6,7 +6,7 @@
 // Variants: register_subgroup / register_plain (the `columns` of lanes_*.wgsl); needs cout
 // a multiple of 4 (weights load as vec4). Log: see conv2d_params.wgsl (36-40 GFLOP/s at
 // 32-128 channels on lavapipe; 16-channel layers take 8 x 16 blocks).
-// Safety: `q` is clamped to the last row of pixels, `load_x` and `lane_vec4` select index 0
+// Safety: `q` is clamped to the last row of pixels, `load_in` and `lane_vec4` select index 0
 // and mask the value outside the input or past the last channel; stores are guarded.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -19,7 +19,7 @@ fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), wt[base + select(0u, col4, ok)], ok);
 }
 
-fn load_x(plane: u32, ih: i32, iw: i32) -> f32 {
+fn load_in(plane: u32, ih: i32, iw: i32) -> f32 {
     let ok = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
     return select(0.0, x[select(0u, plane + u32(ih) * p.w + u32(iw), ok)], ok);
 }
@@ -43,13 +43,18 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
     for (var ci = 0u; ci < p.cin; ci++) {
         for (var kh = 0u; kh < KS; kh++) {
             let ih = ih0 + i32(kh);
+            if (KS == 3u && STRIDE == 1u) {
+                let bases = vec3<u32>(base, base + cout4, base + 2u * cout4);
+                accumulate_span(&sums, load_span(plane, ih, iw0), bases, first_col4, lane);
+                base += 3u * cout4;
+                continue;
+            }
             for (var kw = 0u; kw < KS; kw++) {
                 var a: array<f32, ROWS_MAX>;
                 for (var j = 0u; j < ROWS; j++) {
-                    a[j] = load_x(plane, ih, iw0 + i32(j * STRIDE + kw));
+                    a[j] = load_in(plane, ih, iw0 + i32(j * STRIDE + kw));
                 }
-                let cols = columns(base, first_col4, lane);
-                accumulate(&sums, a, cols);
+                accumulate_rows(&sums, a, columns(base, first_col4, lane));
                 base += cout4;
             }
         }

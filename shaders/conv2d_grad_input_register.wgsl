@@ -28,7 +28,7 @@ fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
     return v;
 }
 
-fn load_dy(plane: u32, orow: i32, ocol: i32) -> f32 {
+fn load_in(plane: u32, orow: i32, ocol: i32) -> f32 {
     let ok = orow >= 0 && ocol >= 0 && orow < i32(p.oh) && ocol < i32(p.ow);
     return select(0.0, dy[select(0u, plane + u32(orow) * p.ow + u32(ocol), ok)], ok);
 }
@@ -57,6 +57,18 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
             continue;
         }
         let orow = i32(row_in_class) + row_num / i32(STRIDE);
+        if (KS == 3u && STRIDE == 1u) {
+            // Tap kw reads dy from column ROWS run + PAD - kw on: taps 2, 1, 0 are the span
+            // from ROWS run + PAD - 2 shifted by 0, 1, 2.
+            let c0 = i32(ROWS * run + PAD) - 2;
+            for (var co = 0u; co < p.cout; co++) {
+                let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
+                let row0 = kh * KS * p.cout + co;
+                let bases = vec3<u32>(row0 + 2u * p.cout, row0 + p.cout, row0);
+                accumulate_span(&sums, load_span(plane, orow, c0), bases, first_col4, lane);
+            }
+            continue;
+        }
         for (var kw = 0u; kw < KS; kw++) {
             let col_num = i32(col_class + PAD) - i32(kw);
             if (col_num % i32(STRIDE) != 0) {
@@ -67,10 +79,9 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
                 let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
                 var a: array<f32, ROWS_MAX>;
                 for (var j = 0u; j < ROWS; j++) {
-                    a[j] = load_dy(plane, orow, ocol + i32(j));
+                    a[j] = load_in(plane, orow, ocol + i32(j));
                 }
-                let cols = columns((kh * KS + kw) * p.cout + co, first_col4, lane);
-                accumulate(&sums, a, cols);
+                accumulate_rows(&sums, a, columns((kh * KS + kw) * p.cout + co, first_col4, lane));
             }
         }
     }

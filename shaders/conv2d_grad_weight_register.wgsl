@@ -65,8 +65,7 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
             a[j] = select(0.0, x[select(0u, x_img + plane_off[j] + u32(r) * p.w + u32(c), ok)], ok);
         }
         let dy_base = (img * p.y_channels + p.y_offset) * pixels_per_img + orow * p.ow + ocol;
-        let cols = columns(dy_base, first_col4, lane);
-        accumulate(&sums, a, cols);
+        accumulate_rows(&sums, a, columns(dy_base, first_col4, lane));
         ocol += 1u;
         if (ocol == p.ow) {
             ocol = 0u;

@@ -24,6 +24,8 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
     wgsl("prepare_batch.wgsl", include_str!("../../shaders/prepare_batch.wgsl")),
     wgsl("random.wgsl", include_str!("../../shaders/random.wgsl")),
+    wgsl("register_block.wgsl", include_str!("../../shaders/register_block.wgsl")),
+    wgsl("register_span.wgsl", include_str!("../../shaders/register_span.wgsl")),
     wgsl("reduce_splits.wgsl", include_str!("../../shaders/reduce_splits.wgsl")),
     wgsl("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
     wgsl("sgd.wgsl", include_str!("../../shaders/sgd.wgsl")),
@@ -61,11 +63,23 @@ const fn conv_subgroup_module(name: &'static str, files: &'static [&'static str]
 pub const MODULES: &[ModuleDef] = &[
     conv_subgroup_module(
         "conv2d_forward_register_subgroup",
-        &["conv2d_params.wgsl", "conv2d_forward_register.wgsl", "lanes_subgroup.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_forward_register.wgsl",
+            "register_block.wgsl",
+            "register_span.wgsl",
+            "lanes_subgroup.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_forward_register_plain",
-        &["conv2d_params.wgsl", "conv2d_forward_register.wgsl", "lanes_plain.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_forward_register.wgsl",
+            "register_block.wgsl",
+            "register_span.wgsl",
+            "lanes_plain.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_forward_tiled",
@@ -73,11 +87,23 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_subgroup_module(
         "conv2d_grad_input_register_subgroup",
-        &["conv2d_params.wgsl", "conv2d_grad_input_register.wgsl", "lanes_subgroup.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_grad_input_register.wgsl",
+            "register_block.wgsl",
+            "register_span.wgsl",
+            "lanes_subgroup.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_grad_input_register_plain",
-        &["conv2d_params.wgsl", "conv2d_grad_input_register.wgsl", "lanes_plain.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_grad_input_register.wgsl",
+            "register_block.wgsl",
+            "register_span.wgsl",
+            "lanes_plain.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_grad_input_tiled",
@@ -85,11 +111,21 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_subgroup_module(
         "conv2d_grad_weight_register_subgroup",
-        &["conv2d_params.wgsl", "conv2d_grad_weight_register.wgsl", "lanes_subgroup.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_grad_weight_register.wgsl",
+            "register_block.wgsl",
+            "lanes_subgroup.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_grad_weight_register_plain",
-        &["conv2d_params.wgsl", "conv2d_grad_weight_register.wgsl", "lanes_plain.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_grad_weight_register.wgsl",
+            "register_block.wgsl",
+            "lanes_plain.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_grad_weight_tiled",
