@@ -6,7 +6,9 @@
 // reference and then chosen per shape by measuring (src/tuning/):
 //   register_subgroup  conv2d_<pass>_register.wgsl + register_block.wgsl (+ register_span.wgsl
 //                      for forward and grad_input) + lanes_subgroup.wgsl: CPU adapters; blocks
-//                      of 4 x 32, or 8 x 16 (N16) as register_subgroup_n16
+//                      of 4 x 32, or 8 x 16 (N16) as register_subgroup_n16. grad_weight:
+//                      + grad_weight_taps.wgsl, and conv2d_grad_weight_quads.wgsl instead
+//                      where planes are a multiple of 4 pixels
 //   register_plain     the same with lanes_plain.wgsl: CPU adapters without subgroups; and
 //                      register_plain_n16
 //   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_tiled.wgsl          (GPUs; output tiles
@@ -25,6 +27,8 @@
 //   - The same in named vectors (register_span.wgsl, 3x3 stride 1, forward and grad_input):
 //     16->16 @32 n16 forward 38.8 -> 24.1 ms, grad_input 36.1 -> 24.7 ms; 32->32 @16 forward
 //     25.1 -> 18.5 ms, grad_input 24.6 -> 18.6 ms.
+//   - grad_weight reading dy as vec4s of 4 pixels (conv2d_grad_weight_quads.wgsl): 32->32 @16
+//     22.4 -> 18.7 ms, 64->64 @8 23.3 -> 16.9 ms, 16->16 @32 n16 39.9 -> 35.7 ms.
 //
 // Safety: these modules are created without wgpu's injected bounds checks (see
 // `checks_own_bounds` in src/gpu/shaders.rs), so every index into a storage buffer must be

@@ -13,10 +13,12 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("conv2d_grad_input_gemm.wgsl", include_str!("../../shaders/conv2d_grad_input_gemm.wgsl")),
     wgsl("conv2d_grad_input_register.wgsl", include_str!("../../shaders/conv2d_grad_input_register.wgsl")),
     wgsl("conv2d_grad_weight_gemm.wgsl", include_str!("../../shaders/conv2d_grad_weight_gemm.wgsl")),
+    wgsl("conv2d_grad_weight_quads.wgsl", include_str!("../../shaders/conv2d_grad_weight_quads.wgsl")),
     wgsl("conv2d_grad_weight_register.wgsl", include_str!("../../shaders/conv2d_grad_weight_register.wgsl")),
     wgsl("conv2d_params.wgsl", include_str!("../../shaders/conv2d_params.wgsl")),
     wgsl("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
     wgsl("gemm_tiled.wgsl", include_str!("../../shaders/gemm_tiled.wgsl")),
+    wgsl("grad_weight_taps.wgsl", include_str!("../../shaders/grad_weight_taps.wgsl")),
     wgsl("grid.wgsl", include_str!("../../shaders/grid.wgsl")),
     wgsl("lanes_plain.wgsl", include_str!("../../shaders/lanes_plain.wgsl")),
     wgsl("lanes_subgroup.wgsl", include_str!("../../shaders/lanes_subgroup.wgsl")),
@@ -114,6 +116,7 @@ pub const MODULES: &[ModuleDef] = &[
         &[
             "conv2d_params.wgsl",
             "conv2d_grad_weight_register.wgsl",
+            "grad_weight_taps.wgsl",
             "register_block.wgsl",
             "lanes_subgroup.wgsl",
         ],
@@ -123,8 +126,18 @@ pub const MODULES: &[ModuleDef] = &[
         &[
             "conv2d_params.wgsl",
             "conv2d_grad_weight_register.wgsl",
+            "grad_weight_taps.wgsl",
             "register_block.wgsl",
             "lanes_plain.wgsl",
+        ],
+    ),
+    conv_subgroup_module(
+        "conv2d_grad_weight_quads_subgroup",
+        &[
+            "conv2d_params.wgsl",
+            "conv2d_grad_weight_quads.wgsl",
+            "grad_weight_taps.wgsl",
+            "register_block.wgsl",
         ],
     ),
     conv_module(

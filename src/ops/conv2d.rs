@@ -123,9 +123,11 @@ impl ConvVariant {
         }
     }
 
-    fn module(self, pass: ConvPass) -> &'static str {
+    fn module(self, pass: ConvPass, shape: &Conv2dShape) -> &'static str {
         use ConvPass::*;
         use ConvVariant::*;
+        // dy read as vec4s of 4 pixels: planes of a multiple of 4 (conv2d_grad_weight_quads.wgsl).
+        let quads = (shape.out_h * shape.out_w).is_multiple_of(4);
         match (pass, self) {
             (Forward, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_forward_register_subgroup",
             (Forward, RegisterPlain | RegisterPlainN16) => "conv2d_forward_register_plain",
@@ -133,6 +135,9 @@ impl ConvVariant {
             (GradInput, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_input_register_subgroup",
             (GradInput, RegisterPlain | RegisterPlainN16) => "conv2d_grad_input_register_plain",
             (GradInput, Tiled | TiledN32 | TiledN16) => "conv2d_grad_input_tiled",
+            (GradWeight, RegisterSubgroup | RegisterSubgroupN16) if quads => {
+                "conv2d_grad_weight_quads_subgroup"
+            }
             (GradWeight, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_weight_register_subgroup",
             (GradWeight, RegisterPlain | RegisterPlainN16) => "conv2d_grad_weight_register_plain",
             (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
@@ -216,6 +221,7 @@ pub const INTERFACES: [ShaderInterface; 4] = [
         modules: &[
             "conv2d_grad_weight_register_subgroup",
             "conv2d_grad_weight_register_plain",
+            "conv2d_grad_weight_quads_subgroup",
             "conv2d_grad_weight_tiled",
         ],
         bindings: &[PARAMS, FORWARD_X, GRAD_WEIGHT_DY, GRAD_WEIGHT_PARTIAL],
@@ -231,7 +237,8 @@ pub const INTERFACES: [ShaderInterface; 4] = [
 ];
 
 /// Output pixels one weight-gradient split reduces: enough splits to keep every core (or
-/// SM) busy, and sums short enough to stay accurate in f32.
+/// SM) busy, and sums short enough to stay accurate in f32. A multiple of 4, so that no
+/// split cuts a quad of pixels (conv2d_grad_weight_quads.wgsl).
 pub const PIXELS_PER_SPLIT: usize = 2048;
 
 /// Register kernels on grids smaller than this use workgroups of 8, so few invocations idle.
@@ -293,7 +300,7 @@ impl Conv2d {
         let (variant, s) = (self.variant(pass), &self.shape);
         assert!(variant.supports(gpu, pass, s), "{variant:?} cannot run {pass:?} of {s:?}");
         let (constants, grid) = self.launch(pass);
-        (Kernel::new(gpu, variant.module(pass), "main", &constants), grid)
+        (Kernel::new(gpu, variant.module(pass, s), "main", &constants), grid)
     }
 
     /// The override constants and grid of a pass (no device needed: the requirements of a
