@@ -29,6 +29,14 @@
 //     25.1 -> 18.5 ms, grad_input 24.6 -> 18.6 ms.
 //   - grad_weight reading dy as vec4s of 4 pixels (conv2d_grad_weight_quads.wgsl): 32->32 @16
 //     22.4 -> 18.7 ms, 64->64 @8 23.3 -> 16.9 ms, 16->16 @32 n16 39.9 -> 35.7 ms.
+//   - Tried, no gain: the forward x and input-gradient dy as aligned vec4s in load_span
+//     (forward 32->32 @16 18.1 ms either way: llvmpipe loads a vec4 a component at a time);
+//     8 x 16 blocks for 32 channels and more (32->32 @32 forward 72.8 -> 85.4 ms). With x
+//     replaced by constants, forward 32->32 @32 still takes 69.5 of its 72.8 ms, and without
+//     the broadcasts as long: the 128 accumulators' multiply-adds are the cost now.
+//   - Measured, not done: the input gradient reading each lane's four weights from
+//     neighbouring addresses (as a transposed copy of the weights would allow) instead of
+//     four rows apart: 32->32 @32 82.3 -> 77.3 ms, 64->64 @16 77.9 -> 68.3 ms.
 //
 // Safety: these modules are created without wgpu's injected bounds checks (see
 // `checks_own_bounds` in src/gpu/shaders.rs), so every index into a storage buffer must be
