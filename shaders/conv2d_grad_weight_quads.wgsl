@@ -66,15 +66,3 @@ fn run(gx: u32, block: u32, split: u32, lane: u32) {
     }
     store_partial(sums, gx, split, first_col4);
 }
-
-// Workgroup size: chosen per dispatch, as for the other register kernels (lanes_*.wgsl).
-override WG: u32 = 64u;
-
-@compute @workgroup_size(WG)
-fn main(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    run(gid.x, wg.y, wg.z, lane);
-}

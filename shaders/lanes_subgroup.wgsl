@@ -11,15 +11,3 @@ fn columns(base: u32, first_col4: u32, lane: u32) -> array<vec4<f32>, 8> {
         subgroupBroadcast(mine, 6u), subgroupBroadcast(mine, 7u),
     );
 }
-
-// Workgroup size: chosen per dispatch (small grids want small groups, so no lane idles).
-override WG: u32 = 64u;
-
-@compute @workgroup_size(WG)
-fn main(
-    @builtin(global_invocation_id) gid: vec3<u32>,
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    run(gid.x, wg.y, wg.z, lane);
-}

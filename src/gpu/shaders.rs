@@ -27,6 +27,7 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("prepare_batch.wgsl", include_str!("../../shaders/prepare_batch.wgsl")),
     wgsl("random.wgsl", include_str!("../../shaders/random.wgsl")),
     wgsl("register_block.wgsl", include_str!("../../shaders/register_block.wgsl")),
+    wgsl("register_main_subgroup.wgsl", include_str!("../../shaders/register_main_subgroup.wgsl")),
     wgsl("register_span.wgsl", include_str!("../../shaders/register_span.wgsl")),
     wgsl("reduce_splits.wgsl", include_str!("../../shaders/reduce_splits.wgsl")),
     wgsl("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
@@ -71,6 +72,7 @@ pub const MODULES: &[ModuleDef] = &[
             "register_block.wgsl",
             "register_span.wgsl",
             "lanes_subgroup.wgsl",
+            "register_main_subgroup.wgsl",
         ],
     ),
     conv_module(
@@ -95,6 +97,7 @@ pub const MODULES: &[ModuleDef] = &[
             "register_block.wgsl",
             "register_span.wgsl",
             "lanes_subgroup.wgsl",
+            "register_main_subgroup.wgsl",
         ],
     ),
     conv_module(
@@ -119,6 +122,7 @@ pub const MODULES: &[ModuleDef] = &[
             "grad_weight_taps.wgsl",
             "register_block.wgsl",
             "lanes_subgroup.wgsl",
+            "register_main_subgroup.wgsl",
         ],
     ),
     conv_module(
@@ -138,6 +142,7 @@ pub const MODULES: &[ModuleDef] = &[
             "conv2d_grad_weight_quads.wgsl",
             "grad_weight_taps.wgsl",
             "register_block.wgsl",
+            "register_main_subgroup.wgsl",
         ],
     ),
     conv_module(
