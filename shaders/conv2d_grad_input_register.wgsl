@@ -1,7 +1,8 @@
 // Gradient of a convolution with respect to its input, register-blocked like the forward
 // kernel: each invocation computes ROWS input pixels of one row for 4 COL4S input channels
-// (4 x 32, or 8 x 16 with N16), reducing over (kh, kw, output channel). A tap contributes when the output pixel it comes from
-// exists: (i + PAD - k) divisible by STRIDE and inside the output.
+// (4 x 32, or 8 x 16 with N16), reducing over (kh, kw, output channel). A tap contributes
+// when the output pixel it comes from exists: (i + PAD - k) divisible by STRIDE and inside
+// the output.
 //
 // Variants: register_subgroup / register_plain (lanes_*.wgsl).
 // Log (lavapipe, batch 128):
@@ -33,6 +34,11 @@ fn load_in(plane: u32, orow: i32, ocol: i32) -> f32 {
     return select(0.0, dy[select(0u, plane + u32(orow) * p.ow + u32(ocol), ok)], ok);
 }
 
+// Where channel `co` of dy's window starts for image `img`.
+fn dy_plane(img: u32, co: u32) -> u32 {
+    return (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
+}
+
 // Input pixels fall into STRIDE x STRIDE parity classes (workgroup z): within a class, a tap
 // either reaches every pixel or none, so taps that reach none are skipped for the whole
 // workgroup, and the ROWS pixels of a block (STRIDE apart in a row) read ROWS neighbouring dy.
@@ -62,7 +68,7 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
             // from ROWS run + PAD - 2 shifted by 0, 1, 2.
             let c0 = i32(ROWS * run + PAD) - 2;
             for (var co = 0u; co < p.cout; co++) {
-                let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
+                let plane = dy_plane(img, co);
                 let row0 = kh * KS * p.cout + co;
                 let bases = vec3<u32>(row0 + 2u * p.cout, row0 + p.cout, row0);
                 accumulate_span(&sums, load_span(plane, orow, c0), bases, first_col4, lane);
@@ -76,7 +82,7 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
             }
             let ocol = i32(ROWS * run) + col_num / i32(STRIDE);
             for (var co = 0u; co < p.cout; co++) {
-                let plane = (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
+                let plane = dy_plane(img, co);
                 var a: array<f32, ROWS_MAX>;
                 for (var j = 0u; j < ROWS; j++) {
                     a[j] = load_in(plane, orow, ocol + i32(j));
