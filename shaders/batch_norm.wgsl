@@ -5,10 +5,9 @@
 // With `relu` set, the forward writes relu(bn(x)) and the backward masks dy by recomputing
 // the pre-activation from x, so the fused ReLU needs no extra buffer.
 //
-// Elements are visited a "quad" at a time through load_*/store_* and QUAD from a binding
-// file: bn_vec4.wgsl (4 elements a load, for planes that are a multiple of 4: every plane of
-// the network) or bn_scalar.wgsl (1 element, any plane). On CPU adapters a vec4 load costs
-// what a scalar one does, so the vec4 form does a quarter of the memory instructions.
+// Elements are visited a "quad" at a time (quad_vec4.wgsl: 4 elements, for planes that are a
+// multiple of 4, every plane of the network; quad_scalar.wgsl: 1, any plane) through
+// activations.wgsl's load_*/store_*.
 
 struct BnParams {
     batch: u32,

@@ -1,4 +1,5 @@
-//! ReLU against `cpu::relu`: forward, backward, and backward accumulating into dx.
+//! ReLU against `cpu::relu`: forward, backward, and backward accumulating into dx, as vec4s
+//! (a length that is a multiple of 4) and as single elements (one that is not).
 //! Exact (tolerance 0): the kernel only compares and copies.
 
 use super::{Check, compare, upload, values};
@@ -7,7 +8,10 @@ use crate::gpu::Gpu;
 use crate::ops;
 
 pub fn forward_and_backward(gpu: &Gpu) -> Vec<Check> {
-    let len = 1000;
+    [1000, 1001].into_iter().flat_map(|len| checks_of_length(gpu, len)).collect()
+}
+
+fn checks_of_length(gpu: &Gpu, len: usize) -> Vec<Check> {
     let x = values(len, 21);
     let dy = values(len, 22);
     let (xb, dyb) = (upload(gpu, &x), upload(gpu, &dy));

@@ -1,4 +1,5 @@
-//! The shake-shake mix against `cpu::shake`: every forward mode, backward mode and level.
+//! The shake-shake mix against `cpu::shake`: every forward mode, backward mode and level, on
+//! images of 21 elements (single elements) and of 20 (vec4 quads).
 //! Tolerance 1e-5 of the largest reference value (the shortcut's gradient is a copy: 0).
 
 use super::{Check, compare, upload, values};
@@ -10,7 +11,10 @@ use crate::shapes::{BackwardMode, ForwardMode, Level};
 const TOLERANCE: f64 = 1e-5;
 
 pub fn every_mode(gpu: &Gpu) -> Vec<Check> {
-    let (batch, image_len) = (5, 3 * 7);
+    [(5, 3 * 7), (3, 4 * 5)].into_iter().flat_map(|(batch, image_len)| every_mode_of(gpu, batch, image_len)).collect()
+}
+
+fn every_mode_of(gpu: &Gpu, batch: usize, image_len: usize) -> Vec<Check> {
     let len = batch * image_len;
     let (a, b, s, dy) = (values(len, 31), values(len, 32), values(len, 33), values(len, 34));
     let bufs: Vec<wgpu::Buffer> = [&a, &b, &s, &dy].iter().map(|v| upload(gpu, v)).collect();

@@ -1,4 +1,5 @@
-//! ReLU (shaders/relu.wgsl; reference `cpu::relu`).
+//! ReLU (shaders/relu.wgsl; reference `cpu::relu`): vec4 quads when the length is a multiple
+//! of 4 (every tensor of the network), single elements otherwise.
 
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
@@ -6,42 +7,38 @@ use crate::struct_layout;
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ReluParams {
-    len: u32,
+    quads: u32,
     accumulate: u32,
 }
 
 const PARAMS: Binding = Binding::new(0, "r");
 const X: Binding = Binding::new(1, "x");
-const Y: Binding = Binding::new(2, "y");
-const DY: Binding = Binding::new(3, "dy");
-const DX: Binding = Binding::new(4, "dx");
+const Y: Binding = Binding::new(5, "y");
+const DY: Binding = Binding::new(6, "dy");
+const DX: Binding = Binding::new(8, "dx");
 
 pub const INTERFACE: ShaderInterface = ShaderInterface {
-    modules: &["relu"],
+    modules: &["relu_vec4", "relu_scalar"],
     bindings: &[PARAMS, X, Y, DY, DX],
-    structs: &[struct_layout!(ReluParams { len, accumulate })],
+    structs: &[struct_layout!(ReluParams { quads, accumulate })],
     constants: &[],
 };
 
-fn params(gpu: &Gpu, len: usize, accumulate: bool) -> wgpu::Buffer {
-    gpu.uniform("relu params", &ReluParams { len: len as u32, accumulate: accumulate as u32 })
+/// The kernel of `entry` for `len` elements, its params, and its grid.
+fn kernel(gpu: &Gpu, entry: &str, len: usize, accumulate: bool) -> (Kernel, wgpu::Buffer, [u32; 3]) {
+    let (module, quad) = if len.is_multiple_of(4) { ("relu_vec4", 4) } else { ("relu_scalar", 1) };
+    let quads = len / quad;
+    let params = ReluParams { quads: quads as u32, accumulate: accumulate as u32 };
+    (Kernel::new(gpu, module, entry, &[]), gpu.uniform("relu params", &params), gpu.grid_1d(quads))
 }
 
 pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
-    let p = params(gpu, len, false);
-    Kernel::new(gpu, "relu", "forward", &[]).dispatch(
-        gpu,
-        &[(PARAMS, (&p).into()), (X, x), (Y, y)],
-        gpu.grid_1d(len),
-    )
+    let (kernel, p, grid) = kernel(gpu, "forward", len, false);
+    kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (Y, y)], grid)
 }
 
 /// dx = (or += with `accumulate`) dy where the forward input `x` was positive.
 pub fn backward(gpu: &Gpu, len: usize, x: Slice, dy: Slice, dx: Slice, accumulate: bool) -> Dispatch {
-    let p = params(gpu, len, accumulate);
-    Kernel::new(gpu, "relu", "backward", &[]).dispatch(
-        gpu,
-        &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)],
-        gpu.grid_1d(len),
-    )
+    let (kernel, p, grid) = kernel(gpu, "backward", len, accumulate);
+    kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)], grid)
 }

@@ -1,4 +1,5 @@
-//! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake`).
+//! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake`): vec4 quads when an
+//! image's length is a multiple of 4 (every tensor of the network), single elements otherwise.
 
 use super::STEP_UNIFORM;
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
@@ -10,7 +11,7 @@ use crate::struct_layout;
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ShakeParams {
     batch: u32,
-    image_len: u32,
+    image_quads: u32,
     block: u32,
     forward_mode: u32,
     backward_mode: u32,
@@ -39,10 +40,10 @@ const LEVEL_BATCH: u32 = 0;
 const LEVEL_IMAGE: u32 = 1;
 
 pub const INTERFACE: ShaderInterface = ShaderInterface {
-    modules: &["shake"],
+    modules: &["shake_vec4", "shake_scalar"],
     bindings: &[PARAMS, STEP, A, B, SHORTCUT, Y, DY, DA, DB, DSHORTCUT],
     structs: &[
-        struct_layout!(ShakeParams { batch, image_len, block, forward_mode, backward_mode, level }),
+        struct_layout!(ShakeParams { batch, image_quads, block, forward_mode, backward_mode, level }),
         STEP_UNIFORM,
     ],
     constants: &[
@@ -88,7 +89,7 @@ impl Shake {
             "shake params",
             &ShakeParams {
                 batch: self.batch as u32,
-                image_len: self.image_len as u32,
+                image_quads: (self.image_len / self.quad()) as u32,
                 block: self.block,
                 forward_mode,
                 backward_mode,
@@ -98,17 +99,26 @@ impl Shake {
         )
     }
 
-    fn len(&self) -> usize {
-        self.batch * self.image_len
+    /// Elements a quad: 4 (vec4s) when an image's length allows.
+    fn quad(&self) -> usize {
+        if self.image_len.is_multiple_of(4) { 4 } else { 1 }
+    }
+
+    fn kernel(&self, gpu: &Gpu, entry: &str) -> Kernel {
+        Kernel::new(gpu, if self.quad() == 4 { "shake_vec4" } else { "shake_scalar" }, entry, &[])
+    }
+
+    fn grid(&self, gpu: &Gpu) -> [u32; 3] {
+        gpu.grid_1d(self.batch * self.image_len / self.quad())
     }
 
     /// y = shortcut + alpha a + (1 - alpha) b; `step` is the StepUniform buffer.
     pub fn forward(&self, gpu: &Gpu, step: Slice, a: Slice, b: Slice, shortcut: Slice, y: Slice) -> Dispatch {
         let p = self.params(gpu);
-        Kernel::new(gpu, "shake", "forward", &[]).dispatch(
+        self.kernel(gpu, "forward").dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (A, a), (B, b), (SHORTCUT, shortcut), (Y, y)],
-            gpu.grid_1d(self.len()),
+            self.grid(gpu),
         )
     }
 
@@ -123,10 +133,10 @@ impl Shake {
         dshortcut: Slice,
     ) -> Dispatch {
         let p = self.params(gpu);
-        Kernel::new(gpu, "shake", "backward", &[]).dispatch(
+        self.kernel(gpu, "backward").dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (DY, dy), (DA, da), (DB, db), (DSHORTCUT, dshortcut)],
-            gpu.grid_1d(self.len()),
+            self.grid(gpu),
         )
     }
 }

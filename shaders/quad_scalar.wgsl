@@ -1,0 +1,12 @@
+// quad_vec4.wgsl's interface one element a quad (in .x; QUAD_MASK drops the rest), for
+// tensors of any size.
+alias Quad = f32;
+const QUAD: u32 = 1u;
+const QUAD_MASK = vec4<f32>(1.0, 0.0, 0.0, 0.0);
+
+fn widen(v: Quad) -> vec4<f32> {
+    return vec4<f32>(v, 0.0, 0.0, 0.0);
+}
+fn narrow(v: vec4<f32>) -> Quad {
+    return v.x;
+}
