@@ -9,15 +9,18 @@
 // multiple of 4, every plane of the network; quad_scalar.wgsl: 1, any plane) through
 // activations.wgsl's load_*/store_*.
 
+// The shape is fixed per pipeline, so the divisions that find an element's channel and image
+// are by constants (a multiply and shift) instead of by uniform values: on lavapipe a
+// division runs once per SIMD lane.
+override BATCH: u32 = 1u;     // defaults only for validating the module alone
+override CHANNELS: u32 = 1u;
+override PLANE: u32 = 1u;     // H * W
+
 struct BnParams {
-    batch: u32,
-    channels: u32,
-    plane: u32,       // H * W
     relu: u32,
     momentum: f32,
     eps: f32,
-    _pad0: u32,
-    _pad1: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> bn: BnParams;
@@ -29,13 +32,13 @@ struct BnParams {
 var<workgroup> partial_sums: array<vec2<f32>, 256>;
 
 fn plane_quads() -> u32 {
-    return bn.plane / QUAD;
+    return PLANE / QUAD;
 }
 
 // The i-th quad of channel c, counting over every image's plane.
 fn channel_quad(i: u32, c: u32) -> u32 {
     let img = i / plane_quads();
-    return (img * bn.channels + c) * plane_quads() + i % plane_quads();
+    return (img * CHANNELS + c) * plane_quads() + i % plane_quads();
 }
 
 // Tree sum of every invocation's pair; the result is in partial_sums[0].
@@ -58,12 +61,12 @@ fn workgroup_sum(t: u32, v: vec2<f32>) -> vec2<f32> {
 @compute @workgroup_size(256)
 fn statistics(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
-    let quads = bn.batch * plane_quads();
+    let quads = BATCH * plane_quads();
     var s = 0.0;
     for (var i = t; i < quads; i += 256u) {
         s += dot(load_x(channel_quad(i, c)), QUAD_MASK);
     }
-    let count = f32(bn.batch * bn.plane);
+    let count = f32(BATCH * PLANE);
     let mean = workgroup_sum(t, vec2<f32>(s, 0.0)).x / count;
     var d = 0.0;
     for (var i = t; i < quads; i += 256u) {
@@ -73,10 +76,10 @@ fn statistics(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg
     let variance = workgroup_sum(t, vec2<f32>(d, 0.0)).x / count;
     if (t == 0u) {
         saved[c] = mean;
-        saved[bn.channels + c] = inverseSqrt(variance + bn.eps);
+        saved[CHANNELS + c] = inverseSqrt(variance + bn.eps);
         let unbiased = variance * count / max(count - 1.0, 1.0);
         running[c] = (1.0 - bn.momentum) * running[c] + bn.momentum * mean;
-        running[bn.channels + c] = (1.0 - bn.momentum) * running[bn.channels + c] + bn.momentum * unbiased;
+        running[CHANNELS + c] = (1.0 - bn.momentum) * running[CHANNELS + c] + bn.momentum * unbiased;
     }
 }
 
@@ -84,23 +87,23 @@ fn statistics(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg
 @compute @workgroup_size(WG_SIZE)
 fn eval_statistics(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = flat_index(gid, nwg);
-    if (c < bn.channels) {
+    if (c < CHANNELS) {
         saved[c] = running[c];
-        saved[bn.channels + c] = inverseSqrt(running[bn.channels + c] + bn.eps);
+        saved[CHANNELS + c] = inverseSqrt(running[CHANNELS + c] + bn.eps);
     }
 }
 
 fn quad_channel(q: u32) -> u32 {
-    return (q / plane_quads()) % bn.channels;
+    return (q / plane_quads()) % CHANNELS;
 }
 
 fn pre_activation(q: u32, c: u32) -> vec4<f32> {
-    let xhat = (load_x(q) - saved[c]) * saved[bn.channels + c];
-    return xhat * gamma_beta[c] + gamma_beta[bn.channels + c];
+    let xhat = (load_x(q) - saved[c]) * saved[CHANNELS + c];
+    return xhat * gamma_beta[c] + gamma_beta[CHANNELS + c];
 }
 
 fn quad_count() -> u32 {
-    return bn.batch * bn.channels * plane_quads();
+    return BATCH * CHANNELS * plane_quads();
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -122,12 +125,12 @@ fn masked_dy(q: u32, c: u32) -> vec4<f32> {
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
-    let quads = bn.batch * plane_quads();
+    let quads = BATCH * plane_quads();
     // The channel's values, read once: the loop then loads only x and dy.
     let mean = saved[c];
-    let inv_std = saved[bn.channels + c];
+    let inv_std = saved[CHANNELS + c];
     let gamma = gamma_beta[c];
-    let beta = gamma_beta[bn.channels + c];
+    let beta = gamma_beta[CHANNELS + c];
     let relu = bn.relu != 0u;
     var s = vec2<f32>(0.0);
     for (var i = t; i < quads; i += 256u) {
@@ -140,7 +143,7 @@ fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_i
     let total = workgroup_sum(t, s);
     if (t == 0u) {
         grad_gamma_beta[c] = total.x;
-        grad_gamma_beta[bn.channels + c] = total.y;
+        grad_gamma_beta[CHANNELS + c] = total.y;
     }
 }
 
@@ -152,9 +155,9 @@ fn backward_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         return;
     }
     let c = quad_channel(q);
-    let m = f32(bn.batch * bn.plane);
-    let inv_std = saved[bn.channels + c];
+    let m = f32(BATCH * PLANE);
+    let inv_std = saved[CHANNELS + c];
     let xhat = (load_x(q) - saved[c]) * inv_std;
-    let g = masked_dy(q, c) - grad_gamma_beta[bn.channels + c] / m - xhat * grad_gamma_beta[c] / m;
+    let g = masked_dy(q, c) - grad_gamma_beta[CHANNELS + c] / m - xhat * grad_gamma_beta[c] / m;
     store_dx(q, gamma_beta[c] * inv_std * g);
 }

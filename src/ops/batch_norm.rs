@@ -7,13 +7,10 @@ use crate::struct_layout;
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct BnParams {
-    batch: u32,
-    channels: u32,
-    plane: u32,
     relu: u32,
     momentum: f32,
     eps: f32,
-    _pad: [u32; 2],
+    _pad: u32,
 }
 
 const PARAMS: Binding = Binding::new(0, "bn");
@@ -29,7 +26,7 @@ const DX: Binding = Binding::new(8, "dx");
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["batch_norm_vec4", "batch_norm_scalar"],
     bindings: &[PARAMS, X, SAVED, RUNNING, GAMMA_BETA, Y, DY, GRAD_GAMMA_BETA, DX],
-    structs: &[struct_layout!(BnParams { batch, channels, plane, relu, momentum, eps })],
+    structs: &[struct_layout!(BnParams { relu, momentum, eps })],
     constants: &[],
 };
 
@@ -61,19 +58,18 @@ impl BatchNorm {
         gpu.grid_1d(self.shape.len() / quad)
     }
 
+    /// The kernel of `entry`, specialised to this shape (the shader's overrides).
+    fn kernel(&self, gpu: &Gpu, entry: &str) -> Kernel {
+        let s = &self.shape;
+        let shape = [("BATCH", s.batch as f64), ("CHANNELS", s.channels as f64), ("PLANE", s.plane as f64)];
+        Kernel::new(gpu, self.module(), entry, &shape)
+    }
+
     fn params(&self, gpu: &Gpu) -> wgpu::Buffer {
         let s = &self.shape;
         gpu.uniform(
             "bn params",
-            &BnParams {
-                batch: s.batch as u32,
-                channels: s.channels as u32,
-                plane: s.plane as u32,
-                relu: s.relu as u32,
-                momentum: s.momentum as f32,
-                eps: s.eps as f32,
-                _pad: [0; 2],
-            },
+            &BnParams { relu: s.relu as u32, momentum: s.momentum as f32, eps: s.eps as f32, _pad: 0 },
         )
     }
 
@@ -87,7 +83,7 @@ impl BatchNorm {
         y: Slice,
     ) -> Vec<Dispatch> {
         let params = self.params(gpu);
-        let stats = Kernel::new(gpu, self.module(), "statistics", &[]).dispatch(
+        let stats = self.kernel(gpu, "statistics").dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (X, x), (SAVED, b.saved), (RUNNING, running)],
             [self.shape.channels as u32, 1, 1],
@@ -98,7 +94,7 @@ impl BatchNorm {
     /// Evaluation forward: y = bn(x) with the running statistics.
     pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice, y: Slice) -> Vec<Dispatch> {
         let params = self.params(gpu);
-        let stats = Kernel::new(gpu, self.module(), "eval_statistics", &[]).dispatch(
+        let stats = self.kernel(gpu, "eval_statistics").dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (SAVED, b.saved), (RUNNING, running)],
             gpu.grid_1d(self.shape.channels),
@@ -107,7 +103,7 @@ impl BatchNorm {
     }
 
     fn normalize(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
-        Kernel::new(gpu, self.module(), "normalize", &[]).dispatch(
+        self.kernel(gpu, "normalize").dispatch(
             gpu,
             &[(PARAMS, params.into()), (X, x), (SAVED, b.saved), (GAMMA_BETA, b.gamma_beta), (Y, y)],
             self.elementwise_grid(gpu),
@@ -133,12 +129,12 @@ impl BatchNorm {
             (DY, dy),
             (GRAD_GAMMA_BETA, grad_gamma_beta),
         ];
-        let reduce = Kernel::new(gpu, self.module(), "backward_reduce", &[]).dispatch(
+        let reduce = self.kernel(gpu, "backward_reduce").dispatch(
             gpu,
             &reads,
             [self.shape.channels as u32, 1, 1],
         );
-        let apply = Kernel::new(gpu, self.module(), "backward_apply", &[]).dispatch(
+        let apply = self.kernel(gpu, "backward_apply").dispatch(
             gpu,
             &[&reads[..], &[(DX, dx)]].concat(),
             self.elementwise_grid(gpu),
