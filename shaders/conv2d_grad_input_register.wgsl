@@ -10,6 +10,8 @@
 //     invocation takes the same taps): 3x3 16->32 s2 @32, 77 -> 29 ms.
 //   - Writes branch on `accumulate` instead of select(), which read the old value even when
 //     overwriting: 3x3 32->64 s2 @32, 75 -> 56 ms.
+//   - An accumulating pass skips parity classes no tap reaches: 1x1 16->16 s2 @32
+//     accumulating 9.1-9.3 -> 6.1-7.5 ms; 1x1 32->32 s2 @16 4.4-4.5 -> 3.4-3.7 ms.
 // Safety: indices into dy and wt are selected to 0 and the value masked outside the output
 // or past the last channel; the pixel row is clamped; stores are guarded.
 
@@ -39,12 +41,25 @@ fn dy_plane(img: u32, co: u32) -> u32 {
     return (img * p.y_channels + p.y_offset + co) * p.oh * p.ow;
 }
 
+// Whether some kernel row (or column) reaches input rows (columns) of parity `parity_class`.
+fn class_has_taps(parity_class: u32) -> bool {
+    for (var k = 0u; k < KS; k++) {
+        if ((i32(parity_class + PAD) - i32(k)) % i32(STRIDE) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 // Input pixels fall into STRIDE x STRIDE parity classes (workgroup z): within a class, a tap
 // either reaches every pixel or none, so taps that reach none are skipped for the whole
 // workgroup, and the ROWS pixels of a block (STRIDE apart in a row) read ROWS neighbouring dy.
 fn run(gx: u32, block: u32, parity: u32, lane: u32) {
     let row_class = parity / STRIDE;
     let col_class = parity % STRIDE;
+    if (p.accumulate != 0u && !(class_has_taps(row_class) && class_has_taps(col_class))) {
+        return;  // adds nothing: a whole workgroup's early exit (3/4 of a 1x1 stride-2 pass)
+    }
     let rows = (p.h + STRIDE - 1u) / STRIDE;                    // rows of a class, at most
     let runs = ((p.w + STRIDE - 1u) / STRIDE + ROWS - 1u) / ROWS;  // blocks in a class's row
     let total = p.batch * rows * runs;
