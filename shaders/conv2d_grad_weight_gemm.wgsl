@@ -3,35 +3,43 @@
 // into partial sums that reduce_splits.wgsl adds in order.
 //
 // Variants: tiled, tiled_n32 and tiled_n16 (gemm_tiled.wgsl with output tiles 64, 32 and 16
-// channels wide). Checked against the CPU reference on every test shape; on lavapipe they run
-// at 2-4.5 GFLOP/s (a CPU adapter wants register blocks), and they have not yet been timed on a
-// real GPU. Safety: gemm_tiled.wgsl clamps the (m, k) and (k, n) it passes to load_a and
-// load_b into the matrices and calls store_c only inside C; load_a masks the image padding.
+// channels wide). Checked against the CPU reference on every test shape. Safety:
+// gemm_tiled.wgsl clamps the m, k and n it passes in into the matrices and calls store_c
+// only inside C; load_a masks the image padding.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;  // [split][cin*KS*KS][cout]
 
 fn gemm_shape() -> vec4<u32> {
-    return vec4<u32>(p.cin * KS * KS, p.cout, p.batch * p.oh * p.ow, p.pixels_per_split);
+    return vec4<u32>(CIN * KS * KS, COUT, BATCH * OH * OW, p.pixels_per_split);
 }
 
-fn load_a(m: u32, k: u32) -> f32 {
-    let ocol = k % p.ow;
-    let orow = (k / p.ow) % p.oh;
-    let img = k / (p.ow * p.oh);
-    let ci = m / (KS * KS);
-    let r = i32(orow * STRIDE + (m / KS) % KS) - i32(PAD);
-    let c = i32(ocol * STRIDE + m % KS) - i32(PAD);
-    let ok = r >= 0 && r < i32(p.h) && c >= 0 && c < i32(p.w);
-    let i = ((img * p.cin + ci) * p.h + u32(r)) * p.w + u32(c);
+// Tap m: where its input channel's plane starts in an image, and its kernel row and column
+// less the padding.
+struct Row {
+    plane: u32,
+    dr: i32,
+    dc: i32,
+}
+
+fn a_row(m: u32) -> Row {
+    return Row(m / (KS * KS) * H * W, i32((m / KS) % KS) - i32(PAD), i32(m % KS) - i32(PAD));
+}
+
+fn load_a(row: Row, k: u32) -> f32 {
+    let img = k / (OW * OH);
+    let r = i32((k / OW) % OH * STRIDE) + row.dr;
+    let c = i32(k % OW * STRIDE) + row.dc;
+    let ok = r >= 0 && r < i32(H) && c >= 0 && c < i32(W);
+    let i = img * CIN * H * W + row.plane + u32(r) * W + u32(c);
     return select(0.0, x[select(0u, i, ok)], ok);
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
-    return dy[y_index(k / (p.ow * p.oh), n, (k / p.ow) % p.oh, k % p.ow)];
+    return dy[y_index(k / (OW * OH), n, (k / OW) % OH, k % OW)];
 }
 
 fn store_c(m: u32, n: u32, split: u32, v: f32) {
-    partial[(split * p.cin * KS * KS + m) * p.cout + n] = v;
+    partial[(split * CIN * KS * KS + m) * COUT + n] = v;
 }

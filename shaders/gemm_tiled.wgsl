@@ -1,65 +1,123 @@
-// Tiled implicit GEMM for GPUs: C[m][n] = sum_k A[m][k] * B[k][n], where the direction's file
-// supplies gemm_shape(), load_a, load_b and store_c (so im2col is never materialised). A
-// workgroup of WG_N x 16 invocations stages a 64x16 slice of A and a 16xTILE_N slice of B in
-// workgroup memory and each invocation accumulates a 4x4 block, so a workgroup computes a
-// 64 x TILE_N block of C, TILE_N = 4 WG_N: 64, or 32 and 16 for layers that narrow (a 64-wide
-// tile over 16 channels would waste three quarters of its multiply-adds). Workgroup z
-// selects a slice of K (split-K).
-// Safety: workgroup-memory indices are in range by the tile constants (TILE_N <= 64); the
-// coordinates given to load_a and load_b are clamped into the matrices (the padding of
-// partial tiles is selected away) and store_c is called only for (m, n) inside C.
+// Tiled implicit GEMM for GPUs: C[m][n] = sum_k A[m][k] * B[k][n], where the pass's file
+// supplies gemm_shape(), the Row of A an m decodes to (a_row), load_a, load_b and store_c, so
+// im2col is never materialised. Built as the published fast WGSL matrix kernels are:
+//   - A workgroup of WG_N x 8 invocations computes a 64 x TILE_N block of C (TILE_N = 4 WG_N:
+//     64, or 32 and 16 for layers that narrow, where a 64-wide tile over 16 channels would
+//     waste three quarters of its multiply-adds); each invocation 8 rows x 4 columns.
+//   - K goes 16 at a time through workgroup memory held as vec4s, so the inner loop reads
+//     two vec4s of A and one of B for 32 multiply-adds.
+//   - The next K tile's loads go out before the current tile's multiply-adds (prefetch into
+//     registers) and land in workgroup memory after them.
+//   - Every invocation loads the same 4 rows of A (and 4 columns of B) in every K tile, so
+//     a_row decodes its rows once, before the K loop; the shape is constant (gemm_shape.wgsl).
+// Workgroup z selects a slice of K (split-K).
+// Log: the first version (16 x WG_N invocations of 4 x 4, scalar tiles, rows decoded with
+// divisions by uniform values for every load) ran at 2-4.5 GFLOP/s on lavapipe; neither has
+// been timed on a real GPU (scripts/device-check.sh measures them).
+// Safety: workgroup-memory indices are in range by the tile constants; the m, k and n given
+// to a_row, load_a and load_b are clamped into the matrices (the padding of partial tiles
+// is selected away) and store_c is called only for (m, n) inside C.
 
 const TILE_M: u32 = 64u;
 const TILE_K: u32 = 16u;
-/// Invocations along n: 16, 8 or 4 (set by the Rust side per variant).
+const M_QUADS: u32 = 16u;   // TILE_M / 4: a tile row of A as vec4s of 4 m
+/// Invocations along n (TILE_N / 4): 16, 8 or 4, set by the Rust side per variant.
 override WG_N: u32 = 16u;
+const INVOCATIONS_MIN: u32 = 32u;   // 8 x the smallest WG_N
+const A_QUADS_MAX: u32 = 8u;        // TILE_K * M_QUADS / INVOCATIONS_MIN
 
-var<workgroup> tile_a: array<f32, 1024>;   // [TILE_K][TILE_M]
-var<workgroup> tile_b: array<f32, 1024>;   // [TILE_K][TILE_N]
+var<workgroup> tile_a: array<vec4<f32>, 256>;   // [TILE_K][M_QUADS]
+var<workgroup> tile_b: array<vec4<f32>, 256>;   // [TILE_K][WG_N]
 
-@compute @workgroup_size(WG_N, 16)
+// What one invocation loads of one K tile: A_QUADS (2, 4 or 8) vec4s of A, 2 of B.
+struct Staged {
+    a: array<vec4<f32>, A_QUADS_MAX>,
+    b: array<vec4<f32>, 2>,
+}
+
+fn invocations() -> u32 {
+    return 8u * WG_N;
+}
+
+fn a_quads() -> u32 {
+    return TILE_K * M_QUADS / invocations();
+}
+
+// The K tile from k0 of this invocation's rows `rows` (m_valid: inside A) and columns from
+// n: A quads kk = t / M_QUADS + i * invocations / M_QUADS, B quads kk = t / WG_N + 8 i.
+fn stage(rows: array<Row, 4>, m_valid: vec4<bool>, t: u32, n: u32, k0: u32, k_end: u32) -> Staged {
+    var s: Staged;
+    let n_max = gemm_shape().y - 1u;
+    for (var i = 0u; i < a_quads(); i++) {
+        let k = k0 + t / M_QUADS + i * (invocations() / M_QUADS);
+        let kc = min(k, k_end - 1u);
+        for (var j = 0u; j < 4u; j++) {
+            s.a[i][j] = select(0.0, load_a(rows[j], kc), m_valid[j] && k < k_end);
+        }
+    }
+    for (var i = 0u; i < 2u; i++) {
+        let k = k0 + t / WG_N + 8u * i;
+        let kc = min(k, k_end - 1u);
+        for (var c = 0u; c < 4u; c++) {
+            s.b[i][c] = select(0.0, load_b(kc, min(n + c, n_max)), n + c <= n_max && k < k_end);
+        }
+    }
+    return s;
+}
+
+@compute @workgroup_size(WG_N, 8)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wg: vec3<u32>,
 ) {
-    let tile_n = 4u * WG_N;
-    let invocations = 16u * WG_N;
     let shape = gemm_shape();   // (M, N, K, K per split)
     let m0 = wg.x * TILE_M;
-    let n0 = wg.y * tile_n;
+    let n0 = wg.y * 4u * WG_N;
     let k_begin = min(wg.z * shape.w, shape.z);
     let k_end = min(k_begin + shape.w, shape.z);
     let t = lid.y * WG_N + lid.x;
 
-    var acc = mat4x4<f32>();
+    // The 4 rows of A this invocation loads in every K tile, decoded once.
+    let mq = t % M_QUADS;
+    var rows: array<Row, 4>;
+    var m_valid: vec4<bool>;
+    for (var j = 0u; j < 4u; j++) {
+        let m = m0 + 4u * mq + j;
+        rows[j] = a_row(min(m, shape.x - 1u));
+        m_valid[j] = m < shape.x;
+    }
+    let n_load = n0 + 4u * (t % WG_N);
+
+    var staged = stage(rows, m_valid, t, n_load, k_begin, k_end);
+    var lo = mat4x4<f32>();   // rows 8 lid.y + 0..3
+    var hi = mat4x4<f32>();   // rows 8 lid.y + 4..7
     for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
-        for (var e = t; e < TILE_K * TILE_M; e += invocations) {
-            let ka = k0 + e / TILE_M;
-            let ma = m0 + e % TILE_M;
-            // Clamped coordinates keep every load in bounds; select zeroes the padding.
-            tile_a[e] = select(0.0, load_a(min(ma, shape.x - 1u), min(ka, k_end - 1u)), ma < shape.x && ka < k_end);
+        for (var i = 0u; i < a_quads(); i++) {
+            tile_a[(t / M_QUADS + i * (invocations() / M_QUADS)) * M_QUADS + mq] = staged.a[i];
         }
-        for (var e = t; e < TILE_K * tile_n; e += invocations) {
-            let kb = k0 + e / tile_n;
-            let nb = n0 + e % tile_n;
-            tile_b[e] = select(0.0, load_b(min(kb, k_end - 1u), min(nb, shape.y - 1u)), nb < shape.y && kb < k_end);
+        for (var i = 0u; i < 2u; i++) {
+            tile_b[(t / WG_N + 8u * i) * WG_N + t % WG_N] = staged.b[i];
         }
         workgroupBarrier();
+        if (k0 + TILE_K < k_end) {
+            staged = stage(rows, m_valid, t, n_load, k0 + TILE_K, k_end);
+        }
         for (var kk = 0u; kk < TILE_K; kk++) {
-            let ai = kk * TILE_M + lid.y * 4u;
-            let bi = kk * tile_n + lid.x * 4u;
-            let a = vec4<f32>(tile_a[ai], tile_a[ai + 1u], tile_a[ai + 2u], tile_a[ai + 3u]);
-            let b = vec4<f32>(tile_b[bi], tile_b[bi + 1u], tile_b[bi + 2u], tile_b[bi + 3u]);
-            acc += outer(a, b);
+            let b = tile_b[kk * WG_N + lid.x];
+            lo += outer(tile_a[kk * M_QUADS + 2u * lid.y], b);
+            hi += outer(tile_a[kk * M_QUADS + 2u * lid.y + 1u], b);
         }
         workgroupBarrier();
     }
     for (var c = 0u; c < 4u; c++) {
+        let n = n0 + 4u * lid.x + c;
         for (var j = 0u; j < 4u; j++) {
-            let m = m0 + lid.y * 4u + j;
-            let n = n0 + lid.x * 4u + c;
-            if (m < shape.x && n < shape.y) {
-                store_c(m, n, wg.z, acc[c][j]);
+            let m = m0 + 8u * lid.y + j;
+            if (n < shape.y && m < shape.x) {
+                store_c(m, n, wg.z, lo[c][j]);
+            }
+            if (n < shape.y && m + 4u < shape.x) {
+                store_c(m + 4u, n, wg.z, hi[c][j]);
             }
         }
     }

@@ -16,6 +16,7 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("conv2d_grad_weight_register.wgsl", include_str!("../../shaders/conv2d_grad_weight_register.wgsl")),
     wgsl("conv2d_params.wgsl", include_str!("../../shaders/conv2d_params.wgsl")),
     wgsl("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
+    wgsl("gemm_shape.wgsl", include_str!("../../shaders/gemm_shape.wgsl")),
     wgsl("gemm_tiled.wgsl", include_str!("../../shaders/gemm_tiled.wgsl")),
     wgsl("grad_weight_taps.wgsl", include_str!("../../shaders/grad_weight_taps.wgsl")),
     wgsl("grid.wgsl", include_str!("../../shaders/grid.wgsl")),
@@ -88,7 +89,7 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_forward_tiled",
-        &["conv2d_params.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"],
+        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
     conv_subgroup_module(
         "conv2d_grad_input_register_subgroup",
@@ -113,7 +114,7 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_grad_input_tiled",
-        &["conv2d_params.wgsl", "conv2d_grad_input_gemm.wgsl", "gemm_tiled.wgsl"],
+        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_input_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
     conv_subgroup_module(
         "conv2d_grad_weight_register_subgroup",
@@ -148,7 +149,7 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_grad_weight_tiled",
-        &["conv2d_params.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
+        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
     conv_module("reduce_splits", &["grid.wgsl", "reduce_splits.wgsl"]),
     module("batch_norm_vec4", &["grid.wgsl", "quad_vec4.wgsl", "activations.wgsl", "batch_norm.wgsl"]),
@@ -449,17 +450,17 @@ mod tests {
         assert!(errors.is_empty(), "{}", errors.join("\n"));
     }
 
-    /// The reflection sees what the WGSL says: the tiled convolution's 16x16 workgroup and
-    /// its two tiles of 1024 floats; of the linear layer's six storage buffers, the three each
+    /// The reflection sees what the WGSL says: the tiled convolution's 16x8 workgroup and
+    /// its two tiles of 256 vec4s; of the linear layer's six storage buffers, the three each
     /// pass uses, and its one uniform; of shake's eight, the four of one direction.
     #[test]
     fn needs_are_read_from_the_wgsl() {
         let tiled = needs("conv2d_forward_tiled");
-        assert_eq!((tiled.invocations, tiled.workgroup_size), (256, [16, 16]));
-        assert_eq!(tiled.workgroup_bytes, 2 * 1024 * 4);
+        assert_eq!((tiled.invocations, tiled.workgroup_size), (128, [16, 8]));
+        assert_eq!(tiled.workgroup_bytes, 2 * 256 * 16);
         let linear = needs("linear");
         assert_eq!((linear.storage_buffers, linear.uniform_buffers), (3, 1));
-        assert_eq!(needs("shake").storage_buffers, 4);
+        assert_eq!(needs("shake_vec4").storage_buffers, 4);
         assert!(most_needed().storage_buffers >= 4 && most_needed().storage_buffers <= 8);
     }
 

@@ -319,6 +319,10 @@ impl Conv2d {
             ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => {
                 let tile_n = variant.tile_n();
                 constants.push(("WG_N", (tile_n / 4) as f64));
+                // gemm_shape.wgsl: the shape as constants.
+                let shape = [s.batch, s.cin, s.h, s.w, s.cout, s.out_h, s.out_w];
+                let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
+                constants.extend(names.into_iter().zip(shape.map(|v| v as f64)));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
             }
             ConvVariant::RegisterSubgroup

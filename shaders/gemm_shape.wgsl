@@ -1,0 +1,13 @@
+// The tiled (GPU) convolution kernels' shape, fixed per pipeline by override constants, so
+// that decoding a GEMM row or column into (image, row, column) divides by constants: a
+// multiply and a shift, where a division by a uniform value costs tens of instructions on a
+// GPU. The register (CPU) kernels read the shape from `p` instead: there a pipeline per
+// shape would multiply the pipelines llvmpipe compiles (0.2-1 s each) for no gain, since
+// they decode once an invocation, not per load.
+override BATCH: u32 = 1u;   // defaults only for validating the module alone
+override CIN: u32 = 1u;
+override H: u32 = 1u;
+override W: u32 = 1u;
+override COUT: u32 = 1u;
+override OH: u32 = 1u;
+override OW: u32 = 1u;
