@@ -15,6 +15,11 @@
 override BATCH: u32 = 1u;     // defaults only for validating the module alone
 override CHANNELS: u32 = 1u;
 override PLANE: u32 = 1u;     // H * W
+// Workgroups a channel's reductions (statistics, backward_reduce) are spread over, each
+// taking a contiguous run of images. With 1 that workgroup finishes the channel; with more,
+// each writes its partial result to `partials` and merge_* finishes, in order. A GPU wants
+// hundreds of workgroups in flight, not one a channel (32 for a 128x32x32x32 tensor).
+override GROUPS: u32 = 1u;
 
 struct BnParams {
     relu: u32,
@@ -28,6 +33,7 @@ struct BnParams {
 @group(0) @binding(3) var<storage, read_write> running: array<f32>;      // mean[C], var[C]
 @group(0) @binding(4) var<storage, read> gamma_beta: array<f32>;         // gamma[C], beta[C]
 @group(0) @binding(7) var<storage, read_write> grad_gamma_beta: array<f32>;  // dgamma[C], dbeta[C]
+@group(0) @binding(9) var<storage, read_write> partials: array<vec4<f32>>;  // [C][GROUPS]
 
 var<workgroup> partial_sums: array<vec2<f32>, 256>;
 
@@ -39,6 +45,12 @@ fn plane_quads() -> u32 {
 fn channel_quad(i: u32, c: u32) -> u32 {
     let img = i / plane_quads();
     return (img * CHANNELS + c) * plane_quads() + i % plane_quads();
+}
+
+// The channel-quad indices (as channel_quad takes them) of workgroup `group`'s images.
+fn group_range(group: u32) -> vec2<u32> {
+    let images = (BATCH + GROUPS - 1u) / GROUPS;
+    return vec2<u32>(min(group * images, BATCH), min((group + 1u) * images, BATCH)) * plane_quads();
 }
 
 // Tree sum of every invocation's pair; the result is in partial_sums[0].
@@ -56,16 +68,20 @@ fn workgroup_sum(t: u32, v: vec2<f32>) -> vec2<f32> {
     return total;
 }
 
-// Count, mean and sum of squared deviations (n, mean, m2) of two sets of values, merged into
-// those of their union (Chan, Golub and LeVeque). Exact, so no pass needs the mean first.
+// A channel's values are summed as deviations from one of them, its first (`channel_shift`),
+// so that a mean far from zero costs no precision: moments are (n, sum of deviations, sum of
+// squares about their own mean). Two sets' moments merge exactly into their union's (Chan,
+// Golub and LeVeque), so one pass needs no mean first, and the merges add small numbers.
+fn channel_shift(c: u32) -> f32 {
+    return load_x(channel_quad(0u, c)).x;
+}
+
 fn merge_moments(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
-    let n = a.x + b.x;
-    if (b.x == 0.0) {
-        return a;
+    if (a.x == 0.0 || b.x == 0.0) {
+        return a + b;
     }
-    let delta = b.y - a.y;
-    let share = b.x / n;
-    return vec3<f32>(n, a.y + delta * share, a.z + b.z + delta * delta * a.x * share);
+    let delta = b.y / b.x - a.y / a.x;
+    return vec3<f32>(a.x + b.x, a.y + b.y, a.z + b.z + delta * delta * a.x * b.x / (a.x + b.x));
 }
 
 var<workgroup> partial_moments: array<vec3<f32>, 256>;
@@ -83,35 +99,55 @@ fn workgroup_moments(t: u32, m: vec3<f32>) -> vec3<f32> {
     return partial_moments[0];
 }
 
-// One workgroup a channel, one pass over x: each invocation sums its values' deviations from
-// its own first value (so a mean far from zero costs no precision), the tree merges the
-// invocations' moments. Log (lavapipe, 8 2x16d step, 15 dispatches): two passes (mean, then
-// squared deviations) 33.5 ms; one pass, see the commit that made this.
+// GROUPS workgroups a channel, one pass over x; the tree merges the invocations' moments.
+// Log (lavapipe, 8 2x16d step, 15 dispatches): two passes (mean, then squared deviations)
+// 33.5 ms; one pass, see the commit that made this.
 @compute @workgroup_size(256)
 fn statistics(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
-    let quads = BATCH * plane_quads();
-    let shift = select(0.0, load_x(channel_quad(min(t, quads - 1u), c)).x, t < quads);
+    let range = group_range(wg.y);
+    let shift = channel_shift(c);
     var sum = 0.0;
     var squares = 0.0;
     var n = 0.0;
-    for (var i = t; i < quads; i += 256u) {
+    for (var i = range.x + t; i < range.y; i += 256u) {
         let d = (load_x(channel_quad(i, c)) - shift) * QUAD_MASK;
         sum += dot(d, QUAD_MASK);
         squares += dot(d, d);
         n += f32(QUAD);
     }
-    let mine = vec3<f32>(n, shift + sum / max(n, 1.0), max(squares - sum * sum / max(n, 1.0), 0.0));
-    let all = workgroup_moments(t, mine);
-    let count = all.x;
-    let variance = all.z / count;
+    let all = workgroup_moments(t, vec3<f32>(n, sum, max(squares - sum * sum / max(n, 1.0), 0.0)));
     if (t == 0u) {
-        saved[c] = all.y;
-        saved[CHANNELS + c] = inverseSqrt(variance + bn.eps);
-        let unbiased = variance * count / max(count - 1.0, 1.0);
-        running[c] = (1.0 - bn.momentum) * running[c] + bn.momentum * all.y;
-        running[CHANNELS + c] = (1.0 - bn.momentum) * running[CHANNELS + c] + bn.momentum * unbiased;
+        if (GROUPS == 1u) {
+            finish_statistics(c, all);
+        } else {
+            partials[c * GROUPS + wg.y] = vec4<f32>(all, 0.0);
+        }
     }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn merge_statistics(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = flat_index(gid, nwg);
+    if (c < CHANNELS) {
+        var all = partials[c * GROUPS].xyz;
+        for (var g = 1u; g < GROUPS; g++) {
+            all = merge_moments(all, partials[c * GROUPS + g].xyz);
+        }
+        finish_statistics(c, all);
+    }
+}
+
+// Mean and 1/std for the backward, and the running statistics, from a channel's moments.
+fn finish_statistics(c: u32, all: vec3<f32>) {
+    let count = all.x;
+    let mean = channel_shift(c) + all.y / count;
+    let variance = all.z / count;
+    saved[c] = mean;
+    saved[CHANNELS + c] = inverseSqrt(variance + bn.eps);
+    let unbiased = variance * count / max(count - 1.0, 1.0);
+    running[c] = (1.0 - bn.momentum) * running[c] + bn.momentum * mean;
+    running[CHANNELS + c] = (1.0 - bn.momentum) * running[CHANNELS + c] + bn.momentum * unbiased;
 }
 
 // Evaluation: normalise with the running statistics instead.
@@ -152,11 +188,11 @@ fn masked_dy(q: u32, c: u32) -> vec4<f32> {
     return select(g, select(vec4<f32>(0.0), g, pre_activation(q, c) > vec4<f32>(0.0)), bn.relu != 0u);
 }
 
-// dgamma = sum(dy * xhat), dbeta = sum(dy), one workgroup a channel.
+// dgamma = sum(dy * xhat), dbeta = sum(dy), GROUPS workgroups a channel.
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let c = wg.x;
-    let quads = BATCH * plane_quads();
+    let range = group_range(wg.y);
     // The channel's values, read once: the loop then loads only x and dy.
     let mean = saved[c];
     let inv_std = saved[CHANNELS + c];
@@ -164,7 +200,7 @@ fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_i
     let beta = gamma_beta[CHANNELS + c];
     let relu = bn.relu != 0u;
     var s = vec2<f32>(0.0);
-    for (var i = t; i < quads; i += 256u) {
+    for (var i = range.x + t; i < range.y; i += 256u) {
         let q = channel_quad(i, c);
         let xhat = (load_x(q) - mean) * inv_std;
         let dy_q = load_dy(q);
@@ -173,6 +209,23 @@ fn backward_reduce(@builtin(local_invocation_index) t: u32, @builtin(workgroup_i
     }
     let total = workgroup_sum(t, s);
     if (t == 0u) {
+        if (GROUPS == 1u) {
+            grad_gamma_beta[c] = total.x;
+            grad_gamma_beta[CHANNELS + c] = total.y;
+        } else {
+            partials[c * GROUPS + wg.y] = vec4<f32>(total, 0.0, 0.0);
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn merge_gradients(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = flat_index(gid, nwg);
+    if (c < CHANNELS) {
+        var total = vec2<f32>(0.0);
+        for (var g = 0u; g < GROUPS; g++) {
+            total += partials[c * GROUPS + g].xy;
+        }
         grad_gamma_beta[c] = total.x;
         grad_gamma_beta[CHANNELS + c] = total.y;
     }

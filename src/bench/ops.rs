@@ -197,11 +197,16 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)])?;
     report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
 
-    let bn = batch_norm::BatchNorm::new(bn_shape);
+    let bn = batch_norm::BatchNorm::for_device(gpu, bn_shape);
     let small: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("bn", 2 * bn_shape.channels)).collect();
-    let bb = batch_norm::BnBuffers { saved: (&small[0]).into(), gamma_beta: (&small[2]).into() };
+    let partials = gpu.storage("bn partials", bn.partials_floats());
+    let bb = batch_norm::BnBuffers {
+        saved: (&small[0]).into(),
+        gamma_beta: (&small[2]).into(),
+        partials: (&partials).into(),
+    };
     let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into()))?;
-    report(memory_figure("batch_norm", "forward", act.clone(), ms, 4 * 4 * len));
+    report(memory_figure("batch_norm", "forward", act.clone(), ms, 3 * 4 * len));
     let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into()))?;
     report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * 4 * len));
 

@@ -2,7 +2,9 @@
 //! update), evaluation forward, backward; with and without the fused ReLU; and statistics
 //! over a full 128x32x32 batch with a large mean (a one-pass variance would lose it).
 //! Planes of odd sizes run the scalar kernels, multiples of 4 the vec4 ones; 300 channels
-//! spread the evaluation statistics' grid. Tolerance 1e-4 of the largest reference value.
+//! spread the evaluation statistics' grid. Each runs with one workgroup a channel and with
+//! the reductions spread over groups of images (what GPUs get), two and as many as there
+//! are images. Tolerance 1e-4 of the largest reference value.
 
 use super::{Check, compare, upload, values};
 use crate::cpu;
@@ -30,6 +32,13 @@ pub fn full_batch(gpu: &Gpu) -> Vec<Check> {
 }
 
 fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Vec<Check> {
+    let mut groups = [1, 2, s.batch].map(|g| g.min(s.batch)).to_vec();
+    groups.dedup();
+    groups.into_iter().flat_map(|g| check_groups(gpu, BatchNorm::with_groups(s, g), offset)).collect()
+}
+
+fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Vec<Check> {
+    let s = bn.shape;
     let c = s.channels;
     let x: Vec<f64> = values(s.len(), 13).iter().map(|v| (v * 3.0 + offset) as f32 as f64).collect();
     let dy = values(s.len(), 14);
@@ -42,20 +51,21 @@ fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Vec<Check> {
     let (want_y, want_rm, want_rv) = cpu::batch_norm::forward_train(&s, &x, gamma, beta, rm, rv);
     let (want_dx, want_dgamma, want_dbeta) = cpu::batch_norm::backward(&s, &x, gamma, beta, &dy);
 
-    let bn = BatchNorm::new(s);
     let (xb, dyb) = (upload(gpu, &x), upload(gpu, &dy));
     let saved = gpu.storage("saved", 2 * c);
     let running_b = upload(gpu, &running);
     let gamma_beta_b = upload(gpu, &gamma_beta);
-    let buffers = BnBuffers { saved: (&saved).into(), gamma_beta: (&gamma_beta_b).into() };
+    let partials = gpu.storage("partials", bn.partials_floats());
+    let buffers =
+        BnBuffers { saved: (&saved).into(), gamma_beta: (&gamma_beta_b).into(), partials: (&partials).into() };
     let (y, dx, grads) = (gpu.storage("y", s.len()), gpu.storage("dx", s.len()), gpu.storage("g", 2 * c));
     let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into());
     dispatches.extend(bn.backward(gpu, (&xb).into(), buffers, (&dyb).into(), (&grads).into(), (&dx).into()));
     gpu.run(&dispatches.iter().collect::<Vec<_>>());
-    let variant = if s.relu { "with relu" } else { "-" };
+    let variant = format!("{}groups {}", if s.relu { "relu, " } else { "" }, bn.groups);
     let shape = format!("{}x{}x{} mean {offset}", s.batch, s.channels, s.plane);
     let check = |pass: &str, got: &[f32], want: &[f64]| {
-        compare("batch_norm", pass, variant, &shape, got, want, TOLERANCE)
+        compare("batch_norm", pass, &variant, &shape, got, want, TOLERANCE)
     };
     let want_running: Vec<f64> = want_rm.iter().chain(&want_rv).cloned().collect();
     let want_grads: Vec<f64> = want_dgamma.iter().chain(&want_dbeta).cloned().collect();

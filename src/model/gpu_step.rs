@@ -83,6 +83,18 @@ impl StepGraph {
 
         let scratch_floats = convs.values().map(Conv2d::scratch_floats).max().unwrap_or(0);
         let scratch = gpu.storage("conv scratch", scratch_floats);
+        let bn_partials_floats = graph
+            .nodes
+            .iter()
+            .filter_map(|node| match node {
+                Node::Forward(ForwardOp::BatchNorm { shape, .. }) => {
+                    Some(BatchNorm::for_device(gpu, *shape).partials_floats())
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(4);
+        let bn_partials = gpu.storage("bn partials", bn_partials_floats);
 
         let recorder = Recorder {
             gpu,
@@ -92,6 +104,7 @@ impl StepGraph {
             activations: &buffers,
             saved: &saved,
             saved_offsets: &saved_offsets,
+            bn_partials: &bn_partials,
             convs: &convs,
             scratch: &scratch,
             pixels: &pixels,
@@ -119,7 +132,7 @@ impl StepGraph {
             labels,
             activations: buffers,
             logits,
-            _scratch: vec![scratch, saved],
+            _scratch: vec![scratch, saved, bn_partials],
         })
     }
 
@@ -182,6 +195,7 @@ struct Recorder<'a> {
     activations: &'a [wgpu::Buffer],
     saved: &'a wgpu::Buffer,
     saved_offsets: &'a Vec<usize>,
+    bn_partials: &'a wgpu::Buffer,
     convs: &'a HashMap<Conv2dShape, Conv2d>,
     scratch: &'a wgpu::Buffer,
     pixels: &'a wgpu::Buffer,
@@ -199,7 +213,7 @@ impl<'a> Recorder<'a> {
     fn bn_buffers(&self, saved: SavedStatsId, affine: super::graph::ParamId) -> BnBuffers<'a> {
         let channels = self.graph.bn_channels[saved] as u64;
         let saved = Slice::from(self.saved).floats(self.saved_offsets[saved] as u64, 2 * channels);
-        BnBuffers { saved, gamma_beta: self.params.param(affine) }
+        BnBuffers { saved, gamma_beta: self.params.param(affine), partials: self.bn_partials.into() }
     }
 
     /// The mix of `block`, over tensors shaped like `t`.
@@ -230,7 +244,7 @@ impl<'a> Recorder<'a> {
                 vec![conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window)]
             }
             ForwardOp::BatchNorm { shape, x, affine, running, saved, out } => {
-                let bn = BatchNorm::new(shape);
+                let bn = BatchNorm::for_device(gpu, shape);
                 let (b, running) = (self.bn_buffers(saved, affine), params.param(running));
                 match graph.mode {
                     Mode::Train => bn.forward_train(gpu, self.act(x), b, running, self.act(out)),
@@ -286,7 +300,7 @@ impl<'a> Recorder<'a> {
             }
             BackwardOp::BatchNorm { shape, x, affine, saved, dy, dx } => {
                 let b = self.bn_buffers(saved, affine);
-                BatchNorm::new(shape).backward(
+                BatchNorm::for_device(gpu, shape).backward(
                     gpu,
                     self.act(x),
                     b,
