@@ -11,8 +11,11 @@
 //                      where planes are a multiple of 4 pixels
 //   register_plain     the same with lanes_plain.wgsl: CPU adapters without subgroups; and
 //                      register_plain_n16
-//   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_tiled.wgsl          (GPUs; output tiles
-//   tiled_n16                                                              64, 32, 16 wide)
+//   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_shape.wgsl + gemm_tiled.wgsl (GPUs;
+//   tiled_n16          output tiles 64, 32, 16 wide)
+//   winograd           forward and grad_input, 3x3 stride 1: winograd_transforms.wgsl and
+//                      winograd_gemm.wgsl (see winograd_shape.wgsl); CPU adapters with
+//                      subgroups
 //
 // Log (lavapipe, 2 cores, batch 128, `shakeshake bench ops`):
 //   - Eight named mat4x4 accumulators (`Block`) instead of an array: about 2x; llvmpipe
@@ -34,6 +37,13 @@
 //     8 x 16 blocks for 32 channels and more (32->32 @32 forward 72.8 -> 85.4 ms). With x
 //     replaced by constants, forward 32->32 @32 still takes 69.5 of its 72.8 ms, and without
 //     the broadcasts as long: the 128 accumulators' multiply-adds are the cost now.
+//   - Winograd F(2x2, 3x3) (16 GEMMs blocked like register_subgroup, 4 tiles x 32 channels;
+//     transforms 4 tiles an invocation as vec4s, the shape as override constants): 128->128
+//     @8 forward 73.9 -> 54.3 ms, grad_input 76.9 -> 50.3 ms; 64->64 @16 about even; 32->32
+//     @32 about even or slower (the transforms take 40 of its 95 ms), so the tuner keeps the
+//     direct kernels there. Its GEMM does 4/9 of the multiply-adds at about 0.65-0.8 of the
+//     direct kernels' rate per multiply-add. Laying V out [xi][k][t] instead of
+//     [xi][t/4][k][4] made the transform 2x cheaper and the GEMM 10-15 % dearer.
 //   - Measured, not done: the input gradient reading each lane's four weights from
 //     neighbouring addresses (as a transposed copy of the weights would allow) instead of
 //     four rows apart: 32->32 @32 82.3 -> 77.3 ms, 64->64 @16 77.9 -> 68.3 ms.

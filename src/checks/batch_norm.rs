@@ -56,8 +56,11 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Vec<Check> {
     let running_b = upload(gpu, &running);
     let gamma_beta_b = upload(gpu, &gamma_beta);
     let partials = gpu.storage("partials", bn.partials_floats());
-    let buffers =
-        BnBuffers { saved: (&saved).into(), gamma_beta: (&gamma_beta_b).into(), partials: (&partials).into() };
+    let buffers = BnBuffers {
+        saved: (&saved).into(),
+        gamma_beta: (&gamma_beta_b).into(),
+        partials: (&partials).into(),
+    };
     let (y, dx, grads) = (gpu.storage("y", s.len()), gpu.storage("dx", s.len()), gpu.storage("g", 2 * c));
     let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into());
     dispatches.extend(bn.backward(gpu, (&xb).into(), buffers, (&dyb).into(), (&grads).into(), (&dx).into()));

@@ -4,7 +4,7 @@
 
 use super::{Check, compare, upload, values};
 use crate::cpu;
-use crate::gpu::{DeviceLost, Gpu};
+use crate::gpu::{DeviceLost, Dispatch, Gpu};
 use crate::layout::{conv_weight_from_gpu, conv_weight_to_gpu};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::shapes::{ChannelWindow, Conv2dShape};
@@ -110,11 +110,13 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
         Form::InWindow => upload(gpu, &widen(&d.dy, batch, s.cout, plane, 7.0)),
     };
     let w = gpu_weights(gpu, s, &d.w_oihw);
+    let scratch = gpu.storage("scratch", conv.scratch_floats());
+    let run = |dispatches: Vec<Dispatch>| gpu.try_run(&dispatches.iter().collect::<Vec<_>>());
     match pass {
         ConvPass::Forward => {
             let x = upload(gpu, &d.x);
             let y = gpu.storage("y", batch * window.channels * plane);
-            gpu.try_run(&[&conv.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window)])?;
+            run(conv.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window, Some((&scratch).into())))?;
             let y = gpu.try_read(&y)?;
             Ok(match form {
                 Form::Whole => y,
@@ -124,29 +126,21 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
         ConvPass::GradInput => {
             let accumulate = form == Form::InWindow;
             let dx = upload(gpu, if accumulate { &d.before } else { &d.zeros });
-            gpu.try_run(&[&conv.grad_input(
-                gpu,
-                (&dy).into(),
-                (&w).into(),
-                (&dx).into(),
-                window,
-                accumulate,
-            )])?;
+            let (dy_b, w_b, dx_b) = ((&dy).into(), (&w).into(), (&dx).into());
+            run(conv.grad_input(gpu, dy_b, w_b, dx_b, window, accumulate, Some((&scratch).into())))?;
             gpu.try_read(&dx)
         }
         ConvPass::GradWeight => {
             let x = upload(gpu, &d.x);
             let dw = gpu.storage("dw", s.weight_len());
-            let scratch = gpu.storage("scratch", conv.scratch_floats());
-            let dispatches = conv.grad_weight(
+            run(conv.grad_weight(
                 gpu,
                 (&x).into(),
                 (&dy).into(),
                 (&dw).into(),
                 window,
                 Some((&scratch).into()),
-            );
-            gpu.try_run(&dispatches.iter().collect::<Vec<_>>())?;
+            ))?;
             Ok(conv_weight_from_gpu(&gpu.try_read(&dw)?, s.cout, s.cin, s.ksize))
         }
     }
@@ -243,18 +237,18 @@ pub fn projection_shortcut(gpu: &Gpu) -> Vec<Check> {
         let y = gpu.storage("concat", n * cout * oh * ow);
         let first = ChannelWindow { channels: cout, offset: 0 };
         let second = ChannelWindow { channels: cout, offset: half };
-        gpu.run(&[
-            &c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first),
-            &c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second),
-        ]);
+        // 1x1: no variant here needs scratch.
+        let mut dispatches = c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first, None);
+        dispatches.extend(c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second, None));
+        gpu.run(&dispatches.iter().collect::<Vec<_>>());
         checks.push(compare("conv2d", "shortcut forward", v.name(), &shape, &gpu.read(&y), &want, TOLERANCE));
 
         let dyb = upload(gpu, &dy);
         let dx = gpu.storage("dx", x.len());
-        gpu.run(&[
-            &c1.grad_input(gpu, (&dyb).into(), (&w1b).into(), (&dx).into(), first, false),
-            &c2.grad_input(gpu, (&dyb).into(), (&w2b).into(), (&dx).into(), second, true),
-        ]);
+        let mut dispatches =
+            c1.grad_input(gpu, (&dyb).into(), (&w1b).into(), (&dx).into(), first, false, None);
+        dispatches.extend(c2.grad_input(gpu, (&dyb).into(), (&w2b).into(), (&dx).into(), second, true, None));
+        gpu.run(&dispatches.iter().collect::<Vec<_>>());
         let got = gpu.read(&dx);
         checks.push(compare("conv2d", "shortcut grad_input", v.name(), &shape, &got, &want_dx, TOLERANCE));
     }

@@ -11,7 +11,10 @@ use crate::shapes::{BackwardMode, ForwardMode, Level};
 const TOLERANCE: f64 = 1e-5;
 
 pub fn every_mode(gpu: &Gpu) -> Vec<Check> {
-    [(5, 3 * 7), (3, 4 * 5)].into_iter().flat_map(|(batch, image_len)| every_mode_of(gpu, batch, image_len)).collect()
+    [(5, 3 * 7), (3, 4 * 5)]
+        .into_iter()
+        .flat_map(|(batch, image_len)| every_mode_of(gpu, batch, image_len))
+        .collect()
 }
 
 fn every_mode_of(gpu: &Gpu, batch: usize, image_len: usize) -> Vec<Check> {

@@ -36,6 +36,9 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("sgd.wgsl", include_str!("../../shaders/sgd.wgsl")),
     wgsl("shake.wgsl", include_str!("../../shaders/shake.wgsl")),
     wgsl("step.wgsl", include_str!("../../shaders/step.wgsl")),
+    wgsl("winograd_gemm.wgsl", include_str!("../../shaders/winograd_gemm.wgsl")),
+    wgsl("winograd_shape.wgsl", include_str!("../../shaders/winograd_shape.wgsl")),
+    wgsl("winograd_transforms.wgsl", include_str!("../../shaders/winograd_transforms.wgsl")),
 ];
 
 const fn wgsl(name: &'static str, text: &'static str) -> (&'static str, &'static str) {
@@ -150,6 +153,28 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_grad_weight_tiled",
         &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
+    ),
+    conv_subgroup_module(
+        "winograd_gemm_subgroup",
+        &[
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "winograd_shape.wgsl",
+            "winograd_gemm.wgsl",
+            "register_block.wgsl",
+            "lanes_subgroup.wgsl",
+            "register_main_subgroup.wgsl",
+        ],
+    ),
+    conv_module(
+        "winograd_transforms",
+        &[
+            "grid.wgsl",
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "winograd_shape.wgsl",
+            "winograd_transforms.wgsl",
+        ],
     ),
     conv_module("reduce_splits", &["grid.wgsl", "reduce_splits.wgsl"]),
     module("batch_norm_vec4", &["grid.wgsl", "quad_vec4.wgsl", "activations.wgsl", "batch_norm.wgsl"]),

@@ -241,7 +241,8 @@ impl<'a> Recorder<'a> {
             }
             ForwardOp::Conv { shape, window, x, weight, out } => {
                 let conv = &self.convs[&shape];
-                vec![conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window)]
+                let scratch = Some(self.scratch.into());
+                conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window, scratch)
             }
             ForwardOp::BatchNorm { shape, x, affine, running, saved, out } => {
                 let bn = BatchNorm::for_device(gpu, shape);
@@ -315,7 +316,7 @@ impl<'a> Recorder<'a> {
             }
             BackwardOp::ConvInput { shape, window, dy, weight, dx, accumulate } => {
                 let (dy, w, dx) = (self.act(dy), params.param(weight), self.act(dx));
-                vec![self.convs[&shape].grad_input(gpu, dy, w, dx, window, accumulate)]
+                self.convs[&shape].grad_input(gpu, dy, w, dx, window, accumulate, Some(self.scratch.into()))
             }
         }
     }

@@ -122,8 +122,13 @@ impl BatchNorm {
         y: Slice,
     ) -> Vec<Dispatch> {
         let params = self.params(gpu);
-        let reads =
-            [(PARAMS, (&params).into()), (X, x), (SAVED, b.saved), (RUNNING, running), (PARTIALS, b.partials)];
+        let reads = [
+            (PARAMS, (&params).into()),
+            (X, x),
+            (SAVED, b.saved),
+            (RUNNING, running),
+            (PARTIALS, b.partials),
+        ];
         let stats = self.kernel(gpu, "statistics").dispatch(
             gpu,
             &reads,

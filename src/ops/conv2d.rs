@@ -55,10 +55,14 @@ pub enum ConvVariant {
     /// input channels for the input gradient) is at most 32 or 16.
     TiledN32,
     TiledN16,
+    /// Winograd F(2x2, 3x3) for 3x3 stride-1 forward and input gradient (shaders/winograd_*):
+    /// transforms, then 16 GEMMs register-blocked like `RegisterSubgroup` (CPU adapters with
+    /// subgroups), with 16 multiply-adds where the direct convolution does 36.
+    Winograd,
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 7] = [
+    pub const ALL: [ConvVariant; 8] = [
         ConvVariant::RegisterSubgroup,
         ConvVariant::RegisterPlain,
         ConvVariant::RegisterSubgroupN16,
@@ -66,6 +70,7 @@ impl ConvVariant {
         ConvVariant::Tiled,
         ConvVariant::TiledN32,
         ConvVariant::TiledN16,
+        ConvVariant::Winograd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +82,7 @@ impl ConvVariant {
             ConvVariant::Tiled => "tiled",
             ConvVariant::TiledN32 => "tiled_n32",
             ConvVariant::TiledN16 => "tiled_n16",
+            ConvVariant::Winograd => "winograd",
         }
     }
 
@@ -87,7 +93,8 @@ impl ConvVariant {
             ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
             | ConvVariant::RegisterSubgroupN16
-            | ConvVariant::RegisterPlainN16 => false,
+            | ConvVariant::RegisterPlainN16
+            | ConvVariant::Winograd => false,
         }
     }
 
@@ -95,14 +102,20 @@ impl ConvVariant {
     fn tile_n(self) -> usize {
         match self {
             ConvVariant::Tiled => 64,
-            ConvVariant::TiledN32 | ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => 32,
+            ConvVariant::TiledN32
+            | ConvVariant::RegisterSubgroup
+            | ConvVariant::RegisterPlain
+            | ConvVariant::Winograd => 32,
             ConvVariant::TiledN16 | ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => 16,
         }
     }
 
     /// Uses subgroup operations.
     fn needs_subgroups(self) -> bool {
-        matches!(self, ConvVariant::RegisterSubgroup | ConvVariant::RegisterSubgroupN16)
+        matches!(
+            self,
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterSubgroupN16 | ConvVariant::Winograd
+        )
     }
 
     /// Whether this variant can run `pass` of `shape` on this device.
@@ -119,6 +132,15 @@ impl ConvVariant {
             ConvVariant::TiledN32 | ConvVariant::TiledN16 => pass.gemm_n(shape) <= self.tile_n(),
             ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => {
                 register_fits && pass.gemm_n(shape) <= self.tile_n()
+            }
+            // U loads as vec4s of output channels; each scratch matrix is one binding.
+            ConvVariant::Winograd => {
+                let scratch = WinogradScratch::new(pass, shape);
+                let bytes = |floats: usize| (floats * 4) as u64;
+                winograd_fits(pass, shape)
+                    && pass.gemm_n(shape).is_multiple_of(4)
+                    && bytes(scratch.largest_floats()) <= gpu.limits.max_storage_buffer_binding_size
+                    && bytes(scratch.floats()) <= gpu.limits.max_buffer_size
             }
         }
     }
@@ -141,6 +163,8 @@ impl ConvVariant {
             (GradWeight, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_weight_register_subgroup",
             (GradWeight, RegisterPlain | RegisterPlainN16) => "conv2d_grad_weight_register_plain",
             (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
+            // `supports` keeps Winograd to the forward pass and the input gradient.
+            (_, Winograd) => "winograd_gemm_subgroup",
         }
     }
 }
@@ -181,6 +205,13 @@ const GRAD_WEIGHT_DY: Binding = Binding::new(2, "dy");
 const FORWARD_Y: Binding = Binding::new(3, "y");
 const GRAD_INPUT_DX: Binding = Binding::new(3, "dx");
 const GRAD_WEIGHT_PARTIAL: Binding = Binding::new(3, "partial");
+/// Winograd's: the pass's input and output, the weights, and the scratch matrices.
+const WINOGRAD_SRC: Binding = Binding::new(1, "src");
+const WINOGRAD_WT: Binding = Binding::new(2, "wt");
+const WINOGRAD_DST: Binding = Binding::new(3, "dst");
+const WINOGRAD_U: Binding = Binding::new(4, "u");
+const WINOGRAD_V: Binding = Binding::new(5, "v");
+const WINOGRAD_M: Binding = Binding::new(6, "m");
 
 const CONV_PARAMS: crate::gpu::interface::StructLayout = struct_layout!(ConvParams {
     batch,
@@ -196,7 +227,7 @@ const CONV_PARAMS: crate::gpu::interface::StructLayout = struct_layout!(ConvPara
     pixels_per_split
 });
 
-pub const INTERFACES: [ShaderInterface; 4] = [
+pub const INTERFACES: [ShaderInterface; 6] = [
     ShaderInterface {
         modules: &[
             "conv2d_forward_register_subgroup",
@@ -225,6 +256,18 @@ pub const INTERFACES: [ShaderInterface; 4] = [
             "conv2d_grad_weight_tiled",
         ],
         bindings: &[PARAMS, FORWARD_X, GRAD_WEIGHT_DY, GRAD_WEIGHT_PARTIAL],
+        structs: &[CONV_PARAMS],
+        constants: &[],
+    },
+    ShaderInterface {
+        modules: &["winograd_transforms"],
+        bindings: &[PARAMS, WINOGRAD_SRC, WINOGRAD_WT, WINOGRAD_DST, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
+        structs: &[CONV_PARAMS],
+        constants: &[],
+    },
+    ShaderInterface {
+        modules: &["winograd_gemm_subgroup"],
+        bindings: &[PARAMS, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
         structs: &[CONV_PARAMS],
         constants: &[],
     },
@@ -291,9 +334,17 @@ impl Conv2d {
         (s.batch * s.out_h * s.out_w).div_ceil(self.pixels_per_split())
     }
 
-    /// Scratch the weight gradient needs for its partial sums (0: none).
+    /// Scratch the passes need (0: none): the weight gradient's partial sums, when split;
+    /// Winograd's transformed matrices.
     pub fn scratch_floats(&self) -> usize {
-        if self.splits() > 1 { self.splits() * self.shape.weight_len() } else { 0 }
+        let splits = if self.splits() > 1 { self.splits() * self.shape.weight_len() } else { 0 };
+        let winograd = [ConvPass::Forward, ConvPass::GradInput]
+            .into_iter()
+            .filter(|&pass| self.variant(pass) == ConvVariant::Winograd)
+            .map(|pass| WinogradScratch::new(pass, &self.shape).floats())
+            .max()
+            .unwrap_or(0);
+        splits.max(winograd)
     }
 
     fn kernel(&self, gpu: &Gpu, pass: ConvPass) -> (Kernel, [u32; 3]) {
@@ -319,11 +370,15 @@ impl Conv2d {
             ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => {
                 let tile_n = variant.tile_n();
                 constants.push(("WG_N", (tile_n / 4) as f64));
-                // gemm_shape.wgsl: the shape as constants.
-                let shape = [s.batch, s.cin, s.h, s.w, s.cout, s.out_h, s.out_w];
-                let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
-                constants.extend(names.into_iter().zip(shape.map(|v| v as f64)));
+                constants.extend(shape_constants(s));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
+            }
+            ConvVariant::Winograd => {
+                let rows = WinogradScratch::new(pass, s).tiles.div_ceil(4);
+                let wg = if rows < SMALL_GRID { 8 } else { 64 };
+                constants.extend([("WG", wg as f64), ("N16", 0.0), ("GRAD_INPUT", grad_input_flag(pass))]);
+                constants.extend(shape_constants(s));
+                [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, 16]
             }
             ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
@@ -352,18 +407,31 @@ impl Conv2d {
         (constants, grid)
     }
 
-    /// y (or channels `window` of a wider y) = conv(x, w).
-    pub fn forward(&self, gpu: &Gpu, x: Slice, w: Slice, y: Slice, window: ChannelWindow) -> Dispatch {
+    /// y (or channels `window` of a wider y) = conv(x, w). `scratch`: see `scratch_floats`.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        w: Slice,
+        y: Slice,
+        window: ChannelWindow,
+        scratch: Option<Slice>,
+    ) -> Vec<Dispatch> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::Forward, window, false));
+        if self.variant(ConvPass::Forward) == ConvVariant::Winograd {
+            return self.winograd(gpu, ConvPass::Forward, &params, x, w, y, scratch);
+        }
         let (kernel, grid) = self.kernel(gpu, ConvPass::Forward);
-        kernel.dispatch(
+        vec![kernel.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (FORWARD_X, x), (WEIGHTS, w), (FORWARD_Y, y)],
             grid,
-        )
+        )]
     }
 
-    /// dx = (or += with `accumulate`) the input gradient, from dy (channels `window` of a wider tensor).
+    /// dx = (or += with `accumulate`) the input gradient, from dy (channels `window` of a
+    /// wider tensor). `scratch`: see `scratch_floats`.
+    #[allow(clippy::too_many_arguments)]
     pub fn grad_input(
         &self,
         gpu: &Gpu,
@@ -372,14 +440,62 @@ impl Conv2d {
         dx: Slice,
         window: ChannelWindow,
         accumulate: bool,
-    ) -> Dispatch {
+        scratch: Option<Slice>,
+    ) -> Vec<Dispatch> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradInput, window, accumulate));
+        if self.variant(ConvPass::GradInput) == ConvVariant::Winograd {
+            return self.winograd(gpu, ConvPass::GradInput, &params, dy, w, dx, scratch);
+        }
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput);
-        kernel.dispatch(
+        vec![kernel.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (GRAD_INPUT_DY, dy), (WEIGHTS, w), (GRAD_INPUT_DX, dx)],
             grid,
-        )
+        )]
+    }
+
+    /// A pass the Winograd way: the kernels and the input into the 4 x 4 domain, the 16
+    /// GEMMs, the result back (shaders/winograd_shape.wgsl), in `scratch`.
+    #[allow(clippy::too_many_arguments)]
+    fn winograd(
+        &self,
+        gpu: &Gpu,
+        pass: ConvPass,
+        params: &wgpu::Buffer,
+        src: Slice,
+        w: Slice,
+        dst: Slice,
+        scratch: Option<Slice>,
+    ) -> Vec<Dispatch> {
+        let layout = WinogradScratch::new(pass, &self.shape);
+        let scratch = scratch.expect("Winograd needs scratch");
+        assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
+        let [u, v, m] = layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
+        let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass))];
+        constants.extend(shape_constants(&self.shape));
+        let transforms = |entry| Kernel::new(gpu, "winograd_transforms", entry, &constants);
+        let p = (PARAMS, params.into());
+        let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
+        let (gemm, grid) = self.kernel(gpu, pass);
+        vec![
+            // The weight transform and the GEMM take the whole shape from constants.
+            transforms("transform_weights").dispatch(
+                gpu,
+                &[(WINOGRAD_WT, w), (WINOGRAD_U, u)],
+                gpu.grid_1d(k * n),
+            ),
+            transforms("transform_input").dispatch(
+                gpu,
+                &[p, (WINOGRAD_SRC, src), (WINOGRAD_V, v)],
+                gpu.grid_1d(t / 4 * k),
+            ),
+            gemm.dispatch(gpu, &[(WINOGRAD_U, u), (WINOGRAD_V, v), (WINOGRAD_M, m)], grid),
+            transforms("transform_output").dispatch(
+                gpu,
+                &[p, (WINOGRAD_DST, dst), (WINOGRAD_M, m)],
+                gpu.grid_1d(t / 4 * n),
+            ),
+        ]
     }
 
     /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
@@ -415,8 +531,8 @@ impl Conv2d {
         let window = ChannelWindow::whole(&self.shape);
         let (x, w, y) = ((&b.x).into(), (&b.w).into(), (&b.y).into());
         match pass {
-            ConvPass::Forward => vec![self.forward(gpu, x, w, y, window)],
-            ConvPass::GradInput => vec![self.grad_input(gpu, y, w, x, window, false)],
+            ConvPass::Forward => self.forward(gpu, x, w, y, window, Some((&b.scratch).into())),
+            ConvPass::GradInput => self.grad_input(gpu, y, w, x, window, false, Some((&b.scratch).into())),
             ConvPass::GradWeight => self.grad_weight(gpu, x, y, w, window, Some((&b.scratch).into())),
         }
     }
@@ -439,13 +555,75 @@ pub struct PassBuffers {
 
 impl PassBuffers {
     pub fn new(gpu: &Gpu, s: &Conv2dShape) -> PassBuffers {
-        let scratch = Conv2d::with_variants(*s, [ConvVariant::Tiled; 3]).scratch_floats();
+        // Enough for any variant: the split weight gradient's, or Winograd's.
+        let scratch = Conv2d::with_variants(*s, [ConvVariant::Winograd; 3]).scratch_floats();
         PassBuffers {
             x: gpu.storage("x", s.input_len()),
             w: gpu.storage("w", s.weight_len()),
             y: gpu.storage("y", s.output_len()),
             scratch: gpu.storage("scratch", scratch),
         }
+    }
+}
+
+/// shaders/gemm_shape.wgsl's override constants: the shape, for kernels that decode indices
+/// by it often enough that dividing by constants pays for a pipeline per shape.
+fn shape_constants(s: &Conv2dShape) -> [(&'static str, f64); 7] {
+    let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
+    let values = [s.batch, s.cin, s.h, s.w, s.cout, s.out_h, s.out_w];
+    std::array::from_fn(|i| (names[i], values[i] as f64))
+}
+
+/// Whether a Winograd pass runs 3x3, stride 1, padding 1 (what F(2x2, 3x3) computes).
+fn winograd_fits(pass: ConvPass, s: &Conv2dShape) -> bool {
+    pass != ConvPass::GradWeight && s.ksize == 3 && s.stride == 1 && s.pad == 1
+}
+
+/// shaders/winograd_shape.wgsl's GRAD_INPUT override.
+fn grad_input_flag(pass: ConvPass) -> f64 {
+    f64::from(u8::from(pass == ConvPass::GradInput))
+}
+
+/// Where Winograd's three matrices (U, V, M; see shaders/winograd_shape.wgsl) lie in the
+/// scratch buffer, each at an offset a binding may start at.
+struct WinogradScratch {
+    channels_in: usize,
+    channels_out: usize,
+    tiles: usize,
+}
+
+impl WinogradScratch {
+    fn new(pass: ConvPass, s: &Conv2dShape) -> WinogradScratch {
+        let (channels_in, channels_out) =
+            if pass == ConvPass::GradInput { (s.cout, s.cin) } else { (s.cin, s.cout) };
+        // Rows of V and M round the tiles up to a multiple of 4 (shaders/winograd_shape.wgsl).
+        let tiles = (s.batch * s.h.div_ceil(2) * s.w.div_ceil(2)).next_multiple_of(4);
+        WinogradScratch { channels_in, channels_out, tiles }
+    }
+
+    /// (first float, floats) of U, V and M.
+    fn offsets(&self) -> [(usize, usize); 3] {
+        let sizes = [
+            16 * self.channels_in * self.channels_out,
+            16 * self.channels_in * self.tiles,
+            16 * self.channels_out * self.tiles,
+        ];
+        let mut first = 0;
+        sizes.map(|count| {
+            let at = first;
+            // 256 bytes: the largest offset alignment a storage binding may ask for.
+            first += count.next_multiple_of(64);
+            (at, count)
+        })
+    }
+
+    fn floats(&self) -> usize {
+        let [.., (first, count)] = self.offsets();
+        first + count
+    }
+
+    fn largest_floats(&self) -> usize {
+        self.offsets().iter().map(|(_, count)| *count).max().unwrap_or(0)
     }
 }
 

@@ -1,0 +1,48 @@
+// Winograd F(2x2, 3x3): M[xi][n][t] = sum over k of U[xi][k][n] V[xi][k][t] (see
+// winograd_shape.wgsl), 16 GEMMs (workgroup z = xi) register-blocked as the direct register
+// kernels are: each invocation 4 tiles x 32 output channels, the channels' U shared by
+// subgroup broadcast (lanes_subgroup.wgsl). Needs channels_out() a multiple of 4 (U loads as
+// vec4s). Safety: the tile block is clamped to the last; lane_vec4 selects index 0 and masks
+// past the last channel; stores are guarded (rows are tile_stride() long, so a block of 4
+// tiles is always inside them).
+
+// U, V and M are ranges of one scratch buffer, which a dispatch may bind only one way: so
+// all read_write, though U and V are only read.
+@group(0) @binding(4) var<storage, read_write> u: array<vec4<f32>>;   // [16][k][n / 4]
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;   // [16][tile_stride / 4][k]
+@group(0) @binding(6) var<storage, read_write> m: array<f32>;         // [16][n][t]
+
+// Four output channels of U's row `base` (= (xi * k_count + k) * n / 4).
+fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
+    let ok = col4 < channels_out() / 4u;
+    return select(vec4<f32>(0.0), u[base + select(0u, col4, ok)], ok);
+}
+
+fn run(gx: u32, block: u32, xi: u32, lane: u32) {
+    let t_count = tiles();
+    let quads = tile_stride() / 4u;
+    let k_count = channels_in();
+    let n_count = channels_out();
+    // Invocations past the end still run the loop: `columns` may need every lane.
+    let q = min(gx, quads - 1u);
+    let first_col4 = block * COL4S;
+    var sums: Block;
+    for (var k = 0u; k < k_count; k++) {
+        let a = v[(xi * quads + q) * k_count + k];
+        accumulate(&sums, a, vec4<f32>(0.0), columns((xi * k_count + k) * (n_count / 4u), first_col4, lane));
+    }
+    if (gx >= quads) {
+        return;
+    }
+    var acc = block_array(sums);
+    for (var l = 0u; l < COL4S; l++) {
+        for (var c = 0u; c < 4u; c++) {
+            let n = (first_col4 + l) * 4u + c;
+            for (var j = 0u; j < 4u; j++) {
+                if (n < n_count) {
+                    m[(xi * n_count + n) * tile_stride() + 4u * q + j] = block_value(&acc, j, l, c);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+// Winograd F(2x2, 3x3): the transforms into and out of the 4 x 4 domain (see
+// winograd_shape.wgsl). One invocation a kernel pair, or 4 tiles of one channel. Safety: every invocation returns past its last item; input pixels
+// outside the image are selected to index 0 and masked; output pixels past the image's
+// last row or column are not stored.
+
+@group(0) @binding(1) var<storage, read> src: array<f32>;    // x (forward) or dy
+@group(0) @binding(2) var<storage, read> wt: array<f32>;     // [cin][KS][KS][cout]
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;  // y (forward) or dx
+@group(0) @binding(4) var<storage, read_write> u: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;   // rows of tile_stride() / 4
+@group(0) @binding(6) var<storage, read> m: array<vec4<f32>>;
+
+// G g G^T for the 3 x 3 kernel g (rows g0..g2), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+fn kernel_rows(g0: vec3<f32>, g1: vec3<f32>, g2: vec3<f32>) -> array<vec3<f32>, 4> {
+    return array<vec3<f32>, 4>(g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2);
+}
+fn kernel_cols(r: vec3<f32>) -> vec4<f32> {
+    return vec4<f32>(r.x, 0.5 * (r.x + r.y + r.z), 0.5 * (r.x - r.y + r.z), r.z);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn transform_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    let k_count = channels_in();
+    let n_count = channels_out();
+    if (i >= k_count * n_count) {
+        return;
+    }
+    let k = i / n_count;
+    let n = i % n_count;
+    // wt is [ci][kh][kw][co]; the input gradient's kernel is flipped, its channels swapped.
+    var g: array<vec3<f32>, 3>;
+    for (var r = 0u; r < 3u; r++) {
+        for (var c = 0u; c < 3u; c++) {
+            var at = ((k * 3u + r) * 3u + c) * COUT + n;
+            if (GRAD_INPUT) {
+                at = ((n * 3u + 2u - r) * 3u + 2u - c) * COUT + k;
+            }
+            g[r][c] = wt[at];
+        }
+    }
+    let rows = kernel_rows(g[0], g[1], g[2]);
+    for (var a = 0u; a < 4u; a++) {
+        let row = kernel_cols(rows[a]);
+        for (var b = 0u; b < 4u; b++) {
+            u[((a * 4u + b) * k_count + k) * n_count + n] = row[b];
+        }
+    }
+}
+
+// Channel `k` of the input at (row, col) of image `img`; zero outside the image.
+fn input_at(img: u32, k: u32, row: i32, col: i32) -> f32 {
+    let ok = row >= 0 && col >= 0 && row < i32(H) && col < i32(W);
+    let r = u32(select(0, row, ok));
+    let c = u32(select(0, col, ok));
+    var at = ((img * CIN + k) * H + r) * W + c;
+    if (GRAD_INPUT) {
+        at = y_index(img, k, r, c);
+    }
+    return select(0.0, src[at], ok);
+}
+
+// One row of the input patches of 4 tiles (j = 0..3, the vec4 components): column c of
+// tile j's 4 x 4 patch in e[c]. Named vectors, not arrays, so they stay in registers.
+struct PatchRow {
+    e0: vec4<f32>,
+    e1: vec4<f32>,
+    e2: vec4<f32>,
+    e3: vec4<f32>,
+}
+
+// Row `r` of the patches of tiles 4 q .. 4 q + 3 of channel k; the first of them is tile
+// (img, ty, tx).
+fn patch_row(q: u32, k: u32, img: u32, ty: u32, tx: u32, r: i32) -> PatchRow {
+    if (tile_cols() % 4u == 0u) {
+        // The 4 tiles lie side by side in one tile row (every layer of the network): their
+        // patches' rows are 10 neighbouring inputs, 10 loads instead of 16.
+        let row = i32(2u * ty) - 1 + r;
+        let c0 = i32(2u * tx) - 1;
+        let lo = vec4<f32>(input_at(img, k, row, c0), input_at(img, k, row, c0 + 1),
+                           input_at(img, k, row, c0 + 2), input_at(img, k, row, c0 + 3));
+        let mid = vec4<f32>(input_at(img, k, row, c0 + 4), input_at(img, k, row, c0 + 5),
+                            input_at(img, k, row, c0 + 6), input_at(img, k, row, c0 + 7));
+        let hi = vec2<f32>(input_at(img, k, row, c0 + 8), input_at(img, k, row, c0 + 9));
+        return PatchRow(vec4<f32>(lo.xz, mid.xz), vec4<f32>(lo.yw, mid.yw),
+                        vec4<f32>(lo.z, mid.xz, hi.x), vec4<f32>(lo.w, mid.yw, hi.y));
+    }
+    var e: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let tj = min(4u * q + j, tiles() - 1u);
+        let txj = tj % tile_cols();
+        let tyj = (tj / tile_cols()) % tile_rows();
+        let imgj = tj / (tile_cols() * tile_rows());
+        let row = i32(2u * tyj) - 1 + r;
+        for (var c = 0u; c < 4u; c++) {
+            e[c][j] = input_at(imgj, k, row, i32(2u * txj + c) - 1);
+        }
+    }
+    return PatchRow(e[0], e[1], e[2], e[3]);
+}
+
+// The rows combined by B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+fn row_minus(a: PatchRow, b: PatchRow) -> PatchRow {
+    return PatchRow(a.e0 - b.e0, a.e1 - b.e1, a.e2 - b.e2, a.e3 - b.e3);
+}
+fn row_plus(a: PatchRow, b: PatchRow) -> PatchRow {
+    return PatchRow(a.e0 + b.e0, a.e1 + b.e1, a.e2 + b.e2, a.e3 + b.e3);
+}
+
+// Row a of B^T d B (then combined along the columns), stored: V's positions (a, 0..3).
+fn store_transformed_row(a: u32, q: u32, k: u32, t: PatchRow) {
+    let quads = tile_stride() / 4u;
+    let k_count = channels_in();
+    let at = (a * 4u * quads + q) * k_count + k;
+    let step = quads * k_count;
+    v[at] = t.e0 - t.e2;
+    v[at + step] = t.e1 + t.e2;
+    v[at + 2u * step] = t.e2 - t.e1;
+    v[at + 3u * step] = t.e1 - t.e3;
+}
+
+// One invocation 4 consecutive tiles of one channel, each position stored as one vec4 (V's
+// rows are tile_stride() long, so the 4 are aligned and inside them).
+@compute @workgroup_size(WG_SIZE)
+fn transform_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    let k_count = channels_in();
+    if (i >= tile_stride() / 4u * k_count) {
+        return;
+    }
+    // Consecutive invocations take consecutive channels of 4 tiles: neighbouring writes.
+    let k = i % k_count;
+    let q = i / k_count;
+    let t = 4u * q;
+    let tx = t % tile_cols();
+    let ty = (t / tile_cols()) % tile_rows();
+    let img = t / (tile_cols() * tile_rows());
+    let d0 = patch_row(q, k, img, ty, tx, 0);
+    let d1 = patch_row(q, k, img, ty, tx, 1);
+    let d2 = patch_row(q, k, img, ty, tx, 2);
+    let d3 = patch_row(q, k, img, ty, tx, 3);
+    store_transformed_row(0u, q, k, row_minus(d0, d2));
+    store_transformed_row(1u, q, k, row_plus(d1, d2));
+    store_transformed_row(2u, q, k, row_minus(d2, d1));
+    store_transformed_row(3u, q, k, row_minus(d1, d3));
+}
+
+// Channel `n` of the output at (row, col) of image `img`: y's window, or dx (accumulating
+// when asked).
+fn store_output(img: u32, n: u32, row: u32, col: u32, value: f32) {
+    if (GRAD_INPUT) {
+        let at = ((img * CIN + n) * H + row) * W + col;
+        // A branch, not select (which would read dx even when overwriting it).
+        if (p.accumulate != 0u) {
+            dst[at] += value;
+        } else {
+            dst[at] = value;
+        }
+    } else {
+        dst[y_index(img, n, row, col)] = value;
+    }
+}
+
+// Column b of M's 4 x 4 block (4 tiles a vec4) combined down by A^T = [1 1 1 0; 0 1 -1 -1]:
+// rows 0 and 1 of A^T M.
+struct OutColumn {
+    top: vec4<f32>,
+    bottom: vec4<f32>,
+}
+
+fn out_column(n: u32, q: u32, b: u32) -> OutColumn {
+    let quads = tile_stride() / 4u;
+    let n_count = channels_out();
+    let m0 = m[(b * n_count + n) * quads + q];
+    let m1 = m[((4u + b) * n_count + n) * quads + q];
+    let m2 = m[((8u + b) * n_count + n) * quads + q];
+    let m3 = m[((12u + b) * n_count + n) * quads + q];
+    return OutColumn(m0 + m1 + m2, m1 - m2 - m3);
+}
+
+// One invocation 4 consecutive tiles of one output channel: M read as one vec4 a position.
+@compute @workgroup_size(WG_SIZE)
+fn transform_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    let quads = tile_stride() / 4u;
+    let n_count = channels_out();
+    if (i >= quads * n_count) {
+        return;
+    }
+    let n = i / quads;
+    let q = i % quads;
+    let c0 = out_column(n, q, 0u);
+    let c1 = out_column(n, q, 1u);
+    let c2 = out_column(n, q, 2u);
+    let c3 = out_column(n, q, 3u);
+    // (A^T M) A: pixel (r, c) of the 2 x 2 output of each of the 4 tiles.
+    let y00 = c0.top + c1.top + c2.top;
+    let y01 = c1.top - c2.top - c3.top;
+    let y10 = c0.bottom + c1.bottom + c2.bottom;
+    let y11 = c1.bottom - c2.bottom - c3.bottom;
+    for (var j = 0u; j < 4u; j++) {
+        let t = 4u * q + j;
+        if (t >= tiles()) {
+            return;
+        }
+        let tx = t % tile_cols();
+        let ty = (t / tile_cols()) % tile_rows();
+        let img = t / (tile_cols() * tile_rows());
+        let out = mat2x2<f32>(vec2<f32>(y00[j], y10[j]), vec2<f32>(y01[j], y11[j]));   // [col][row]
+        for (var c = 0u; c < 2u; c++) {
+            for (var r = 0u; r < 2u; r++) {
+                let row = 2u * ty + r;
+                let col = 2u * tx + c;
+                if (row < H && col < W) {
+                    store_output(img, n, row, col, out[c][r]);
+                }
+            }
+        }
+    }
+}
