@@ -42,8 +42,9 @@
 //     @8 forward 73.9 -> 54.3 ms, grad_input 76.9 -> 50.3 ms; 64->64 @16 about even; 32->32
 //     @32 about even or slower (the transforms take 40 of its 95 ms), so the tuner keeps the
 //     direct kernels there. Its GEMM does 4/9 of the multiply-adds at about 0.65-0.8 of the
-//     direct kernels' rate per multiply-add. Laying V out [xi][k][t] instead of
-//     [xi][t/4][k][4] made the transform 2x cheaper and the GEMM 10-15 % dearer.
+//     direct kernels' rate per multiply-add. V as [xi][t/4][k][4] (the GEMM reads it in
+//     order) rather than [xi][k][t]: GEMM 10-15 % faster, once the transform took channels
+//     fastest across invocations so that its writes stay neighbouring.
 //   - Measured, not done: the input gradient reading each lane's four weights from
 //     neighbouring addresses (as a transposed copy of the weights would allow) instead of
 //     four rows apart: 32->32 @32 82.3 -> 77.3 ms, 64->64 @16 77.9 -> 68.3 ms.
