@@ -303,13 +303,27 @@ impl Conv2d {
         self.variants[pass as usize]
     }
 
+    /// The input channels `pass` is told of: one fewer for the variant the test hook breaks.
+    fn cin_seen(&self, pass: ConvPass) -> usize {
+        let broken = broken_variant().is_some_and(|name| name == self.variant(pass).name());
+        self.shape.cin - usize::from(broken && self.shape.cin > 1)
+    }
+
+    /// shaders/gemm_shape.wgsl's override constants: the shape, for kernels that decode
+    /// indices by it often enough that dividing by constants pays for a pipeline per shape.
+    fn shape_constants(&self, pass: ConvPass) -> [(&'static str, f64); 7] {
+        let s = &self.shape;
+        let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
+        let values = [s.batch, self.cin_seen(pass), s.h, s.w, s.cout, s.out_h, s.out_w];
+        std::array::from_fn(|i| (names[i], values[i] as f64))
+    }
+
     fn params(&self, pass: ConvPass, window: ChannelWindow, accumulate: bool) -> ConvParams {
         let s = &self.shape;
         assert!(window.offset + s.cout <= window.channels, "channel window out of range");
-        let broken = broken_variant().is_some_and(|name| name == self.variant(pass).name());
         ConvParams {
             batch: s.batch as u32,
-            cin: (s.cin - usize::from(broken && s.cin > 1)) as u32,
+            cin: self.cin_seen(pass) as u32,
             h: s.h as u32,
             w: s.w as u32,
             cout: s.cout as u32,
@@ -370,14 +384,14 @@ impl Conv2d {
             ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => {
                 let tile_n = variant.tile_n();
                 constants.push(("WG_N", (tile_n / 4) as f64));
-                constants.extend(shape_constants(s));
+                constants.extend(self.shape_constants(pass));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
             }
             ConvVariant::Winograd => {
                 let rows = WinogradScratch::new(pass, s).tiles.div_ceil(4);
                 let wg = if rows < SMALL_GRID { 8 } else { 64 };
                 constants.extend([("WG", wg as f64), ("N16", 0.0), ("GRAD_INPUT", grad_input_flag(pass))]);
-                constants.extend(shape_constants(s));
+                constants.extend(self.shape_constants(pass));
                 [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, 16]
             }
             ConvVariant::RegisterSubgroup
@@ -472,7 +486,7 @@ impl Conv2d {
         assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
         let [u, v, m] = layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
         let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass))];
-        constants.extend(shape_constants(&self.shape));
+        constants.extend(self.shape_constants(pass));
         let transforms = |entry| Kernel::new(gpu, "winograd_transforms", entry, &constants);
         let p = (PARAMS, params.into());
         let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
@@ -564,14 +578,6 @@ impl PassBuffers {
             scratch: gpu.storage("scratch", scratch),
         }
     }
-}
-
-/// shaders/gemm_shape.wgsl's override constants: the shape, for kernels that decode indices
-/// by it often enough that dividing by constants pays for a pipeline per shape.
-fn shape_constants(s: &Conv2dShape) -> [(&'static str, f64); 7] {
-    let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
-    let values = [s.batch, s.cin, s.h, s.w, s.cout, s.out_h, s.out_w];
-    std::array::from_fn(|i| (names[i], values[i] as f64))
 }
 
 /// Whether a Winograd pass runs 3x3, stride 1, padding 1 (what F(2x2, 3x3) computes).
