@@ -1,5 +1,6 @@
-//! 2-D convolution without bias: forward, input gradient and weight gradient, each in three
-//! variants (shaders/conv2d_*.wgsl). CPU reference: `cpu::conv2d`. Layout: `layout`.
+//! 2-D convolution without bias: forward, input gradient and weight gradient, each in several
+//! variants (`ConvVariant`; shaders/conv2d_*.wgsl, winograd_*.wgsl). CPU reference:
+//! `cpu::conv2d`. Layout: `layout`.
 
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::{ChannelWindow, Conv2dShape};
@@ -569,8 +570,12 @@ pub struct PassBuffers {
 
 impl PassBuffers {
     pub fn new(gpu: &Gpu, s: &Conv2dShape) -> PassBuffers {
-        // Enough for any variant: the split weight gradient's, or Winograd's.
-        let scratch = Conv2d::with_variants(*s, [ConvVariant::Winograd; 3]).scratch_floats();
+        // Enough for any variant: the split weight gradient's, and Winograd's where it runs.
+        let winograd = [ConvPass::Forward, ConvPass::GradInput]
+            .into_iter()
+            .any(|pass| ConvVariant::Winograd.supports(gpu, pass, s));
+        let widest = if winograd { ConvVariant::Winograd } else { ConvVariant::Tiled };
+        let scratch = Conv2d::with_variants(*s, [widest; 3]).scratch_floats();
         PassBuffers {
             x: gpu.storage("x", s.input_len()),
             w: gpu.storage("w", s.weight_len()),
