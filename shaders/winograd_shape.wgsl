@@ -38,6 +38,11 @@ fn tile_cols() -> u32 {
 fn tiles() -> u32 {
     return BATCH * tile_rows() * tile_cols();
 }
+// Tile t as (image, tile row, tile column).
+fn tile_at(t: u32) -> vec3<u32> {
+    return vec3<u32>(t / (tile_cols() * tile_rows()), (t / tile_cols()) % tile_rows(), t % tile_cols());
+}
+
 // V and M rows hold tiles() rounded up to a multiple of 4, so the GEMM loads 4 tiles as one
 // aligned vec4 (the rounding's entries are never written or stored).
 fn tile_stride() -> u32 {

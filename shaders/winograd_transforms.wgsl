@@ -69,14 +69,15 @@ struct PatchRow {
     e3: vec4<f32>,
 }
 
-// Row `r` of the patches of tiles 4 q .. 4 q + 3 of channel k; the first of them is tile
-// (img, ty, tx).
-fn patch_row(q: u32, k: u32, img: u32, ty: u32, tx: u32, r: i32) -> PatchRow {
+// Row `r` of the patches of tiles 4 q .. 4 q + 3 of channel k; the first of them is at
+// `first` (tile_at).
+fn patch_row(q: u32, k: u32, first: vec3<u32>, r: i32) -> PatchRow {
+    let img = first.x;
     if (tile_cols() % 4u == 0u) {
         // The 4 tiles lie side by side in one tile row (every layer of the network): their
         // patches' rows are 10 neighbouring inputs, 10 loads instead of 16.
-        let row = i32(2u * ty) - 1 + r;
-        let c0 = i32(2u * tx) - 1;
+        let row = i32(2u * first.y) - 1 + r;
+        let c0 = i32(2u * first.z) - 1;
         let lo = vec4<f32>(input_at(img, k, row, c0), input_at(img, k, row, c0 + 1),
                            input_at(img, k, row, c0 + 2), input_at(img, k, row, c0 + 3));
         let mid = vec4<f32>(input_at(img, k, row, c0 + 4), input_at(img, k, row, c0 + 5),
@@ -88,12 +89,10 @@ fn patch_row(q: u32, k: u32, img: u32, ty: u32, tx: u32, r: i32) -> PatchRow {
     var e: array<vec4<f32>, 4>;
     for (var j = 0u; j < 4u; j++) {
         let tj = min(4u * q + j, tiles() - 1u);
-        let txj = tj % tile_cols();
-        let tyj = (tj / tile_cols()) % tile_rows();
-        let imgj = tj / (tile_cols() * tile_rows());
-        let row = i32(2u * tyj) - 1 + r;
+        let at = tile_at(tj);
+        let row = i32(2u * at.y) - 1 + r;
         for (var c = 0u; c < 4u; c++) {
-            e[c][j] = input_at(imgj, k, row, i32(2u * txj + c) - 1);
+            e[c][j] = input_at(at.x, k, row, i32(2u * at.z + c) - 1);
         }
     }
     return PatchRow(e[0], e[1], e[2], e[3]);
@@ -131,14 +130,11 @@ fn transform_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     // Consecutive invocations take consecutive channels of 4 tiles: neighbouring writes.
     let k = i % k_count;
     let q = i / k_count;
-    let t = 4u * q;
-    let tx = t % tile_cols();
-    let ty = (t / tile_cols()) % tile_rows();
-    let img = t / (tile_cols() * tile_rows());
-    let d0 = patch_row(q, k, img, ty, tx, 0);
-    let d1 = patch_row(q, k, img, ty, tx, 1);
-    let d2 = patch_row(q, k, img, ty, tx, 2);
-    let d3 = patch_row(q, k, img, ty, tx, 3);
+    let at = tile_at(4u * q);
+    let d0 = patch_row(q, k, at, 0);
+    let d1 = patch_row(q, k, at, 1);
+    let d2 = patch_row(q, k, at, 2);
+    let d3 = patch_row(q, k, at, 3);
     store_transformed_row(0u, q, k, row_minus(d0, d2));
     store_transformed_row(1u, q, k, row_plus(d1, d2));
     store_transformed_row(2u, q, k, row_minus(d2, d1));
@@ -203,16 +199,14 @@ fn transform_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         if (t >= tiles()) {
             return;
         }
-        let tx = t % tile_cols();
-        let ty = (t / tile_cols()) % tile_rows();
-        let img = t / (tile_cols() * tile_rows());
+        let at = tile_at(t);
         let out = mat2x2<f32>(vec2<f32>(y00[j], y10[j]), vec2<f32>(y01[j], y11[j]));   // [col][row]
         for (var c = 0u; c < 2u; c++) {
             for (var r = 0u; r < 2u; r++) {
-                let row = 2u * ty + r;
-                let col = 2u * tx + c;
+                let row = 2u * at.y + r;
+                let col = 2u * at.z + c;
                 if (row < H && col < W) {
-                    store_output(img, n, row, col, out[c][r]);
+                    store_output(at.x, n, row, col, out[c][r]);
                 }
             }
         }
