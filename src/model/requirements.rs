@@ -42,7 +42,7 @@ impl Requirements {
                 // `ConvVariant::supports`), so it asks nothing of it.
                 for variant in ConvVariant::ALL.into_iter().filter(|v| *v != ConvVariant::Winograd) {
                     let conv = Conv2d::with_variants(*shape, [variant; 3]);
-                    largest_binding = largest_binding.max(floats(conv.scratch_floats()));
+                    largest_binding = largest_binding.max(floats(conv.partial_floats()));
                     for pass in ConvPass::ALL {
                         let (_, g) = conv.launch(pass);
                         grid = [0, 1, 2].map(|i| grid[i].max(g[i]));

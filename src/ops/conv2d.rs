@@ -349,10 +349,17 @@ impl Conv2d {
         (s.batch * s.out_h * s.out_w).div_ceil(self.pixels_per_split())
     }
 
+    /// The split weight gradient's partial sums (0: not split): the part of the scratch
+    /// buffer its passes bind, which must fit one binding.
+    pub fn partial_floats(&self) -> usize {
+        if self.splits() > 1 { self.splits() * self.shape.weight_len() } else { 0 }
+    }
+
     /// Scratch the passes need (0: none): the weight gradient's partial sums, when split;
-    /// Winograd's transformed matrices.
+    /// Winograd's transformed matrices (each bound on its own, so their sum may pass the
+    /// binding limit, but not the buffer limit).
     pub fn scratch_floats(&self) -> usize {
-        let splits = if self.splits() > 1 { self.splits() * self.shape.weight_len() } else { 0 };
+        let splits = self.partial_floats();
         let winograd = [ConvPass::Forward, ConvPass::GradInput]
             .into_iter()
             .filter(|&pass| self.variant(pass) == ConvVariant::Winograd)
@@ -533,9 +540,10 @@ impl Conv2d {
             return vec![kernel.dispatch(gpu, &bind(dw), grid)];
         }
         let scratch = scratch.expect("a split weight gradient needs scratch");
-        assert!(scratch.size >= (self.scratch_floats() * 4) as u64, "scratch too small");
-        // Only the partial sums' part of a scratch buffer shared by every convolution.
-        let scratch = scratch.floats(0, self.scratch_floats() as u64);
+        assert!(scratch.size >= (self.partial_floats() * 4) as u64, "scratch too small");
+        // Only the partial sums' part of a scratch buffer shared by every convolution (and
+        // by Winograd's matrices, which may be larger than one binding all together).
+        let scratch = scratch.floats(0, self.partial_floats() as u64);
         let partial = kernel.dispatch(gpu, &bind(scratch), grid);
         let len = self.shape.weight_len();
         vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]

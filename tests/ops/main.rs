@@ -83,3 +83,36 @@ fn sgd() {
 fn prepare_batch() {
     passes_everywhere("prepare_batch");
 }
+
+/// A weight gradient split over pixels binds only its partial sums, not the whole scratch
+/// buffer it shares with Winograd's matrices: for 3x3 32->32 at 32x32, batch 128, those
+/// matrices together pass lavapipe's 128 MiB binding limit (one at a time they fit), and
+/// binding the whole buffer was a validation error when the tuner chose Winograd there.
+#[test]
+fn a_split_weight_gradient_binds_only_its_partial_sums() {
+    use shakeshake::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
+    use shakeshake::shapes::{ChannelWindow, Conv2dShape};
+    let shape = Conv2dShape::new(128, 32, 32, 32, 32, 3, 1, 1);
+    let variants = [ConvVariant::Winograd, ConvVariant::Winograd, ConvVariant::RegisterSubgroup];
+    let conv = Conv2d::with_variants(shape, variants);
+    let exercised = std::cell::Cell::new(0);
+    on_every_gpu(|| {
+        let gpu = gpu();
+        let runs = ConvPass::ALL.into_iter().all(|pass| variants[pass as usize].supports(gpu, pass, &shape));
+        let scratch_bytes = (conv.scratch_floats() * 4) as u64;
+        if !runs || scratch_bytes <= gpu.limits.max_storage_buffer_binding_size {
+            return;
+        }
+        assert!(conv.splits() > 1, "the weight gradient is split");
+        let scratch = gpu.storage("scratch", conv.scratch_floats());
+        let x = gpu.storage("x", shape.batch * shape.cin * shape.h * shape.w);
+        let dy = gpu.storage("dy", shape.batch * shape.cout * shape.out_h * shape.out_w);
+        let dw = gpu.storage("dw", shape.weight_len());
+        let window = ChannelWindow::whole(&shape);
+        let dispatches =
+            conv.grad_weight(gpu, (&x).into(), (&dy).into(), (&dw).into(), window, Some((&scratch).into()));
+        assert_eq!(dispatches.len(), 2, "partial sums, then their reduction");
+        exercised.set(exercised.get() + 1);
+    });
+    assert!(exercised.get() > 0, "no adapter here runs Winograd with a binding limit below its scratch");
+}
