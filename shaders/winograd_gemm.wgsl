@@ -1,22 +1,15 @@
-// Winograd F(2x2, 3x3): M[xi][n][t] = sum over k of U[xi][k][n] V[xi][k][t] (see
-// winograd_shape.wgsl), 16 GEMMs (workgroup z = xi) register-blocked as the direct register
-// kernels are: each invocation 4 tiles x 32 output channels, the channels' U shared by
-// subgroup broadcast (lanes_subgroup.wgsl). Needs channels_out() a multiple of 4 (U loads as
-// vec4s). Safety: the tile block is clamped to the last; lane_vec4 selects index 0 and masks
-// past the last channel; stores are guarded (rows are tile_stride() long, so a block of 4
-// tiles is always inside them).
+// Winograd, forward pass and input gradient: M[xi][n][t] = sum over k of U[xi][k][n]
+// V[xi][k][t] (see winograd_shape.wgsl), a GEMM a position (workgroup z = xi),
+// register-blocked as the direct register kernels are: each invocation 4 tiles x 32 output
+// channels, the channels' U shared by subgroup broadcast (lanes_subgroup.wgsl). Needs
+// channels_out() a multiple of 4 (U loads as vec4s). Safety: the tile block is clamped to
+// the last; lane_vec4 selects index 0 and masks past the last channel; stores are guarded
+// (rows are tile_stride() long, so a block of 4 tiles is always inside them).
 
-// U, V and M are ranges of one scratch buffer, which a dispatch may bind only one way: so
-// all read_write, though U and V are only read.
-@group(0) @binding(4) var<storage, read_write> u: array<vec4<f32>>;   // [16][k][n / 4]
-@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;   // [16][tile_stride / 4][k]
-@group(0) @binding(6) var<storage, read_write> m: array<f32>;         // [16][n][t]
-
-// Four output channels of U's row `base` (= (xi * k_count + k) * n / 4).
-fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
-    let ok = col4 < channels_out() / 4u;
-    return select(vec4<f32>(0.0), u[base + select(0u, col4, ok)], ok);
-}
+// U (winograd_columns.wgsl), V and M are ranges of one scratch buffer, which a dispatch may
+// bind only one way: so all read_write, though U and V are only read.
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;   // [xi][tile_stride / 4][k]
+@group(0) @binding(6) var<storage, read_write> m: array<f32>;         // [xi][n][t]
 
 fn run(gx: u32, block: u32, xi: u32, lane: u32) {
     let t_count = tiles();

@@ -1,19 +1,26 @@
-// Winograd F(2x2, 3x3) convolution (3x3, stride 1, padding 1), used for the forward pass and
-// for the input gradient (a convolution of dy with the kernels flipped and their channels
-// swapped). The output comes in tiles of 2 x 2 pixels; each is a 4 x 4 patch of input,
-// transformed (V = B^T d B), multiplied position by position with the transformed kernels
-// (U = G g G^T) and summed over input channels, then transformed back (Y = A^T M A): 16
-// multiply-adds a tile and channel pair where the direct convolution does 36.
+// Winograd F(TILE x TILE, 3x3) convolution (3x3, stride 1, padding 1), used for the forward
+// pass and for the input gradient (a convolution of dy with the kernels flipped and their
+// channels swapped). The output comes in tiles of TILE x TILE pixels; each is an ALPHA x
+// ALPHA patch of input (ALPHA = TILE + 2), transformed (V = B^T d B), multiplied position by
+// position with the transformed kernels (U = G g G^T) and summed over input channels, then
+// transformed back (Y = A^T M A). F(2x2, 3x3): 16 multiply-adds a tile and channel pair
+// where the direct convolution does 36; F(4x4, 3x3): 36 where it does 144, at the price of
+// larger transforms and rounding (its matrices hold 4, 5, 1/6, 1/24).
 //
-// Three scratch matrices, each position xi (16) a plane:
+// Three scratch matrices, each position xi (ALPHA^2 of them) a plane:
 //   U[xi][k][n]  transformed kernels, k = input channel of this convolution, n = output
 //   V[xi][t / 4][k][t % 4]  transformed input patches, t = tile (image, tile row, tile
 //                column): 4 tiles of a channel a vec4, channels next to each other, so the
 //                GEMM's loop over k reads V in order
 //   M[xi][n][t]  their products summed over k
 // (tiles go up to tile_stride()).
-// Files: winograd_transforms.wgsl (U, V, and Y from M), winograd_gemm.wgsl (M).
+// Files: winograd_io.wgsl (bindings, loads and stores), winograd_transforms.wgsl (F(2x2):
+// U, V, and Y from M), winograd4_transforms.wgsl (the same for F(4x4)), winograd_gemm.wgsl
+// (M, either).
 // Log (lavapipe, batch 128, `bench ops --all-variants`): see conv2d_params.wgsl.
+
+// The output tile's side: 2 (variant winograd) or 4 (winograd_4x4).
+override TILE: u32 = 2u;
 
 // The input gradient: the convolution runs from dy (cout channels) to dx (cin channels).
 override GRAD_INPUT: bool = false;
@@ -28,12 +35,22 @@ fn channels_out() -> u32 {
     return select(COUT, CIN, GRAD_INPUT);
 }
 
-// Tiles of 2 x 2 along a column and a row, and in the whole batch.
+// The weight gradient's GEMM (winograd_grad_weight.wgsl) sums its tiles in SPLITS splits of
+// SPLIT_QUADS quads of tiles (vec4 rows of V) each.
+override SPLIT_QUADS: u32 = 32u;
+override SPLITS: u32 = 1u;
+
+// Positions of the transformed domain, one GEMM each.
+fn positions() -> u32 {
+    return (TILE + 2u) * (TILE + 2u);
+}
+
+// Tiles along a column and a row, and in the whole batch.
 fn tile_rows() -> u32 {
-    return (H + 1u) / 2u;
+    return (H + TILE - 1u) / TILE;
 }
 fn tile_cols() -> u32 {
-    return (W + 1u) / 2u;
+    return (W + TILE - 1u) / TILE;
 }
 fn tiles() -> u32 {
     return BATCH * tile_rows() * tile_cols();

@@ -1,14 +1,7 @@
 // Winograd F(2x2, 3x3): the transforms into and out of the 4 x 4 domain (see
-// winograd_shape.wgsl). One invocation a kernel pair, or 4 tiles of one channel. Safety: every invocation returns past its last item; input pixels
-// outside the image are selected to index 0 and masked; output pixels past the image's
-// last row or column are not stored.
-
-@group(0) @binding(1) var<storage, read> src: array<f32>;    // x (forward) or dy
-@group(0) @binding(2) var<storage, read> wt: array<f32>;     // [cin][KS][KS][cout]
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;  // y (forward) or dx
-@group(0) @binding(4) var<storage, read_write> u: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;   // rows of tile_stride() / 4
-@group(0) @binding(6) var<storage, read> m: array<vec4<f32>>;
+// winograd_shape.wgsl; bindings in winograd_io.wgsl). One invocation a kernel pair, or 4
+// tiles of one channel. Safety: every invocation returns past its last item; output pixels
+// past the image's last row or column are not stored.
 
 // G g G^T for the 3 x 3 kernel g (rows g0..g2), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
 fn kernel_rows(g0: vec3<f32>, g1: vec3<f32>, g2: vec3<f32>) -> array<vec3<f32>, 4> {
@@ -28,15 +21,10 @@ fn transform_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     let k = i / n_count;
     let n = i % n_count;
-    // wt is [ci][kh][kw][co]; the input gradient's kernel is flipped, its channels swapped.
     var g: array<vec3<f32>, 3>;
     for (var r = 0u; r < 3u; r++) {
         for (var c = 0u; c < 3u; c++) {
-            var at = ((k * 3u + r) * 3u + c) * COUT + n;
-            if (GRAD_INPUT) {
-                at = ((n * 3u + 2u - r) * 3u + 2u - c) * COUT + k;
-            }
-            g[r][c] = wt[at];
+            g[r][c] = kernel_at(k, n, r, c);
         }
     }
     let rows = kernel_rows(g[0], g[1], g[2]);
@@ -46,18 +34,6 @@ fn transform_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             u[((a * 4u + b) * k_count + k) * n_count + n] = row[b];
         }
     }
-}
-
-// Channel `k` of the input at (row, col) of image `img`; zero outside the image.
-fn input_at(img: u32, k: u32, row: i32, col: i32) -> f32 {
-    let ok = row >= 0 && col >= 0 && row < i32(H) && col < i32(W);
-    let r = u32(select(0, row, ok));
-    let c = u32(select(0, col, ok));
-    var at = ((img * CIN + k) * H + r) * W + c;
-    if (GRAD_INPUT) {
-        at = y_index(img, k, r, c);
-    }
-    return select(0.0, src[at], ok);
 }
 
 // One row of the input patches of 4 tiles (j = 0..3, the vec4 components): column c of
@@ -139,22 +115,6 @@ fn transform_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     store_transformed_row(1u, q, k, row_plus(d1, d2));
     store_transformed_row(2u, q, k, row_minus(d2, d1));
     store_transformed_row(3u, q, k, row_minus(d1, d3));
-}
-
-// Channel `n` of the output at (row, col) of image `img`: y's window, or dx (accumulating
-// when asked).
-fn store_output(img: u32, n: u32, row: u32, col: u32, value: f32) {
-    if (GRAD_INPUT) {
-        let at = ((img * CIN + n) * H + row) * W + col;
-        // A branch, not select (which would read dx even when overwriting it).
-        if (p.accumulate != 0u) {
-            dst[at] += value;
-        } else {
-            dst[at] = value;
-        }
-    } else {
-        dst[y_index(img, n, row, col)] = value;
-    }
 }
 
 // Column b of M's 4 x 4 block (4 tiles a vec4) combined down by A^T = [1 1 1 0; 0 1 -1 -1]:

@@ -40,7 +40,7 @@ impl Requirements {
             if let Node::Forward(ForwardOp::Conv { shape, .. }) = node {
                 // Winograd is offered only where its scratch fits the device (see
                 // `ConvVariant::supports`), so it asks nothing of it.
-                for variant in ConvVariant::ALL.into_iter().filter(|v| *v != ConvVariant::Winograd) {
+                for variant in ConvVariant::ALL.into_iter().filter(|v| v.winograd_tile().is_none()) {
                     let conv = Conv2d::with_variants(*shape, [variant; 3]);
                     largest_binding = largest_binding.max(floats(conv.partial_floats()));
                     for pass in ConvPass::ALL {

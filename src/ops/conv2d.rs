@@ -60,10 +60,14 @@ pub enum ConvVariant {
     /// transforms, then 16 GEMMs register-blocked like `RegisterSubgroup` (CPU adapters with
     /// subgroups), with 16 multiply-adds where the direct convolution does 36.
     Winograd,
+    /// Winograd F(4x4, 3x3), the same way with 6 x 6 transforms and 36 GEMMs: 36 multiply-adds
+    /// where the direct convolution does 144, larger transforms, more rounding. Also the
+    /// weight gradient (shaders/winograd_grad_weight.wgsl), by the same transforms transposed.
+    Winograd4x4,
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 8] = [
+    pub const ALL: [ConvVariant; 9] = [
         ConvVariant::RegisterSubgroup,
         ConvVariant::RegisterPlain,
         ConvVariant::RegisterSubgroupN16,
@@ -72,6 +76,7 @@ impl ConvVariant {
         ConvVariant::TiledN32,
         ConvVariant::TiledN16,
         ConvVariant::Winograd,
+        ConvVariant::Winograd4x4,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +89,7 @@ impl ConvVariant {
             ConvVariant::TiledN32 => "tiled_n32",
             ConvVariant::TiledN16 => "tiled_n16",
             ConvVariant::Winograd => "winograd",
+            ConvVariant::Winograd4x4 => "winograd_4x4",
         }
     }
 
@@ -95,7 +101,8 @@ impl ConvVariant {
             | ConvVariant::RegisterPlain
             | ConvVariant::RegisterSubgroupN16
             | ConvVariant::RegisterPlainN16
-            | ConvVariant::Winograd => false,
+            | ConvVariant::Winograd
+            | ConvVariant::Winograd4x4 => false,
         }
     }
 
@@ -106,7 +113,8 @@ impl ConvVariant {
             ConvVariant::TiledN32
             | ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
-            | ConvVariant::Winograd => 32,
+            | ConvVariant::Winograd
+            | ConvVariant::Winograd4x4 => 32,
             ConvVariant::TiledN16 | ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => 16,
         }
     }
@@ -115,8 +123,26 @@ impl ConvVariant {
     fn needs_subgroups(self) -> bool {
         matches!(
             self,
-            ConvVariant::RegisterSubgroup | ConvVariant::RegisterSubgroupN16 | ConvVariant::Winograd
+            ConvVariant::RegisterSubgroup
+                | ConvVariant::RegisterSubgroupN16
+                | ConvVariant::Winograd
+                | ConvVariant::Winograd4x4
         )
+    }
+
+    /// The output tile's side of a Winograd variant (shaders/winograd_shape.wgsl's TILE).
+    pub fn winograd_tile(self) -> Option<usize> {
+        match self {
+            ConvVariant::Winograd => Some(2),
+            ConvVariant::Winograd4x4 => Some(4),
+            ConvVariant::RegisterSubgroup
+            | ConvVariant::RegisterPlain
+            | ConvVariant::RegisterSubgroupN16
+            | ConvVariant::RegisterPlainN16
+            | ConvVariant::Tiled
+            | ConvVariant::TiledN32
+            | ConvVariant::TiledN16 => None,
+        }
     }
 
     /// Whether this variant can run `pass` of `shape` on this device.
@@ -135,10 +161,10 @@ impl ConvVariant {
                 register_fits && pass.gemm_n(shape) <= self.tile_n()
             }
             // U loads as vec4s of output channels; each scratch matrix is one binding.
-            ConvVariant::Winograd => {
-                let scratch = WinogradScratch::new(pass, shape);
+            ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
+                let scratch = WinogradScratch::new(pass, shape, self);
                 let bytes = |floats: usize| (floats * 4) as u64;
-                winograd_fits(pass, shape)
+                winograd_fits(self, pass, shape)
                     && pass.gemm_n(shape).is_multiple_of(4)
                     && bytes(scratch.largest_floats()) <= gpu.limits.max_storage_buffer_binding_size
                     && bytes(scratch.floats()) <= gpu.limits.max_buffer_size
@@ -165,7 +191,8 @@ impl ConvVariant {
             (GradWeight, RegisterPlain | RegisterPlainN16) => "conv2d_grad_weight_register_plain",
             (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
             // `supports` keeps Winograd to the forward pass and the input gradient.
-            (_, Winograd) => "winograd_gemm_subgroup",
+            (GradWeight, Winograd | Winograd4x4) => "winograd_grad_weight_subgroup",
+            (_, Winograd | Winograd4x4) => "winograd_gemm_subgroup",
         }
     }
 }
@@ -261,13 +288,13 @@ pub const INTERFACES: [ShaderInterface; 6] = [
         constants: &[],
     },
     ShaderInterface {
-        modules: &["winograd_transforms"],
+        modules: &["winograd_transforms", "winograd4_transforms"],
         bindings: &[PARAMS, WINOGRAD_SRC, WINOGRAD_WT, WINOGRAD_DST, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
         structs: &[CONV_PARAMS],
         constants: &[],
     },
     ShaderInterface {
-        modules: &["winograd_gemm_subgroup"],
+        modules: &["winograd_gemm_subgroup", "winograd_grad_weight_subgroup"],
         bindings: &[PARAMS, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
         structs: &[CONV_PARAMS],
         constants: &[],
@@ -284,6 +311,10 @@ pub const INTERFACES: [ShaderInterface; 6] = [
 /// SM) busy, and sums short enough to stay accurate in f32. A multiple of 4, so that no
 /// split cuts a quad of pixels (conv2d_grad_weight_quads.wgsl).
 pub const PIXELS_PER_SPLIT: usize = 2048;
+
+/// Quads of tiles one split of the Winograd weight gradient sums: 2048 output pixels, as
+/// `PIXELS_PER_SPLIT`.
+const WINOGRAD_SPLIT_QUADS: usize = 32;
 
 /// Register kernels on grids smaller than this use workgroups of 8, so few invocations idle.
 const SMALL_GRID: usize = 512;
@@ -317,6 +348,18 @@ impl Conv2d {
         let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
         let values = [s.batch, self.cin_seen(pass), s.h, s.w, s.cout, s.out_h, s.out_w];
         std::array::from_fn(|i| (names[i], values[i] as f64))
+    }
+
+    /// shaders/winograd_shape.wgsl's override constants (with the shape's).
+    fn winograd_constants(&self, pass: ConvPass) -> Vec<(&'static str, f64)> {
+        let tile = self.variant(pass).winograd_tile().expect("a Winograd variant");
+        let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass)), ("TILE", tile as f64)];
+        constants.extend(self.shape_constants(pass));
+        if pass == ConvPass::GradWeight {
+            let splits = WinogradScratch::new(pass, &self.shape, self.variant(pass)).splits();
+            constants.extend([("SPLIT_QUADS", WINOGRAD_SPLIT_QUADS as f64), ("SPLITS", splits as f64)]);
+        }
+        constants
     }
 
     fn params(&self, pass: ConvPass, window: ChannelWindow, accumulate: bool) -> ConvParams {
@@ -360,10 +403,10 @@ impl Conv2d {
     /// binding limit, but not the buffer limit).
     pub fn scratch_floats(&self) -> usize {
         let splits = self.partial_floats();
-        let winograd = [ConvPass::Forward, ConvPass::GradInput]
+        let winograd = ConvPass::ALL
             .into_iter()
-            .filter(|&pass| self.variant(pass) == ConvVariant::Winograd)
-            .map(|pass| WinogradScratch::new(pass, &self.shape).floats())
+            .filter(|&pass| self.variant(pass).winograd_tile().is_some())
+            .map(|pass| WinogradScratch::new(pass, &self.shape, self.variant(pass)).floats())
             .max()
             .unwrap_or(0);
         splits.max(winograd)
@@ -395,12 +438,15 @@ impl Conv2d {
                 constants.extend(self.shape_constants(pass));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
             }
-            ConvVariant::Winograd => {
-                let rows = WinogradScratch::new(pass, s).tiles.div_ceil(4);
+            ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
+                let layout = WinogradScratch::new(pass, s, variant);
+                // Blocks of 4 tiles, or of 4 input channels for the weight gradient.
+                let rows = if pass == ConvPass::GradWeight { s.cin } else { layout.tiles }.div_ceil(4);
                 let wg = if rows < SMALL_GRID { 8 } else { 64 };
-                constants.extend([("WG", wg as f64), ("N16", 0.0), ("GRAD_INPUT", grad_input_flag(pass))]);
-                constants.extend(self.shape_constants(pass));
-                [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, 16]
+                constants.extend([("WG", wg as f64), ("N16", 0.0)]);
+                constants.extend(self.winograd_constants(pass));
+                let layers = layout.positions() * layout.splits();
+                [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, layers as u32]
             }
             ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
@@ -440,7 +486,7 @@ impl Conv2d {
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::Forward, window, false));
-        if self.variant(ConvPass::Forward) == ConvVariant::Winograd {
+        if self.variant(ConvPass::Forward).winograd_tile().is_some() {
             return self.winograd(gpu, ConvPass::Forward, &params, x, w, y, scratch);
         }
         let (kernel, grid) = self.kernel(gpu, ConvPass::Forward);
@@ -465,7 +511,7 @@ impl Conv2d {
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradInput, window, accumulate));
-        if self.variant(ConvPass::GradInput) == ConvVariant::Winograd {
+        if self.variant(ConvPass::GradInput).winograd_tile().is_some() {
             return self.winograd(gpu, ConvPass::GradInput, &params, dy, w, dx, scratch);
         }
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput);
@@ -489,13 +535,14 @@ impl Conv2d {
         dst: Slice,
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
-        let layout = WinogradScratch::new(pass, &self.shape);
+        let variant = self.variant(pass);
+        let layout = WinogradScratch::new(pass, &self.shape, variant);
         let scratch = scratch.expect("Winograd needs scratch");
         assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
         let [u, v, m] = layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
-        let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass))];
-        constants.extend(self.shape_constants(pass));
-        let transforms = |entry| Kernel::new(gpu, "winograd_transforms", entry, &constants);
+        let constants = self.winograd_constants(pass);
+        let module = if layout.tile == 4 { "winograd4_transforms" } else { "winograd_transforms" };
+        let transforms = |entry| Kernel::new(gpu, module, entry, &constants);
         let p = (PARAMS, params.into());
         let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
         let (gemm, grid) = self.kernel(gpu, pass);
@@ -520,6 +567,49 @@ impl Conv2d {
         ]
     }
 
+    /// The weight gradient the Winograd way: x and dy into the 6 x 6 domain, the GEMM in
+    /// splits, then the splits added and transformed back (shaders/winograd_grad_weight.wgsl).
+    #[allow(clippy::too_many_arguments)]
+    fn winograd_grad_weight(
+        &self,
+        gpu: &Gpu,
+        params: &wgpu::Buffer,
+        x: Slice,
+        dy: Slice,
+        dw: Slice,
+        scratch: Option<Slice>,
+    ) -> Vec<Dispatch> {
+        let pass = ConvPass::GradWeight;
+        let layout = WinogradScratch::new(pass, &self.shape, self.variant(pass));
+        let scratch = scratch.expect("Winograd needs scratch");
+        assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
+        let [dy_t, v, partial] =
+            layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
+        let constants = self.winograd_constants(pass);
+        let transforms = |entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants);
+        let p = (PARAMS, params.into());
+        let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
+        let (gemm, grid) = self.kernel(gpu, pass);
+        vec![
+            transforms("transform_input").dispatch(
+                gpu,
+                &[p, (WINOGRAD_SRC, x), (WINOGRAD_V, v)],
+                gpu.grid_1d(t / 4 * k),
+            ),
+            transforms("transform_gradient").dispatch(
+                gpu,
+                &[p, (WINOGRAD_SRC, dy), (WINOGRAD_U, dy_t)],
+                gpu.grid_1d(t * n / 4),
+            ),
+            gemm.dispatch(gpu, &[(WINOGRAD_U, dy_t), (WINOGRAD_V, v), (WINOGRAD_M, partial)], grid),
+            transforms("finish_weight_gradient").dispatch(
+                gpu,
+                &[(WINOGRAD_DST, dw), (WINOGRAD_M, partial)],
+                gpu.grid_1d(k * n / 4),
+            ),
+        ]
+    }
+
     /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
     /// the pixels are split; the splits are then added in order by a second dispatch.
     pub fn grad_weight(
@@ -532,6 +622,9 @@ impl Conv2d {
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradWeight, window, false));
+        if self.variant(ConvPass::GradWeight).winograd_tile().is_some() {
+            return self.winograd_grad_weight(gpu, &params, x, dy, dw, scratch);
+        }
         let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight);
         let bind = |out| {
             [(PARAMS, (&params).into()), (FORWARD_X, x), (GRAD_WEIGHT_DY, dy), (GRAD_WEIGHT_PARTIAL, out)]
@@ -579,11 +672,12 @@ pub struct PassBuffers {
 impl PassBuffers {
     pub fn new(gpu: &Gpu, s: &Conv2dShape) -> PassBuffers {
         // Enough for any variant: the split weight gradient's, and Winograd's where it runs.
-        let winograd = [ConvPass::Forward, ConvPass::GradInput]
+        let scratch = ConvVariant::ALL
             .into_iter()
-            .any(|pass| ConvVariant::Winograd.supports(gpu, pass, s));
-        let widest = if winograd { ConvVariant::Winograd } else { ConvVariant::Tiled };
-        let scratch = Conv2d::with_variants(*s, [widest; 3]).scratch_floats();
+            .filter(|v| ConvPass::ALL.into_iter().any(|pass| v.supports(gpu, pass, s)))
+            .map(|v| Conv2d::with_variants(*s, [v; 3]).scratch_floats())
+            .max()
+            .unwrap_or(0);
         PassBuffers {
             x: gpu.storage("x", s.input_len()),
             w: gpu.storage("w", s.weight_len()),
@@ -593,9 +687,11 @@ impl PassBuffers {
     }
 }
 
-/// Whether a Winograd pass runs 3x3, stride 1, padding 1 (what F(2x2, 3x3) computes).
-fn winograd_fits(pass: ConvPass, s: &Conv2dShape) -> bool {
-    pass != ConvPass::GradWeight && s.ksize == 3 && s.stride == 1 && s.pad == 1
+/// Whether a Winograd pass runs 3x3, stride 1, padding 1 (what F(m x m, 3x3) computes);
+/// the weight gradient only with F(4x4, 3x3).
+fn winograd_fits(variant: ConvVariant, pass: ConvPass, s: &Conv2dShape) -> bool {
+    let pass_fits = pass != ConvPass::GradWeight || variant == ConvVariant::Winograd4x4;
+    pass_fits && s.ksize == 3 && s.stride == 1 && s.pad == 1
 }
 
 /// shaders/winograd_shape.wgsl's GRAD_INPUT override.
@@ -606,27 +702,51 @@ fn grad_input_flag(pass: ConvPass) -> f64 {
 /// Where Winograd's three matrices (U, V, M; see shaders/winograd_shape.wgsl) lie in the
 /// scratch buffer, each at an offset a binding may start at.
 struct WinogradScratch {
+    /// The output tile's side (2 or 4).
+    tile: usize,
+    grad_weight: bool,
     channels_in: usize,
     channels_out: usize,
     tiles: usize,
 }
 
 impl WinogradScratch {
-    fn new(pass: ConvPass, s: &Conv2dShape) -> WinogradScratch {
+    fn new(pass: ConvPass, s: &Conv2dShape, variant: ConvVariant) -> WinogradScratch {
+        let tile = variant.winograd_tile().expect("a Winograd variant");
         let (channels_in, channels_out) =
             if pass == ConvPass::GradInput { (s.cout, s.cin) } else { (s.cin, s.cout) };
         // Rows of V and M round the tiles up to a multiple of 4 (shaders/winograd_shape.wgsl).
-        let tiles = (s.batch * s.h.div_ceil(2) * s.w.div_ceil(2)).next_multiple_of(4);
-        WinogradScratch { channels_in, channels_out, tiles }
+        let tiles = (s.batch * s.h.div_ceil(tile) * s.w.div_ceil(tile)).next_multiple_of(4);
+        WinogradScratch { tile, grad_weight: pass == ConvPass::GradWeight, channels_in, channels_out, tiles }
     }
 
-    /// (first float, floats) of U, V and M.
+    /// Positions of the transformed domain: (tile + 2)^2, one GEMM each.
+    fn positions(&self) -> usize {
+        (self.tile + 2) * (self.tile + 2)
+    }
+
+    /// Splits of the weight gradient's GEMM (shaders/winograd_grad_weight.wgsl).
+    fn splits(&self) -> usize {
+        if self.grad_weight { (self.tiles / 4).div_ceil(WINOGRAD_SPLIT_QUADS) } else { 1 }
+    }
+
+    /// (first float, floats) of U, V and M; for the weight gradient, of Dy, V and the
+    /// GEMM's partial sums.
     fn offsets(&self) -> [(usize, usize); 3] {
-        let sizes = [
-            16 * self.channels_in * self.channels_out,
-            16 * self.channels_in * self.tiles,
-            16 * self.channels_out * self.tiles,
-        ];
+        let xi = self.positions();
+        let sizes = if self.grad_weight {
+            [
+                xi * self.channels_out * self.tiles,
+                xi * self.channels_in * self.tiles,
+                self.splits() * xi * self.channels_in * self.channels_out,
+            ]
+        } else {
+            [
+                xi * self.channels_in * self.channels_out,
+                xi * self.channels_in * self.tiles,
+                xi * self.channels_out * self.tiles,
+            ]
+        };
         let mut first = 0;
         sizes.map(|count| {
             let at = first;

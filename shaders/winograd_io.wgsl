@@ -1,0 +1,50 @@
+// What both Winograd transform modules (winograd_transforms.wgsl for F(2x2, 3x3),
+// winograd4_transforms.wgsl for F(4x4, 3x3)) read and write: the pass's input, kernels and
+// output, and the scratch matrices (see winograd_shape.wgsl). Safety: input pixels outside
+// the image are selected to index 0 and masked.
+
+@group(0) @binding(1) var<storage, read> src: array<f32>;    // x (forward) or dy
+@group(0) @binding(2) var<storage, read> wt: array<f32>;     // [cin][KS][KS][cout]
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;  // y (forward) or dx
+@group(0) @binding(4) var<storage, read_write> u: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;   // rows of tile_stride() / 4
+@group(0) @binding(6) var<storage, read> m: array<vec4<f32>>;
+
+// The kernel of this convolution from input channel k to output channel n at (r, c): the
+// input gradient's is flipped, its channels swapped.
+fn kernel_at(k: u32, n: u32, r: u32, c: u32) -> f32 {
+    var at = ((k * 3u + r) * 3u + c) * COUT + n;
+    if (GRAD_INPUT) {
+        at = ((n * 3u + 2u - r) * 3u + 2u - c) * COUT + k;
+    }
+    return wt[at];
+}
+
+// Channel `k` of the input at (row, col) of image `img`; zero outside the image.
+fn input_at(img: u32, k: u32, row: i32, col: i32) -> f32 {
+    let ok = row >= 0 && col >= 0 && row < i32(H) && col < i32(W);
+    let r = u32(select(0, row, ok));
+    let c = u32(select(0, col, ok));
+    var at = ((img * CIN + k) * H + r) * W + c;
+    if (GRAD_INPUT) {
+        at = y_index(img, k, r, c);
+    }
+    return select(0.0, src[at], ok);
+}
+
+// Channel `n` of the output at (row, col) of image `img`: y's window, or dx (accumulating
+// when asked).
+fn store_output(img: u32, n: u32, row: u32, col: u32, value: f32) {
+    if (GRAD_INPUT) {
+        let at = ((img * CIN + n) * H + row) * W + col;
+        // A branch, not select (which would read dx even when overwriting it).
+        if (p.accumulate != 0u) {
+            dst[at] += value;
+        } else {
+            dst[at] = value;
+        }
+    } else {
+        dst[y_index(img, n, row, col)] = value;
+    }
+}
+
