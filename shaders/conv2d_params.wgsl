@@ -13,9 +13,11 @@
 //                      register_plain_n16
 //   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_shape.wgsl + gemm_tiled.wgsl (GPUs;
 //   tiled_n16          output tiles 64, 32, 16 wide)
-//   winograd           forward and grad_input, 3x3 stride 1: winograd_transforms.wgsl and
-//                      winograd_gemm.wgsl (see winograd_shape.wgsl); CPU adapters with
-//                      subgroups
+//   winograd           forward and grad_input, 3x3 stride 1, F(2x2, 3x3):
+//                      winograd_transforms.wgsl and winograd_gemm.wgsl (see
+//                      winograd_shape.wgsl); CPU adapters with subgroups
+//   winograd_4x4       F(4x4, 3x3), all three passes: winograd4_transforms.wgsl,
+//                      winograd_gemm.wgsl, and winograd_grad_weight.wgsl for grad_weight
 //
 // Log (lavapipe, 2 cores, batch 128, `shakeshake bench ops`):
 //   - Eight named mat4x4 accumulators (`Block`) instead of an array: about 2x; llvmpipe
@@ -45,6 +47,12 @@
 //     direct kernels' rate per multiply-add. V as [xi][t/4][k][4] (the GEMM reads it in
 //     order) rather than [xi][k][t]: GEMM 10-15 % faster, once the transform took channels
 //     fastest across invocations so that its writes stay neighbouring.
+//   - Winograd F(4x4, 3x3) (winograd_4x4: 36 GEMMs, 6 x 6 transforms; errors 1e-6 of scale,
+//     F(2x2) 1e-7), and the weight gradient by its transposed transforms. Another machine
+//     (AMD EPYC, 2 cores; slower than the Xeon above), side by side: 3x3 32->32 @32 forward
+//     winograd 267 ms, winograd_4x4 180 ms, register_subgroup 287 ms; grad_weight
+//     register_subgroup -> winograd_4x4: 16->32 @32 183 -> 148 ms, 32->32 @32 331 -> 183,
+//     64->64 @16 331 -> 132, 128->128 @8 331 -> 113 (the 3->16 stem stays direct: 37 vs 93).
 //   - Measured, not done: the input gradient reading each lane's four weights from
 //     neighbouring addresses (as a transposed copy of the weights would allow) instead of
 //     four rows apart: 32->32 @32 82.3 -> 77.3 ms, 64->64 @16 77.9 -> 68.3 ms.

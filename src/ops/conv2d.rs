@@ -160,14 +160,17 @@ impl ConvVariant {
             ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => {
                 register_fits && pass.gemm_n(shape) <= self.tile_n()
             }
-            // U loads as vec4s of output channels; each scratch matrix is one binding.
+            // U loads as vec4s of output channels; each scratch matrix is one binding; the
+            // GEMM's positions (and splits) are workgroup layers.
             ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
                 let scratch = WinogradScratch::new(pass, shape, self);
                 let bytes = |floats: usize| (floats * 4) as u64;
+                let layers = (scratch.positions() * scratch.splits()) as u64;
                 winograd_fits(self, pass, shape)
                     && pass.gemm_n(shape).is_multiple_of(4)
                     && bytes(scratch.largest_floats()) <= gpu.limits.max_storage_buffer_binding_size
                     && bytes(scratch.floats()) <= gpu.limits.max_buffer_size
+                    && layers <= gpu.limits.max_compute_workgroups_per_dimension.into()
             }
         }
     }
