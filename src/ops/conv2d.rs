@@ -353,6 +353,19 @@ impl Conv2d {
         std::array::from_fn(|i| (names[i], values[i] as f64))
     }
 
+    /// A Winograd pass's layout, and its three matrices' ranges of `scratch`.
+    fn winograd_matrices<'a>(
+        &self,
+        pass: ConvPass,
+        scratch: Option<Slice<'a>>,
+    ) -> (WinogradScratch, [Slice<'a>; 3]) {
+        let layout = WinogradScratch::new(pass, &self.shape, self.variant(pass));
+        let scratch = scratch.expect("Winograd needs scratch");
+        assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
+        let matrices = layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
+        (layout, matrices)
+    }
+
     /// shaders/winograd_shape.wgsl's override constants (with the shape's).
     fn winograd_constants(&self, pass: ConvPass) -> Vec<(&'static str, f64)> {
         let tile = self.variant(pass).winograd_tile().expect("a Winograd variant");
@@ -538,11 +551,7 @@ impl Conv2d {
         dst: Slice,
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
-        let variant = self.variant(pass);
-        let layout = WinogradScratch::new(pass, &self.shape, variant);
-        let scratch = scratch.expect("Winograd needs scratch");
-        assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
-        let [u, v, m] = layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
+        let (layout, [u, v, m]) = self.winograd_matrices(pass, scratch);
         let constants = self.winograd_constants(pass);
         let module = if layout.tile == 4 { "winograd4_transforms" } else { "winograd_transforms" };
         let transforms = |entry| Kernel::new(gpu, module, entry, &constants);
@@ -583,11 +592,7 @@ impl Conv2d {
         scratch: Option<Slice>,
     ) -> Vec<Dispatch> {
         let pass = ConvPass::GradWeight;
-        let layout = WinogradScratch::new(pass, &self.shape, self.variant(pass));
-        let scratch = scratch.expect("Winograd needs scratch");
-        assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
-        let [dy_t, v, partial] =
-            layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
+        let (layout, [dy_t, v, partial]) = self.winograd_matrices(pass, scratch);
         let constants = self.winograd_constants(pass);
         let transforms = |entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants);
         let p = (PARAMS, params.into());
