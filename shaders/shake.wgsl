@@ -1,12 +1,21 @@
 // The shake-shake mix of a block's two branches, plus the block's shortcut:
 //   forward   y = shortcut + alpha * a + (1 - alpha) * b
 //   backward  da = beta * dy,  db = (1 - beta) * dy,  dshortcut = dy
+// Each branch ends in a batch norm, which the forward applies as it reads the branch
+// (a = bn(a_x) with that norm's saved statistics and gamma, beta): the norm's own pass only
+// computes statistics, and the normalised branches are never stored.
 // Coefficients are drawn here, per image or per batch, from random.wgsl keyed by
 // (seed, step, block, image): nothing is uploaded per step and runs repeat exactly.
 // Elements go a quad at a time (quad_vec4.wgsl when an image's length is a multiple of 4,
 // quad_scalar.wgsl otherwise).
 // Log (lavapipe, 8 2x16d step, 3 dispatches each): one element an invocation, forward
-// 28.0 ms, backward 25.7 ms; as vec4s, see the commit that made this file.
+// 28.0 ms, backward 25.7 ms; as vec4s, see the commit that made this file. Normalising the
+// branches here removed the branch ends' normalize passes (6 of the 15 of a step).
+
+// The shape is fixed per pipeline, so finding a quad's image and channel divides by
+// constants (see batch_norm.wgsl).
+override CHANNELS: u32 = 1u;   // defaults only for validating the module alone
+override PLANE: u32 = 1u;      // H * W
 
 // Stream numbers, mirrored in src/random.rs (a test compares them).
 const STREAM_ALPHA: u32 = 0u;
@@ -22,13 +31,13 @@ const LEVEL_BATCH: u32 = 0u;    // one coefficient per batch
 const LEVEL_IMAGE: u32 = 1u;    // one per image
 struct ShakeParams {
     batch: u32,
-    image_quads: u32,    // C * H * W / QUAD
     block: u32,
     forward_mode: u32,
     backward_mode: u32,
     level: u32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> sp: ShakeParams;
@@ -41,6 +50,19 @@ struct ShakeParams {
 @group(0) @binding(7) var<storage, read_write> da: array<Quad>;
 @group(0) @binding(8) var<storage, read_write> db: array<Quad>;
 @group(0) @binding(9) var<storage, read_write> dshortcut: array<Quad>;
+// The branches' batch norms: mean[C], inv_std[C] and gamma[C], beta[C] of each.
+@group(0) @binding(10) var<storage, read> a_saved: array<f32>;
+@group(0) @binding(11) var<storage, read> a_gamma_beta: array<f32>;
+@group(0) @binding(12) var<storage, read> b_saved: array<f32>;
+@group(0) @binding(13) var<storage, read> b_gamma_beta: array<f32>;
+
+fn plane_quads() -> u32 {
+    return PLANE / QUAD;
+}
+
+fn image_of(q: u32) -> u32 {
+    return q / (CHANNELS * plane_quads());
+}
 
 fn draw(kind: u32, img: u32) -> f32 {
     let index = select(0u, img, sp.level == LEVEL_IMAGE);
@@ -59,20 +81,30 @@ fn beta(img: u32) -> f32 {
     }
 }
 
+// batch_norm.wgsl's pre_activation, per branch.
+fn normalized_a(q: u32, c: u32) -> vec4<f32> {
+    return (widen(a[q]) - a_saved[c]) * a_saved[CHANNELS + c] * a_gamma_beta[c] + a_gamma_beta[CHANNELS + c];
+}
+
+fn normalized_b(q: u32, c: u32) -> vec4<f32> {
+    return (widen(b[q]) - b_saved[c]) * b_saved[CHANNELS + c] * b_gamma_beta[c] + b_gamma_beta[CHANNELS + c];
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = flat_index(gid, nwg);
-    if (q < sp.batch * sp.image_quads) {
-        let k = alpha(q / sp.image_quads);
-        y[q] = shortcut[q] + k * a[q] + (1.0 - k) * b[q];
+    if (q < sp.batch * CHANNELS * plane_quads()) {
+        let k = alpha(image_of(q));
+        let c = (q / plane_quads()) % CHANNELS;
+        y[q] = narrow(widen(shortcut[q]) + k * normalized_a(q, c) + (1.0 - k) * normalized_b(q, c));
     }
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = flat_index(gid, nwg);
-    if (q < sp.batch * sp.image_quads) {
-        let k = beta(q / sp.image_quads);
+    if (q < sp.batch * CHANNELS * plane_quads()) {
+        let k = beta(image_of(q));
         let g = dy[q];
         da[q] = k * g;
         db[q] = (1.0 - k) * g;

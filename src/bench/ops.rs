@@ -212,8 +212,11 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
 
     let (forward, backward) = graph.shake_modes();
     let level = graph.config.level;
-    let mix = shake::Shake { batch, image_len: len / batch, block: 0, forward, backward, level };
-    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())])?;
+    let (channels, plane) = (bn_shape.channels, bn_shape.plane);
+    let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level };
+    let [branch_a, branch_b] =
+        [a, b].map(|x| shake::Branch { x: x.into(), saved: bb.saved, gamma_beta: bb.gamma_beta });
+    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), branch_a, branch_b, d.into(), e.into())])?;
     report(memory_figure("shake", "forward", act.clone(), ms, 4 * 4 * len));
     let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())])?;
     report(memory_figure("shake", "backward", act, ms, 4 * 4 * len));

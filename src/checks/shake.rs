@@ -1,51 +1,78 @@
-//! The shake-shake mix against `cpu::shake`: every forward mode, backward mode and level, on
-//! images of 21 elements (single elements) and of 20 (vec4 quads).
+//! The shake-shake mix against `cpu::shake` of the branches as `cpu::batch_norm` normalises
+//! them (the GPU mix applies the branches' norms as it reads): every forward mode, backward
+//! mode and level, on planes of 7 elements (single elements) and of 4 (vec4 quads).
 //! Tolerance 1e-5 of the largest reference value (the shortcut's gradient is a copy: 0).
 
-use super::{Check, compare, upload, values};
+use super::{Check, compare, rounded, upload, values};
 use crate::cpu::{self, shake::ShakeKey};
 use crate::gpu::Gpu;
 use crate::ops::{self, StepUniform};
-use crate::shapes::{BackwardMode, ForwardMode, Level};
+use crate::shapes::{BackwardMode, BnShape, ForwardMode, Level};
 
 const TOLERANCE: f64 = 1e-5;
 
 pub fn every_mode(gpu: &Gpu) -> Vec<Check> {
-    [(5, 3 * 7), (3, 4 * 5)]
+    [(5, 3, 7), (3, 5, 4)]
         .into_iter()
-        .flat_map(|(batch, image_len)| every_mode_of(gpu, batch, image_len))
+        .flat_map(|(batch, channels, plane)| every_mode_of(gpu, BnShape::new(batch, channels, plane, false)))
         .collect()
 }
 
-fn every_mode_of(gpu: &Gpu, batch: usize, image_len: usize) -> Vec<Check> {
-    let len = batch * image_len;
-    let (a, b, s, dy) = (values(len, 31), values(len, 32), values(len, 33), values(len, 34));
-    let bufs: Vec<wgpu::Buffer> = [&a, &b, &s, &dy].iter().map(|v| upload(gpu, v)).collect();
+/// A branch's norm: (x, saved = mean and inv_std as the GPU has them, gamma and beta) and
+/// the normalised branch the mix must see.
+struct BranchNorm {
+    x: Vec<f64>,
+    saved: Vec<f64>,
+    gamma_beta: Vec<f64>,
+    normalized: Vec<f64>,
+}
+
+fn branch_norm(s: &BnShape, salt: u32) -> BranchNorm {
+    let c = s.channels;
+    let x = values(s.len(), salt);
+    let mean = values(c, salt + 1);
+    let var: Vec<f64> = values(c, salt + 2).iter().map(|v| v.abs() + 0.5).collect();
+    let inv_std = rounded(&var.iter().map(|v| 1.0 / (v + s.eps).sqrt()).collect::<Vec<f64>>());
+    // The variance the rounded inv_std stands for, so the reference normalises as the GPU does.
+    let var_seen: Vec<f64> = inv_std.iter().map(|i| 1.0 / (i * i) - s.eps).collect();
+    let gamma_beta = values(2 * c, salt + 3);
+    let (gamma, beta) = gamma_beta.split_at(c);
+    let normalized = cpu::batch_norm::normalize(s, &x, &mean, &var_seen, gamma, beta);
+    BranchNorm { x, saved: [mean, inv_std].concat(), gamma_beta, normalized }
+}
+
+fn branch(b: &[wgpu::Buffer; 3]) -> ops::shake::Branch<'_> {
+    ops::shake::Branch { x: (&b[0]).into(), saved: (&b[1]).into(), gamma_beta: (&b[2]).into() }
+}
+
+fn every_mode_of(gpu: &Gpu, s: BnShape) -> Vec<Check> {
+    let (batch, len) = (s.batch, s.len());
+    let image_len = len / batch;
+    let norms = [branch_norm(&s, 31), branch_norm(&s, 41)];
+    let (shortcut, dy) = (values(len, 33), values(len, 34));
+    let uploaded = |n: &BranchNorm| [&n.x, &n.saved, &n.gamma_beta].map(|v| upload(gpu, v));
+    let [a_bufs, b_bufs] = [uploaded(&norms[0]), uploaded(&norms[1])];
+    let (shortcut_b, dy_b) = (upload(gpu, &shortcut), upload(gpu, &dy));
     let step = StepUniform { step: 17, seed: 42, lr: 0.0, _pad: 0 };
     let step_buffer = gpu.uniform("step", &step);
-    let shape = format!("{batch}x{image_len}");
+    let shape = format!("{batch}x{}x{}", s.channels, s.plane);
     let mut checks = vec![];
     for forward in [ForwardMode::Shake, ForwardMode::Even] {
         for backward in [BackwardMode::Shake, BackwardMode::Even, BackwardMode::Keep] {
             for level in [Level::Batch, Level::Image] {
-                let op = ops::shake::Shake { batch, image_len, block: 3, forward, backward, level };
+                let (channels, plane) = (s.channels, s.plane);
+                let op = ops::shake::Shake { batch, channels, plane, block: 3, forward, backward, level };
                 let key = ShakeKey { forward, backward, level, seed: step.seed, step: step.step, block: 3 };
                 let (y, da, db) = (gpu.storage("y", len), gpu.storage("da", len), gpu.storage("db", len));
                 let ds = gpu.storage("ds", len);
                 let st = (&step_buffer).into();
                 gpu.run(&[
-                    &op.forward(
-                        gpu,
-                        st,
-                        (&bufs[0]).into(),
-                        (&bufs[1]).into(),
-                        (&bufs[2]).into(),
-                        (&y).into(),
-                    ),
-                    &op.backward(gpu, st, (&bufs[3]).into(), (&da).into(), (&db).into(), (&ds).into()),
+                    &op.forward(gpu, st, branch(&a_bufs), branch(&b_bufs), (&shortcut_b).into(), (&y).into()),
+                    &op.backward(gpu, st, (&dy_b).into(), (&da).into(), (&db).into(), (&ds).into()),
                 ]);
                 let variant = format!("{forward:?} {backward:?} {level:?}");
-                let want_y = cpu::shake::forward(&key, image_len, &a, &b, &s);
+                let (a, b) = (&norms[0].normalized, &norms[1].normalized);
+                let want_y = cpu::shake::forward(&key, image_len, a, b, &shortcut);
                 let (want_da, want_db) = cpu::shake::backward(&key, image_len, &dy);
                 let check = |pass: &str, got: &wgpu::Buffer, want: &[f64], tolerance: f64| {
                     compare("shake", pass, &variant, &shape, &gpu.read(got), want, tolerance)

@@ -155,8 +155,10 @@ impl State<'_> {
                 }
             }
             ForwardOp::Relu { x, out } => t[out] = cpu::relu::forward(&t[x]),
-            ForwardOp::Shake { block, a, b, shortcut, out } => {
-                t[out] = cpu::shake::forward(&c.key(block), c.image_len(a), &t[a], &t[b], &t[shortcut]);
+            // The reference stores every batch norm's output, also those the GPU's mix applies.
+            ForwardOp::Shake { block, branches: [a, b], shortcut, out } => {
+                let (a, b) = (&t[a.out], &t[b.out]);
+                t[out] = cpu::shake::forward(&c.key(block), c.image_len(shortcut), a, b, &t[shortcut]);
             }
             ForwardOp::Pool { x, out } => {
                 t[out] = cpu::pool::forward(&t[x], c.plane(x));

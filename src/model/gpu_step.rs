@@ -3,7 +3,7 @@
 //! step. Per step the CPU writes only the batch's bytes and labels and the step uniform.
 
 use super::gpu_params::GpuParams;
-use super::graph::{BackwardOp, ForwardOp, Graph, Mode, Node, SavedStatsId, TensorId};
+use super::graph::{BackwardOp, BnOutput, BranchEnd, ForwardOp, Graph, Mode, Node, SavedStatsId, TensorId};
 use super::plan::BufferPlan;
 use crate::gpu::{Dispatch, Gpu, Slice};
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
@@ -219,9 +219,15 @@ impl<'a> Recorder<'a> {
     /// The mix of `block`, over tensors shaped like `t`.
     fn shake(&self, t: TensorId, block: u32) -> shake::Shake {
         let (forward, backward) = self.graph.shake_modes();
-        let batch = self.graph.batch;
-        let image_len = self.graph.tensor_len(t) / batch;
-        shake::Shake { batch, image_len, block, forward, backward, level: self.graph.config.level }
+        let [batch, channels, h, w] = self.graph.tensors[t].dims;
+        let level = self.graph.config.level;
+        shake::Shake { batch, channels, plane: h * w, block, forward, backward, level }
+    }
+
+    /// A branch as the mix reads it: its norm's input, statistics and affine parameters.
+    fn branch(&self, end: BranchEnd) -> shake::Branch<'a> {
+        let b = self.bn_buffers(end.saved, end.affine);
+        shake::Branch { x: self.act(end.x), saved: b.saved, gamma_beta: b.gamma_beta }
     }
 
     /// Planes (N * C) and plane size (H * W) of `t`.
@@ -244,20 +250,27 @@ impl<'a> Recorder<'a> {
                 let scratch = Some(self.scratch.into());
                 conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window, scratch)
             }
-            ForwardOp::BatchNorm { shape, x, affine, running, saved, out } => {
+            ForwardOp::BatchNorm { shape, x, affine, running, saved, out, output } => {
                 let bn = BatchNorm::for_device(gpu, shape);
                 let (b, running) = (self.bn_buffers(saved, affine), params.param(running));
-                match graph.mode {
-                    Mode::Train => bn.forward_train(gpu, self.act(x), b, running, self.act(out)),
-                    Mode::Eval => bn.forward_eval(gpu, self.act(x), b, running, self.act(out)),
+                match (graph.mode, output) {
+                    (Mode::Train, BnOutput::Stored) => {
+                        bn.forward_train(gpu, self.act(x), b, running, self.act(out))
+                    }
+                    (Mode::Eval, BnOutput::Stored) => {
+                        bn.forward_eval(gpu, self.act(x), b, running, self.act(out))
+                    }
+                    (Mode::Train, BnOutput::InShake) => bn.statistics_train(gpu, self.act(x), b, running),
+                    (Mode::Eval, BnOutput::InShake) => vec![bn.statistics_eval(gpu, b, running)],
                 }
             }
             ForwardOp::Relu { x, out } => {
                 vec![relu::forward(gpu, graph.tensor_len(x), self.act(x), self.act(out))]
             }
-            ForwardOp::Shake { block, a, b, shortcut, out } => {
-                let mix = self.shake(a, block);
-                vec![mix.forward(gpu, step, self.act(a), self.act(b), self.act(shortcut), self.act(out))]
+            ForwardOp::Shake { block, branches: [a, b], shortcut, out } => {
+                let mix = self.shake(out, block);
+                let (a, b) = (self.branch(a), self.branch(b));
+                vec![mix.forward(gpu, step, a, b, self.act(shortcut), self.act(out))]
             }
             ForwardOp::Pool { x, out } => {
                 let (planes, plane) = self.planes(x);

@@ -95,16 +95,16 @@ pub enum ForwardOp {
         running: ParamId,
         saved: SavedStatsId,
         out: TensorId,
+        output: BnOutput,
     },
     Relu {
         x: TensorId,
         out: TensorId,
     },
-    /// out = shortcut + alpha a + (1 - alpha) b.
+    /// out = shortcut + alpha a + (1 - alpha) b, where a and b are the branches' outputs.
     Shake {
         block: u32,
-        a: TensorId,
-        b: TensorId,
+        branches: [BranchEnd; 2],
         shortcut: TensorId,
         out: TensorId,
     },
@@ -122,6 +122,27 @@ pub enum ForwardOp {
     Loss {
         logits: TensorId,
     },
+}
+
+/// Who applies a batch norm's normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BnOutput {
+    /// The norm's own pass, which writes `out`.
+    Stored,
+    /// The shake mix, as it reads the norm's input (`BranchEnd`): the norm's pass computes
+    /// only statistics and `out` is never stored, a pass over memory fewer. It still names
+    /// the value whose gradient the mix's backward writes.
+    InShake,
+}
+
+/// A shake branch's last batch norm (its output `InShake`), which the mix applies: the mix
+/// reads `x`, the norm's input, and its backward writes the gradient of `out`.
+#[derive(Clone, Copy, Debug)]
+pub struct BranchEnd {
+    pub x: TensorId,
+    pub affine: ParamId,
+    pub saved: SavedStatsId,
+    pub out: TensorId,
 }
 
 /// Gradient operations. Parameter gradients are written whole; a tensor gradient is
@@ -196,7 +217,7 @@ impl Node {
                 | F::Pool { x, .. }
                 | F::Linear { x, .. },
             ) => vec![x],
-            Node::Forward(F::Shake { a, b, shortcut, .. }) => vec![a, b, shortcut],
+            Node::Forward(F::Shake { branches: [a, b], shortcut, .. }) => vec![a.x, b.x, shortcut],
             Node::Forward(F::Loss { logits }) | Node::Backward(B::Loss { logits, .. }) => vec![logits],
             Node::Backward(
                 B::Linear { x, dy, .. } | B::BatchNorm { x, dy, .. } | B::ConvWeight { x, dy, .. },
@@ -218,10 +239,13 @@ impl Node {
         use BackwardOp as B;
         use ForwardOp as F;
         match *self {
+            Node::Forward(F::BatchNorm { out, output, .. }) => match output {
+                BnOutput::Stored => vec![out],
+                BnOutput::InShake => vec![],
+            },
             Node::Forward(
                 F::Prepare { out }
                 | F::Conv { out, .. }
-                | F::BatchNorm { out, .. }
                 | F::Relu { out, .. }
                 | F::Shake { out, .. }
                 | F::Pool { out, .. }
@@ -339,6 +363,10 @@ impl Declare {
     }
 
     fn batch_norm(&mut self, prefix: &str, x: TensorId, relu: bool) -> TensorId {
+        self.batch_norm_to(prefix, x, relu, BnOutput::Stored)
+    }
+
+    fn batch_norm_to(&mut self, prefix: &str, x: TensorId, relu: bool, output: BnOutput) -> TensorId {
         let [n, c, h, w] = self.dims(x);
         let affine = self.param(prefix, ParamKind::BnAffine { channels: c });
         let running = self.param(prefix, ParamKind::BnRunning { channels: c });
@@ -346,8 +374,27 @@ impl Declare {
         let saved = SavedStatsId(self.g.bn_channels.len());
         self.g.bn_channels.push(c);
         let shape = BnShape::new(n, c, h * w, relu);
-        self.g.nodes.push(Node::Forward(ForwardOp::BatchNorm { shape, x, affine, running, saved, out }));
+        self.g.nodes.push(Node::Forward(ForwardOp::BatchNorm {
+            shape,
+            x,
+            affine,
+            running,
+            saved,
+            out,
+            output,
+        }));
         out
+    }
+
+    /// A branch's last batch norm, applied by the shake mix.
+    fn branch_end(&mut self, prefix: &str, x: TensorId) -> BranchEnd {
+        let out = self.batch_norm_to(prefix, x, false, BnOutput::InShake);
+        match self.g.nodes.last() {
+            Some(Node::Forward(ForwardOp::BatchNorm { affine, saved, .. })) => {
+                BranchEnd { x, affine: *affine, saved: *saved, out }
+            }
+            _ => unreachable!("batch_norm_to pushes its node"),
+        }
     }
 
     fn relu(&mut self, name: String, x: TensorId) -> TensorId {
@@ -391,14 +438,13 @@ impl Declare {
     fn block(&mut self, prefix: &str, x: TensorId, cout: usize, stride: usize, index: u32) -> TensorId {
         let [n, cin, h, w] = self.dims(x);
         let r = self.relu(format!("{prefix}.relu"), x);
-        let mut branches = [TensorId(0); 2];
-        for (i, out) in branches.iter_mut().enumerate() {
-            let p = format!("{prefix}.branch{}", i + 1);
+        let branches = [1, 2].map(|i| {
+            let p = format!("{prefix}.branch{i}");
             let c1 = self.conv(&format!("{p}.conv1"), r, cout, 3, stride);
             let b1 = self.batch_norm(&format!("{p}.bn1"), c1, true);
             let c2 = self.conv(&format!("{p}.conv2"), b1, cout, 3, 1);
-            *out = self.batch_norm(&format!("{p}.bn2"), c2, false);
-        }
+            self.branch_end(&format!("{p}.bn2"), c2)
+        });
         let shortcut = if cin == cout && stride == 1 {
             x
         } else {
@@ -419,14 +465,8 @@ impl Declare {
             self.conv_into(&format!("{prefix}.shortcut.conv2"), r, path2, cat, second);
             self.batch_norm(&format!("{prefix}.shortcut.bn"), cat, false)
         };
-        let out = self.tensor(format!("{prefix}.out"), self.dims(branches[0]));
-        self.g.nodes.push(Node::Forward(ForwardOp::Shake {
-            block: index,
-            a: branches[0],
-            b: branches[1],
-            shortcut,
-            out,
-        }));
+        let out = self.tensor(format!("{prefix}.out"), self.dims(branches[0].out));
+        self.g.nodes.push(Node::Forward(ForwardOp::Shake { block: index, branches, shortcut, out }));
         out
     }
 }
@@ -497,9 +537,9 @@ impl Gradients {
                 self.first_write("pool", dx);
                 vec![BackwardOp::Pool { dy, dx }]
             }
-            ForwardOp::Shake { block, a, b, shortcut, out } => {
+            ForwardOp::Shake { block, branches: [a, b], shortcut, out } => {
                 let dy = self.of_tensor(g, out);
-                let (da, db) = (self.of_tensor(g, a), self.of_tensor(g, b));
+                let (da, db) = (self.of_tensor(g, a.out), self.of_tensor(g, b.out));
                 let dshortcut = self.of_tensor(g, shortcut);
                 for dt in [da, db, dshortcut] {
                     self.first_write("shake", dt);
@@ -563,5 +603,30 @@ mod tests {
         let weight_grads =
             g.nodes.iter().filter(|n| matches!(n, Node::Backward(BackwardOp::ConvWeight { .. }))).count();
         assert_eq!(convs, weight_grads);
+    }
+
+    /// The mix applies its branches' last norms: those norms store nothing, and no node
+    /// touches their outputs (only the outputs' gradients), so no buffer holds them.
+    #[test]
+    fn the_mix_applies_the_branch_ends_norms_and_their_outputs_are_never_stored() {
+        let g = Graph::build(ModelConfig::new(8, 8).unwrap(), 2, Mode::Train);
+        let ends: Vec<BranchEnd> = g
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
+                Node::Forward(ForwardOp::Shake { branches, .. }) => Some(*branches),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(ends.len(), 2 * 3, "three blocks, two branches each");
+        for end in &ends {
+            let touched =
+                g.nodes.iter().any(|n| n.reads().contains(&end.out) || n.writes().contains(&end.out));
+            assert!(!touched, "{} is stored", g.tensors[end.out].name);
+        }
+        let in_shake =
+            |n: &&Node| matches!(n, Node::Forward(ForwardOp::BatchNorm { output: BnOutput::InShake, .. }));
+        assert_eq!(g.nodes.iter().filter(in_shake).count(), ends.len());
     }
 }

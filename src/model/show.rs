@@ -2,7 +2,7 @@
 //! what it reads and what it writes, with each tensor's shape and the buffer the plan put it
 //! in. The first thing to read when a layer misbehaves.
 
-use super::graph::{BackwardOp, ForwardOp, Graph, Node, ParamId, TensorId};
+use super::graph::{BackwardOp, BnOutput, ForwardOp, Graph, Node, ParamId, TensorId};
 use super::plan::BufferPlan;
 use std::fmt;
 
@@ -29,11 +29,15 @@ impl Graph {
             .collect()
     }
 
-    /// What a node that writes no tensor writes: a parameter's gradient or the metrics.
+    /// What a node that writes no tensor writes: a parameter's gradient, a norm's
+    /// statistics, or the metrics.
     fn param_written(&self, node: &Node) -> String {
         let param = |p: ParamId| format!("grad {}", self.params[p].prefix);
         match node {
             Node::Backward(BackwardOp::ConvWeight { weight, .. }) => param(*weight),
+            Node::Forward(ForwardOp::BatchNorm { affine, .. }) => {
+                format!("statistics {}", self.params[*affine].prefix)
+            }
             _ => "metrics".to_string(),
         }
     }
@@ -46,6 +50,9 @@ impl Graph {
             Node::Forward(op) => match op {
                 ForwardOp::Prepare { .. } => "prepare_batch".into(),
                 ForwardOp::Conv { shape, .. } => format!("conv2d forward {}", shape.name()),
+                ForwardOp::BatchNorm { output: BnOutput::InShake, .. } => {
+                    "batch_norm statistics (shake applies it)".into()
+                }
                 ForwardOp::BatchNorm { shape, .. } => format!("{} forward", bn(shape.relu)),
                 ForwardOp::Relu { .. } => "relu forward".into(),
                 ForwardOp::Shake { block, .. } => format!("shake forward (block {block})"),
@@ -108,5 +115,6 @@ mod tests {
         assert!(text.contains("stem.conv [128x16x32x32] @b"), "{text}");
         assert!(text.contains("conv2d grad_weight 1x1 16->16 s2 shifted @32"), "{text}");
         assert!(text.contains("(+=)"), "accumulating gradients are marked:\n{text}");
+        assert!(text.contains("statistics stages.0.0.branch2.bn2"), "{text}");
     }
 }

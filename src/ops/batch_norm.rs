@@ -121,6 +121,20 @@ impl BatchNorm {
         running: Slice,
         y: Slice,
     ) -> Vec<Dispatch> {
+        let mut dispatches = self.statistics_train(gpu, x, b, running);
+        dispatches.push(self.normalize(gpu, x, b, y));
+        dispatches
+    }
+
+    /// Evaluation forward: y = bn(x) with the running statistics.
+    pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice, y: Slice) -> Vec<Dispatch> {
+        vec![self.statistics_eval(gpu, b, running), self.normalize(gpu, x, b, y)]
+    }
+
+    /// The batch's mean and 1/std into `b.saved`, and the running statistics updated: the
+    /// training forward without its output, for a consumer that normalises as it reads x
+    /// (the shake mix).
+    pub fn statistics_train(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice) -> Vec<Dispatch> {
         let params = self.params(gpu);
         let reads = [
             (PARAMS, (&params).into()),
@@ -139,25 +153,24 @@ impl BatchNorm {
             let grid = gpu.grid_1d(self.shape.channels);
             dispatches.push(self.kernel(gpu, "merge_statistics").dispatch(gpu, &reads, grid));
         }
-        dispatches.push(self.normalize(gpu, &params, x, b, y));
         dispatches
     }
 
-    /// Evaluation forward: y = bn(x) with the running statistics.
-    pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice, y: Slice) -> Vec<Dispatch> {
+    /// The running statistics into `b.saved`, as the evaluation forward normalises with them.
+    pub fn statistics_eval(&self, gpu: &Gpu, b: BnBuffers, running: Slice) -> Dispatch {
         let params = self.params(gpu);
-        let stats = self.kernel(gpu, "eval_statistics").dispatch(
+        self.kernel(gpu, "eval_statistics").dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (SAVED, b.saved), (RUNNING, running)],
             gpu.grid_1d(self.shape.channels),
-        );
-        vec![stats, self.normalize(gpu, &params, x, b, y)]
+        )
     }
 
-    fn normalize(&self, gpu: &Gpu, params: &wgpu::Buffer, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
+    fn normalize(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
+        let params = self.params(gpu);
         self.kernel(gpu, "normalize").dispatch(
             gpu,
-            &[(PARAMS, params.into()), (X, x), (SAVED, b.saved), (GAMMA_BETA, b.gamma_beta), (Y, y)],
+            &[(PARAMS, (&params).into()), (X, x), (SAVED, b.saved), (GAMMA_BETA, b.gamma_beta), (Y, y)],
             self.elementwise_grid(gpu),
         )
     }

@@ -1,5 +1,6 @@
-//! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake`): vec4 quads when an
-//! image's length is a multiple of 4 (every tensor of the network), single elements otherwise.
+//! The shake-shake mix (shaders/shake.wgsl; reference `cpu::shake` of the branches as
+//! `cpu::batch_norm` normalises them): vec4 quads when a plane's length is a multiple of 4
+//! (every tensor of the network), single elements otherwise.
 
 use super::STEP_UNIFORM;
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
@@ -11,12 +12,11 @@ use crate::struct_layout;
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ShakeParams {
     batch: u32,
-    image_quads: u32,
     block: u32,
     forward_mode: u32,
     backward_mode: u32,
     level: u32,
-    _pad: [u32; 2],
+    _pad: [u32; 3],
 }
 
 const PARAMS: Binding = Binding::new(0, "sp");
@@ -29,6 +29,10 @@ const DY: Binding = Binding::new(6, "dy");
 const DA: Binding = Binding::new(7, "da");
 const DB: Binding = Binding::new(8, "db");
 const DSHORTCUT: Binding = Binding::new(9, "dshortcut");
+const A_SAVED: Binding = Binding::new(10, "a_saved");
+const A_GAMMA_BETA: Binding = Binding::new(11, "a_gamma_beta");
+const B_SAVED: Binding = Binding::new(12, "b_saved");
+const B_GAMMA_BETA: Binding = Binding::new(13, "b_gamma_beta");
 
 /// The modes as the shader numbers them.
 const FORWARD_SHAKE: u32 = 0;
@@ -41,9 +45,24 @@ const LEVEL_IMAGE: u32 = 1;
 
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["shake_vec4", "shake_scalar"],
-    bindings: &[PARAMS, STEP, A, B, SHORTCUT, Y, DY, DA, DB, DSHORTCUT],
+    bindings: &[
+        PARAMS,
+        STEP,
+        A,
+        B,
+        SHORTCUT,
+        Y,
+        DY,
+        DA,
+        DB,
+        DSHORTCUT,
+        A_SAVED,
+        A_GAMMA_BETA,
+        B_SAVED,
+        B_GAMMA_BETA,
+    ],
     structs: &[
-        struct_layout!(ShakeParams { batch, image_quads, block, forward_mode, backward_mode, level }),
+        struct_layout!(ShakeParams { batch, block, forward_mode, backward_mode, level }),
         STEP_UNIFORM,
     ],
     constants: &[
@@ -59,11 +78,22 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
     ],
 };
 
-/// One block's mix: which coefficients it draws, over tensors of `batch` x `image_len`.
+/// A branch as the mix reads it: its last convolution's output `x`, and the batch norm the
+/// mix applies to it (`saved`: mean[C], inv_std[C]; `gamma_beta`: gamma[C], beta[C]).
+#[derive(Clone, Copy)]
+pub struct Branch<'a> {
+    pub x: Slice<'a>,
+    pub saved: Slice<'a>,
+    pub gamma_beta: Slice<'a>,
+}
+
+/// One block's mix: which coefficients it draws, over tensors of `batch` x `channels` x
+/// `plane`.
 #[derive(Clone, Copy, Debug)]
 pub struct Shake {
     pub batch: usize,
-    pub image_len: usize,
+    pub channels: usize,
+    pub plane: usize,
     pub block: u32,
     pub forward: ForwardMode,
     pub backward: BackwardMode,
@@ -89,35 +119,57 @@ impl Shake {
             "shake params",
             &ShakeParams {
                 batch: self.batch as u32,
-                image_quads: (self.image_len / self.quad()) as u32,
                 block: self.block,
                 forward_mode,
                 backward_mode,
                 level,
-                _pad: [0; 2],
+                _pad: [0; 3],
             },
         )
     }
 
-    /// Elements a quad: 4 (vec4s) when an image's length allows.
+    /// Elements a quad: 4 (vec4s) when a plane's length allows.
     fn quad(&self) -> usize {
-        if self.image_len.is_multiple_of(4) { 4 } else { 1 }
+        if self.plane.is_multiple_of(4) { 4 } else { 1 }
     }
 
+    /// The kernel of `entry`, specialised to this shape (the shader's overrides).
     fn kernel(&self, gpu: &Gpu, entry: &str) -> Kernel {
-        Kernel::new(gpu, if self.quad() == 4 { "shake_vec4" } else { "shake_scalar" }, entry, &[])
+        let module = if self.quad() == 4 { "shake_vec4" } else { "shake_scalar" };
+        let shape = [("CHANNELS", self.channels as f64), ("PLANE", self.plane as f64)];
+        Kernel::new(gpu, module, entry, &shape)
     }
 
     fn grid(&self, gpu: &Gpu) -> [u32; 3] {
-        gpu.grid_1d(self.batch * self.image_len / self.quad())
+        gpu.grid_1d(self.batch * self.channels * self.plane / self.quad())
     }
 
-    /// y = shortcut + alpha a + (1 - alpha) b; `step` is the StepUniform buffer.
-    pub fn forward(&self, gpu: &Gpu, step: Slice, a: Slice, b: Slice, shortcut: Slice, y: Slice) -> Dispatch {
+    /// y = shortcut + alpha bn_a(a.x) + (1 - alpha) bn_b(b.x); `step` is the StepUniform
+    /// buffer.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        step: Slice,
+        a: Branch,
+        b: Branch,
+        shortcut: Slice,
+        y: Slice,
+    ) -> Dispatch {
         let p = self.params(gpu);
         self.kernel(gpu, "forward").dispatch(
             gpu,
-            &[(PARAMS, (&p).into()), (STEP, step), (A, a), (B, b), (SHORTCUT, shortcut), (Y, y)],
+            &[
+                (PARAMS, (&p).into()),
+                (STEP, step),
+                (A, a.x),
+                (A_SAVED, a.saved),
+                (A_GAMMA_BETA, a.gamma_beta),
+                (B, b.x),
+                (B_SAVED, b.saved),
+                (B_GAMMA_BETA, b.gamma_beta),
+                (SHORTCUT, shortcut),
+                (Y, y),
+            ],
             self.grid(gpu),
         )
     }
