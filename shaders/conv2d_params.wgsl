@@ -13,6 +13,9 @@
 //                      register_plain_n16
 //   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_shape.wgsl + gemm_tiled.wgsl (GPUs;
 //   tiled_n16          output tiles 64, 32, 16 wide)
+//   direct             forward, and grad_input at stride 1, of at most 32 channels:
+//                      conv2d_<pass>_direct.wgsl + gemm_shape.wgsl + conv2d_direct.wgsl
+//                      (GPUs; no GEMM form, 8 x 8 or 16 x 8 pixel tiles)
 //   winograd           forward and grad_input, 3x3 stride 1, F(2x2, 3x3):
 //                      winograd_transforms.wgsl and winograd_gemm.wgsl (see
 //                      winograd_shape.wgsl); CPU adapters with subgroups

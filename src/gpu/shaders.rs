@@ -12,6 +12,9 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("conv2d_grad_input_gemm.wgsl", include_str!("../../shaders/conv2d_grad_input_gemm.wgsl")),
     wgsl("conv2d_grad_input_register.wgsl", include_str!("../../shaders/conv2d_grad_input_register.wgsl")),
     wgsl("conv2d_grad_weight_gemm.wgsl", include_str!("../../shaders/conv2d_grad_weight_gemm.wgsl")),
+    wgsl("conv2d_direct.wgsl", include_str!("../../shaders/conv2d_direct.wgsl")),
+    wgsl("conv2d_forward_direct.wgsl", include_str!("../../shaders/conv2d_forward_direct.wgsl")),
+    wgsl("conv2d_grad_input_direct.wgsl", include_str!("../../shaders/conv2d_grad_input_direct.wgsl")),
     wgsl("conv2d_grad_weight_quads.wgsl", include_str!("../../shaders/conv2d_grad_weight_quads.wgsl")),
     wgsl("conv2d_grad_weight_register.wgsl", include_str!("../../shaders/conv2d_grad_weight_register.wgsl")),
     wgsl("conv2d_params.wgsl", include_str!("../../shaders/conv2d_params.wgsl")),
@@ -98,6 +101,10 @@ pub const MODULES: &[ModuleDef] = &[
         "conv2d_forward_tiled",
         &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"],
     ),
+    conv_module(
+        "conv2d_forward_direct",
+        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_forward_direct.wgsl", "conv2d_direct.wgsl"],
+    ),
     conv_subgroup_module(
         "conv2d_grad_input_register_subgroup",
         &[
@@ -122,6 +129,10 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_grad_input_tiled",
         &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_input_gemm.wgsl", "gemm_tiled.wgsl"],
+    ),
+    conv_module(
+        "conv2d_grad_input_direct",
+        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_input_direct.wgsl", "conv2d_direct.wgsl"],
     ),
     conv_subgroup_module(
         "conv2d_grad_weight_register_subgroup",

@@ -56,6 +56,10 @@ pub enum ConvVariant {
     /// input channels for the input gradient) is at most 32 or 16.
     TiledN32,
     TiledN16,
+    /// Direct convolution through workgroup memory (shaders/conv2d_direct.wgsl): tiles of
+    /// 8 x 8 pixels by 32 channels or 16 x 8 by 16, for forward and stride-1 input gradients
+    /// of at most 32 channels: for GPUs.
+    Direct,
     /// Winograd F(2x2, 3x3) for 3x3 stride-1 forward and input gradient (shaders/winograd_*):
     /// transforms, then 16 GEMMs register-blocked like `RegisterSubgroup` (CPU adapters with
     /// subgroups), with 16 multiply-adds where the direct convolution does 36.
@@ -67,7 +71,7 @@ pub enum ConvVariant {
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 9] = [
+    pub const ALL: [ConvVariant; 10] = [
         ConvVariant::RegisterSubgroup,
         ConvVariant::RegisterPlain,
         ConvVariant::RegisterSubgroupN16,
@@ -75,6 +79,7 @@ impl ConvVariant {
         ConvVariant::Tiled,
         ConvVariant::TiledN32,
         ConvVariant::TiledN16,
+        ConvVariant::Direct,
         ConvVariant::Winograd,
         ConvVariant::Winograd4x4,
     ];
@@ -88,6 +93,7 @@ impl ConvVariant {
             ConvVariant::Tiled => "tiled",
             ConvVariant::TiledN32 => "tiled_n32",
             ConvVariant::TiledN16 => "tiled_n16",
+            ConvVariant::Direct => "direct",
             ConvVariant::Winograd => "winograd",
             ConvVariant::Winograd4x4 => "winograd_4x4",
         }
@@ -96,7 +102,7 @@ impl ConvVariant {
     /// Shaped for a GPU (workgroup-memory tiles) rather than a CPU adapter.
     pub fn is_gpu_shaped(self) -> bool {
         match self {
-            ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => true,
+            ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 | ConvVariant::Direct => true,
             ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
             | ConvVariant::RegisterSubgroupN16
@@ -113,6 +119,7 @@ impl ConvVariant {
             ConvVariant::TiledN32
             | ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
+            | ConvVariant::Direct
             | ConvVariant::Winograd
             | ConvVariant::Winograd4x4 => 32,
             ConvVariant::TiledN16 | ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => 16,
@@ -141,7 +148,8 @@ impl ConvVariant {
             | ConvVariant::RegisterPlainN16
             | ConvVariant::Tiled
             | ConvVariant::TiledN32
-            | ConvVariant::TiledN16 => None,
+            | ConvVariant::TiledN16
+            | ConvVariant::Direct => None,
         }
     }
 
@@ -159,6 +167,17 @@ impl ConvVariant {
             ConvVariant::TiledN32 | ConvVariant::TiledN16 => pass.gemm_n(shape) <= self.tile_n(),
             ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => {
                 register_fits && pass.gemm_n(shape) <= self.tile_n()
+            }
+            // Its patch holds windows up to 3x3 at stride 2; the input gradient is a
+            // convolution only at stride 1 (at 2 it needs conv2d_grad_input_register's
+            // parity classes); the weight gradient is a reduction, not a convolution.
+            ConvVariant::Direct => {
+                let pass_fits = match pass {
+                    ConvPass::Forward => true,
+                    ConvPass::GradInput => shape.stride == 1,
+                    ConvPass::GradWeight => false,
+                };
+                pass_fits && shape.ksize <= 3 && shape.stride <= 2 && pass.gemm_n(shape) <= self.tile_n()
             }
             // U loads as vec4s of output channels; each scratch matrix is one binding; the
             // GEMM's positions (and splits) are workgroup layers.
@@ -193,6 +212,9 @@ impl ConvVariant {
             (GradWeight, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_weight_register_subgroup",
             (GradWeight, RegisterPlain | RegisterPlainN16) => "conv2d_grad_weight_register_plain",
             (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
+            (Forward, Direct) => "conv2d_forward_direct",
+            (GradInput, Direct) => "conv2d_grad_input_direct",
+            (GradWeight, Direct) => unreachable!("`supports` keeps direct to forward and grad_input"),
             // `supports` keeps Winograd to the forward pass and the input gradient.
             (GradWeight, Winograd | Winograd4x4) => "winograd_grad_weight_subgroup",
             (_, Winograd | Winograd4x4) => "winograd_gemm_subgroup",
@@ -264,6 +286,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
             "conv2d_forward_register_subgroup",
             "conv2d_forward_register_plain",
             "conv2d_forward_tiled",
+            "conv2d_forward_direct",
         ],
         bindings: &[PARAMS, FORWARD_X, WEIGHTS, FORWARD_Y],
         structs: &[CONV_PARAMS],
@@ -274,6 +297,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
             "conv2d_grad_input_register_subgroup",
             "conv2d_grad_input_register_plain",
             "conv2d_grad_input_tiled",
+            "conv2d_grad_input_direct",
         ],
         bindings: &[PARAMS, GRAD_INPUT_DY, WEIGHTS, GRAD_INPUT_DX],
         structs: &[CONV_PARAMS],
@@ -453,6 +477,19 @@ impl Conv2d {
                 constants.push(("WG_N", (tile_n / 4) as f64));
                 constants.extend(self.shape_constants(pass));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
+            }
+            ConvVariant::Direct => {
+                // Tiles of 8 x 8 pixels by 32 channels, or 16 x 8 by 16 where the pass has no
+                // more (shaders/conv2d_direct.wgsl's tile_rows).
+                let (out_tile, tile_rows) = if n <= 16 { (16, 16) } else { (32, 8) };
+                constants.push(("OUT_TILE", out_tile as f64));
+                constants.extend(self.shape_constants(pass));
+                let (rows, cols) = match pass {
+                    ConvPass::GradInput => (s.h, s.w),
+                    ConvPass::Forward | ConvPass::GradWeight => (s.out_h, s.out_w),
+                };
+                let tiles = rows.div_ceil(tile_rows) * cols.div_ceil(8);
+                [tiles as u32, n.div_ceil(out_tile) as u32, s.batch as u32]
             }
             ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
                 let layout = WinogradScratch::new(pass, s, variant);
