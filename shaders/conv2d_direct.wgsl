@@ -80,8 +80,8 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
     let group = t % channel_groups();
     let half = (t / channel_groups()) % 2u;
     let row = t / (2u * channel_groups());
-    let r0 = i32(out_r0 * STRIDE) - i32(conv_pad());
-    let c0 = i32(out_c0 * STRIDE) - i32(conv_pad());
+    let r0 = i32(out_r0 * STRIDE) - conv_pad();
+    let c0 = i32(out_c0 * STRIDE) - conv_pad();
 
     // Column j of each is pixel j of the invocation's 4; lo holds channels 0-3, hi 4-7.
     var lo = mat4x4<f32>();

@@ -19,8 +19,8 @@ fn out_cols() -> u32 {
     return OW;
 }
 
-fn conv_pad() -> u32 {
-    return PAD;
+fn conv_pad() -> i32 {
+    return i32(PAD);
 }
 
 fn load_in(img: u32, ci: u32, r: i32, c: i32) -> f32 {

@@ -21,8 +21,9 @@ fn out_cols() -> u32 {
     return W;
 }
 
-fn conv_pad() -> u32 {
-    return KS - 1u - PAD;
+// Negative for the shortcut's shifted 1x1 (KS 1, PAD 1): dx takes dy from one pixel on.
+fn conv_pad() -> i32 {
+    return i32(KS) - 1 - i32(PAD);
 }
 
 fn load_in(img: u32, co: u32, r: i32, c: i32) -> f32 {

@@ -13,16 +13,18 @@ pub const TOLERANCE: f64 = 1e-4;
 
 /// Edge shapes: batch 1, odd sizes, stride 2, channel counts off the 32-wide blocks (20: a
 /// 32-wide tile or block only partly used, past the 16-wide ones), 1x1, the shifted 1x1 of
-/// the shortcut, and one big enough to split the weight gradient.
+/// the shortcut at strides 2 and 1 (there its input gradient reads dy one pixel on: padding
+/// -1), and one big enough to split the weight gradient.
 pub fn shapes() -> Vec<Conv2dShape> {
     vec![
         Conv2dShape::new(1, 3, 7, 5, 4, 3, 1, 1),
-        Conv2dShape::new(2, 5, 9, 9, 20, 3, 2, 1),
+        Conv2dShape::new(2, 5, 9, 9, 12, 3, 2, 1),
         Conv2dShape::new(3, 20, 8, 8, 36, 3, 1, 1),
         Conv2dShape::new(2, 6, 5, 7, 6, 3, 1, 1),
-        Conv2dShape::new(2, 6, 5, 7, 8, 1, 1, 0),
+        Conv2dShape::new(2, 6, 5, 7, 20, 1, 1, 0),
         Conv2dShape::new(2, 7, 9, 6, 8, 1, 2, 0),
         Conv2dShape::shifted_1x1(2, 7, 9, 6, 8, 2),
+        Conv2dShape::shifted_1x1(2, 5, 6, 7, 4, 1),
         Conv2dShape::new(3, 4, 32, 32, 8, 3, 1, 1),
     ]
 }
@@ -230,21 +232,26 @@ pub fn projection_shortcut(gpu: &Gpu) -> Vec<Check> {
         .collect();
 
     let shape = format!("{n}x{cin}x{h}x{w} -> {cout} stride {stride}");
+    let (first, second) =
+        (ChannelWindow { channels: cout, offset: 0 }, ChannelWindow { channels: cout, offset: half });
+    let xb = upload(gpu, &x);
+    let dyb = upload(gpu, &dy);
+    let (w1b, w2b) = (gpu_weights(gpu, &path1, &w1), gpu_weights(gpu, &path2, &w2));
+    // Each pass with every variant that runs it on both paths (direct has a forward here,
+    // no input gradient at stride 2). 1x1: no variant here needs scratch.
+    let both =
+        |pass| variants_for(gpu, pass, &path1).into_iter().filter(move |v| v.supports(gpu, pass, &path2));
     let mut checks = vec![];
-    for v in variants_for(gpu, ConvPass::Forward, &path1) {
+    for v in both(ConvPass::Forward) {
         let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
-        let xb = upload(gpu, &x);
-        let (w1b, w2b) = (gpu_weights(gpu, &path1, &w1), gpu_weights(gpu, &path2, &w2));
         let y = gpu.storage("concat", n * cout * oh * ow);
-        let first = ChannelWindow { channels: cout, offset: 0 };
-        let second = ChannelWindow { channels: cout, offset: half };
-        // 1x1: no variant here needs scratch.
         let mut dispatches = c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first, None);
         dispatches.extend(c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second, None));
         gpu.run(&dispatches.iter().collect::<Vec<_>>());
         checks.push(compare("conv2d", "shortcut forward", v.name(), &shape, &gpu.read(&y), &want, TOLERANCE));
-
-        let dyb = upload(gpu, &dy);
+    }
+    for v in both(ConvPass::GradInput) {
+        let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
         let dx = gpu.storage("dx", x.len());
         let mut dispatches =
             c1.grad_input(gpu, (&dyb).into(), (&w1b).into(), (&dx).into(), first, false, None);
