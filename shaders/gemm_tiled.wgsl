@@ -9,7 +9,13 @@
 //   - The next K tile's loads go out before the current tile's multiply-adds (prefetch into
 //     registers) and land in workgroup memory after them.
 //   - Every invocation loads the same 4 rows of A (and 4 columns of B) in every K tile, so
-//     a_row decodes its rows once, before the K loop; the shape is constant (gemm_shape.wgsl).
+//     a_row decodes its rows once, before the K loop (except with K_FASTEST, below); the
+//     shape is constant (gemm_shape.wgsl).
+//   - Which invocation loads which element of a K tile follows the addresses: for the
+//     forward and input gradient neighbouring m are neighbouring pixels, so consecutive
+//     invocations take consecutive m; for the weight gradient K runs along the pixels of x
+//     and dy, so with K_FASTEST consecutive invocations take consecutive k, and the loads of
+//     a group of 16 invocations fall on 16 neighbouring addresses instead of 16 planes.
 // Workgroup z selects a slice of K (split-K).
 // Log: the first version (16 x WG_N invocations of 4 x 4, scalar tiles, rows decoded with
 // divisions by uniform values for every load) ran at 2-4.5 GFLOP/s on lavapipe, this one at
@@ -24,6 +30,8 @@ const TILE_K: u32 = 16u;
 const M_QUADS: u32 = 16u;   // TILE_M / 4: a tile row of A as vec4s of 4 m
 /// Invocations along n (TILE_N / 4): 16, 8 or 4, set by the Rust side per variant.
 override WG_N: u32 = 16u;
+/// Consecutive invocations load consecutive k (the weight gradient), not consecutive m or n.
+override K_FASTEST: bool = false;
 const INVOCATIONS_MIN: u32 = 32u;   // 8 x the smallest WG_N
 const A_QUADS_MAX: u32 = 8u;        // TILE_K * M_QUADS / INVOCATIONS_MIN
 
@@ -44,23 +52,50 @@ fn a_quads() -> u32 {
     return TILE_K * M_QUADS / invocations();
 }
 
-// The K tile from k0 of this invocation's rows `rows` (m_valid: inside A) and columns from
-// n: A quads kk = t / M_QUADS + i * invocations / M_QUADS, B quads kk = t / WG_N + 8 i.
-fn stage(rows: array<Row, 4>, m_valid: vec4<bool>, t: u32, n: u32, k0: u32, k_end: u32) -> Staged {
+// Where invocation t's i-th quad of A goes in the K tile: (kk, quad of 4 m).
+fn a_slot(t: u32, i: u32) -> vec2<u32> {
+    if (K_FASTEST) {
+        return vec2<u32>(t % TILE_K, t / TILE_K + i * (invocations() / TILE_K));
+    }
+    return vec2<u32>(t / M_QUADS + i * (invocations() / M_QUADS), t % M_QUADS);
+}
+
+// Where invocation t's i-th quad of B goes: (kk, quad of 4 n).
+fn b_slot(t: u32, i: u32) -> vec2<u32> {
+    if (K_FASTEST) {
+        return vec2<u32>(t % TILE_K, t / TILE_K + i * (invocations() / TILE_K));
+    }
+    return vec2<u32>(t / WG_N + 8u * i, t % WG_N);
+}
+
+// The K tile from k0 of the block from (m0, n0). Without K_FASTEST an invocation loads the
+// same 4 rows of A in every K tile, decoded once by the caller (`rows`; m_valid: inside A);
+// with it, its rows change with i and are decoded here.
+fn stage(rows: array<Row, 4>, m_valid: vec4<bool>, t: u32, m0: u32, n0: u32, k0: u32, k_end: u32) -> Staged {
     var s: Staged;
-    let n_max = gemm_shape().y - 1u;
+    let shape = gemm_shape();
     for (var i = 0u; i < a_quads(); i++) {
-        let k = k0 + t / M_QUADS + i * (invocations() / M_QUADS);
+        let slot = a_slot(t, i);
+        let k = k0 + slot.x;
         let kc = min(k, k_end - 1u);
         for (var j = 0u; j < 4u; j++) {
-            s.a[i][j] = select(0.0, load_a(rows[j], kc), m_valid[j] && k < k_end);
+            var row = rows[j];
+            var valid = m_valid[j];
+            if (K_FASTEST) {
+                let m = m0 + 4u * slot.y + j;
+                row = a_row(min(m, shape.x - 1u));
+                valid = m < shape.x;
+            }
+            s.a[i][j] = select(0.0, load_a(row, kc), valid && k < k_end);
         }
     }
     for (var i = 0u; i < 2u; i++) {
-        let k = k0 + t / WG_N + 8u * i;
+        let slot = b_slot(t, i);
+        let k = k0 + slot.x;
         let kc = min(k, k_end - 1u);
+        let n = n0 + 4u * slot.y;
         for (var c = 0u; c < 4u; c++) {
-            s.b[i][c] = select(0.0, load_b(kc, min(n + c, n_max)), n + c <= n_max && k < k_end);
+            s.b[i][c] = select(0.0, load_b(kc, min(n + c, shape.y - 1u)), n + c < shape.y && k < k_end);
         }
     }
     return s;
@@ -87,21 +122,22 @@ fn main(
         rows[j] = a_row(min(m, shape.x - 1u));
         m_valid[j] = m < shape.x;
     }
-    let n_load = n0 + 4u * (t % WG_N);
 
-    var staged = stage(rows, m_valid, t, n_load, k_begin, k_end);
+    var staged = stage(rows, m_valid, t, m0, n0, k_begin, k_end);
     var lo = mat4x4<f32>();   // rows 8 lid.y + 0..3
     var hi = mat4x4<f32>();   // rows 8 lid.y + 4..7
     for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
         for (var i = 0u; i < a_quads(); i++) {
-            tile_a[(t / M_QUADS + i * (invocations() / M_QUADS)) * M_QUADS + mq] = staged.a[i];
+            let slot = a_slot(t, i);
+            tile_a[slot.x * M_QUADS + slot.y] = staged.a[i];
         }
         for (var i = 0u; i < 2u; i++) {
-            tile_b[(t / WG_N + 8u * i) * WG_N + t % WG_N] = staged.b[i];
+            let slot = b_slot(t, i);
+            tile_b[slot.x * WG_N + slot.y] = staged.b[i];
         }
         workgroupBarrier();
         if (k0 + TILE_K < k_end) {
-            staged = stage(rows, m_valid, t, n_load, k0 + TILE_K, k_end);
+            staged = stage(rows, m_valid, t, m0, n0, k0 + TILE_K, k_end);
         }
         for (var kk = 0u; kk < TILE_K; kk++) {
             let b = tile_b[kk * WG_N + lid.x];

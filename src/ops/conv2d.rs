@@ -475,6 +475,8 @@ impl Conv2d {
             ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => {
                 let tile_n = variant.tile_n();
                 constants.push(("WG_N", (tile_n / 4) as f64));
+                // The weight gradient's K runs along pixels: load it along the invocations.
+                constants.push(("K_FASTEST", f64::from(u8::from(pass == ConvPass::GradWeight))));
                 constants.extend(self.shape_constants(pass));
                 [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
             }
