@@ -135,8 +135,9 @@ pub enum BnOutput {
     InShake,
 }
 
-/// A shake branch's last batch norm (its output `InShake`), which the mix applies: the mix
-/// reads `x`, the norm's input, and its backward writes the gradient of `out`.
+/// A batch norm's tensors and parameters; for a shake branch's last norm (its output
+/// `InShake`), what the mix applies: it reads `x`, the norm's input, and its backward writes
+/// the gradient of `out`.
 #[derive(Clone, Copy, Debug)]
 pub struct BranchEnd {
     pub x: TensorId,
@@ -363,10 +364,15 @@ impl Declare {
     }
 
     fn batch_norm(&mut self, prefix: &str, x: TensorId, relu: bool) -> TensorId {
-        self.batch_norm_to(prefix, x, relu, BnOutput::Stored)
+        self.batch_norm_to(prefix, x, relu, BnOutput::Stored).out
     }
 
-    fn batch_norm_to(&mut self, prefix: &str, x: TensorId, relu: bool, output: BnOutput) -> TensorId {
+    /// A branch's last batch norm, applied by the shake mix.
+    fn branch_end(&mut self, prefix: &str, x: TensorId) -> BranchEnd {
+        self.batch_norm_to(prefix, x, false, BnOutput::InShake)
+    }
+
+    fn batch_norm_to(&mut self, prefix: &str, x: TensorId, relu: bool, output: BnOutput) -> BranchEnd {
         let [n, c, h, w] = self.dims(x);
         let affine = self.param(prefix, ParamKind::BnAffine { channels: c });
         let running = self.param(prefix, ParamKind::BnRunning { channels: c });
@@ -383,18 +389,7 @@ impl Declare {
             out,
             output,
         }));
-        out
-    }
-
-    /// A branch's last batch norm, applied by the shake mix.
-    fn branch_end(&mut self, prefix: &str, x: TensorId) -> BranchEnd {
-        let out = self.batch_norm_to(prefix, x, false, BnOutput::InShake);
-        match self.g.nodes.last() {
-            Some(Node::Forward(ForwardOp::BatchNorm { affine, saved, .. })) => {
-                BranchEnd { x, affine: *affine, saved: *saved, out }
-            }
-            _ => unreachable!("batch_norm_to pushes its node"),
-        }
+        BranchEnd { x, affine, saved, out }
     }
 
     fn relu(&mut self, name: String, x: TensorId) -> TensorId {
