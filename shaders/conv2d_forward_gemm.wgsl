@@ -1,5 +1,7 @@
 // Forward convolution as an implicit GEMM for gemm_tiled.wgsl:
-// M = output pixels (img, oh, ow), N = output channels, K = taps (ci, kh, kw).
+// M = output pixels (img, oh, ow), N = output channels, K = taps (ci, kh, kw). B, the
+// weights [cin*KS*KS][cout], comes from conv2d_forward_gemm_wt_vec4.wgsl (cout a multiple of
+// 4: vec4 loads) or conv2d_forward_gemm_wt_scalar.wgsl with gemm_b_columns.wgsl.
 //
 // Variants: tiled, tiled_n32 and tiled_n16 (gemm_tiled.wgsl with output tiles 64, 32 and 16
 // channels wide). Checked against the CPU reference on every test shape. Safety:
@@ -7,7 +9,6 @@
 // only inside C; load_a masks the image padding.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;   // [cin*KS*KS][cout]
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 fn gemm_shape() -> vec4<u32> {
@@ -35,10 +36,6 @@ fn load_a(row: Row, k: u32) -> f32 {
     let c = row.c0 + i32(k % KS);
     let ok = r >= 0 && r < i32(H) && c >= 0 && c < i32(W);
     return select(0.0, x[select(0u, row.image + (ci * H + u32(r)) * W + u32(c), ok)], ok);
-}
-
-fn load_b(k: u32, n: u32) -> f32 {
-    return wt[k * COUT + n];
 }
 
 fn store_c(m: u32, n: u32, _split: u32, v: f32) {

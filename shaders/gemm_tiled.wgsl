@@ -1,6 +1,7 @@
-// Tiled implicit GEMM for GPUs: C[m][n] = sum_k A[m][k] * B[k][n], where the pass's file
-// supplies gemm_shape(), the Row of A an m decodes to (a_row), load_a, load_b and store_c, so
-// im2col is never materialised. Built as the published fast WGSL matrix kernels are:
+// Tiled implicit GEMM for GPUs: C[m][n] = sum_k A[m][k] * B[k][n], where the pass's files
+// supply gemm_shape(), the Row of A an m decodes to (a_row), load_a, load_b_quad (4
+// neighbouring n of a row of B) and store_c, so im2col is never materialised. Built as the
+// published fast WGSL matrix kernels are:
 //   - A workgroup of WG_N x 8 invocations computes a 64 x TILE_N block of C (TILE_N = 4 WG_N:
 //     64, or 32 and 16 for layers that narrow, where a 64-wide tile over 16 channels would
 //     waste three quarters of its multiply-adds); each invocation 8 rows x 4 columns.
@@ -11,6 +12,10 @@
 //   - Every invocation loads the same 4 rows of A (and 4 columns of B) in every K tile, so
 //     a_row decodes its rows once, before the K loop (except with K_FASTEST, below); the
 //     shape is constant (gemm_shape.wgsl).
+//   - B's global loads are vec4s of 4 neighbouring n where the layout makes them
+//     neighbouring addresses: the forward pass's weights, [k][cout] with cout a multiple of
+//     4 (conv2d_forward_gemm_wt_vec4.wgsl). A is an im2col gather in NCHW, its 4 m a row of
+//     pixels shifted by the padding and cut by the image edge, so it loads scalars.
 //   - Which invocation loads which element of a K tile follows the addresses: for the
 //     forward and input gradient neighbouring m are neighbouring pixels, so consecutive
 //     invocations take consecutive m; for the weight gradient K runs along the pixels of x
@@ -21,9 +26,10 @@
 // divisions by uniform values for every load) ran at 2-4.5 GFLOP/s on lavapipe, this one at
 // 4.6-4.9 (3x3 64->64 @16, all three passes: 1.7-1.9 before). Neither has been timed on a
 // real GPU (scripts/device-check.sh measures them).
-// Safety: workgroup-memory indices are in range by the tile constants; the m, k and n given
-// to a_row, load_a and load_b are clamped into the matrices (the padding of partial tiles
-// is selected away) and store_c is called only for (m, n) inside C.
+// Safety: workgroup-memory indices are in range by the tile constants; the m and k given to
+// a_row, load_a and load_b_quad are clamped into the matrices (the padding of partial tiles
+// is selected away), load_b_quad masks the columns past N itself, and store_c is called
+// only for (m, n) inside C.
 
 const TILE_M: u32 = 64u;
 const TILE_K: u32 = 16u;
@@ -93,10 +99,7 @@ fn stage(rows: array<Row, 4>, m_valid: vec4<bool>, t: u32, m0: u32, n0: u32, k0:
         let slot = b_slot(t, i);
         let k = k0 + slot.x;
         let kc = min(k, k_end - 1u);
-        let n = n0 + 4u * slot.y;
-        for (var c = 0u; c < 4u; c++) {
-            s.b[i][c] = select(0.0, load_b(kc, min(n + c, shape.y - 1u)), n + c < shape.y && k < k_end);
-        }
+        s.b[i] = select(vec4<f32>(0.0), load_b_quad(kc, n0 + 4u * slot.y), k < k_end);
     }
     return s;
 }

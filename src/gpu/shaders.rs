@@ -8,6 +8,11 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("activations.wgsl", include_str!("../../shaders/activations.wgsl")),
     wgsl("batch_norm.wgsl", include_str!("../../shaders/batch_norm.wgsl")),
     wgsl("conv2d_forward_gemm.wgsl", include_str!("../../shaders/conv2d_forward_gemm.wgsl")),
+    wgsl(
+        "conv2d_forward_gemm_wt_scalar.wgsl",
+        include_str!("../../shaders/conv2d_forward_gemm_wt_scalar.wgsl"),
+    ),
+    wgsl("conv2d_forward_gemm_wt_vec4.wgsl", include_str!("../../shaders/conv2d_forward_gemm_wt_vec4.wgsl")),
     wgsl("conv2d_forward_register.wgsl", include_str!("../../shaders/conv2d_forward_register.wgsl")),
     wgsl("conv2d_grad_input_gemm.wgsl", include_str!("../../shaders/conv2d_grad_input_gemm.wgsl")),
     wgsl("conv2d_grad_input_register.wgsl", include_str!("../../shaders/conv2d_grad_input_register.wgsl")),
@@ -19,6 +24,7 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("conv2d_grad_weight_register.wgsl", include_str!("../../shaders/conv2d_grad_weight_register.wgsl")),
     wgsl("conv2d_params.wgsl", include_str!("../../shaders/conv2d_params.wgsl")),
     wgsl("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
+    wgsl("gemm_b_columns.wgsl", include_str!("../../shaders/gemm_b_columns.wgsl")),
     wgsl("gemm_shape.wgsl", include_str!("../../shaders/gemm_shape.wgsl")),
     wgsl("gemm_tiled.wgsl", include_str!("../../shaders/gemm_tiled.wgsl")),
     wgsl("grad_weight_taps.wgsl", include_str!("../../shaders/grad_weight_taps.wgsl")),
@@ -99,7 +105,24 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_forward_tiled",
-        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_forward_gemm.wgsl", "gemm_tiled.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "conv2d_forward_gemm.wgsl",
+            "conv2d_forward_gemm_wt_vec4.wgsl",
+            "gemm_tiled.wgsl",
+        ],
+    ),
+    conv_module(
+        "conv2d_forward_tiled_scalar",
+        &[
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "conv2d_forward_gemm.wgsl",
+            "conv2d_forward_gemm_wt_scalar.wgsl",
+            "gemm_b_columns.wgsl",
+            "gemm_tiled.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_forward_direct",
@@ -128,7 +151,13 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_grad_input_tiled",
-        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_input_gemm.wgsl", "gemm_tiled.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "conv2d_grad_input_gemm.wgsl",
+            "gemm_b_columns.wgsl",
+            "gemm_tiled.wgsl",
+        ],
     ),
     conv_module(
         "conv2d_grad_input_direct",
@@ -167,7 +196,13 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_grad_weight_tiled",
-        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_weight_gemm.wgsl", "gemm_tiled.wgsl"],
+        &[
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "conv2d_grad_weight_gemm.wgsl",
+            "gemm_b_columns.wgsl",
+            "gemm_tiled.wgsl",
+        ],
     ),
     conv_subgroup_module(
         "winograd_gemm_subgroup",

@@ -197,12 +197,14 @@ impl ConvVariant {
     fn module(self, pass: ConvPass, shape: &Conv2dShape) -> &'static str {
         use ConvPass::*;
         use ConvVariant::*;
-        // dy read as vec4s of 4 pixels: planes of a multiple of 4 (conv2d_grad_weight_quads.wgsl).
+        // dy read as vec4s of 4 pixels: planes of a multiple of 4 (conv2d_grad_weight_quads.wgsl);
+        // the tiled forward's weights as vec4s of 4 channels: cout a multiple of 4.
         let quads = (shape.out_h * shape.out_w).is_multiple_of(4);
         match (pass, self) {
             (Forward, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_forward_register_subgroup",
             (Forward, RegisterPlain | RegisterPlainN16) => "conv2d_forward_register_plain",
-            (Forward, Tiled | TiledN32 | TiledN16) => "conv2d_forward_tiled",
+            (Forward, Tiled | TiledN32 | TiledN16) if shape.cout.is_multiple_of(4) => "conv2d_forward_tiled",
+            (Forward, Tiled | TiledN32 | TiledN16) => "conv2d_forward_tiled_scalar",
             (GradInput, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_input_register_subgroup",
             (GradInput, RegisterPlain | RegisterPlainN16) => "conv2d_grad_input_register_plain",
             (GradInput, Tiled | TiledN32 | TiledN16) => "conv2d_grad_input_tiled",
@@ -286,6 +288,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
             "conv2d_forward_register_subgroup",
             "conv2d_forward_register_plain",
             "conv2d_forward_tiled",
+            "conv2d_forward_tiled_scalar",
             "conv2d_forward_direct",
         ],
         bindings: &[PARAMS, FORWARD_X, WEIGHTS, FORWARD_Y],
