@@ -5,8 +5,8 @@
 //
 // Variants: tiled, tiled_n32 and tiled_n16 (gemm_tiled.wgsl with output tiles 64, 32 and 16
 // channels wide). Checked against the CPU reference on every test shape. Safety:
-// gemm_tiled.wgsl clamps the m, k and n it passes in into the matrices and calls store_c
-// only inside C; load_a masks the image padding.
+// gemm_tiled.wgsl clamps the m and k it passes in into the matrices (load_b_quad masks the
+// n past N) and calls store_c only inside C; load_a masks the image padding.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

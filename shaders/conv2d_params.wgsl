@@ -13,7 +13,8 @@
 //                      register_plain_n16
 //   tiled, tiled_n32,  conv2d_<pass>_gemm.wgsl + gemm_shape.wgsl + gemm_tiled.wgsl (GPUs;
 //   tiled_n16          output tiles 64, 32, 16 wide); B from conv2d_forward_gemm_wt_vec4.wgsl
-//                      (forward, cout a multiple of 4) or gemm_b_columns.wgsl
+//                      (forward, cout a multiple of 4), else the pass's load_b
+//                      (conv2d_forward_gemm_wt_scalar.wgsl for the forward) + gemm_b_columns.wgsl
 //   direct             forward, and grad_input at stride 1, of at most 32 channels:
 //                      conv2d_<pass>_direct.wgsl + gemm_shape.wgsl + conv2d_direct.wgsl
 //                      (GPUs; no GEMM form, 8 x 8 or 16 x 8 pixel tiles)
