@@ -84,6 +84,15 @@ fn kernels_hash() -> u64 {
     fnv(crate::gpu::shaders::FILES.iter().flat_map(|(_, text)| text.bytes()).chain(variants.bytes()))
 }
 
+/// Choosers in one process (trainings, tests) read the cache, add to it and write it back
+/// one at a time, so that none loses another's entries or misses its choice. Between
+/// processes the read-to-write window is a few microseconds; a lost entry there costs only a
+/// measurement.
+fn lock_saving() -> std::sync::MutexGuard<'static, ()> {
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SAVING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub struct VariantChooser {
     /// The adapter's cache file.
     path: Option<PathBuf>,
@@ -115,11 +124,15 @@ impl VariantChooser {
     }
 
     fn with_cache(gpu: &Gpu, path: Option<PathBuf>) -> Self {
+        Self::described(gpu.describe(), format!("{} {}", gpu.info.driver, gpu.info.driver_info), path)
+    }
+
+    fn described(adapter: String, driver: String, path: Option<PathBuf>) -> Self {
         let (choices, failed) = path.as_deref().map(read_cache).unwrap_or_default();
         VariantChooser {
             path,
-            adapter: gpu.describe(),
-            driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
+            adapter,
+            driver,
             pinned: None,
             checked: choices.clone(),
             pinned_checked: Default::default(),
@@ -183,9 +196,9 @@ impl VariantChooser {
                 passing[fastest]
             }
         };
-        self.choices.insert(key.to_string(), name(best).to_string());
-        self.checked.insert(key.to_string(), name(best).to_string());
-        self.save();
+        let chosen =
+            self.record_choice(key, name(best), &passing.iter().map(|v| name(*v)).collect::<Vec<_>>());
+        let best = *passing.iter().find(|v| name(**v) == chosen).expect("the choice is one that passed");
         self.pin(key, name(best));
         Ok(best)
     }
@@ -231,7 +244,28 @@ impl VariantChooser {
         }
     }
 
+    /// Records `measured` as `key`'s choice, unless the cache already holds another that
+    /// passed here: a run beside this one (a second training, a test) measured the same shape
+    /// and saved first, and the first choice saved wins, so that two runs of one configuration
+    /// compute with the same kernels (timings differ between measurements, and kernels that
+    /// add in a different order round differently). Returns the choice.
+    fn record_choice(&mut self, key: &str, measured: &str, passing: &[&str]) -> String {
+        let _saving = lock_saving();
+        let saved = self.path.as_deref().and_then(|path| read_cache(path).0.remove(key));
+        let choice = saved.filter(|s| passing.contains(&s.as_str())).unwrap_or_else(|| measured.to_string());
+        self.choices.insert(key.to_string(), choice.clone());
+        self.checked.insert(key.to_string(), choice.clone());
+        self.write_merged();
+        choice
+    }
+
     fn save(&self) {
+        let _saving = lock_saving();
+        self.write_merged();
+    }
+
+    /// The cache with this chooser's choices and failures added. Callers hold `lock_saving`.
+    fn write_merged(&self) {
         // Best effort: an unwritable cache only costs a measurement next time. The cache is
         // shared, so add to what is there now rather than overwrite it.
         let Some(path) = &self.path else { return };
@@ -250,5 +284,44 @@ impl VariantChooser {
         let json = serde_json::to_vec_pretty(&file).expect("choices serialise");
         let dir = path.parent().expect("cache path has a parent");
         let _ = std::fs::create_dir_all(dir).map(|_| write_atomically(path, &json));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(variant: &str, passes: bool) -> Check {
+        let max_error = if passes { 0.0 } else { 1.0 };
+        Check {
+            op: "conv2d",
+            pass: "forward".into(),
+            variant: variant.into(),
+            shape: "s".into(),
+            max_error,
+            tolerance: 0.5,
+        }
+    }
+
+    /// Two choosers that measure one shape at once (two trainings, or tests beside each
+    /// other) end with the same choice, the first saved, whatever the second measured; a
+    /// saved choice that fails here is not adopted.
+    #[test]
+    fn the_first_choice_saved_wins_where_it_passes() {
+        let dir = std::env::temp_dir().join(format!("shakeshake-chooser-{}", std::process::id()));
+        let path = dir.join("variants.json");
+        let chooser = || VariantChooser::described("adapter".into(), "driver".into(), Some(path.clone()));
+        let name = |v: &'static str| v;
+        let all_pass = |vs: &[&'static str]| Ok(vs.iter().map(|v| check(v, true)).collect());
+        let a_fails = |vs: &[&'static str]| Ok(vs.iter().map(|v| check(v, *v != "a")).collect());
+        let fastest = |winner: &'static str| {
+            move |vs: &[&'static str]| Ok(vs.iter().map(|v| if *v == winner { 1.0 } else { 2.0 }).collect())
+        };
+        // All three read the cache before any of them saves.
+        let (mut first, mut second, mut third) = (chooser(), chooser(), chooser());
+        assert_eq!(first.choose("k", &["a", "b", "c"], name, all_pass, fastest("a")).unwrap(), "a");
+        assert_eq!(second.choose("k", &["a", "b", "c"], name, all_pass, fastest("b")).unwrap(), "a");
+        assert_eq!(third.choose("k", &["a", "b", "c"], name, a_fails, fastest("c")).unwrap(), "c");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
