@@ -251,25 +251,27 @@ impl VariantChooser {
     /// add in a different order round differently). Returns the choice.
     fn record_choice(&mut self, key: &str, measured: &str, passing: &[&str]) -> String {
         let _saving = lock_saving();
-        let saved = self.path.as_deref().and_then(|path| read_cache(path).0.remove(key));
-        let choice = saved.filter(|s| passing.contains(&s.as_str())).unwrap_or_else(|| measured.to_string());
+        let on_disk = self.path.as_deref().map(read_cache);
+        let saved = on_disk.as_ref().and_then(|(choices, _)| choices.get(key));
+        let choice =
+            saved.filter(|s| passing.contains(&s.as_str())).cloned().unwrap_or_else(|| measured.to_string());
         self.choices.insert(key.to_string(), choice.clone());
         self.checked.insert(key.to_string(), choice.clone());
-        self.write_merged();
+        self.write_merged(on_disk);
         choice
     }
 
     fn save(&self) {
         let _saving = lock_saving();
-        self.write_merged();
+        self.write_merged(self.path.as_deref().map(read_cache));
     }
 
-    /// The cache with this chooser's choices and failures added. Callers hold `lock_saving`.
-    fn write_merged(&self) {
+    /// Writes `on_disk` (the cache as read under `lock_saving`, which callers hold) with this
+    /// chooser's choices and failures added.
+    fn write_merged(&self, on_disk: Option<(Choices, Failures)>) {
         // Best effort: an unwritable cache only costs a measurement next time. The cache is
         // shared, so add to what is there now rather than overwrite it.
-        let Some(path) = &self.path else { return };
-        let (mut choices, mut failed) = read_cache(path);
+        let (Some(path), Some((mut choices, mut failed))) = (&self.path, on_disk) else { return };
         choices.extend(self.checked.clone());
         for (key, variants) in &self.failed {
             failed.entry(key.clone()).or_default().extend(variants.clone());
