@@ -58,6 +58,12 @@
 //     winograd 267 ms, winograd_4x4 180 ms, register_subgroup 287 ms; grad_weight
 //     register_subgroup -> winograd_4x4: 16->32 @32 183 -> 148 ms, 32->32 @32 331 -> 183,
 //     64->64 @16 331 -> 132, 128->128 @8 331 -> 113 (the 3->16 stem stays direct: 37 vs 93).
+//   - winograd_4x4's input transform loading the 18 inputs 4 side-by-side tiles share in a
+//     patch row, not 24 (planes of 16 and 32 pixels; AMD EPYC, min of 3 alternating runs):
+//     16->32 @32 forward / grad_input / grad_weight 127.5 / 160.5 / 155.4 -> 120.1 / 148.8 /
+//     151.2 ms, 32->32 @32 187.8 / 185.4 / 191.8 -> 176.4 / 175.5 / 178.8, 64->64 @16 132.6 /
+//     129.4 / 139.2 -> 127.7 / 125.4 / 132.6; 128->128 @8 (2 tiles a row) unchanged. The
+//     same values: 10 steps of 8 2x16d on the same choices end on the same weights, bit for bit.
 //   - Measured, not done: the input gradient reading each lane's four weights from
 //     neighbouring addresses (as a transposed copy of the weights would allow) instead of
 //     four rows apart: 32->32 @32 82.3 -> 77.3 ms, 64->64 @16 77.9 -> 68.3 ms.
