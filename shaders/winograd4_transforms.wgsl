@@ -62,12 +62,6 @@ fn b_transpose(d: Six) -> Six {
     );
 }
 
-// Inputs (row, col .. col + 3) of channel k of image img.
-fn input_quad(img: u32, k: u32, row: i32, col: i32) -> vec4<f32> {
-    return vec4<f32>(input_at(img, k, row, col), input_at(img, k, row, col + 1),
-                     input_at(img, k, row, col + 2), input_at(img, k, row, col + 3));
-}
-
 // Row `r` of the 6 x 6 input patches of tiles 4 q .. 4 q + 3 of channel k.
 fn patch_row(q: u32, k: u32, r: u32) -> Six {
     if (tile_cols() % 4u == 0u) {

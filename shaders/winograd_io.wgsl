@@ -32,6 +32,12 @@ fn input_at(img: u32, k: u32, row: i32, col: i32) -> f32 {
     return select(0.0, src[at], ok);
 }
 
+// Inputs (row, col .. col + 3) of channel k of image img: 4 neighbours of a patch row.
+fn input_quad(img: u32, k: u32, row: i32, col: i32) -> vec4<f32> {
+    return vec4<f32>(input_at(img, k, row, col), input_at(img, k, row, col + 1),
+                     input_at(img, k, row, col + 2), input_at(img, k, row, col + 3));
+}
+
 // Channel `n` of the output at (row, col) of image `img`: y's window, or dx (accumulating
 // when asked).
 fn store_output(img: u32, n: u32, row: u32, col: u32, value: f32) {

@@ -54,10 +54,8 @@ fn patch_row(q: u32, k: u32, first: vec3<u32>, r: i32) -> PatchRow {
         // patches' rows are 10 neighbouring inputs, 10 loads instead of 16.
         let row = i32(2u * first.y) - 1 + r;
         let c0 = i32(2u * first.z) - 1;
-        let lo = vec4<f32>(input_at(img, k, row, c0), input_at(img, k, row, c0 + 1),
-                           input_at(img, k, row, c0 + 2), input_at(img, k, row, c0 + 3));
-        let mid = vec4<f32>(input_at(img, k, row, c0 + 4), input_at(img, k, row, c0 + 5),
-                            input_at(img, k, row, c0 + 6), input_at(img, k, row, c0 + 7));
+        let lo = input_quad(img, k, row, c0);
+        let mid = input_quad(img, k, row, c0 + 4);
         let hi = vec2<f32>(input_at(img, k, row, c0 + 8), input_at(img, k, row, c0 + 9));
         return PatchRow(vec4<f32>(lo.xz, mid.xz), vec4<f32>(lo.yw, mid.yw),
                         vec4<f32>(lo.z, mid.xz, hi.x), vec4<f32>(lo.w, mid.yw, hi.y));
