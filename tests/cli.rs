@@ -16,7 +16,7 @@ const TINY: [&str; 14] = [
     "--depth",
     "8",
     "--width",
-    "4",
+    "8",
     "--batch-size",
     "16",
     "--epochs",
@@ -308,7 +308,7 @@ fn download_keeps_a_damaged_folder_and_refuses_links_in_the_archive() {
 fn runs_within_webgpus_default_limits_when_asked() {
     let run = |mode: &str| {
         Command::new(env!("CARGO_BIN_EXE_shakeshake"))
-            .args(["bench", "train", "--depth", "8", "--width", "4", "--batch-size", "2", "--steps", "1"])
+            .args(["bench", "train", "--depth", "8", "--width", "8", "--batch-size", "2", "--steps", "1"])
             .env("SHAKESHAKE_LIMITS", mode)
             .output()
             .unwrap()

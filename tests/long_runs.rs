@@ -28,7 +28,7 @@ fn set_json(path: &Path, key: &str, value: serde_json::Value) {
 fn a_run_stopped_before_its_model_was_written_still_ends_with_it() {
     let dir = temp_dir("final-model");
     tiny_cifar(&dir, 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     assert_ok(&train(&cache, &dir, &run, "2"));
     let model = std::fs::read(run.join("model.safetensors")).unwrap();
     assert_eq!(
@@ -72,7 +72,7 @@ fn every_run_records_its_kernel_choices_even_from_a_warm_cache() {
 fn hostile_or_mixed_run_files_are_refused_clearly() {
     let dir = temp_dir("hostile");
     tiny_cifar(&dir, 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     assert_ok(&train(&cache, &dir, &run, "1"));
 
     // A checkpoint whose metadata claims an absurd depth: an error, not an 8 GiB allocation.
@@ -104,7 +104,7 @@ fn hostile_or_mixed_run_files_are_refused_clearly() {
 fn a_diverging_run_stops_at_once_and_keeps_no_broken_checkpoint() {
     let dir = temp_dir("diverge");
     tiny_cifar(&dir, 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     let d = dir.to_str().unwrap();
     let args = tiny_train(&dir, &run, &["--epochs", "6", "--train-subset", "32", "--lr", "100000"]);
     let out = shakeshake(&cache, &strs(&args));
@@ -135,7 +135,7 @@ fn a_diverging_run_stops_at_once_and_keeps_no_broken_checkpoint() {
 fn bad_values_are_clear_errors_that_create_nothing() {
     let dir = temp_dir("bad-values");
     tiny_cifar(&dir, 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
     let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--records-per-file", "20"];
     let cases: [(&[&str], &str); 12] = [
@@ -171,7 +171,7 @@ fn bad_values_are_clear_errors_that_create_nothing() {
 fn eval_needs_only_the_test_file_and_predict_warns_of_a_cut_jpeg() {
     let dir = temp_dir("eval-test-only");
     tiny_cifar(&dir, 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     assert_ok(&train(&cache, &dir, &run, "1"));
     for name in
         ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"]
@@ -200,7 +200,7 @@ fn a_run_directory_in_use_is_refused_and_free_again_once_released() {
     use shakeshake::train::run_dir::RunLock;
     let dir = temp_dir("lock");
     tiny_cifar(&dir, 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     std::fs::create_dir_all(&run).unwrap();
     let held = RunLock::take(&run).unwrap();
     let out = train(&cache, &dir, &run, "1");
@@ -222,7 +222,7 @@ fn a_run_directory_in_use_is_refused_and_free_again_once_released() {
 fn flags_beside_resume_are_refused_and_a_relative_data_folder_still_resumes() {
     let dir = temp_dir("resume-flags");
     tiny_cifar(&dir.join("data"), 20);
-    let (cache, run) = (dir.join("cache"), dir.join("run"));
+    let (cache, run) = (warm_cache(&dir), dir.join("run"));
     // Started from `dir` with a relative --data.
     let relative = Path::new("data");
     let args = tiny_train(
@@ -278,7 +278,7 @@ fn stopped_train(cache: &Path, data: &Path, run: &Path, stop_steps: Option<u64>)
 fn stopped_at_any_step_and_resumed_a_run_equals_an_uninterrupted_one() {
     let dir = temp_dir("stop-anywhere");
     tiny_cifar(&dir, 20);
-    let cache = dir.join("cache");
+    let cache = warm_cache(&dir);
     let straight = dir.join("straight");
     assert_ok(&stopped_train(&cache, &dir, &straight, None));
     // Stops inside the first epoch, at an epoch's last batch, inside the second epoch, and
@@ -308,7 +308,7 @@ fn stopped_at_any_step_and_resumed_a_run_equals_an_uninterrupted_one() {
 fn ctrl_c_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() {
     let dir = temp_dir("ctrl-c");
     tiny_cifar(&dir, 20);
-    let cache = dir.join("cache");
+    let cache = warm_cache(&dir);
     let args = |run: &Path| tiny_train(&dir, run, &["--epochs", "20", "--train-subset", "32"]);
     let run = dir.join("interrupted");
     let child = command(&cache, &strs(&args(&run))).stderr(std::process::Stdio::piped()).spawn().unwrap();

@@ -93,7 +93,7 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 // The command line, for the tests that run it end to end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The CLI with its kernel-variant cache in `cache`.
@@ -103,15 +103,36 @@ pub fn command(cache: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// `dir`/cache holding the kernel choices for the tests' tiny network (8 2x8d, as
+/// `tiny_train` trains it) on the default adapter, measured once per test binary by a short
+/// `bench train`: a test that is not about choosing kernels then measures nothing in its
+/// processes. Each test still has a cache of its own, so none sees another's choices.
+pub fn warm_cache(dir: &Path) -> PathBuf {
+    static SEED: OnceLock<(std::ffi::OsString, Vec<u8>)> = OnceLock::new();
+    let (name, bytes) = SEED.get_or_init(|| {
+        let seed = temp_dir("kernel-cache-seed");
+        let args = ["bench", "train", "--depth", "8", "--width", "8", "--batch-size", "16", "--steps", "1"];
+        assert_ok(&shakeshake(&seed, &args));
+        let file = std::fs::read_dir(&seed).unwrap().next().expect("bench train wrote its choices").unwrap();
+        let kept = (file.file_name(), std::fs::read(file.path()).unwrap());
+        std::fs::remove_dir_all(&seed).unwrap();
+        kept
+    });
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join(name), bytes).unwrap();
+    cache
+}
+
 pub fn shakeshake(cache: &Path, args: &[&str]) -> Output {
     command(cache, args).output().expect("running shakeshake")
 }
 
-/// `train` of a tiny network into `run` (8 2x4d, batch 16, 16 test images of 20-record
+/// `train` of a tiny network into `run` (8 2x8d, batch 16, 16 test images of 20-record
 /// files), then `extra`, which gives --epochs and --train-subset.
 pub fn tiny_train(data: &Path, run: &Path, extra: &[&str]) -> Vec<String> {
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
-    let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--width", "4", "--batch-size", "16"];
+    let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--width", "8", "--batch-size", "16"];
     let more = ["--test-subset", "16", "--records-per-file", "20"];
     base.iter().chain(&more).chain(extra).map(|a| a.to_string()).collect()
 }
