@@ -13,7 +13,7 @@
 
 fn gemm_shape() -> vec4<u32> {
     let k = CIN * KS * KS;
-    return vec4<u32>(BATCH * OH * OW, COUT, k, k);
+    return vec4<u32>(p.batch * OH * OW, COUT, k, k);
 }
 
 // Output pixel m: where its image starts in x, and the input row and column of its

@@ -12,7 +12,7 @@
 
 fn gemm_shape() -> vec4<u32> {
     let k = COUT * KS * KS;
-    return vec4<u32>(BATCH * H * W, CIN, k, k);
+    return vec4<u32>(p.batch * H * W, CIN, k, k);
 }
 
 // Input pixel m: its image, and its row and column plus the padding.

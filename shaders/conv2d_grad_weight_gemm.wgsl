@@ -12,7 +12,7 @@
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;  // [split][cin*KS*KS][cout]
 
 fn gemm_shape() -> vec4<u32> {
-    return vec4<u32>(CIN * KS * KS, COUT, BATCH * OH * OW, p.pixels_per_split);
+    return vec4<u32>(CIN * KS * KS, COUT, p.batch * OH * OW, p.pixels_per_split);
 }
 
 // Tap m: where its input channel's plane starts in an image, and its kernel row and column

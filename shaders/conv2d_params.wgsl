@@ -64,6 +64,11 @@
 //     151.2 ms, 32->32 @32 187.8 / 185.4 / 191.8 -> 176.4 / 175.5 / 178.8, 64->64 @16 132.6 /
 //     129.4 / 139.2 -> 127.7 / 125.4 / 132.6; 128->128 @8 (2 tiles a row) unchanged. The
 //     same values: 10 steps of 8 2x16d on the same choices end on the same weights, bit for bit.
+//   - The batch read from p rather than fixed per pipeline (tiled, direct, Winograd): a first
+//     bench train of 8 2x4d on lavapipe compiled 245 pipelines instead of 308, since the
+//     images a candidate is checked on, the 16 it is timed on and the training batch now
+//     share them. 3x3 64->64 @16, old / new, two alternating runs each: within noise (winograd_4x4
+//     forward 41.5, 45.2 / 42.3, 43.8 ms; grad_weight 36.3, 38.1 / 38.4, 40.8; tiled alike).
 //   - Measured, not done: the input gradient reading each lane's four weights from
 //     neighbouring addresses (as a transposed copy of the weights would allow) instead of
 //     four rows apart: 32->32 @32 82.3 -> 77.3 ms, 64->64 @16 77.9 -> 68.3 ms.

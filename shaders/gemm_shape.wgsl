@@ -3,9 +3,11 @@
 // multiply and a shift, where a division by a uniform value costs tens of instructions on a
 // GPU. The register (CPU) kernels read the shape from `p` instead: there a pipeline per
 // shape would multiply the pipelines llvmpipe compiles (0.2-1 s each) for no gain, since
-// they decode once an invocation, not per load.
-override BATCH: u32 = 1u;   // defaults only for validating the module alone
-override CIN: u32 = 1u;
+// they decode once an invocation, not per load. The batch is not among them (kernels read
+// p.batch, only to bound the rows): one pipeline serves a shape's every batch, the few
+// images its candidates are checked on, the 16 they are timed on, the training batch and
+// the smaller last batch of an epoch.
+override CIN: u32 = 1u;   // defaults only for validating the module alone
 override H: u32 = 1u;
 override W: u32 = 1u;
 override COUT: u32 = 1u;

@@ -53,7 +53,7 @@ fn tile_cols() -> u32 {
     return (W + TILE - 1u) / TILE;
 }
 fn tiles() -> u32 {
-    return BATCH * tile_rows() * tile_cols();
+    return p.batch * tile_rows() * tile_cols();
 }
 // Tile t as (image, tile row, tile column).
 fn tile_at(t: u32) -> vec3<u32> {

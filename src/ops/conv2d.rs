@@ -373,10 +373,10 @@ impl Conv2d {
 
     /// shaders/gemm_shape.wgsl's override constants: the shape, for kernels that decode
     /// indices by it often enough that dividing by constants pays for a pipeline per shape.
-    fn shape_constants(&self, pass: ConvPass) -> [(&'static str, f64); 7] {
+    fn shape_constants(&self, pass: ConvPass) -> [(&'static str, f64); 6] {
         let s = &self.shape;
-        let names = ["BATCH", "CIN", "H", "W", "COUT", "OH", "OW"];
-        let values = [s.batch, self.cin_seen(pass), s.h, s.w, s.cout, s.out_h, s.out_w];
+        let names = ["CIN", "H", "W", "COUT", "OH", "OW"];
+        let values = [self.cin_seen(pass), s.h, s.w, s.cout, s.out_h, s.out_w];
         std::array::from_fn(|i| (names[i], values[i] as f64))
     }
 
@@ -601,7 +601,8 @@ impl Conv2d {
         let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
         let (gemm, grid) = self.kernel(gpu, pass);
         vec![
-            // The weight transform and the GEMM take the whole shape from constants.
+            // The weight transform takes the whole shape from constants; the others read
+            // the batch from the params.
             transforms("transform_weights").dispatch(
                 gpu,
                 &[(WINOGRAD_WT, w), (WINOGRAD_U, u)],
@@ -612,7 +613,7 @@ impl Conv2d {
                 &[p, (WINOGRAD_SRC, src), (WINOGRAD_V, v)],
                 gpu.grid_1d(t / 4 * k),
             ),
-            gemm.dispatch(gpu, &[(WINOGRAD_U, u), (WINOGRAD_V, v), (WINOGRAD_M, m)], grid),
+            gemm.dispatch(gpu, &[p, (WINOGRAD_U, u), (WINOGRAD_V, v), (WINOGRAD_M, m)], grid),
             transforms("transform_output").dispatch(
                 gpu,
                 &[p, (WINOGRAD_DST, dst), (WINOGRAD_M, m)],
@@ -651,7 +652,7 @@ impl Conv2d {
                 &[p, (WINOGRAD_SRC, dy), (WINOGRAD_U, dy_t)],
                 gpu.grid_1d(t * n / 4),
             ),
-            gemm.dispatch(gpu, &[(WINOGRAD_U, dy_t), (WINOGRAD_V, v), (WINOGRAD_M, partial)], grid),
+            gemm.dispatch(gpu, &[p, (WINOGRAD_U, dy_t), (WINOGRAD_V, v), (WINOGRAD_M, partial)], grid),
             transforms("finish_weight_gradient").dispatch(
                 gpu,
                 &[(WINOGRAD_DST, dw), (WINOGRAD_M, partial)],
