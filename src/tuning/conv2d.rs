@@ -48,7 +48,7 @@ fn pick_pass(
     let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let mut candidates = checks::conv2d::variants_for(gpu, pass, shape);
     if on_cpu && gpu.features.subgroups && candidates.iter().any(|v| !v.is_gpu_shaped()) {
-        // Measured on lavapipe (2-core AMD EPYC, 8 2x16d's 30 passes at batch 128, 2026-12-06):
+        // Measured on lavapipe (2-core Intel Xeon, 8 2x16d's 30 passes at batch 128, 2026-12-06):
         // the best GPU-shaped variant is 1.6-12x slower than the best register or Winograd
         // one on every pass, and measuring them made 217 of the 525 pipelines a first run compiled.
         // (Without subgroups `tiled` can win: 3x3 64->64 @8 forward 82 ms against
