@@ -434,6 +434,9 @@ fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
                 "{:<14} {:<36} {:<24} {:<32} {:>10.2e} {:>9.0e}  {result}",
                 c.op, c.pass, c.variant, c.shape, c.max_error, c.tolerance
             );
+            if let Some(failure) = &c.failure {
+                println!("    {failure}");
+            }
         }
     });
     let failed = checks.iter().filter(|c| !c.passed()).count();
@@ -445,16 +448,34 @@ fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
         let consequence = if only_conv_variants {
             "training avoids a convolution variant that fails by itself"
         } else {
-            "training on it would compute wrongly"
+            "training on it would compute wrongly or not start"
         };
         anyhow::bail!(
-            "{failed} of {} checks failed on {}: this adapter computes some kernels wrongly, and {consequence}. \
-             Please include this output in a bug report",
+            "{failed} of {} checks failed on {}: this adapter computes some kernels wrongly or cannot compile \
+             them, and {consequence}. Please include this output in a bug report.{}",
             checks.len(),
-            gpu.describe()
+            gpu.describe(),
+            remedies(&gpu.info)
         );
     }
     Ok(())
+}
+
+/// What a user whose adapter failed `selftest` can try: the other adapters, and on DX12 the
+/// DXC compiler (without it wgpu falls back to FXC, which rejects valid shaders).
+fn remedies(info: &wgpu::AdapterInfo) -> String {
+    let mut text = String::new();
+    if info.backend == wgpu::Backend::Dx12 {
+        text += "\nOn DX12 without dxcompiler.dll, wgpu compiles with the old FXC compiler: put dxcompiler.dll \
+                 (https://github.com/microsoft/DirectXShaderCompiler/releases, v1.8.2502 or later) next to \
+                 shakeshake or on the PATH, or use the Vulkan adapter.";
+    }
+    let others = shakeshake::gpu::other_usable_adapters(info);
+    if !others.is_empty() {
+        text +=
+            &format!("\nOther adapters here (try `shakeshake selftest --adapter N`):\n{}", others.join("\n"));
+    }
+    text
 }
 
 /// The flags given on the command line (not defaulted), as "--name".

@@ -54,6 +54,7 @@ pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
         shape: shape.clone(),
         max_error,
         tolerance,
+        failure: None,
     };
     let mut checks = vec![
         check("loss".into(), relative_error(&metrics[3..4], &[want.loss], 1.0), NETWORK_TOLERANCE),
@@ -82,21 +83,26 @@ pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
 pub fn run(gpu: &Gpu, mut report: impl FnMut(&Check)) -> Vec<Check> {
     let mut all = vec![];
     for case in checks::CASES {
-        for check in (case.run)(gpu) {
+        // A kernel of the case that does not compile fails the case, reported with the others.
+        let checks = (case.run)(gpu).unwrap_or_else(|failed| {
+            vec![Check::not_compiled(case.op, case.name, "-", "-", f64::NAN, &failed)]
+        });
+        for check in checks {
             report(&check);
             all.push(check);
         }
     }
-    // A network that cannot be built (no kernel variant computes some shape correctly) is a
-    // failed check, reported with the others.
+    // A network that cannot be built (no kernel variant computes some shape correctly, or a
+    // kernel does not compile) is a failed check, reported with the others.
     let network_checks = network(gpu).unwrap_or_else(|e| {
         vec![Check {
             op: "network",
-            pass: format!("building the step: {e:#}"),
+            pass: "building the step".into(),
             variant: "-".into(),
             shape: "8 2x8d batch 3".into(),
             max_error: f64::NAN,
             tolerance: NETWORK_TOLERANCE,
+            failure: Some(format!("{e:#}")),
         }]
     });
     for check in network_checks {

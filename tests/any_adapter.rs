@@ -1,6 +1,6 @@
-//! Safe on any adapter: a kernel variant that computes wrongly is never chosen, the kernel
-//! cache cannot be tampered with, `selftest` reports what it checked, a lost device leaves
-//! the run resumable, and a device whose bindings are smaller than the parameters trains the
+//! Safe on any adapter: a kernel variant that computes wrongly or does not compile is never
+//! chosen, the kernel cache cannot be tampered with, `selftest` reports what it checked, a
+//! lost device leaves the run resumable, and a device whose bindings are smaller than the parameters trains the
 //! same, bit for bit, through the split SGD update.
 
 mod common;
@@ -36,8 +36,10 @@ fn cache_file(cache: &Path) -> std::path::PathBuf {
     files[0].clone()
 }
 
+/// A variant that computes wrongly, or whose kernels the driver will not compile, is never
+/// chosen, is reported once, and training goes on with another.
 #[test]
-fn a_variant_that_computes_wrongly_is_never_chosen_and_is_reported_once() {
+fn a_variant_that_computes_wrongly_or_does_not_compile_is_never_chosen_and_is_reported_once() {
     let dir = temp_dir("broken-variant");
     tiny_cifar(&dir, 20);
     let clean = train_with(&warm_cache(&dir.join("seeded")), &dir, &dir.join("clean"), &[]);
@@ -45,31 +47,32 @@ fn a_variant_that_computes_wrongly_is_never_chosen_and_is_reported_once() {
     // Break the variant this adapter prefers for the network's 3x3 convolutions.
     let chosen = read_json(&dir.join("clean/variants.json"));
     let favourite = chosen["conv2d forward 3x3 8->8 @32"].as_str().unwrap().to_string();
+    for (hook, verdict) in
+        [("SHAKESHAKE_BREAK_VARIANT", "is wrong"), ("SHAKESHAKE_UNCOMPILABLE_VARIANT", "does not compile")]
+    {
+        let runs = dir.join(hook);
+        let cache = runs.join("cache");
+        let hook = [(hook, favourite.as_str())];
+        let first = train_with(&cache, &dir, &runs.join("first"), &hook);
+        assert_ok(&first);
+        let report = format!("kernel variant {favourite} {verdict} on this adapter");
+        assert!(text(&first).contains(&report), "{}", text(&first));
+        // Quoted: a name is a prefix of others ("register_subgroup" of "register_subgroup_n16").
+        let quoted = format!("\"{favourite}\"");
+        let pinned = std::fs::read_to_string(runs.join("first/variants.json")).unwrap();
+        assert!(!pinned.contains(&quoted), "{favourite} was chosen although it {verdict}:\n{pinned}");
+        let cached = read_json(&cache_file(&cache));
+        let failed = cached["failed"].as_object().unwrap();
+        assert!(failed.values().any(|v| v.get(&favourite).is_some()), "{cached}");
+        assert!(!cached["adapter"].as_str().unwrap().is_empty() && cached["driver"].is_string(), "{cached}");
 
-    let cache = dir.join("cache");
-    let hook = [("SHAKESHAKE_BREAK_VARIANT", favourite.as_str())];
-    let first = train_with(&cache, &dir, &dir.join("first"), &hook);
-    assert_ok(&first);
-    assert!(
-        text(&first).contains(&format!("kernel variant {favourite} is wrong on this adapter")),
-        "{}",
-        text(&first)
-    );
-    // Quoted: a name is a prefix of others ("register_subgroup" of "register_subgroup_n16").
-    let quoted = format!("\"{favourite}\"");
-    let pinned = std::fs::read_to_string(dir.join("first/variants.json")).unwrap();
-    assert!(!pinned.contains(&quoted), "{favourite} was chosen although wrong:\n{pinned}");
-    let cached = read_json(&cache_file(&cache));
-    let failed = cached["failed"].as_object().unwrap();
-    assert!(failed.values().any(|v| v.get(&favourite).is_some()), "{cached}");
-    assert!(!cached["adapter"].as_str().unwrap().is_empty() && cached["driver"].is_string(), "{cached}");
-
-    // Known from the cache: not checked, nor reported, again; still never chosen.
-    let second = train_with(&cache, &dir, &dir.join("second"), &hook);
-    assert_ok(&second);
-    assert!(!text(&second).contains("is wrong on this adapter"), "{}", text(&second));
-    let pinned = std::fs::read_to_string(dir.join("second/variants.json")).unwrap();
-    assert!(!pinned.contains(&quoted), "{pinned}");
+        // Known from the cache: not checked, nor reported, again; still never chosen.
+        let second = train_with(&cache, &dir, &runs.join("second"), &hook);
+        assert_ok(&second);
+        assert!(!text(&second).contains(verdict), "{}", text(&second));
+        let pinned = std::fs::read_to_string(runs.join("second/variants.json")).unwrap();
+        assert!(!pinned.contains(&quoted), "{pinned}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -107,7 +110,7 @@ fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
 /// pass, one JSON object a check; with a variant broken it fails, naming it. The adapters run
 /// side by side: each is another driver, so on a new machine each compiles its own kernels.
 #[test]
-fn selftest_passes_on_every_adapter_and_fails_on_a_broken_variant() {
+fn selftest_passes_on_every_adapter_and_reports_a_broken_or_uncompilable_variant() {
     let dir = temp_dir("selftest");
     let outputs: Vec<Output> = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..list_adapters().len())
@@ -132,11 +135,23 @@ fn selftest_passes_on_every_adapter_and_fails_on_a_broken_variant() {
             assert!(lines.iter().any(|l| l["op"] == op), "no check of {op}");
         }
     }
-    let broken = command(&dir, &["selftest"]).env("SHAKESHAKE_BREAK_VARIANT", "tiled").output().unwrap();
-    assert_fails_with(&broken, &["FAILED", "checks failed"]);
-    assert!(
-        String::from_utf8_lossy(&broken.stdout).lines().any(|l| l.contains("tiled") && l.ends_with("FAIL"))
-    );
+    // One variant computes wrongly, another does not compile: both fail, the rest still run.
+    let broken = command(&dir, &["selftest"])
+        .env("SHAKESHAKE_BREAK_VARIANT", "tiled")
+        .env("SHAKESHAKE_UNCOMPILABLE_VARIANT", "register_plain")
+        .output()
+        .unwrap();
+    assert_fails_with(&broken, &["FAILED", "checks failed", "cannot compile"]);
+    if list_adapters().len() > 1 {
+        assert_fails_with(&broken, &["Other adapters here"]);
+    }
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    let rows: Vec<&str> = stdout.lines().collect();
+    for variant in ["tiled", "register_plain"] {
+        assert!(rows.iter().any(|l| l.contains(&format!(" {variant} ")) && l.ends_with("FAIL")), "{stdout}");
+    }
+    assert!(stdout.contains("the driver could not compile kernel conv2d_forward_register_plain"), "{stdout}");
+    assert!(rows.iter().filter(|l| l.ends_with("pass")).count() > 100, "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

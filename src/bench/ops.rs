@@ -3,7 +3,7 @@
 //! network of the requested width: every distinct convolution, and the other operations at
 //! the size of their largest layer.
 
-use crate::gpu::{DeviceLost, Dispatch, Gpu};
+use crate::gpu::{DeviceLost, Dispatch, Gpu, GpuError};
 use crate::model::graph::{ForwardOp, Node};
 use crate::model::{Graph, Mode, ModelConfig};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
@@ -177,7 +177,7 @@ fn first<T>(graph: &Graph, pick: impl Fn(&ForwardOp) -> Option<T>) -> T {
 
 /// Every other op, each at its largest layer: batch norm, ReLU and the shake mix at the
 /// first stage's size, pooling and the linear layer at the head, SGD over every parameter.
-fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) -> Result<(), DeviceLost> {
+fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) -> Result<(), GpuError> {
     let batch = graph.batch;
     let bn_shape: BnShape = first(graph, |op| match op {
         ForwardOp::BatchNorm { shape, .. } if shape.relu => Some(*shape),
@@ -192,9 +192,9 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let [a, b, d, e] = [&bufs[0], &bufs[1], &bufs[2], &bufs[3]];
     let step = gpu.uniform("step", &StepUniform { step: 1, seed: 1, lr: 0.1, _pad: 0 });
 
-    let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())])?;
+    let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())?])?;
     report(memory_figure("relu", "forward", act.clone(), ms, 2 * 4 * len));
-    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)])?;
+    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)?])?;
     report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
 
     let bn = batch_norm::BatchNorm::for_device(gpu, bn_shape);
@@ -205,9 +205,9 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
         gamma_beta: (&small[2]).into(),
         partials: (&partials).into(),
     };
-    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into()))?;
+    let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into())?)?;
     report(memory_figure("batch_norm", "forward", act.clone(), ms, 3 * 4 * len));
-    let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into()))?;
+    let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into())?)?;
     report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * 4 * len));
 
     let (forward, backward) = graph.shake_modes();
@@ -216,9 +216,9 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level };
     let [branch_a, branch_b] =
         [a, b].map(|x| shake::Branch { x: x.into(), saved: bb.saved, gamma_beta: bb.gamma_beta });
-    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), branch_a, branch_b, d.into(), e.into())])?;
+    let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), branch_a, branch_b, d.into(), e.into())?])?;
     report(memory_figure("shake", "forward", act.clone(), ms, 4 * 4 * len));
-    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())])?;
+    let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())?])?;
     report(memory_figure("shake", "backward", act, ms, 4 * 4 * len));
 
     let pooled = first(graph, |op| match op {
@@ -228,9 +228,9 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let [_, pc, pside, _] = pooled;
     let (planes, plane) = (batch * pc, pside * pside);
     let shape = format!("{batch}x{pc}x{pside}x{pside}");
-    let ms = timed(gpu, &[pool::forward(gpu, planes, plane, a.into(), b.into())])?;
+    let ms = timed(gpu, &[pool::forward(gpu, planes, plane, a.into(), b.into())?])?;
     report(memory_figure("avg_pool", "forward", shape.clone(), ms, 4 * planes * (plane + 1)));
-    let ms = timed(gpu, &[pool::backward(gpu, planes, plane, a.into(), b.into())])?;
+    let ms = timed(gpu, &[pool::backward(gpu, planes, plane, a.into(), b.into())?])?;
     report(memory_figure("avg_pool", "backward", shape, ms, 4 * planes * (plane + 1)));
 
     let fc = first(graph, |op| match op {
@@ -238,30 +238,30 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
         _ => None,
     });
     let shape = format!("{batch}x{}->{}", fc.inputs, fc.outputs);
-    let ms = timed(gpu, &[linear::forward(gpu, &fc, a.into(), b.into(), d.into())])?;
+    let ms = timed(gpu, &[linear::forward(gpu, &fc, a.into(), b.into(), d.into())?])?;
     let bytes = 4 * (batch * fc.inputs + fc.param_len() + batch * fc.outputs);
     report(memory_figure("linear", "forward", shape.clone(), ms, bytes));
     let ms =
-        timed(gpu, &linear::backward(gpu, &fc, a.into(), b.into(), d.into(), e.into(), (&small[3]).into()))?;
+        timed(gpu, &linear::backward(gpu, &fc, a.into(), b.into(), d.into(), e.into(), (&small[3]).into())?)?;
     let bytes = 4 * (2 * batch * fc.inputs + 2 * fc.param_len() + batch * fc.outputs);
     report(memory_figure("linear", "backward", shape, ms, bytes));
 
     let labels = gpu.storage_from("labels", &vec![3u32; batch]);
     let metrics = gpu.storage("metrics", cross_entropy::METRICS_LEN);
     let shape = format!("{batch}x{CLASSES}");
-    let forward = cross_entropy::forward(gpu, batch, CLASSES, a.into(), (&labels).into(), (&metrics).into());
+    let forward = cross_entropy::forward(gpu, batch, CLASSES, a.into(), (&labels).into(), (&metrics).into())?;
     let ms = timed(gpu, &[forward])?;
     report(memory_figure("cross_entropy", "forward", shape.clone(), ms, 4 * batch * (CLASSES + 1)));
-    let backward = cross_entropy::backward(gpu, batch, CLASSES, a.into(), (&labels).into(), b.into());
+    let backward = cross_entropy::backward(gpu, batch, CLASSES, a.into(), (&labels).into(), b.into())?;
     let ms = timed(gpu, &[backward])?;
     report(memory_figure("cross_entropy", "backward", shape, ms, 4 * batch * (2 * CLASSES + 1)));
 
-    let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), a.into(), b.into(), d.into());
+    let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), a.into(), b.into(), d.into())?;
     let ms = timed(gpu, &update)?;
     report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
 
     let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true };
-    let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())])?;
+    let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())?])?;
     let shape = format!("{batch}x3x32x32");
     report(memory_figure("prepare_batch", "forward", shape, ms, 5 * IMAGE_BYTES * batch));
     Ok(())

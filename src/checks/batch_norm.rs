@@ -6,7 +6,7 @@
 //! the reductions spread over groups of images (what GPUs get), two and as many as there
 //! are images. Tolerance 1e-4 of the largest reference value.
 
-use super::{Check, compare, upload, values};
+use super::{Checked, compare, upload, values};
 use crate::cpu;
 use crate::gpu::Gpu;
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
@@ -14,30 +14,32 @@ use crate::shapes::BnShape;
 
 const TOLERANCE: f64 = 1e-4;
 
-pub fn small_shapes(gpu: &Gpu) -> Vec<Check> {
+pub fn small_shapes(gpu: &Gpu) -> Checked {
     let mut checks = vec![];
     for relu in [false, true] {
-        checks.extend(check(gpu, BnShape::new(1, 3, 5 * 7, relu), 0.0));
-        checks.extend(check(gpu, BnShape::new(3, 5, 9, relu), 0.5));
-        checks.extend(check(gpu, BnShape::new(2, 4, 1, relu), -1.0));
-        checks.extend(check(gpu, BnShape::new(3, 5, 8 * 8, relu), 0.25)); // vec4 kernels
-        checks.extend(check(gpu, BnShape::new(1, 2, 12, relu), 0.0));
-        checks.extend(check(gpu, BnShape::new(1, 300, 4, relu), 0.0));
+        checks.extend(check(gpu, BnShape::new(1, 3, 5 * 7, relu), 0.0)?);
+        checks.extend(check(gpu, BnShape::new(3, 5, 9, relu), 0.5)?);
+        checks.extend(check(gpu, BnShape::new(2, 4, 1, relu), -1.0)?);
+        checks.extend(check(gpu, BnShape::new(3, 5, 8 * 8, relu), 0.25)?); // vec4 kernels
+        checks.extend(check(gpu, BnShape::new(1, 2, 12, relu), 0.0)?);
+        checks.extend(check(gpu, BnShape::new(1, 300, 4, relu), 0.0)?);
     }
-    checks
+    Ok(checks)
 }
 
-pub fn full_batch(gpu: &Gpu) -> Vec<Check> {
+pub fn full_batch(gpu: &Gpu) -> Checked {
     check(gpu, BnShape::new(128, 2, 32 * 32, true), 100.0)
 }
 
-fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Vec<Check> {
+fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Checked {
     let mut groups = [1, 2, s.batch].map(|g| g.min(s.batch)).to_vec();
     groups.dedup();
-    groups.into_iter().flat_map(|g| check_groups(gpu, BatchNorm::with_groups(s, g), offset)).collect()
+    let checks: Result<Vec<_>, _> =
+        groups.into_iter().map(|g| check_groups(gpu, BatchNorm::with_groups(s, g), offset)).collect();
+    Ok(checks?.concat())
 }
 
-fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Vec<Check> {
+fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     let s = bn.shape;
     let c = s.channels;
     let x: Vec<f64> = values(s.len(), 13).iter().map(|v| (v * 3.0 + offset) as f32 as f64).collect();
@@ -62,8 +64,15 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Vec<Check> {
         partials: (&partials).into(),
     };
     let (y, dx, grads) = (gpu.storage("y", s.len()), gpu.storage("dx", s.len()), gpu.storage("g", 2 * c));
-    let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into());
-    dispatches.extend(bn.backward(gpu, (&xb).into(), buffers, (&dyb).into(), (&grads).into(), (&dx).into()));
+    let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into())?;
+    dispatches.extend(bn.backward(
+        gpu,
+        (&xb).into(),
+        buffers,
+        (&dyb).into(),
+        (&grads).into(),
+        (&dx).into(),
+    )?);
     gpu.run(&dispatches.iter().collect::<Vec<_>>());
     let variant = format!("{}groups {}", if s.relu { "relu, " } else { "" }, bn.groups);
     let shape = format!("{}x{}x{} mean {offset}", s.batch, s.channels, s.plane);
@@ -80,9 +89,9 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Vec<Check> {
     ];
 
     // Evaluation uses the running statistics (as updated above).
-    let eval = bn.forward_eval(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into());
+    let eval = bn.forward_eval(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into())?;
     gpu.run(&eval.iter().collect::<Vec<_>>());
     let want_eval = cpu::batch_norm::normalize(&s, &x, &want_rm, &want_rv, gamma, beta);
     checks.push(check("eval", &gpu.read(&y), &want_eval));
-    checks
+    Ok(checks)
 }

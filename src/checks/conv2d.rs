@@ -2,9 +2,9 @@
 //! Tolerance: 1e-4 of the largest reference value (f32 sums of up to a few thousand terms of
 //! values in [-1, 1) stay well inside it).
 
-use super::{Check, compare, upload, values};
+use super::{Check, Checked, compare, upload, values};
 use crate::cpu;
-use crate::gpu::{DeviceLost, Dispatch, Gpu};
+use crate::gpu::{CompileError, DeviceLost, Dispatch, Gpu, GpuError};
 use crate::layout::{conv_weight_from_gpu, conv_weight_to_gpu};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::shapes::{ChannelWindow, Conv2dShape};
@@ -101,7 +101,7 @@ fn narrow(wide: &[f32], batch: usize, c: usize, plane: usize) -> Vec<f32> {
 
 /// `pass` of `conv` on the GPU in `form` (the weight gradient in PyTorch's layout; the
 /// input gradient added to `d.before` in a window).
-fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> Result<Vec<f32>, DeviceLost> {
+fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> Result<Vec<f32>, GpuError> {
     let s = &conv.shape;
     let (batch, plane) = (s.batch, s.out_h * s.out_w);
     let window = match form {
@@ -114,7 +114,9 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
     };
     let w = gpu_weights(gpu, s, &d.w_oihw);
     let scratch = gpu.storage("scratch", conv.scratch_floats());
-    let run = |dispatches: Vec<Dispatch>| gpu.try_run(&dispatches.iter().collect::<Vec<_>>());
+    let run = |dispatches: Result<Vec<Dispatch>, CompileError>| -> Result<(), GpuError> {
+        Ok(gpu.try_run(&dispatches?.iter().collect::<Vec<_>>())?)
+    };
     match pass {
         ConvPass::Forward => {
             let x = upload(gpu, &d.x);
@@ -131,7 +133,7 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
             let dx = upload(gpu, if accumulate { &d.before } else { &d.zeros });
             let (dy_b, w_b, dx_b) = ((&dy).into(), (&w).into(), (&dx).into());
             run(conv.grad_input(gpu, dy_b, w_b, dx_b, window, accumulate, Some((&scratch).into())))?;
-            gpu.try_read(&dx)
+            Ok(gpu.try_read(&dx)?)
         }
         ConvPass::GradWeight => {
             let x = upload(gpu, &d.x);
@@ -170,19 +172,24 @@ pub fn verify(
         let check = |got: &[f32], want: &[f64]| {
             compare("conv2d", pass.name(), v.name(), &text(shape), got, want, TOLERANCE)
         };
-        let whole = check(&run_pass(gpu, &conv, pass, &d, Form::Whole)?, &want);
-        let window = check(&run_pass(gpu, &conv, pass, &d, Form::InWindow)?, &want_accumulated);
-        checks.push(if window.max_error.is_nan() || window.max_error > whole.max_error {
-            window
-        } else {
-            whole
+        let worse = || -> Result<Check, GpuError> {
+            let whole = check(&run_pass(gpu, &conv, pass, &d, Form::Whole)?, &want);
+            let window = check(&run_pass(gpu, &conv, pass, &d, Form::InWindow)?, &want_accumulated);
+            Ok(if window.max_error.is_nan() || window.max_error > whole.max_error { window } else { whole })
+        };
+        checks.push(match worse() {
+            Ok(check) => check,
+            Err(GpuError::Compile(failed)) => {
+                Check::not_compiled("conv2d", pass.name(), v.name(), &text(shape), TOLERANCE, &failed)
+            }
+            Err(GpuError::Lost(lost)) => return Err(lost),
         });
     }
     Ok(checks)
 }
 
 /// Every pass of every variant on every edge shape.
-pub fn edge_shapes(gpu: &Gpu) -> Vec<Check> {
+pub fn edge_shapes(gpu: &Gpu) -> Checked {
     let mut checks = vec![];
     for s in shapes() {
         for pass in ConvPass::ALL {
@@ -191,22 +198,22 @@ pub fn edge_shapes(gpu: &Gpu) -> Vec<Check> {
             );
         }
     }
-    checks
+    Ok(checks)
 }
 
 /// A weight gradient reduced over a whole batch of 128 at 32x32 (131,072 pixels, so in
 /// splits) stays within 1e-4 of the f64 sum.
-pub fn full_batch_grad_weight(gpu: &Gpu) -> Vec<Check> {
+pub fn full_batch_grad_weight(gpu: &Gpu) -> Checked {
     let s = Conv2dShape::new(128, 2, 32, 32, 4, 3, 1, 1);
     assert!(Conv2d::with_variants(s, [ConvVariant::Tiled; 3]).splits() > 1, "the case must split");
-    verify(gpu, &s, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
-        .unwrap_or_else(|e| panic!("{e}"))
+    Ok(verify(gpu, &s, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
+        .unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// The projection shortcut on the GPU (two 1x1 convolutions, the second shifted, written into
 /// halves of one buffer, and their gradients read back from those halves) against the
 /// authors' subsample / shift / concat spelled out on the CPU.
-pub fn projection_shortcut(gpu: &Gpu) -> Vec<Check> {
+pub fn projection_shortcut(gpu: &Gpu) -> Checked {
     let (n, cin, h, w, cout, stride) = (2, 6, 7, 9, 8, 2);
     let half = cout / 2;
     let path1 = Conv2dShape::new(n, cin, h, w, half, 1, stride, 0);
@@ -242,23 +249,39 @@ pub fn projection_shortcut(gpu: &Gpu) -> Vec<Check> {
     let both =
         |pass| variants_for(gpu, pass, &path1).into_iter().filter(move |v| v.supports(gpu, pass, &path2));
     let mut checks = vec![];
+    // A variant whose kernels do not compile is a failed check, as in `verify`.
+    let mut run = |pass: &str,
+                   v: ConvVariant,
+                   dispatches: Result<Vec<Dispatch>, CompileError>,
+                   out: &wgpu::Buffer,
+                   want: &[f64]| {
+        checks.push(match dispatches {
+            Ok(dispatches) => {
+                gpu.run(&dispatches.iter().collect::<Vec<_>>());
+                compare("conv2d", pass, v.name(), &shape, &gpu.read(out), want, TOLERANCE)
+            }
+            Err(failed) => Check::not_compiled("conv2d", pass, v.name(), &shape, TOLERANCE, &failed),
+        })
+    };
     for v in both(ConvPass::Forward) {
         let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
         let y = gpu.storage("concat", n * cout * oh * ow);
-        let mut dispatches = c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first, None);
-        dispatches.extend(c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second, None));
-        gpu.run(&dispatches.iter().collect::<Vec<_>>());
-        checks.push(compare("conv2d", "shortcut forward", v.name(), &shape, &gpu.read(&y), &want, TOLERANCE));
+        let both_paths =
+            c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first, None).and_then(|mut d| {
+                d.extend(c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second, None)?);
+                Ok(d)
+            });
+        run("shortcut forward", v, both_paths, &y, &want);
     }
     for v in both(ConvPass::GradInput) {
         let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
         let dx = gpu.storage("dx", x.len());
-        let mut dispatches =
-            c1.grad_input(gpu, (&dyb).into(), (&w1b).into(), (&dx).into(), first, false, None);
-        dispatches.extend(c2.grad_input(gpu, (&dyb).into(), (&w2b).into(), (&dx).into(), second, true, None));
-        gpu.run(&dispatches.iter().collect::<Vec<_>>());
-        let got = gpu.read(&dx);
-        checks.push(compare("conv2d", "shortcut grad_input", v.name(), &shape, &got, &want_dx, TOLERANCE));
+        let (dy, w1, w2, dx_b) = ((&dyb).into(), (&w1b).into(), (&w2b).into(), (&dx).into());
+        let both_paths = c1.grad_input(gpu, dy, w1, dx_b, first, false, None).and_then(|mut d| {
+            d.extend(c2.grad_input(gpu, dy, w2, dx_b, second, true, None)?);
+            Ok(d)
+        });
+        run("shortcut grad_input", v, both_paths, &dx, &want_dx);
     }
-    checks
+    Ok(checks)
 }

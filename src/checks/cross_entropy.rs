@@ -1,14 +1,14 @@
 //! Softmax cross-entropy against `cpu::cross_entropy`: the accumulated metrics and the
 //! gradient, over more images than one workgroup. Tolerance 1e-5 of the largest reference value.
 
-use super::{Check, compare, upload};
+use super::{Checked, compare, upload};
 use crate::cpu::{self, gradcheck::test_values};
 use crate::gpu::Gpu;
 use crate::ops;
 
 const TOLERANCE: f64 = 1e-5;
 
-pub fn metrics_and_gradient(gpu: &Gpu) -> Vec<Check> {
+pub fn metrics_and_gradient(gpu: &Gpu) -> Checked {
     let (batch, classes) = (300, 10); // more images than the workgroup's 256 invocations
     let logits: Vec<f64> = test_values(batch * classes, 61).iter().map(|v| (v * 4.0) as f32 as f64).collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % classes as u32).collect();
@@ -16,9 +16,9 @@ pub fn metrics_and_gradient(gpu: &Gpu) -> Vec<Check> {
     let metrics = gpu.storage("metrics", ops::cross_entropy::METRICS_LEN);
     let dl = gpu.storage("dlogits", logits.len());
     let forward =
-        ops::cross_entropy::forward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&metrics).into());
+        ops::cross_entropy::forward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&metrics).into())?;
     let backward =
-        ops::cross_entropy::backward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&dl).into());
+        ops::cross_entropy::backward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&dl).into())?;
     // Twice: the totals accumulate, the last mean does not.
     gpu.run(&[&forward, &forward, &backward]);
     let (loss, correct) = cpu::cross_entropy::forward(&logits, &labels, classes);
@@ -27,8 +27,8 @@ pub fn metrics_and_gradient(gpu: &Gpu) -> Vec<Check> {
     let want = [2.0 * loss * n, 2.0 * correct as f64, 2.0 * n, loss];
     let want_dl = cpu::cross_entropy::backward(&logits, &labels, classes);
     let shape = format!("{batch}x{classes}");
-    vec![
+    Ok(vec![
         compare("cross_entropy", "loss metrics", "-", &shape, &gpu.read(&metrics), &want, TOLERANCE),
         compare("cross_entropy", "dlogits", "-", &shape, &gpu.read(&dl), &want_dl, TOLERANCE),
-    ]
+    ])
 }

@@ -18,7 +18,10 @@ pub mod sgd;
 pub mod shake;
 
 use crate::cpu::gradcheck::relative_error;
-use crate::gpu::Gpu;
+use crate::gpu::{CompileError, Gpu};
+
+/// A case's checks, or the kernel the driver would not compile for it.
+pub type Checked = Result<Vec<Check>, CompileError>;
 
 /// One comparison of a GPU result with its reference.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -31,9 +34,33 @@ pub struct Check {
     pub shape: String,
     pub max_error: f64,
     pub tolerance: f64,
+    /// Why the kernel could not run at all (the driver would not compile it); the error is
+    /// then NaN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Check {
+    /// A check of a kernel that did not compile: failed, saying why.
+    pub fn not_compiled(
+        op: &'static str,
+        pass: &str,
+        variant: &str,
+        shape: &str,
+        tolerance: f64,
+        failed: &CompileError,
+    ) -> Check {
+        Check {
+            op,
+            pass: pass.to_string(),
+            variant: variant.to_string(),
+            shape: shape.to_string(),
+            max_error: f64::NAN,
+            tolerance,
+            failure: Some(failed.to_string()),
+        }
+    }
+
     /// Within tolerance; a NaN error never is.
     pub fn passed(&self) -> bool {
         self.max_error <= self.tolerance
@@ -44,7 +71,7 @@ impl Check {
 pub struct Case {
     pub op: &'static str,
     pub name: &'static str,
-    pub run: fn(&Gpu) -> Vec<Check>,
+    pub run: fn(&Gpu) -> Checked,
 }
 
 /// Every case, by op.
@@ -82,6 +109,7 @@ pub fn compare(
         shape: shape.to_string(),
         max_error,
         tolerance,
+        failure: None,
     }
 }
 

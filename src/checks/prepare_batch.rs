@@ -1,13 +1,13 @@
 //! Batch preparation against `cpu::prepare_batch`: normalisation, and the same crops and
 //! flips drawn from the step. Tolerance 1e-5 of the largest reference value.
 
-use super::{Check, compare};
+use super::{Checked, compare};
 use crate::cpu;
 use crate::gpu::Gpu;
 use crate::ops::{self, StepUniform};
 use crate::shapes::Normalization;
 
-pub fn normalise_crop_flip(gpu: &Gpu) -> Vec<Check> {
+pub fn normalise_crop_flip(gpu: &Gpu) -> Checked {
     let batch = 5;
     let pixels: Vec<u8> =
         (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
@@ -24,11 +24,11 @@ pub fn normalise_crop_flip(gpu: &Gpu) -> Vec<Check> {
         .into_iter()
         .map(|augment| {
             let prep = ops::prepare_batch::Prepare { batch, norm, augment };
-            gpu.run(&[&prep.dispatch(gpu, (&sb).into(), (&pb).into(), (&out).into())]);
+            gpu.run(&[&prep.dispatch(gpu, (&sb).into(), (&pb).into(), (&out).into())?]);
             let draws = augment.then_some((step.seed, step.step));
             let want = cpu::prepare_batch::prepare(&pixels, norm.mean64(), norm.std64(), draws);
             let variant = if augment { "augmented" } else { "plain" };
-            compare(
+            Ok(compare(
                 "prepare_batch",
                 "images",
                 variant,
@@ -36,7 +36,7 @@ pub fn normalise_crop_flip(gpu: &Gpu) -> Vec<Check> {
                 &gpu.read(&out),
                 &want,
                 1e-5,
-            )
+            ))
         })
         .collect()
 }

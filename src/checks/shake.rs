@@ -3,7 +3,7 @@
 //! mode and level, on planes of 7 elements (single elements) and of 4 (vec4 quads).
 //! Tolerance 1e-5 of the largest reference value (the shortcut's gradient is a copy: 0).
 
-use super::{Check, compare, rounded, upload, values};
+use super::{Checked, compare, rounded, upload, values};
 use crate::cpu::{self, shake::ShakeKey};
 use crate::gpu::Gpu;
 use crate::ops::{self, StepUniform};
@@ -11,11 +11,12 @@ use crate::shapes::{BackwardMode, BnShape, ForwardMode, Level};
 
 const TOLERANCE: f64 = 1e-5;
 
-pub fn every_mode(gpu: &Gpu) -> Vec<Check> {
-    [(5, 3, 7), (3, 5, 4)]
+pub fn every_mode(gpu: &Gpu) -> Checked {
+    let checks: Result<Vec<_>, _> = [(5, 3, 7), (3, 5, 4)]
         .into_iter()
-        .flat_map(|(batch, channels, plane)| every_mode_of(gpu, BnShape::new(batch, channels, plane, false)))
-        .collect()
+        .map(|(batch, channels, plane)| every_mode_of(gpu, BnShape::new(batch, channels, plane, false)))
+        .collect();
+    Ok(checks?.concat())
 }
 
 /// A branch's norm: (x, saved = mean and inv_std as the GPU has them, gamma and beta) and
@@ -45,7 +46,7 @@ fn branch(b: &[wgpu::Buffer; 3]) -> ops::shake::Branch<'_> {
     ops::shake::Branch { x: (&b[0]).into(), saved: (&b[1]).into(), gamma_beta: (&b[2]).into() }
 }
 
-fn every_mode_of(gpu: &Gpu, s: BnShape) -> Vec<Check> {
+fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
     let (batch, len) = (s.batch, s.len());
     let image_len = len / batch;
     let norms = [branch_norm(&s, 31), branch_norm(&s, 41)];
@@ -67,8 +68,15 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Vec<Check> {
                 let ds = gpu.storage("ds", len);
                 let st = (&step_buffer).into();
                 gpu.run(&[
-                    &op.forward(gpu, st, branch(&a_bufs), branch(&b_bufs), (&shortcut_b).into(), (&y).into()),
-                    &op.backward(gpu, st, (&dy_b).into(), (&da).into(), (&db).into(), (&ds).into()),
+                    &op.forward(
+                        gpu,
+                        st,
+                        branch(&a_bufs),
+                        branch(&b_bufs),
+                        (&shortcut_b).into(),
+                        (&y).into(),
+                    )?,
+                    &op.backward(gpu, st, (&dy_b).into(), (&da).into(), (&db).into(), (&ds).into())?,
                 ]);
                 let variant = format!("{forward:?} {backward:?} {level:?}");
                 let (a, b) = (&norms[0].normalized, &norms[1].normalized);
@@ -86,5 +94,5 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Vec<Check> {
             }
         }
     }
-    checks
+    Ok(checks)
 }

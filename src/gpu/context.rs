@@ -108,10 +108,14 @@ impl std::error::Error for DeviceLost {}
 const GRID_MAX_X: u32 = 32768;
 
 fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::all(),
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    })
+    // wgpu's own variables apply (`WGPU_DX12_COMPILER=dxc`, `WGPU_BACKEND=vulkan`, ...).
+    wgpu::Instance::new(
+        wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::all(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        }
+        .with_env(),
+    )
 }
 
 /// Every adapter on every backend wgpu supports here, in a stable order.
@@ -215,6 +219,16 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
         bail!("adapter {index} ({}) cannot run shakeshake's kernels: {problem}", adapter.get_info().name);
     }
     Ok((adapter, format!("adapter {index}, chosen because {why}")))
+}
+
+/// The usable adapters other than `info`'s, one "  index: description" line each: what a
+/// user whose adapter fails can try instead.
+pub fn other_usable_adapters(info: &wgpu::AdapterInfo) -> Vec<String> {
+    let others = list_adapters().into_iter().enumerate().filter(|(_, a)| {
+        let other = a.get_info();
+        unusable(a).is_none() && (other.name != info.name || other.backend != info.backend)
+    });
+    others.map(|(i, a)| format!("  {i}: {}", describe_info(&a.get_info()))).collect()
 }
 
 /// Why `adapter` cannot run shakeshake's kernels at all, if it cannot: no compute shaders

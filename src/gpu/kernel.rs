@@ -6,11 +6,61 @@ use super::interface::Binding;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Shader modules and pipelines already created on a device.
+/// A kernel the driver would not compile: a shader its compiler rejects (Metal's and FXC's
+/// do reject valid WGSL: wgpu issues 4817, 5788), or a pipeline the device refuses (more
+/// workgroup memory than it has). It fails that kernel, not the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileError {
+    /// The pipeline's label: module, entry point and constants.
+    pub kernel: String,
+    /// The compiler's or wgpu's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the driver could not compile kernel {}: {}", self.kernel, self.message)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Why GPU work could not be run: the device is gone, or one of its kernels did not compile.
+#[derive(Clone, Debug)]
+pub enum GpuError {
+    Lost(super::DeviceLost),
+    Compile(CompileError),
+}
+
+impl std::fmt::Display for GpuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuError::Lost(lost) => lost.fmt(f),
+            GpuError::Compile(failed) => failed.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}
+
+impl From<super::DeviceLost> for GpuError {
+    fn from(lost: super::DeviceLost) -> Self {
+        GpuError::Lost(lost)
+    }
+}
+
+impl From<CompileError> for GpuError {
+    fn from(failed: CompileError) -> Self {
+        GpuError::Compile(failed)
+    }
+}
+
+/// Shader modules and pipelines already created on a device, or why they could not be (so a
+/// failure is reported for every kernel that needs it, but paid for once).
 #[derive(Default)]
 pub struct KernelCache {
-    modules: HashMap<&'static str, wgpu::ShaderModule>,
-    pipelines: HashMap<String, wgpu::ComputePipeline>,
+    modules: HashMap<&'static str, Result<wgpu::ShaderModule, String>>,
+    pipelines: HashMap<String, Result<wgpu::ComputePipeline, String>>,
 }
 
 pub type SharedKernelCache = Arc<Mutex<KernelCache>>;
@@ -24,52 +74,32 @@ pub struct Kernel {
 
 impl Kernel {
     /// `constants` set the module's `override` values (kernel size, stride, workgroup size).
-    pub fn new(gpu: &Gpu, module: &'static str, entry: &str, constants: &[(&str, f64)]) -> Kernel {
+    pub fn new(
+        gpu: &Gpu,
+        module: &'static str,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Kernel, CompileError> {
         let label = format!("{module}::{entry}{constants:?}");
         let mut cache = gpu.kernels.lock().expect("kernel cache poisoned");
-        if let Some(pipeline) = cache.pipelines.get(&label) {
-            return Kernel { pipeline: pipeline.clone(), label };
+        let made = match cache.pipelines.get(&label) {
+            Some(made) => made.clone(),
+            None => {
+                let def = super::shaders::module_def(module);
+                assert!(
+                    !def.needs_subgroups || gpu.features.subgroups,
+                    "{module} needs subgroups, which this device lacks"
+                );
+                let shader = cache.modules.entry(def.name).or_insert_with(|| create_module(gpu, def)).clone();
+                let made = shader.and_then(|shader| create_pipeline(gpu, &label, &shader, entry, constants));
+                cache.pipelines.insert(label.clone(), made.clone());
+                made
+            }
+        };
+        match made {
+            Ok(pipeline) => Ok(Kernel { pipeline, label }),
+            Err(message) => Err(CompileError { kernel: label, message }),
         }
-        let def = super::shaders::module_def(module);
-        assert!(
-            !def.needs_subgroups || gpu.features.subgroups,
-            "{module} needs subgroups, which this device lacks"
-        );
-        let shader = cache
-            .modules
-            .entry(def.name)
-            .or_insert_with(|| {
-                let desc = wgpu::ShaderModuleDescriptor {
-                    label: Some(def.name),
-                    source: wgpu::ShaderSource::Wgsl(super::shaders::source(def.name).into()),
-                };
-                if def.checks_own_bounds {
-                    // SAFETY: these modules clamp or mask every index themselves (the tests
-                    // cover their edge shapes), so wgpu's per-access checks, which made the
-                    // convolutions 3.7x slower on llvmpipe, add nothing. Drivers with robust
-                    // buffer access (Vulkan) still enforce bounds.
-                    unsafe {
-                        gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
-                    }
-                } else {
-                    gpu.device.create_shader_module(desc)
-                }
-            })
-            .clone();
-        let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&label),
-            layout: None,
-            module: &shader,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                // Every kernel writes workgroup memory before reading it.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        cache.pipelines.insert(label.clone(), pipeline.clone());
-        Kernel { pipeline, label }
     }
 
     /// Bind buffers to the module's bindings and fix the grid: a dispatch ready to record.
@@ -97,6 +127,73 @@ impl Kernel {
         let bytes = bindings.iter().map(|(_, slice)| slice.size).sum();
         Dispatch { pipeline: self.pipeline.clone(), bind_group, workgroups, label: self.label.clone(), bytes }
     }
+}
+
+/// Runs `create` with every validation and internal error it raises caught rather than
+/// reported to the device's handler (which treats them as a bug or a lost device): how a
+/// driver's compiler says no. Error scopes are per thread, so threads do not see each
+/// other's errors.
+fn caught<T>(gpu: &Gpu, create: impl FnOnce() -> T) -> Result<T, String> {
+    let internal = gpu.device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let validation = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let made = create();
+    let errors = [pollster::block_on(validation.pop()), pollster::block_on(internal.pop())];
+    match errors.into_iter().flatten().next() {
+        None => Ok(made),
+        Some(error) => Err(compact(&error.to_string())),
+    }
+}
+
+/// A compiler's message on one line, without wgpu's framing of it (the error's kind, "Caused
+/// by:", and the call and label, which `CompileError` names already).
+fn compact(message: &str) -> String {
+    let framing = |l: &&str| {
+        l.is_empty()
+            || ["Validation Error", "Internal error", "Caused by:"].contains(l)
+            || l.starts_with("In Device::create_")
+    };
+    message.lines().map(str::trim).filter(|l| !framing(l)).collect::<Vec<_>>().join(" / ")
+}
+
+fn create_module(gpu: &Gpu, def: &super::shaders::ModuleDef) -> Result<wgpu::ShaderModule, String> {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(def.name),
+        source: wgpu::ShaderSource::Wgsl(super::shaders::source(def.name).into()),
+    };
+    caught(gpu, || {
+        if def.checks_own_bounds {
+            // SAFETY: these modules clamp or mask every index themselves (the tests cover
+            // their edge shapes), so wgpu's per-access checks, which made the convolutions
+            // 3.7x slower on llvmpipe, add nothing. Drivers with robust buffer access
+            // (Vulkan) still enforce bounds.
+            unsafe { gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+        } else {
+            gpu.device.create_shader_module(desc)
+        }
+    })
+}
+
+fn create_pipeline(
+    gpu: &Gpu,
+    label: &str,
+    shader: &wgpu::ShaderModule,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> Result<wgpu::ComputePipeline, String> {
+    caught(gpu, || {
+        gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: shader,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Every kernel writes workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        })
+    })
 }
 
 /// A recorded-once unit of GPU work.

@@ -10,7 +10,7 @@ pub mod timing;
 
 pub use context::{
     AdapterChoice, DeviceLost, Gpu, GrantedFeatures, LimitsMode, choose_adapter, describe_info,
-    list_adapters, unusable,
+    list_adapters, other_usable_adapters, unusable,
 };
 pub use interface::{Binding, ShaderInterface};
-pub use kernel::{Dispatch, Kernel, Slice};
+pub use kernel::{CompileError, Dispatch, GpuError, Kernel, Slice};

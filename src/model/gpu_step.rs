@@ -5,12 +5,13 @@
 use super::gpu_params::GpuParams;
 use super::graph::{BackwardOp, BnOutput, BranchEnd, ForwardOp, Graph, Mode, Node, SavedStatsId, TensorId};
 use super::plan::BufferPlan;
-use crate::gpu::{Dispatch, Gpu, Slice};
+use crate::gpu::{CompileError, Dispatch, Gpu, Slice};
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
 use crate::ops::conv2d::Conv2d;
 use crate::ops::{StepUniform, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
 use crate::shapes::{Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
 use crate::tuning::VariantChooser;
+use anyhow::Context;
 use std::collections::HashMap;
 
 /// One graph made ready to run: every pipeline, buffer and bind group created.
@@ -111,19 +112,30 @@ impl StepGraph {
             labels: &labels,
             norm,
         };
-        let mut dispatches: Vec<Dispatch> = graph
-            .nodes
-            .iter()
-            .flat_map(|node| match node {
-                Node::Forward(op) => recorder.forward(op),
-                Node::Backward(op) => recorder.backward(op),
-            })
-            .collect();
-        if graph.mode == Mode::Train {
-            let (w, g, v) = ((&params.weights).into(), (&params.grads).into(), (&params.velocity).into());
-            let step = (&params.step).into();
-            dispatches.extend(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v));
-        }
+        let record = || -> Result<Vec<Dispatch>, CompileError> {
+            let mut dispatches = vec![];
+            for node in &graph.nodes {
+                dispatches.extend(match node {
+                    Node::Forward(op) => recorder.forward(op)?,
+                    Node::Backward(op) => recorder.backward(op)?,
+                });
+            }
+            if graph.mode == Mode::Train {
+                let (w, g, v) = ((&params.weights).into(), (&params.grads).into(), (&params.velocity).into());
+                let step = (&params.step).into();
+                dispatches.extend(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v)?);
+            }
+            Ok(dispatches)
+        };
+        // Convolutions have other variants (the chooser skips one that does not compile);
+        // the other kernels are the only ones of their op.
+        let dispatches = record().with_context(|| {
+            format!(
+                "{} cannot run a kernel the network needs. Run `shakeshake selftest` and include its \
+                 output in a bug report; `shakeshake adapters` lists other adapters to try with --adapter",
+                gpu.describe()
+            )
+        })?;
         let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
         Ok(StepGraph {
             batch: n,
@@ -236,81 +248,88 @@ impl<'a> Recorder<'a> {
         (n * c, h * w)
     }
 
-    fn forward(&self, op: &ForwardOp) -> Vec<Dispatch> {
+    fn forward(&self, op: &ForwardOp) -> Result<Vec<Dispatch>, CompileError> {
         let (gpu, graph, params) = (self.gpu, self.graph, self.params);
         let step = Slice::from(&params.step);
-        match *op {
+        Ok(match *op {
             ForwardOp::Prepare { out } => {
                 let prep =
                     prepare_batch::Prepare { batch: graph.batch, norm: *self.norm, augment: graph.augment };
-                vec![prep.dispatch(gpu, step, self.pixels.into(), self.act(out))]
+                vec![prep.dispatch(gpu, step, self.pixels.into(), self.act(out))?]
             }
             ForwardOp::Conv { shape, window, x, weight, out } => {
                 let conv = &self.convs[&shape];
                 let scratch = Some(self.scratch.into());
-                conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window, scratch)
+                conv.forward(gpu, self.act(x), params.param(weight), self.act(out), window, scratch)?
             }
             ForwardOp::BatchNorm { shape, x, affine, running, saved, out, output } => {
                 let bn = BatchNorm::for_device(gpu, shape);
                 let (b, running) = (self.bn_buffers(saved, affine), params.param(running));
                 match (graph.mode, output) {
                     (Mode::Train, BnOutput::Stored) => {
-                        bn.forward_train(gpu, self.act(x), b, running, self.act(out))
+                        bn.forward_train(gpu, self.act(x), b, running, self.act(out))?
                     }
                     (Mode::Eval, BnOutput::Stored) => {
-                        bn.forward_eval(gpu, self.act(x), b, running, self.act(out))
+                        bn.forward_eval(gpu, self.act(x), b, running, self.act(out))?
                     }
-                    (Mode::Train, BnOutput::InShake) => bn.statistics_train(gpu, self.act(x), b, running),
-                    (Mode::Eval, BnOutput::InShake) => vec![bn.statistics_eval(gpu, b, running)],
+                    (Mode::Train, BnOutput::InShake) => bn.statistics_train(gpu, self.act(x), b, running)?,
+                    (Mode::Eval, BnOutput::InShake) => vec![bn.statistics_eval(gpu, b, running)?],
                 }
             }
             ForwardOp::Relu { x, out } => {
-                vec![relu::forward(gpu, graph.tensor_len(x), self.act(x), self.act(out))]
+                vec![relu::forward(gpu, graph.tensor_len(x), self.act(x), self.act(out))?]
             }
             ForwardOp::Shake { block, branches: [a, b], shortcut, out } => {
                 let mix = self.shake(out, block);
                 let (a, b) = (self.branch(a), self.branch(b));
-                vec![mix.forward(gpu, step, a, b, self.act(shortcut), self.act(out))]
+                vec![mix.forward(gpu, step, a, b, self.act(shortcut), self.act(out))?]
             }
             ForwardOp::Pool { x, out } => {
                 let (planes, plane) = self.planes(x);
-                vec![pool::forward(gpu, planes, plane, self.act(x), self.act(out))]
+                vec![pool::forward(gpu, planes, plane, self.act(x), self.act(out))?]
             }
             ForwardOp::Linear { shape, x, param, out } => {
-                vec![linear::forward(gpu, &shape, self.act(x), params.param(param), self.act(out))]
+                vec![linear::forward(gpu, &shape, self.act(x), params.param(param), self.act(out))?]
             }
             ForwardOp::Loss { logits } => {
                 let classes = graph.tensors[logits].dims[1];
                 let (labels, metrics) = (self.labels.into(), (&params.metrics).into());
-                vec![cross_entropy::forward(gpu, graph.batch, classes, self.act(logits), labels, metrics)]
+                vec![cross_entropy::forward(gpu, graph.batch, classes, self.act(logits), labels, metrics)?]
             }
-        }
+        })
     }
 
-    fn backward(&self, op: &BackwardOp) -> Vec<Dispatch> {
+    fn backward(&self, op: &BackwardOp) -> Result<Vec<Dispatch>, CompileError> {
         let (gpu, graph, params) = (self.gpu, self.graph, self.params);
         let step = Slice::from(&params.step);
-        match *op {
+        Ok(match *op {
             BackwardOp::Loss { logits, dlogits } => {
                 let classes = graph.tensors[logits].dims[1];
                 let (logits, dlogits) = (self.act(logits), self.act(dlogits));
-                vec![cross_entropy::backward(gpu, graph.batch, classes, logits, self.labels.into(), dlogits)]
+                vec![cross_entropy::backward(gpu, graph.batch, classes, logits, self.labels.into(), dlogits)?]
             }
             BackwardOp::Linear { shape, x, param, dy, dx } => {
                 let (w, grad) = (params.param(param), params.grad(param));
-                linear::backward(gpu, &shape, self.act(x), w, self.act(dy), self.act(dx), grad)
+                linear::backward(gpu, &shape, self.act(x), w, self.act(dy), self.act(dx), grad)?
             }
             BackwardOp::Pool { dy, dx } => {
                 let (planes, plane) = self.planes(dx);
-                vec![pool::backward(gpu, planes, plane, self.act(dy), self.act(dx))]
+                vec![pool::backward(gpu, planes, plane, self.act(dy), self.act(dx))?]
             }
             BackwardOp::Shake { block, dy, da, db, dshortcut } => {
                 let mix = self.shake(dy, block);
-                vec![mix.backward(gpu, step, self.act(dy), self.act(da), self.act(db), self.act(dshortcut))]
+                vec![mix.backward(
+                    gpu,
+                    step,
+                    self.act(dy),
+                    self.act(da),
+                    self.act(db),
+                    self.act(dshortcut),
+                )?]
             }
             BackwardOp::Relu { x, dy, dx, accumulate } => {
                 let len = graph.tensor_len(x);
-                vec![relu::backward(gpu, len, self.act(x), self.act(dy), self.act(dx), accumulate)]
+                vec![relu::backward(gpu, len, self.act(x), self.act(dy), self.act(dx), accumulate)?]
             }
             BackwardOp::BatchNorm { shape, x, affine, saved, dy, dx } => {
                 let b = self.bn_buffers(saved, affine);
@@ -321,16 +340,24 @@ impl<'a> Recorder<'a> {
                     self.act(dy),
                     params.grad(affine),
                     self.act(dx),
-                )
+                )?
             }
             BackwardOp::ConvWeight { shape, window, x, dy, weight } => {
                 let (x, dy, dw) = (self.act(x), self.act(dy), params.grad(weight));
-                self.convs[&shape].grad_weight(gpu, x, dy, dw, window, Some(self.scratch.into()))
+                self.convs[&shape].grad_weight(gpu, x, dy, dw, window, Some(self.scratch.into()))?
             }
             BackwardOp::ConvInput { shape, window, dy, weight, dx, accumulate } => {
                 let (dy, w, dx) = (self.act(dy), params.param(weight), self.act(dx));
-                self.convs[&shape].grad_input(gpu, dy, w, dx, window, accumulate, Some(self.scratch.into()))
+                self.convs[&shape].grad_input(
+                    gpu,
+                    dy,
+                    w,
+                    dx,
+                    window,
+                    accumulate,
+                    Some(self.scratch.into()),
+                )?
             }
-        }
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! Batch norm (shaders/batch_norm.wgsl; reference `cpu::batch_norm`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::BnShape;
 use crate::struct_layout;
 
@@ -93,7 +93,7 @@ impl BatchNorm {
     }
 
     /// The kernel of `entry`, specialised to this shape (the shader's overrides).
-    fn kernel(&self, gpu: &Gpu, entry: &str) -> Kernel {
+    fn kernel(&self, gpu: &Gpu, entry: &str) -> Result<Kernel, CompileError> {
         let s = &self.shape;
         let shape = [
             ("BATCH", s.batch as f64),
@@ -120,21 +120,34 @@ impl BatchNorm {
         b: BnBuffers,
         running: Slice,
         y: Slice,
-    ) -> Vec<Dispatch> {
-        let mut dispatches = self.statistics_train(gpu, x, b, running);
-        dispatches.push(self.normalize(gpu, x, b, y));
-        dispatches
+    ) -> Result<Vec<Dispatch>, CompileError> {
+        let mut dispatches = self.statistics_train(gpu, x, b, running)?;
+        dispatches.push(self.normalize(gpu, x, b, y)?);
+        Ok(dispatches)
     }
 
     /// Evaluation forward: y = bn(x) with the running statistics.
-    pub fn forward_eval(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice, y: Slice) -> Vec<Dispatch> {
-        vec![self.statistics_eval(gpu, b, running), self.normalize(gpu, x, b, y)]
+    pub fn forward_eval(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        b: BnBuffers,
+        running: Slice,
+        y: Slice,
+    ) -> Result<Vec<Dispatch>, CompileError> {
+        Ok(vec![self.statistics_eval(gpu, b, running)?, self.normalize(gpu, x, b, y)?])
     }
 
     /// The batch's mean and 1/std into `b.saved`, and the running statistics updated: the
     /// training forward without its output, for a consumer that normalises as it reads x
     /// (the shake mix).
-    pub fn statistics_train(&self, gpu: &Gpu, x: Slice, b: BnBuffers, running: Slice) -> Vec<Dispatch> {
+    pub fn statistics_train(
+        &self,
+        gpu: &Gpu,
+        x: Slice,
+        b: BnBuffers,
+        running: Slice,
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let params = self.params(gpu);
         let reads = [
             (PARAMS, (&params).into()),
@@ -143,7 +156,7 @@ impl BatchNorm {
             (RUNNING, running),
             (PARTIALS, b.partials),
         ];
-        let stats = self.kernel(gpu, "statistics").dispatch(
+        let stats = self.kernel(gpu, "statistics")?.dispatch(
             gpu,
             &reads,
             [self.shape.channels as u32, self.groups as u32, 1],
@@ -151,28 +164,28 @@ impl BatchNorm {
         let mut dispatches = vec![stats];
         if self.groups > 1 {
             let grid = gpu.grid_1d(self.shape.channels);
-            dispatches.push(self.kernel(gpu, "merge_statistics").dispatch(gpu, &reads, grid));
+            dispatches.push(self.kernel(gpu, "merge_statistics")?.dispatch(gpu, &reads, grid));
         }
-        dispatches
+        Ok(dispatches)
     }
 
     /// The running statistics into `b.saved`, as the evaluation forward normalises with them.
-    pub fn statistics_eval(&self, gpu: &Gpu, b: BnBuffers, running: Slice) -> Dispatch {
+    pub fn statistics_eval(&self, gpu: &Gpu, b: BnBuffers, running: Slice) -> Result<Dispatch, CompileError> {
         let params = self.params(gpu);
-        self.kernel(gpu, "eval_statistics").dispatch(
+        Ok(self.kernel(gpu, "eval_statistics")?.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (SAVED, b.saved), (RUNNING, running)],
             gpu.grid_1d(self.shape.channels),
-        )
+        ))
     }
 
-    fn normalize(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Dispatch {
+    fn normalize(&self, gpu: &Gpu, x: Slice, b: BnBuffers, y: Slice) -> Result<Dispatch, CompileError> {
         let params = self.params(gpu);
-        self.kernel(gpu, "normalize").dispatch(
+        Ok(self.kernel(gpu, "normalize")?.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (X, x), (SAVED, b.saved), (GAMMA_BETA, b.gamma_beta), (Y, y)],
             self.elementwise_grid(gpu),
-        )
+        ))
     }
 
     /// Backward of the training forward: grad_gamma_beta = (dgamma, dbeta), dx.
@@ -184,7 +197,7 @@ impl BatchNorm {
         dy: Slice,
         grad_gamma_beta: Slice,
         dx: Slice,
-    ) -> Vec<Dispatch> {
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let params = self.params(gpu);
         let reads = [
             (PARAMS, (&params).into()),
@@ -194,7 +207,7 @@ impl BatchNorm {
             (DY, dy),
             (GRAD_GAMMA_BETA, grad_gamma_beta),
         ];
-        let reduce = self.kernel(gpu, "backward_reduce").dispatch(
+        let reduce = self.kernel(gpu, "backward_reduce")?.dispatch(
             gpu,
             &[&reads[..], &[(PARTIALS, b.partials)]].concat(),
             [self.shape.channels as u32, self.groups as u32, 1],
@@ -203,13 +216,13 @@ impl BatchNorm {
         if self.groups > 1 {
             let merge = [(GRAD_GAMMA_BETA, grad_gamma_beta), (PARTIALS, b.partials)];
             let grid = gpu.grid_1d(self.shape.channels);
-            dispatches.push(self.kernel(gpu, "merge_gradients").dispatch(gpu, &merge, grid));
+            dispatches.push(self.kernel(gpu, "merge_gradients")?.dispatch(gpu, &merge, grid));
         }
-        dispatches.push(self.kernel(gpu, "backward_apply").dispatch(
+        dispatches.push(self.kernel(gpu, "backward_apply")?.dispatch(
             gpu,
             &[&reads[..], &[(DX, dx)]].concat(),
             self.elementwise_grid(gpu),
         ));
-        dispatches
+        Ok(dispatches)
     }
 }

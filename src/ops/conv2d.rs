@@ -2,7 +2,7 @@
 //! variants (`ConvVariant`; shaders/conv2d_*.wgsl, winograd_*.wgsl). CPU reference:
 //! `cpu::conv2d`. Layout: `layout`.
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, GpuError, Kernel, ShaderInterface, Slice};
 use crate::shapes::{ChannelWindow, Conv2dShape};
 use crate::struct_layout;
 
@@ -232,6 +232,14 @@ fn broken_variant() -> Option<&'static str> {
     BROKEN.get_or_init(|| std::env::var("SHAKESHAKE_BREAK_VARIANT").ok()).as_deref()
 }
 
+/// Test hook: `SHAKESHAKE_UNCOMPILABLE_VARIANT=<variant name>` gives that variant's kernels
+/// an override constant their shader lacks, so that creating their pipelines fails as a
+/// driver's compiler that rejects them would: the variant must be skipped, not the device.
+fn uncompilable_variant() -> Option<&'static str> {
+    static UNCOMPILABLE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    UNCOMPILABLE.get_or_init(|| std::env::var("SHAKESHAKE_UNCOMPILABLE_VARIANT").ok()).as_deref()
+}
+
 /// shaders/conv2d_params.wgsl's ConvParams.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -455,11 +463,45 @@ impl Conv2d {
         splits.max(winograd)
     }
 
-    fn kernel(&self, gpu: &Gpu, pass: ConvPass) -> (Kernel, [u32; 3]) {
+    fn kernel(&self, gpu: &Gpu, pass: ConvPass) -> Result<(Kernel, [u32; 3]), CompileError> {
         let (variant, s) = (self.variant(pass), &self.shape);
         assert!(variant.supports(gpu, pass, s), "{variant:?} cannot run {pass:?} of {s:?}");
-        let (constants, grid) = self.launch(pass);
-        (Kernel::new(gpu, variant.module(pass, s), "main", &constants), grid)
+        let (mut constants, grid) = self.launch(pass);
+        if uncompilable_variant() == Some(variant.name()) {
+            constants.push(("made_uncompilable_by_a_test_hook", 1.0));
+        }
+        Ok((Kernel::new(gpu, variant.module(pass, s), "main", &constants)?, grid))
+    }
+
+    /// The transforms a Winograd `pass` runs around its GEMM (two before it, one after):
+    /// entry points of shaders/winograd{,4}_transforms.wgsl.
+    fn winograd_transforms(&self, gpu: &Gpu, pass: ConvPass) -> Result<[Kernel; 3], CompileError> {
+        let four = self.variant(pass).winograd_tile() == Some(4);
+        let (module, entries) = match pass {
+            ConvPass::GradWeight => {
+                ("winograd4_transforms", ["transform_input", "transform_gradient", "finish_weight_gradient"])
+            }
+            ConvPass::Forward | ConvPass::GradInput => (
+                if four { "winograd4_transforms" } else { "winograd_transforms" },
+                ["transform_weights", "transform_input", "transform_output"],
+            ),
+        };
+        let constants = self.winograd_constants(pass);
+        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, module, entry, &constants));
+        Ok([a?, b?, c?])
+    }
+
+    /// Creates every pipeline `pass` runs, dispatching nothing: the tuner's proof that the
+    /// chosen variant compiles at the batch it will run (whose grid constants may differ from
+    /// those of the few images it was checked on).
+    pub fn compile(&self, gpu: &Gpu, pass: ConvPass) -> Result<(), CompileError> {
+        self.kernel(gpu, pass)?;
+        if self.variant(pass).winograd_tile().is_some() {
+            self.winograd_transforms(gpu, pass)?;
+        } else if pass == ConvPass::GradWeight && self.splits() > 1 {
+            reduce_kernel(gpu)?;
+        }
+        Ok(())
     }
 
     /// The override constants and grid of a pass (no device needed: the requirements of a
@@ -542,17 +584,17 @@ impl Conv2d {
         y: Slice,
         window: ChannelWindow,
         scratch: Option<Slice>,
-    ) -> Vec<Dispatch> {
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::Forward, window, false));
         if self.variant(ConvPass::Forward).winograd_tile().is_some() {
             return self.winograd(gpu, ConvPass::Forward, &params, x, w, y, scratch);
         }
-        let (kernel, grid) = self.kernel(gpu, ConvPass::Forward);
-        vec![kernel.dispatch(
+        let (kernel, grid) = self.kernel(gpu, ConvPass::Forward)?;
+        Ok(vec![kernel.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (FORWARD_X, x), (WEIGHTS, w), (FORWARD_Y, y)],
             grid,
-        )]
+        )])
     }
 
     /// dx = (or += with `accumulate`) the input gradient, from dy (channels `window` of a
@@ -567,17 +609,17 @@ impl Conv2d {
         window: ChannelWindow,
         accumulate: bool,
         scratch: Option<Slice>,
-    ) -> Vec<Dispatch> {
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradInput, window, accumulate));
         if self.variant(ConvPass::GradInput).winograd_tile().is_some() {
             return self.winograd(gpu, ConvPass::GradInput, &params, dy, w, dx, scratch);
         }
-        let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput);
-        vec![kernel.dispatch(
+        let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput)?;
+        Ok(vec![kernel.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (GRAD_INPUT_DY, dy), (WEIGHTS, w), (GRAD_INPUT_DX, dx)],
             grid,
-        )]
+        )])
     }
 
     /// A pass the Winograd way: the kernels and the input into the 4 x 4 domain, the 16
@@ -592,34 +634,24 @@ impl Conv2d {
         w: Slice,
         dst: Slice,
         scratch: Option<Slice>,
-    ) -> Vec<Dispatch> {
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let (layout, [u, v, m]) = self.winograd_matrices(pass, scratch);
-        let constants = self.winograd_constants(pass);
-        let module = if layout.tile == 4 { "winograd4_transforms" } else { "winograd_transforms" };
-        let transforms = |entry| Kernel::new(gpu, module, entry, &constants);
+        let [transform_weights, transform_input, transform_output] = self.winograd_transforms(gpu, pass)?;
         let p = (PARAMS, params.into());
         let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
-        let (gemm, grid) = self.kernel(gpu, pass);
-        vec![
+        let (gemm, grid) = self.kernel(gpu, pass)?;
+        Ok(vec![
             // The weight transform takes the whole shape from constants; the others read
             // the batch from the params.
-            transforms("transform_weights").dispatch(
-                gpu,
-                &[(WINOGRAD_WT, w), (WINOGRAD_U, u)],
-                gpu.grid_1d(k * n),
-            ),
-            transforms("transform_input").dispatch(
-                gpu,
-                &[p, (WINOGRAD_SRC, src), (WINOGRAD_V, v)],
-                gpu.grid_1d(t / 4 * k),
-            ),
+            transform_weights.dispatch(gpu, &[(WINOGRAD_WT, w), (WINOGRAD_U, u)], gpu.grid_1d(k * n)),
+            transform_input.dispatch(gpu, &[p, (WINOGRAD_SRC, src), (WINOGRAD_V, v)], gpu.grid_1d(t / 4 * k)),
             gemm.dispatch(gpu, &[p, (WINOGRAD_U, u), (WINOGRAD_V, v), (WINOGRAD_M, m)], grid),
-            transforms("transform_output").dispatch(
+            transform_output.dispatch(
                 gpu,
                 &[p, (WINOGRAD_DST, dst), (WINOGRAD_M, m)],
                 gpu.grid_1d(t / 4 * n),
             ),
-        ]
+        ])
     }
 
     /// The weight gradient the Winograd way: x and dy into the 6 x 6 domain, the GEMM in
@@ -633,32 +665,23 @@ impl Conv2d {
         dy: Slice,
         dw: Slice,
         scratch: Option<Slice>,
-    ) -> Vec<Dispatch> {
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let pass = ConvPass::GradWeight;
         let (layout, [dy_t, v, partial]) = self.winograd_matrices(pass, scratch);
-        let constants = self.winograd_constants(pass);
-        let transforms = |entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants);
+        let [transform_input, transform_gradient, finish] = self.winograd_transforms(gpu, pass)?;
         let p = (PARAMS, params.into());
         let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
-        let (gemm, grid) = self.kernel(gpu, pass);
-        vec![
-            transforms("transform_input").dispatch(
-                gpu,
-                &[p, (WINOGRAD_SRC, x), (WINOGRAD_V, v)],
-                gpu.grid_1d(t / 4 * k),
-            ),
-            transforms("transform_gradient").dispatch(
+        let (gemm, grid) = self.kernel(gpu, pass)?;
+        Ok(vec![
+            transform_input.dispatch(gpu, &[p, (WINOGRAD_SRC, x), (WINOGRAD_V, v)], gpu.grid_1d(t / 4 * k)),
+            transform_gradient.dispatch(
                 gpu,
                 &[p, (WINOGRAD_SRC, dy), (WINOGRAD_U, dy_t)],
                 gpu.grid_1d(t * n / 4),
             ),
             gemm.dispatch(gpu, &[p, (WINOGRAD_U, dy_t), (WINOGRAD_V, v), (WINOGRAD_M, partial)], grid),
-            transforms("finish_weight_gradient").dispatch(
-                gpu,
-                &[(WINOGRAD_DST, dw), (WINOGRAD_M, partial)],
-                gpu.grid_1d(k * n / 4),
-            ),
-        ]
+            finish.dispatch(gpu, &[(WINOGRAD_DST, dw), (WINOGRAD_M, partial)], gpu.grid_1d(k * n / 4)),
+        ])
     }
 
     /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
@@ -671,17 +694,17 @@ impl Conv2d {
         dw: Slice,
         window: ChannelWindow,
         scratch: Option<Slice>,
-    ) -> Vec<Dispatch> {
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradWeight, window, false));
         if self.variant(ConvPass::GradWeight).winograd_tile().is_some() {
             return self.winograd_grad_weight(gpu, &params, x, dy, dw, scratch);
         }
-        let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight);
+        let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight)?;
         let bind = |out| {
             [(PARAMS, (&params).into()), (FORWARD_X, x), (GRAD_WEIGHT_DY, dy), (GRAD_WEIGHT_PARTIAL, out)]
         };
         if self.splits() == 1 {
-            return vec![kernel.dispatch(gpu, &bind(dw), grid)];
+            return Ok(vec![kernel.dispatch(gpu, &bind(dw), grid)]);
         }
         let scratch = scratch.expect("a split weight gradient needs scratch");
         assert!(scratch.size >= (self.partial_floats() * 4) as u64, "scratch too small");
@@ -690,11 +713,16 @@ impl Conv2d {
         let scratch = scratch.floats(0, self.partial_floats() as u64);
         let partial = kernel.dispatch(gpu, &bind(scratch), grid);
         let len = self.shape.weight_len();
-        vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())]
+        Ok(vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())?])
     }
 
     /// The dispatches of one pass on `buffers` (made for this shape).
-    pub fn pass_dispatches(&self, gpu: &Gpu, pass: ConvPass, b: &PassBuffers) -> Vec<Dispatch> {
+    pub fn pass_dispatches(
+        &self,
+        gpu: &Gpu,
+        pass: ConvPass,
+        b: &PassBuffers,
+    ) -> Result<Vec<Dispatch>, CompileError> {
         let window = ChannelWindow::whole(&self.shape);
         let (x, w, y) = ((&b.x).into(), (&b.w).into(), (&b.y).into());
         match pass {
@@ -705,9 +733,9 @@ impl Conv2d {
     }
 
     /// Milliseconds of one pass on zeroed buffers of this shape (see `Gpu::time_ms`).
-    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> Result<f64, crate::gpu::DeviceLost> {
+    pub fn time_pass(&self, gpu: &Gpu, pass: ConvPass, reps: usize) -> Result<f64, GpuError> {
         let buffers = PassBuffers::new(gpu, &self.shape);
-        gpu.time_ms(&self.pass_dispatches(gpu, pass, &buffers).iter().collect::<Vec<_>>(), reps)
+        Ok(gpu.time_ms(&self.pass_dispatches(gpu, pass, &buffers)?.iter().collect::<Vec<_>>(), reps)?)
     }
 }
 
@@ -829,9 +857,19 @@ struct ReduceParams {
 }
 
 /// out[i] = sum over s of partial[s * len + i], in order (shaders/reduce_splits.wgsl).
-pub fn reduce_splits(gpu: &Gpu, partial: Slice, out: Slice, len: usize, splits: usize) -> Dispatch {
+pub fn reduce_splits(
+    gpu: &Gpu,
+    partial: Slice,
+    out: Slice,
+    len: usize,
+    splits: usize,
+) -> Result<Dispatch, CompileError> {
     let params = gpu.uniform("reduce params", &ReduceParams { len: len as u32, splits: splits as u32 });
-    let kernel = Kernel::new(gpu, "reduce_splits", "main", &[]);
+    let kernel = reduce_kernel(gpu)?;
     let bindings = [(REDUCE_PARAMS, (&params).into()), (REDUCE_PARTIAL, partial), (REDUCE_OUT, out)];
-    kernel.dispatch(gpu, &bindings, gpu.grid_1d(len))
+    Ok(kernel.dispatch(gpu, &bindings, gpu.grid_1d(len)))
+}
+
+fn reduce_kernel(gpu: &Gpu) -> Result<Kernel, CompileError> {
+    Kernel::new(gpu, "reduce_splits", "main", &[])
 }

@@ -1,6 +1,6 @@
 //! Softmax cross-entropy (shaders/cross_entropy.wgsl; reference `cpu::cross_entropy`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
 /// Floats of the metrics buffer: loss sum, correct, images (accumulated), last batch's mean loss.
@@ -38,13 +38,13 @@ pub fn forward(
     logits: Slice,
     labels: Slice,
     metrics: Slice,
-) -> Dispatch {
+) -> Result<Dispatch, CompileError> {
     let p = params(gpu, batch, classes);
-    Kernel::new(gpu, "cross_entropy", "forward", &[]).dispatch(
+    Ok(Kernel::new(gpu, "cross_entropy", "forward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (METRICS, metrics)],
         [1, 1, 1],
-    )
+    ))
 }
 
 /// dlogits of the batch-mean loss.
@@ -55,11 +55,11 @@ pub fn backward(
     logits: Slice,
     labels: Slice,
     dlogits: Slice,
-) -> Dispatch {
+) -> Result<Dispatch, CompileError> {
     let p = params(gpu, batch, classes);
-    Kernel::new(gpu, "cross_entropy", "backward", &[]).dispatch(
+    Ok(Kernel::new(gpu, "cross_entropy", "backward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (DLOGITS, dlogits)],
         gpu.grid_1d(batch),
-    )
+    ))
 }

@@ -1,7 +1,7 @@
 //! Fully connected layer (shaders/linear.wgsl; reference `cpu::linear`). Parameters are one
 //! slice: W [out][in] followed by b [out].
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::LinearShape;
 use crate::struct_layout;
 
@@ -34,13 +34,19 @@ fn params(gpu: &Gpu, s: &LinearShape) -> wgpu::Buffer {
     gpu.uniform("linear params", &LinearParams { batch, inputs, outputs, _pad: 0 })
 }
 
-pub fn forward(gpu: &Gpu, s: &LinearShape, x: Slice, weight_bias: Slice, y: Slice) -> Dispatch {
+pub fn forward(
+    gpu: &Gpu,
+    s: &LinearShape,
+    x: Slice,
+    weight_bias: Slice,
+    y: Slice,
+) -> Result<Dispatch, CompileError> {
     let p = params(gpu, s);
-    Kernel::new(gpu, "linear", "forward", &[]).dispatch(
+    Ok(Kernel::new(gpu, "linear", "forward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (WEIGHT_BIAS, weight_bias), (Y, y)],
         gpu.grid_1d(s.batch * s.outputs),
-    )
+    ))
 }
 
 /// dx, then the gradient of W and b (written to `grad_weight_bias`).
@@ -52,17 +58,17 @@ pub fn backward(
     dy: Slice,
     dx: Slice,
     grad_weight_bias: Slice,
-) -> Vec<Dispatch> {
+) -> Result<Vec<Dispatch>, CompileError> {
     let p = params(gpu, s);
-    let grad_input = Kernel::new(gpu, "linear", "grad_input", &[]).dispatch(
+    let grad_input = Kernel::new(gpu, "linear", "grad_input", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (WEIGHT_BIAS, weight_bias), (DY, dy), (DX, dx)],
         gpu.grid_1d(s.batch * s.inputs),
     );
-    let grad_weight = Kernel::new(gpu, "linear", "grad_weight", &[]).dispatch(
+    let grad_weight = Kernel::new(gpu, "linear", "grad_weight", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (DY, dy), (GRAD_WEIGHT_BIAS, grad_weight_bias)],
         gpu.grid_1d(s.param_len()),
     );
-    vec![grad_input, grad_weight]
+    Ok(vec![grad_input, grad_weight])
 }

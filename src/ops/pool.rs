@@ -1,6 +1,6 @@
 //! Global average pooling (shaders/pool.wgsl; reference `cpu::pool`).
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
 #[repr(C)]
@@ -28,20 +28,26 @@ fn params(gpu: &Gpu, planes: usize, plane: usize) -> wgpu::Buffer {
 }
 
 /// y[plane] = mean of x's plane; `planes` = N * C.
-pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Dispatch {
+pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Result<Dispatch, CompileError> {
     let p = params(gpu, planes, plane);
-    Kernel::new(gpu, "pool", "forward", &[]).dispatch(
+    Ok(Kernel::new(gpu, "pool", "forward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (Y, y)],
         gpu.grid_1d(planes),
-    )
+    ))
 }
 
-pub fn backward(gpu: &Gpu, planes: usize, plane: usize, dy: Slice, dx: Slice) -> Dispatch {
+pub fn backward(
+    gpu: &Gpu,
+    planes: usize,
+    plane: usize,
+    dy: Slice,
+    dx: Slice,
+) -> Result<Dispatch, CompileError> {
     let p = params(gpu, planes, plane);
-    Kernel::new(gpu, "pool", "backward", &[]).dispatch(
+    Ok(Kernel::new(gpu, "pool", "backward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (DY, dy), (DX, dx)],
         gpu.grid_1d(planes * plane),
-    )
+    ))
 }

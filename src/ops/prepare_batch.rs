@@ -2,7 +2,7 @@
 //! `cpu::prepare_batch`).
 
 use super::STEP_UNIFORM;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::random::{STREAM_CROP_COL, STREAM_CROP_ROW, STREAM_FLIP};
 use crate::shapes::{IMAGE_BYTES, Normalization, SIDE};
 use crate::struct_layout;
@@ -48,7 +48,13 @@ pub struct Prepare {
 impl Prepare {
     /// `pixels` holds batch x 3072 bytes (as u32 words); `images` batch x 3 x 32 x 32 floats.
     /// Crops and flips are drawn from the StepUniform `step`'s seed and step.
-    pub fn dispatch(&self, gpu: &Gpu, step: Slice, pixels: Slice, images: Slice) -> Dispatch {
+    pub fn dispatch(
+        &self,
+        gpu: &Gpu,
+        step: Slice,
+        pixels: Slice,
+        images: Slice,
+    ) -> Result<Dispatch, CompileError> {
         let (mean, std) = (self.norm.mean, self.norm.std);
         let p = gpu.uniform(
             "prepare params",
@@ -60,10 +66,10 @@ impl Prepare {
                 inv_std: [1.0 / std[0], 1.0 / std[1], 1.0 / std[2], 0.0],
             },
         );
-        Kernel::new(gpu, "prepare_batch", "main", &[]).dispatch(
+        Ok(Kernel::new(gpu, "prepare_batch", "main", &[])?.dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (PIXELS, pixels), (IMAGES, images)],
             gpu.grid_1d(self.batch * IMAGE_BYTES),
-        )
+        ))
     }
 }

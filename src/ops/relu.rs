@@ -1,7 +1,7 @@
 //! ReLU (shaders/relu.wgsl; reference `cpu::relu`): vec4 quads when the length is a multiple
 //! of 4 (every tensor of the network), single elements otherwise.
 
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
 #[repr(C)]
@@ -25,20 +25,32 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
 };
 
 /// The kernel of `entry` for `len` elements, its params, and its grid.
-fn kernel(gpu: &Gpu, entry: &str, len: usize, accumulate: bool) -> (Kernel, wgpu::Buffer, [u32; 3]) {
+fn kernel(
+    gpu: &Gpu,
+    entry: &str,
+    len: usize,
+    accumulate: bool,
+) -> Result<(Kernel, wgpu::Buffer, [u32; 3]), CompileError> {
     let (module, quad) = if len.is_multiple_of(4) { ("relu_vec4", 4) } else { ("relu_scalar", 1) };
     let quads = len / quad;
     let params = ReluParams { quads: quads as u32, accumulate: accumulate as u32 };
-    (Kernel::new(gpu, module, entry, &[]), gpu.uniform("relu params", &params), gpu.grid_1d(quads))
+    Ok((Kernel::new(gpu, module, entry, &[])?, gpu.uniform("relu params", &params), gpu.grid_1d(quads)))
 }
 
-pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Dispatch {
-    let (kernel, p, grid) = kernel(gpu, "forward", len, false);
-    kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (Y, y)], grid)
+pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Result<Dispatch, CompileError> {
+    let (kernel, p, grid) = kernel(gpu, "forward", len, false)?;
+    Ok(kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (Y, y)], grid))
 }
 
 /// dx = (or += with `accumulate`) dy where the forward input `x` was positive.
-pub fn backward(gpu: &Gpu, len: usize, x: Slice, dy: Slice, dx: Slice, accumulate: bool) -> Dispatch {
-    let (kernel, p, grid) = kernel(gpu, "backward", len, accumulate);
-    kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)], grid)
+pub fn backward(
+    gpu: &Gpu,
+    len: usize,
+    x: Slice,
+    dy: Slice,
+    dx: Slice,
+    accumulate: bool,
+) -> Result<Dispatch, CompileError> {
+    let (kernel, p, grid) = kernel(gpu, "backward", len, accumulate)?;
+    Ok(kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)], grid))
 }

@@ -1,7 +1,7 @@
 //! SGD update (shaders/sgd.wgsl; reference `cpu::sgd`).
 
 use super::STEP_UNIFORM;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::SgdSettings;
 use crate::struct_layout;
 
@@ -39,7 +39,7 @@ pub fn step(
     weights: Slice,
     grads: Slice,
     velocity: Slice,
-) -> Vec<Dispatch> {
+) -> Result<Vec<Dispatch>, CompileError> {
     let align = alignment_floats(gpu);
     let per_binding = (gpu.limits.max_storage_buffer_binding_size as usize / 4) / align * align;
     step_in_ranges(gpu, s, len, per_binding, step, weights, grads, velocity)
@@ -61,14 +61,14 @@ pub fn step_in_ranges(
     weights: Slice,
     grads: Slice,
     velocity: Slice,
-) -> Vec<Dispatch> {
+) -> Result<Vec<Dispatch>, CompileError> {
     assert!(
         per_range > 0 && per_range.is_multiple_of(alignment_floats(gpu)),
         "SGD ranges must start at aligned offsets"
     );
-    let kernel = Kernel::new(gpu, "sgd", "main", &[]);
+    let kernel = Kernel::new(gpu, "sgd", "main", &[])?;
     let (momentum, weight_decay, nesterov) = (s.momentum as f32, s.weight_decay as f32, s.nesterov as u32);
-    (0..len)
+    let dispatches = (0..len)
         .step_by(per_range)
         .map(|first| {
             let n = per_range.min(len - first);
@@ -83,5 +83,6 @@ pub fn step_in_ranges(
             ];
             kernel.dispatch(gpu, &bindings, gpu.grid_1d(n))
         })
-        .collect()
+        .collect();
+    Ok(dispatches)
 }

@@ -3,7 +3,7 @@
 //! (every tensor of the network), single elements otherwise.
 
 use super::STEP_UNIFORM;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::random::{STREAM_ALPHA, STREAM_BETA};
 use crate::shapes::{BackwardMode, ForwardMode, Level};
 use crate::struct_layout;
@@ -134,7 +134,7 @@ impl Shake {
     }
 
     /// The kernel of `entry`, specialised to this shape (the shader's overrides).
-    fn kernel(&self, gpu: &Gpu, entry: &str) -> Kernel {
+    fn kernel(&self, gpu: &Gpu, entry: &str) -> Result<Kernel, CompileError> {
         let module = if self.quad() == 4 { "shake_vec4" } else { "shake_scalar" };
         let shape = [("CHANNELS", self.channels as f64), ("PLANE", self.plane as f64)];
         Kernel::new(gpu, module, entry, &shape)
@@ -154,9 +154,9 @@ impl Shake {
         b: Branch,
         shortcut: Slice,
         y: Slice,
-    ) -> Dispatch {
+    ) -> Result<Dispatch, CompileError> {
         let p = self.params(gpu);
-        self.kernel(gpu, "forward").dispatch(
+        Ok(self.kernel(gpu, "forward")?.dispatch(
             gpu,
             &[
                 (PARAMS, (&p).into()),
@@ -171,7 +171,7 @@ impl Shake {
                 (Y, y),
             ],
             self.grid(gpu),
-        )
+        ))
     }
 
     /// da = beta dy, db = (1 - beta) dy, dshortcut = dy.
@@ -183,12 +183,12 @@ impl Shake {
         da: Slice,
         db: Slice,
         dshortcut: Slice,
-    ) -> Dispatch {
+    ) -> Result<Dispatch, CompileError> {
         let p = self.params(gpu);
-        self.kernel(gpu, "backward").dispatch(
+        Ok(self.kernel(gpu, "backward")?.dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (DY, dy), (DA, da), (DB, db), (DSHORTCUT, dshortcut)],
             self.grid(gpu),
-        )
+        ))
     }
 }

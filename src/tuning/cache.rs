@@ -153,16 +153,16 @@ impl VariantChooser {
     }
 
     /// The variant of `candidates` to use for `key`: the remembered one, or else the fastest
-    /// by `time` (milliseconds of each variant given) of those whose `verify` checks pass
-    /// (one check a variant given, in order). A variant that fails is recorded as failed for
-    /// `key`, reported once, and never chosen; none passing is an error.
+    /// by `time` (milliseconds of each variant given, or why it cannot run) of those whose
+    /// `verify` checks pass (one check a variant given, in order). A variant that fails is
+    /// recorded as failed for `key`, reported once, and never chosen; none passing is an error.
     pub fn choose<V: Copy>(
         &mut self,
         key: &str,
         candidates: &[V],
         name: impl Fn(V) -> &'static str,
         mut verify: impl FnMut(&[V]) -> Result<Vec<Check>, DeviceLost>,
-        time: impl FnOnce(&[V]) -> Result<Vec<f64>, DeviceLost>,
+        time: impl FnOnce(&[V]) -> Result<Vec<Result<f64, String>>, DeviceLost>,
     ) -> Result<V> {
         assert!(!candidates.is_empty(), "{key}: no variant supports it");
         let known_bad = |failed: &Failures, v: V| failed.get(key).is_some_and(|f| f.contains_key(name(v)));
@@ -180,21 +180,26 @@ impl VariantChooser {
             }
         }
         let untested: Vec<V> = candidates.iter().copied().filter(|v| !known_bad(&self.failed, *v)).collect();
-        let passing = self.passes(key, &untested, &name, &mut verify)?;
-        let best = match passing.len() {
-            0 => bail!(
+        let mut passing = self.passes(key, &untested, &name, &mut verify)?;
+        if passing.len() > 1 {
+            let mut timed = vec![];
+            for (v, ms) in passing.iter().zip(time(&passing)?) {
+                match ms {
+                    Ok(ms) => timed.push((*v, ms)),
+                    Err(why) => self.reject(key, name(*v), "cannot run", why),
+                }
+            }
+            // Fastest first; a stable sort keeps the candidates' order between equals.
+            timed.sort_by(|a, b| a.1.total_cmp(&b.1));
+            passing = timed.into_iter().map(|(v, _)| v).collect();
+        }
+        let Some(&best) = passing.first() else {
+            bail!(
                 "no kernel variant computes {key} correctly on {}: {:?}. Run `shakeshake selftest` and \
                  include its output in a bug report",
                 self.adapter,
                 self.failed.get(key).cloned().unwrap_or_default()
-            ),
-            1 => passing[0],
-            _ => {
-                let ms = time(&passing)?;
-                let fastest =
-                    (0..passing.len()).min_by(|a, b| ms[*a].total_cmp(&ms[*b])).expect("candidates");
-                passing[fastest]
-            }
+            )
         };
         let chosen =
             self.record_choice(key, name(best), &passing.iter().map(|v| name(*v)).collect::<Vec<_>>());
@@ -216,19 +221,24 @@ impl VariantChooser {
         assert_eq!(checks.len(), candidates.len(), "one check a candidate");
         let mut passing = vec![];
         for (v, check) in candidates.iter().zip(checks) {
-            if check.passed() {
-                passing.push(*v);
-                continue;
+            match (check.passed(), check.failure) {
+                (true, _) => passing.push(*v),
+                (false, Some(failure)) => self.reject(key, name(*v), "does not compile", failure),
+                (false, None) => {
+                    let why = format!("error {:.2e} over tolerance {:.0e}", check.max_error, check.tolerance);
+                    self.reject(key, name(*v), "is wrong", why);
+                }
             }
-            let why = format!("error {:.2e} over tolerance {:.0e}", check.max_error, check.tolerance);
-            eprintln!(
-                "warning: {key}: kernel variant {} is wrong on this adapter ({why}); not used.",
-                name(*v)
-            );
-            self.failed.entry(key.to_string()).or_default().insert(name(*v).to_string(), why);
-            self.save();
         }
         Ok(passing)
+    }
+
+    /// Records `variant` as failed for `key` (it `is wrong`, `does not compile`, ...) and
+    /// reports it, once: the cache remembers it.
+    pub fn reject(&mut self, key: &str, variant: &str, verdict: &str, why: String) {
+        eprintln!("warning: {key}: kernel variant {variant} {verdict} on this adapter ({why}); not used.");
+        self.failed.entry(key.to_string()).or_default().insert(variant.to_string(), why);
+        self.save();
     }
 
     /// Record a training run's choice in its own file (once), so that a resume computes with
@@ -302,6 +312,7 @@ mod tests {
             shape: "s".into(),
             max_error,
             tolerance: 0.5,
+            failure: None,
         }
     }
 
@@ -317,7 +328,9 @@ mod tests {
         let all_pass = |vs: &[&'static str]| Ok(vs.iter().map(|v| check(v, true)).collect());
         let a_fails = |vs: &[&'static str]| Ok(vs.iter().map(|v| check(v, *v != "a")).collect());
         let fastest = |winner: &'static str| {
-            move |vs: &[&'static str]| Ok(vs.iter().map(|v| if *v == winner { 1.0 } else { 2.0 }).collect())
+            move |vs: &[&'static str]| {
+                Ok(vs.iter().map(|v| Ok(if *v == winner { 1.0 } else { 2.0 })).collect())
+            }
         };
         // All three read the cache before any of them saves.
         let (mut first, mut second, mut third) = (chooser(), chooser(), chooser());

@@ -8,7 +8,7 @@
 
 use super::VariantChooser;
 use crate::checks;
-use crate::gpu::{DeviceLost, Gpu};
+use crate::gpu::{Dispatch, Gpu, GpuError};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant, PIXELS_PER_SPLIT, PassBuffers};
 use crate::shapes::Conv2dShape;
 use anyhow::Result;
@@ -58,30 +58,54 @@ fn pick_pass(
     if !on_cpu {
         candidates.sort_by_key(|v| !v.is_gpu_shaped());
     }
+    // The chosen variant's pipelines are created at the batch it will run: one that does not
+    // compile there is rejected, and the choice made again without it.
+    loop {
+        let chosen = choose_among(gpu, shape, pass, &candidates, chooser)?;
+        match Conv2d::with_variants(*shape, [chosen; 3]).compile(gpu, pass) {
+            Ok(()) => return Ok(chosen),
+            Err(failed) => {
+                chooser.reject(&key(pass, shape), chosen.name(), "does not compile", failed.to_string())
+            }
+        }
+    }
+}
+
+/// The chooser's choice among `candidates`: remembered, or checked and timed here.
+fn choose_among(
+    gpu: &Gpu,
+    shape: &Conv2dShape,
+    pass: ConvPass,
+    candidates: &[ConvVariant],
+    chooser: &mut VariantChooser,
+) -> Result<ConvVariant> {
     let checked = shape.with_batch(check_batch(shape));
     let timed = shape.with_batch(shape.batch.min(TIMING_BATCH));
     chooser.choose(
         &key(pass, shape),
-        &candidates,
+        candidates,
         ConvVariant::name,
         |vs| checks::conv2d::verify(gpu, &checked, pass, vs),
         |vs| {
             let buffers = PassBuffers::new(gpu, &timed);
-            let mut safe = vec![];
-            for v in vs {
-                safe.push(on_cpu || is_safe(gpu, shape, pass, *v)?);
+            let mut groups = vec![];
+            for &v in vs {
+                groups.push(match timing_dispatches(gpu, shape, &timed, pass, v, &buffers) {
+                    Ok(group) => Ok(group),
+                    Err(GpuError::Compile(failed)) => Err(failed.to_string()),
+                    Err(GpuError::Lost(lost)) => return Err(lost),
+                });
             }
-            let groups: Vec<_> = vs
-                .iter()
-                .zip(&safe)
-                .filter(|(_, safe)| **safe)
-                .map(|(v, _)| Conv2d::with_variants(timed, [*v; 3]).pass_dispatches(gpu, pass, &buffers))
-                .collect();
-            let refs: Vec<Vec<_>> = groups.iter().map(|g| g.iter().collect()).collect();
+            let runnable = groups.iter().filter_map(|g| g.as_ref().ok().and_then(Option::as_ref));
+            let refs: Vec<Vec<_>> = runnable.map(|g| g.iter().collect()).collect();
             let mut ms = gpu.time_interleaved(&refs, TIMING_ROUNDS)?.into_iter();
-            Ok(safe
+            Ok(groups
                 .iter()
-                .map(|s| if *s { ms.next().expect("a time a group") } else { f64::INFINITY })
+                .map(|g| match g {
+                    Ok(Some(_)) => Ok(ms.next().expect("a time a group")),
+                    Ok(None) => Ok(f64::INFINITY),
+                    Err(why) => Err(why.clone()),
+                })
                 .collect())
         },
     )
@@ -95,9 +119,26 @@ fn check_batch(shape: &Conv2dShape) -> usize {
     shape.batch.min(splitting)
 }
 
+/// The dispatches `v` is timed with on `timed`'s buffers, or none where timing it is not
+/// safe (see `is_safe`).
+fn timing_dispatches(
+    gpu: &Gpu,
+    shape: &Conv2dShape,
+    timed: &Conv2dShape,
+    pass: ConvPass,
+    v: ConvVariant,
+    buffers: &PassBuffers,
+) -> Result<Option<Vec<Dispatch>>, GpuError> {
+    let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    if !on_cpu && !is_safe(gpu, shape, pass, v)? {
+        return Ok(None);
+    }
+    Ok(Some(Conv2d::with_variants(*timed, [v; 3]).pass_dispatches(gpu, pass, buffers)?))
+}
+
 /// Whether a GPU-shaped variant, or a CPU-shaped one that runs one image of `shape` fast
 /// enough for `SAFE_BATCH` images to stay under `SAFE_BATCH_MS`.
-fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> Result<bool, DeviceLost> {
+fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> Result<bool, GpuError> {
     if v.is_gpu_shaped() {
         return Ok(true);
     }

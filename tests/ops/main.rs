@@ -16,12 +16,18 @@ fn passes_everywhere(op: &str) {
         assert!(!cases.is_empty(), "no cases of {op}");
         let mut failed = vec![];
         for case in cases {
-            let checks = (case.run)(gpu);
+            let checks = (case.run)(gpu).unwrap_or_else(|e| panic!("{op}: {}: {e}", case.name));
             assert!(!checks.is_empty(), "{op}: {} checks nothing", case.name);
             failed.extend(checks.into_iter().filter(|c| !c.passed()).map(|c| {
                 format!(
-                    "  {} {} {} [{}]: error {:.3e} over tolerance {:.1e}",
-                    c.op, c.pass, c.variant, c.shape, c.max_error, c.tolerance
+                    "  {} {} {} [{}]: error {:.3e} over tolerance {:.1e} {}",
+                    c.op,
+                    c.pass,
+                    c.variant,
+                    c.shape,
+                    c.max_error,
+                    c.tolerance,
+                    c.failure.unwrap_or_default()
                 )
             }));
         }
@@ -109,8 +115,9 @@ fn a_split_weight_gradient_binds_only_its_partial_sums() {
         let dy = gpu.storage("dy", shape.batch * shape.cout * shape.out_h * shape.out_w);
         let dw = gpu.storage("dw", shape.weight_len());
         let window = ChannelWindow::whole(&shape);
-        let dispatches =
-            conv.grad_weight(gpu, (&x).into(), (&dy).into(), (&dw).into(), window, Some((&scratch).into()));
+        let dispatches = conv
+            .grad_weight(gpu, (&x).into(), (&dy).into(), (&dw).into(), window, Some((&scratch).into()))
+            .unwrap();
         assert_eq!(dispatches.len(), 2, "partial sums, then their reduction");
         exercised.set(exercised.get() + 1);
     });
