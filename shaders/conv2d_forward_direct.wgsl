@@ -30,12 +30,15 @@ fn load_in(img: u32, ci: u32, r: i32, c: i32) -> f32 {
 
 // Output channels o..o+3 of input channel ci at tap `tap`.
 fn weight_quad(ci: u32, tap: u32, o: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        let ok = ci < CIN && o + k < COUT;
-        v[k] = select(0.0, wt[select(0u, (ci * KS * KS + tap) * COUT + o + k, ok)], ok);
-    }
-    return v;
+    // Built whole: DX12's FXC rejects a vector component written through a loop index
+    // (src/gpu/fxc.rs).
+    return vec4<f32>(weight_at(ci, tap, o), weight_at(ci, tap, o + 1u), weight_at(ci, tap, o + 2u),
+                     weight_at(ci, tap, o + 3u));
+}
+
+fn weight_at(ci: u32, tap: u32, o: u32) -> f32 {
+    let ok = ci < CIN && o < COUT;
+    return select(0.0, wt[select(0u, (ci * KS * KS + tap) * COUT + o, ok)], ok);
 }
 
 fn store_out(img: u32, o: u32, r: u32, c: u32, v: f32) {

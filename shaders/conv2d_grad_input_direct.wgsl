@@ -35,12 +35,15 @@ fn load_in(img: u32, co: u32, r: i32, c: i32) -> f32 {
 // Input channels ci..ci+3 (this pass's outputs) of output channel co at tap `tap` of the
 // flipped kernel.
 fn weight_quad(co: u32, tap: u32, ci: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        let ok = co < COUT && ci + k < CIN;
-        v[k] = select(0.0, wt[select(0u, ((ci + k) * KS * KS + KS * KS - 1u - tap) * COUT + co, ok)], ok);
-    }
-    return v;
+    // Built whole: DX12's FXC rejects a vector component written through a loop index
+    // (src/gpu/fxc.rs).
+    return vec4<f32>(weight_at(co, tap, ci), weight_at(co, tap, ci + 1u), weight_at(co, tap, ci + 2u),
+                     weight_at(co, tap, ci + 3u));
+}
+
+fn weight_at(co: u32, tap: u32, ci: u32) -> f32 {
+    let ok = co < COUT && ci < CIN;
+    return select(0.0, wt[select(0u, (ci * KS * KS + KS * KS - 1u - tap) * COUT + co, ok)], ok);
 }
 
 fn store_out(img: u32, ci: u32, r: u32, c: u32, v: f32) {

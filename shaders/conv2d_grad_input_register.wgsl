@@ -19,16 +19,19 @@
 @group(0) @binding(2) var<storage, read> wt: array<f32>;   // [cin][KS][KS][cout]
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-// Four input channels of the weights at (kh, kw, co), `base` = (kh*KS + kw)*cout + co.
+// Input channel 4 col4 + c of the weights at (kh, kw, co), `base` = (kh*KS + kw)*cout + co.
+fn lane_weight(base: u32, col4: u32, c: u32) -> f32 {
+    let ci = col4 * 4u + c;
+    let ok = ci < p.cin;
+    return select(0.0, wt[select(0u, ci * KS * KS * p.cout + base, ok)], ok);
+}
+
+// Four input channels of the weights at (kh, kw, co).
 fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
-    let stride = KS * KS * p.cout;
-    var v = vec4<f32>(0.0);
-    for (var c = 0u; c < 4u; c++) {
-        let ci = col4 * 4u + c;
-        let ok = ci < p.cin;
-        v[c] = select(0.0, wt[select(0u, ci * stride + base, ok)], ok);
-    }
-    return v;
+    // Built whole: DX12's FXC rejects a vector component written through a loop index
+    // (src/gpu/fxc.rs).
+    return vec4<f32>(lane_weight(base, col4, 0u), lane_weight(base, col4, 1u), lane_weight(base, col4, 2u),
+                     lane_weight(base, col4, 3u));
 }
 
 fn load_in(plane: u32, orow: i32, ocol: i32) -> f32 {

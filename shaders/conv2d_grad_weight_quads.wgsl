@@ -12,14 +12,17 @@
 // dy of four output channels (matrix columns) at four pixels (rows); `base` = index of the
 // pixels' quad of channel 0.
 fn lane_quads(base: u32, col4: u32) -> mat4x4<f32> {
-    let plane4 = p.oh * p.ow / 4u;
-    var m = mat4x4<f32>();
-    for (var c = 0u; c < 4u; c++) {
-        let co = col4 * 4u + c;
-        let ok = co < p.cout;
-        m[c] = select(vec4<f32>(0.0), dy[select(0u, base + co * plane4, ok)], ok);
-    }
-    return m;
+    // Built whole: DX12's FXC rejects a matrix column written through a loop index
+    // (src/gpu/fxc.rs).
+    return mat4x4<f32>(lane_quad(base, col4, 0u), lane_quad(base, col4, 1u), lane_quad(base, col4, 2u),
+                       lane_quad(base, col4, 3u));
+}
+
+// Output channel 4 col4 + c's quad of pixels (zeros past the last channel).
+fn lane_quad(base: u32, col4: u32, c: u32) -> vec4<f32> {
+    let co = col4 * 4u + c;
+    let ok = co < p.cout;
+    return select(vec4<f32>(0.0), dy[select(0u, base + co * (p.oh * p.ow / 4u), ok)], ok);
 }
 
 // Lane l's quads, transposed (row k: pixel k's four channels), for l < 8.

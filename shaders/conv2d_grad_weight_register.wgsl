@@ -14,16 +14,18 @@
 
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 
-// dy for four output channels at one pixel, `base` = index of (img, channel 0, pixel) in dy.
+// dy of output channel 4 col4 + c at one pixel, `base` = index of (img, channel 0, pixel).
+fn lane_dy(base: u32, col4: u32, c: u32) -> f32 {
+    let co = col4 * 4u + c;
+    let ok = co < p.cout;
+    return select(0.0, dy[select(0u, base + co * p.oh * p.ow, ok)], ok);
+}
+
+// dy for four output channels at one pixel.
 fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
-    let plane = p.oh * p.ow;
-    var v = vec4<f32>(0.0);
-    for (var c = 0u; c < 4u; c++) {
-        let co = col4 * 4u + c;
-        let ok = co < p.cout;
-        v[c] = select(0.0, dy[select(0u, base + co * plane, ok)], ok);
-    }
-    return v;
+    // Built whole: DX12's FXC rejects a vector component written through a loop index
+    // (src/gpu/fxc.rs).
+    return vec4<f32>(lane_dy(base, col4, 0u), lane_dy(base, col4, 1u), lane_dy(base, col4, 2u), lane_dy(base, col4, 3u));
 }
 
 fn run(gx: u32, block: u32, split: u32, lane: u32) {

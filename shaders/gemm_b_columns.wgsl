@@ -4,10 +4,12 @@
 // multiple of 4. Safety: load_b gets a column clamped into B; columns past N are zeros.
 
 fn load_b_quad(k: u32, n: u32) -> vec4<f32> {
+    // Built whole: DX12's FXC rejects a vector component written through a loop index
+    // (src/gpu/fxc.rs).
+    return vec4<f32>(load_b_column(k, n), load_b_column(k, n + 1u), load_b_column(k, n + 2u), load_b_column(k, n + 3u));
+}
+
+fn load_b_column(k: u32, n: u32) -> f32 {
     let last = gemm_shape().y - 1u;
-    var quad: vec4<f32>;
-    for (var c = 0u; c < 4u; c++) {
-        quad[c] = select(0.0, load_b(k, min(n + c, last)), n + c <= last);
-    }
-    return quad;
+    return select(0.0, load_b(k, min(n, last)), n <= last);
 }

@@ -74,26 +74,38 @@ fn b_slot(t: u32, i: u32) -> vec2<u32> {
     return vec2<u32>(t / WG_N + 8u * i, t % WG_N);
 }
 
+// Where `stage` loads a quad of A: column kc (in_k: below the split's end), rows m_quad + j.
+struct StagedA {
+    kc: u32,
+    in_k: bool,
+    m_quad: u32,
+}
+
+// Row j of the quad of A `at`; zero outside A.
+fn staged_a(rows: array<Row, 4>, m_valid: vec4<bool>, at: StagedA, j: u32) -> f32 {
+    var row = rows[j];
+    var valid = m_valid[j];
+    if (K_FASTEST) {
+        let m = at.m_quad + j;
+        row = a_row(min(m, gemm_shape().x - 1u));
+        valid = m < gemm_shape().x;
+    }
+    return select(0.0, load_a(row, at.kc), valid && at.in_k);
+}
+
 // The K tile from k0 of the block from (m0, n0). Without K_FASTEST an invocation loads the
 // same 4 rows of A in every K tile, decoded once by the caller (`rows`; m_valid: inside A);
 // with it, its rows change with i and are decoded here.
 fn stage(rows: array<Row, 4>, m_valid: vec4<bool>, t: u32, m0: u32, n0: u32, k0: u32, k_end: u32) -> Staged {
     var s: Staged;
-    let shape = gemm_shape();
     for (var i = 0u; i < a_quads(); i++) {
         let slot = a_slot(t, i);
         let k = k0 + slot.x;
-        let kc = min(k, k_end - 1u);
-        for (var j = 0u; j < 4u; j++) {
-            var row = rows[j];
-            var valid = m_valid[j];
-            if (K_FASTEST) {
-                let m = m0 + 4u * slot.y + j;
-                row = a_row(min(m, shape.x - 1u));
-                valid = m < shape.x;
-            }
-            s.a[i][j] = select(0.0, load_a(row, kc), valid && k < k_end);
-        }
+        let at = StagedA(min(k, k_end - 1u), k < k_end, m0 + 4u * slot.y);
+        // Built whole: DX12's FXC rejects a vector component written through a loop index
+        // (src/gpu/fxc.rs).
+        s.a[i] = vec4<f32>(staged_a(rows, m_valid, at, 0u), staged_a(rows, m_valid, at, 1u),
+                           staged_a(rows, m_valid, at, 2u), staged_a(rows, m_valid, at, 3u));
     }
     for (var i = 0u; i < 2u; i++) {
         let slot = b_slot(t, i);
@@ -118,13 +130,12 @@ fn main(
 
     // The 4 rows of A this invocation loads in every K tile, decoded once.
     let mq = t % M_QUADS;
+    let m_first = m0 + 4u * mq;
     var rows: array<Row, 4>;
-    var m_valid: vec4<bool>;
     for (var j = 0u; j < 4u; j++) {
-        let m = m0 + 4u * mq + j;
-        rows[j] = a_row(min(m, shape.x - 1u));
-        m_valid[j] = m < shape.x;
+        rows[j] = a_row(min(m_first + j, shape.x - 1u));
     }
+    let m_valid = vec4<u32>(m_first) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(shape.x);
 
     var staged = stage(rows, m_valid, t, m0, n0, k_begin, k_end);
     var lo = mat4x4<f32>();   // rows 8 lid.y + 0..3

@@ -80,15 +80,30 @@ fn patch_row(q: u32, k: u32, r: u32) -> Six {
                    vec4<f32>(a.z, b.z, c.z, d.z), vec4<f32>(a.w, b.w, c.w, d.w),
                    vec4<f32>(b.x, c.x, d.x, e.x), vec4<f32>(b.y, c.y, d.y, e.y));
     }
-    var e: array<vec4<f32>, 6>;
-    for (var j = 0u; j < 4u; j++) {
-        let at = tile_at(min(4u * q + j, tiles() - 1u));
-        let row = i32(4u * at.y + r) - 1;
-        for (var c = 0u; c < 6u; c++) {
-            e[c][j] = input_at(at.x, k, row, i32(4u * at.z + c) - 1);
-        }
-    }
-    return Six(e[0], e[1], e[2], e[3], e[4], e[5]);
+    // Tile j's row is column j of the transposes, whose columns are e0..e5. Built whole:
+    // DX12's FXC rejects a vector component written through a loop index (src/gpu/fxc.rs).
+    let t0 = tile_patch_row(q, k, 0u, r);
+    let t1 = tile_patch_row(q, k, 1u, r);
+    let t2 = tile_patch_row(q, k, 2u, r);
+    let t3 = tile_patch_row(q, k, 3u, r);
+    let m = transpose(mat4x4<f32>(t0.first, t1.first, t2.first, t3.first));
+    return Six(m[0], m[1], m[2], m[3], vec4<f32>(t0.last.x, t1.last.x, t2.last.x, t3.last.x),
+               vec4<f32>(t0.last.y, t1.last.y, t2.last.y, t3.last.y));
+}
+
+// Row `r` of one tile's 6 x 6 input patch: inputs 0..3, then 4 and 5.
+struct TileRow {
+    first: vec4<f32>,
+    last: vec2<f32>,
+}
+
+// Row `r` of tile 4 q + j's patch (the last tile again past the end).
+fn tile_patch_row(q: u32, k: u32, j: u32, r: u32) -> TileRow {
+    let at = tile_at(min(4u * q + j, tiles() - 1u));
+    let row = i32(4u * at.y + r) - 1;
+    let c0 = i32(4u * at.z) - 1;
+    let last = vec2<f32>(input_at(at.x, k, row, c0 + 4), input_at(at.x, k, row, c0 + 5));
+    return TileRow(input_quad(at.x, k, row, c0), last);
 }
 
 // Column b of B^T d B (the column of the row-transformed patch, transformed down), stored:

@@ -23,9 +23,7 @@ fn transform_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let n = i % n_count;
     var g: array<vec3<f32>, 3>;
     for (var r = 0u; r < 3u; r++) {
-        for (var c = 0u; c < 3u; c++) {
-            g[r][c] = kernel_at(k, n, r, c);
-        }
+        g[r] = vec3<f32>(kernel_at(k, n, r, 0u), kernel_at(k, n, r, 1u), kernel_at(k, n, r, 2u));
     }
     let rows = kernel_rows(g[0], g[1], g[2]);
     for (var a = 0u; a < 4u; a++) {
@@ -60,16 +58,17 @@ fn patch_row(q: u32, k: u32, first: vec3<u32>, r: i32) -> PatchRow {
         return PatchRow(vec4<f32>(lo.xz, mid.xz), vec4<f32>(lo.yw, mid.yw),
                         vec4<f32>(lo.z, mid.xz, hi.x), vec4<f32>(lo.w, mid.yw, hi.y));
     }
-    var e: array<vec4<f32>, 4>;
-    for (var j = 0u; j < 4u; j++) {
-        let tj = min(4u * q + j, tiles() - 1u);
-        let at = tile_at(tj);
-        let row = i32(2u * at.y) - 1 + r;
-        for (var c = 0u; c < 4u; c++) {
-            e[c][j] = input_at(at.x, k, row, i32(2u * at.z + c) - 1);
-        }
-    }
-    return PatchRow(e[0], e[1], e[2], e[3]);
+    // Tile j's row is column j; its transpose's columns are e0..e3. Built whole: DX12's FXC
+    // rejects a vector component written through a loop index (src/gpu/fxc.rs).
+    let m = transpose(mat4x4<f32>(tile_patch_row(q, k, 0u, r), tile_patch_row(q, k, 1u, r),
+                                  tile_patch_row(q, k, 2u, r), tile_patch_row(q, k, 3u, r)));
+    return PatchRow(m[0], m[1], m[2], m[3]);
+}
+
+// Row `r` of tile 4 q + j's 4 x 4 input patch (the last tile again past the end).
+fn tile_patch_row(q: u32, k: u32, j: u32, r: i32) -> vec4<f32> {
+    let at = tile_at(min(4u * q + j, tiles() - 1u));
+    return input_quad(at.x, k, i32(2u * at.y) - 1 + r, i32(2u * at.z) - 1);
 }
 
 // The rows combined by B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].

@@ -2,6 +2,8 @@
 
 pub mod buffers;
 mod context;
+#[cfg(test)]
+mod fxc;
 pub mod interface;
 pub mod kernel;
 pub mod probe;
