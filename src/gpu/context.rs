@@ -221,6 +221,18 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
     Ok((adapter, format!("adapter {index}, chosen because {why}")))
 }
 
+/// The fewest invocations a subgroup of the adapter can have. wgpu reports 4..64 for every
+/// Metal device (wgpu-hal's metal/mod.rs), the range of all the GPUs Metal has run on; Apple's
+/// own GPUs (A-series, M-series) execute SIMD-groups of 32 threads, so there the subgroup
+/// kernels are offered too. Like every variant they are checked against the CPU reference on
+/// the device before one is chosen, so a device that computes them wrongly never uses them.
+fn smallest_subgroup(info: &wgpu::AdapterInfo) -> u32 {
+    match info.backend {
+        wgpu::Backend::Metal if info.name.starts_with("Apple") => 32,
+        _ => info.subgroup_min_size,
+    }
+}
+
 /// The usable adapters other than `info`'s, one "  index: description" line each: what a
 /// user whose adapter fails can try instead.
 pub fn other_usable_adapters(info: &wgpu::AdapterInfo) -> Vec<String> {
@@ -296,7 +308,7 @@ impl Gpu {
         let granted = device.features();
         // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
         // cannot run them.
-        let subgroups = granted.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
+        let subgroups = granted.contains(wgpu::Features::SUBGROUP) && smallest_subgroup(&info) >= 8;
         let features =
             GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
         Ok(Gpu {
@@ -362,13 +374,37 @@ impl Gpu {
 
     /// A key that changes whenever the adapter or its driver does (for caches of measurements).
     pub fn adapter_key(&self) -> String {
-        // A device opened with fewer features chooses among fewer variants: its own key.
-        let raw = format!(
-            "{}-{:?}-{}-{}-{:?}",
-            self.info.name, self.info.backend, self.info.driver, self.info.driver_info, self.limits_mode
-        );
-        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
+        adapter_key(&self.info, self.limits_mode, os_build)
     }
+}
+
+/// `Gpu::adapter_key`, with the OS build from `os_build` (asked only where it is needed).
+fn adapter_key(info: &wgpu::AdapterInfo, mode: LimitsMode, os_build: fn() -> String) -> String {
+    // A device opened with fewer features chooses among fewer variants: its own key. Metal
+    // reports no driver version (its driver comes with macOS), so there the OS build stands
+    // for it; elsewhere the driver's own version does, and an OS update that leaves the
+    // driver as it was keeps the measurements.
+    let mut driver = format!("{}-{}", info.driver, info.driver_info);
+    if info.driver.is_empty() && info.driver_info.is_empty() {
+        driver = format!("os {}", os_build());
+    }
+    let raw = format!("{}-{:?}-{driver}-{mode:?}", info.name, info.backend);
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
+}
+
+/// The operating system's build ("23E224" on macOS, the kernel release on Linux, the version
+/// line of `ver` on Windows), or "unknown".
+fn os_build() -> String {
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program).args(args).output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let build = match std::env::consts::OS {
+        "macos" | "ios" => run("sw_vers", &["-buildVersion"]),
+        "windows" => run("cmd", &["/C", "ver"]),
+        _ => std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|r| r.trim().to_string()),
+    };
+    build.filter(|b| !b.is_empty()).unwrap_or_else(|| "unknown".into())
 }
 
 /// The flag a device's loss, or an error that leaves it unusable, sets. A validation error
@@ -397,4 +433,45 @@ pub fn describe_info(info: &wgpu::AdapterInfo) -> String {
         "{} ({:?}, {:?}, driver {} {})",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, backend: wgpu::Backend, driver: &str) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            name: name.into(),
+            vendor: 0,
+            device: 0,
+            device_type: wgpu::DeviceType::IntegratedGpu,
+            device_pci_bus_id: String::new(),
+            driver: driver.into(),
+            driver_info: String::new(),
+            backend,
+            subgroup_min_size: 4,
+            subgroup_max_size: 64,
+            transient_saves_memory: None,
+            limit_bucket: None,
+        }
+    }
+
+    /// Metal names no driver version, so the OS build (which brings its driver) keys its
+    /// measurements; a driver that names its version is keyed by it alone.
+    #[test]
+    fn the_os_build_keys_the_cache_only_where_the_driver_has_no_version() {
+        let metal = info("Apple M2", wgpu::Backend::Metal, "");
+        let key = |build: fn() -> String| adapter_key(&metal, LimitsMode::Adapter, build);
+        assert_ne!(key(|| "23E224".into()), key(|| "24A335".into()));
+        let vulkan = info("Radeon 780M", wgpu::Backend::Vulkan, "radv Mesa 25.0.7");
+        let unasked = || panic!("the OS build is not needed where the driver names its version");
+        assert!(adapter_key(&vulkan, LimitsMode::Adapter, unasked).contains("Mesa_25.0.7"));
+    }
+
+    #[test]
+    fn apple_gpus_on_metal_have_subgroups_of_32() {
+        assert_eq!(smallest_subgroup(&info("Apple M1", wgpu::Backend::Metal, "")), 32);
+        assert_eq!(smallest_subgroup(&info("AMD Radeon Pro 5500M", wgpu::Backend::Metal, "")), 4);
+        assert_eq!(smallest_subgroup(&info("Apple M1", wgpu::Backend::Vulkan, "")), 4);
+    }
 }

@@ -44,8 +44,10 @@ impl Gpu {
     /// One sample: GPU timestamps around the pass where the device has them, else the wall
     /// clock over `WALL_CLOCK_REPEATS` runs in one submission.
     fn sample_ms(&self, dispatches: &[&Dispatch]) -> Result<f64, DeviceLost> {
-        if self.features.timestamps {
-            return self.timestamped_ms(dispatches);
+        if self.features.timestamps
+            && let Some(ms) = measured(self.timestamped_ms(dispatches)?)
+        {
+            return Ok(ms);
         }
         let start = Instant::now();
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -96,9 +98,16 @@ impl Gpu {
     }
 }
 
+/// A timestamp measurement that measured something. Some drivers offer timestamps and then
+/// write the same tick (or 0) at both ends: every candidate would take 0 ms, tie, and pass as
+/// safe from a watchdog however slow it is, so such a sample is not a time.
+fn measured(ms: f64) -> Option<f64> {
+    (ms > 0.0 && ms.is_finite()).then_some(ms)
+}
+
 impl Gpu {
     /// Milliseconds of each dispatch, each timed in its own pass (GPU timestamps; None when
-    /// the adapter has none). Pass boundaries add a little time of their own.
+    /// the adapter has none, or its timestamps read 0 for every dispatch). Pass boundaries add a little time of their own.
     pub fn profile(&self, dispatches: &[&Dispatch]) -> Option<Vec<f64>> {
         if !self.features.timestamps {
             return None;
@@ -136,6 +145,17 @@ impl Gpu {
             let period_ns = self.queue.get_timestamp_period() as f64;
             times.extend(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period_ns / 1e6));
         }
-        Some(times)
+        // No dispatch measured (see `measured`): the timestamps cannot be trusted here.
+        times.iter().any(|ms| measured(*ms).is_some()).then_some(times)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zero_ticks_are_not_a_time() {
+        assert_eq!(super::measured(0.0), None);
+        assert_eq!(super::measured(f64::NAN), None);
+        assert_eq!(super::measured(1.5), Some(1.5));
     }
 }

@@ -77,11 +77,16 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("shakeshake"))
 }
 
-/// FNV-1a over every embedded shader's text and the names of the variants there are to
-/// choose from (a new variant must be measured against the old choice).
-fn kernels_hash() -> u64 {
+/// The wgpu this program was built with (build.rs).
+pub const WGPU_VERSION: &str = env!("SHAKESHAKE_WGPU_VERSION");
+
+/// FNV-1a over every embedded shader's text, the names of the variants there are to choose
+/// from (a new variant must be measured against the old choice) and `wgpu_version` (another
+/// wgpu's naga writes other shader code for the driver).
+fn kernels_hash(wgpu_version: &str) -> u64 {
     let variants = crate::ops::conv2d::ConvVariant::ALL.map(|v| v.name()).join(" ");
-    fnv(crate::gpu::shaders::FILES.iter().flat_map(|(_, text)| text.bytes()).chain(variants.bytes()))
+    let shaders = crate::gpu::shaders::FILES.iter().flat_map(|(_, text)| text.bytes());
+    fnv(shaders.chain(variants.bytes()).chain(wgpu_version.bytes()))
 }
 
 /// Choosers in one process (trainings, tests) read the cache, add to it and write it back
@@ -114,7 +119,7 @@ impl VariantChooser {
     pub fn for_adapter(gpu: &Gpu) -> Self {
         // A change to any shader or to the set of variants makes earlier measurements stale:
         // the file name says which kernels they were made with.
-        let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), kernels_hash());
+        let name = format!("variants-{}-{:016x}.json", gpu.adapter_key(), kernels_hash(WGPU_VERSION));
         Self::with_cache(gpu, cache_dir().map(|d| d.join(name)))
     }
 
@@ -124,7 +129,8 @@ impl VariantChooser {
     }
 
     fn with_cache(gpu: &Gpu, path: Option<PathBuf>) -> Self {
-        Self::described(gpu.describe(), format!("{} {}", gpu.info.driver, gpu.info.driver_info), path)
+        let driver = format!("{} {} (wgpu {WGPU_VERSION})", gpu.info.driver, gpu.info.driver_info);
+        Self::described(gpu.describe(), driver, path)
     }
 
     fn described(adapter: String, driver: String, path: Option<PathBuf>) -> Self {
@@ -314,6 +320,12 @@ mod tests {
             tolerance: 0.5,
             failure: None,
         }
+    }
+
+    #[test]
+    fn another_wgpu_measures_again() {
+        assert_ne!(kernels_hash("30.0.2"), kernels_hash("30.0.3"));
+        assert!(WGPU_VERSION.starts_with("30."), "{WGPU_VERSION}");
     }
 
     /// Two choosers that measure one shape at once (two trainings, or tests beside each
