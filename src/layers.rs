@@ -13,7 +13,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["tuning"],
     &["model"],
     &["train"],
-    &["bench", "selftest"],
+    &["bench", "selftest", "kernels"],
 ];
 
 #[cfg(test)]

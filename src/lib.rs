@@ -18,13 +18,15 @@
 //! - `model`: the network declared once as a graph, its backward derived, buffers planned,
 //!   and its two executors (CPU reference and GPU step).
 //! - `train`: data, run directories, the training loop, checkpoints, download, the plot.
-//! - `bench`: op and training benchmarks; `selftest`: every check on the user's adapter.
+//! - `bench`: op and training benchmarks; `selftest`: every check on the user's adapter;
+//!   `kernels`: every pipeline a network could use, created and nothing run.
 
 pub mod bench;
 pub mod checks;
 pub mod cpu;
 pub mod files;
 pub mod gpu;
+pub mod kernels;
 pub mod layers;
 pub mod layout;
 pub mod model;

@@ -140,6 +140,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create every pipeline a network's training and evaluation could use on this adapter,
+    /// running nothing: each pipeline's label is printed as it is created, and one the driver
+    /// will not compile is listed with the compiler's message (exits non-zero then).
+    Kernels {
+        #[command(flatten)]
+        adapter: AdapterArg,
+        #[command(flatten)]
+        network: NetworkArgs,
+        /// Every convolution variant the device supports, not only those the tuner would
+        /// consider on it.
+        #[arg(long)]
+        all_variants: bool,
+    },
     /// Print the training step: every node in order, its tensors' shapes and buffers.
     Graph {
         #[command(flatten)]
@@ -300,6 +313,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         }
         Command::Adapters => adapters(),
         Command::Selftest { adapter, json } => selftest(&adapter, json),
+        Command::Kernels { adapter, network, all_variants } => {
+            kernels(&adapter.open()?, &network, all_variants)
+        }
         Command::Graph { network, backward } => {
             let graph = Graph::build(network.config()?, network.batch_size.max(1), Mode::Train);
             println!("{}", graph.summary());
@@ -411,6 +427,29 @@ fn adapters() -> Result<()> {
         };
         println!("   {verdict}");
     }
+    Ok(())
+}
+
+fn kernels(gpu: &Gpu, network: &NetworkArgs, all_variants: bool) -> Result<()> {
+    at_least_one("--batch-size", network.batch_size)?;
+    let config = network.config()?;
+    let created = shakeshake::kernels::create_all(gpu, config, network.batch_size, all_variants, |line| {
+        println!("{line}")
+    })?;
+    for failure in &created.failed {
+        println!("FAILED: {failure}");
+    }
+    let summary = format!(
+        "{} pipelines for {} at batch {} on {}",
+        created.pipelines,
+        config.paper_name(),
+        network.batch_size,
+        gpu.describe()
+    );
+    if !created.failed.is_empty() {
+        anyhow::bail!("{} of the {summary} did not compile (listed above)", created.failed.len());
+    }
+    eprintln!("{summary}: all compiled");
     Ok(())
 }
 

@@ -318,3 +318,36 @@ fn runs_within_webgpus_default_limits_when_asked() {
     assert!(text(&strict).contains("WebGPU's default limits"), "{}", text(&strict));
     assert_fails_with(&run("everything"), &["SHAKESHAKE_LIMITS", "webgpu-default"]);
 }
+
+/// `kernels` creates every pipeline a network's training and evaluation could use, naming
+/// each, and runs nothing; a variant whose pipelines the driver will not compile is listed
+/// with the compiler's message, and the command fails.
+#[test]
+fn kernels_creates_every_pipeline_and_lists_those_that_do_not_compile() {
+    let args = ["kernels", "--depth", "8", "--width", "8", "--batch-size", "16", "--all-variants"];
+    let out = shakeshake(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pipelines = stdout.lines().filter(|l| l.starts_with("pipeline ")).count();
+    // Every family of convolutions, the other ops of a training step, and evaluation's.
+    for kernel in [
+        "conv2d_forward_tiled::main",
+        "winograd4_transforms::transform_input",
+        "sgd::main",
+        "::eval_statistics",
+    ] {
+        assert!(stdout.contains(kernel), "{kernel}:\n{stdout}");
+    }
+    assert!(text(&out).contains(&format!("{pipelines} pipelines for 8 2x8d at batch 16")), "{}", text(&out));
+
+    let broken = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+        .args(args)
+        .env("SHAKESHAKE_UNCOMPILABLE_VARIANT", "tiled")
+        .output()
+        .unwrap();
+    assert_fails_with(
+        &broken,
+        &["did not compile", "FAILED: the driver could not compile kernel conv2d_forward_tiled"],
+    );
+    assert!(!text(&broken).contains("FAILED: the driver could not compile kernel conv2d_forward_direct"));
+}

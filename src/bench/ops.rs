@@ -8,7 +8,7 @@ use crate::model::graph::{ForwardOp, Node};
 use crate::model::{Graph, Mode, ModelConfig};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
-use crate::shapes::{BnShape, CLASSES, Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::shapes::{BnShape, CLASSES, IMAGE_BYTES, Normalization, SgdSettings};
 use crate::tuning::VariantChooser;
 use serde::Serialize;
 
@@ -93,18 +93,6 @@ pub fn op_figures(
 }
 
 /// The network's distinct convolution shapes, in order of first use.
-fn distinct_convs(graph: &Graph) -> Vec<Conv2dShape> {
-    let mut shapes: Vec<Conv2dShape> = vec![];
-    for node in &graph.nodes {
-        if let Node::Forward(ForwardOp::Conv { shape, .. }) = node
-            && !shapes.contains(shape)
-        {
-            shapes.push(*shape);
-        }
-    }
-    shapes
-}
-
 /// Convolution figures: the chosen variant of each pass, or every supported one.
 fn conv_figures(
     gpu: &Gpu,
@@ -114,7 +102,7 @@ fn conv_figures(
     report: &mut impl FnMut(OpFigure),
 ) -> anyhow::Result<()> {
     let mut chooser = VariantChooser::for_adapter(gpu);
-    for shape in distinct_convs(graph) {
+    for shape in graph.conv_shapes() {
         let name = shape.name();
         let passes: Vec<ConvPass> =
             ConvPass::ALL.into_iter().filter(|pass| filter.keeps("conv2d", pass.name(), &name)).collect();

@@ -346,6 +346,16 @@ impl Gpu {
         Gpu { grid_max_x: workgroups, ..self.clone() }
     }
 
+    /// From now on, print each pipeline's label on stdout before creating it.
+    pub fn announce_new_kernels(&self) {
+        self.kernels.lock().expect("kernel cache poisoned").announce = true;
+    }
+
+    /// Pipelines created on this device so far, and how many of them failed to compile.
+    pub fn kernels_made(&self) -> (usize, usize) {
+        self.kernels.lock().expect("kernel cache poisoned").counts()
+    }
+
     /// Ok while the device works; once it is lost or out of memory, why.
     pub fn check_alive(&self) -> Result<(), DeviceLost> {
         match self.failure.lock().expect("failure flag poisoned").as_ref() {

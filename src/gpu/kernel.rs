@@ -61,9 +61,19 @@ impl From<CompileError> for GpuError {
 pub struct KernelCache {
     modules: HashMap<&'static str, Result<wgpu::ShaderModule, String>>,
     pipelines: HashMap<String, Result<wgpu::ComputePipeline, String>>,
+    /// Print each pipeline's label on stdout before creating it (`shakeshake kernels`, so
+    /// that what a driver layer prints about a pipeline follows its name).
+    pub(super) announce: bool,
 }
 
 pub type SharedKernelCache = Arc<Mutex<KernelCache>>;
+
+impl KernelCache {
+    /// Pipelines asked for so far, and how many of them failed.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.pipelines.len(), self.pipelines.values().filter(|p| p.is_err()).count())
+    }
+}
 
 /// A compute pipeline of one entry point.
 #[derive(Clone)]
@@ -90,6 +100,9 @@ impl Kernel {
                     !def.needs_subgroups || gpu.features.subgroups,
                     "{module} needs subgroups, which this device lacks"
                 );
+                if cache.announce {
+                    println!("pipeline {label}");
+                }
                 let shader = cache.modules.entry(def.name).or_insert_with(|| create_module(gpu, def)).clone();
                 let made = shader.and_then(|shader| create_pipeline(gpu, &label, &shader, entry, constants));
                 cache.pipelines.insert(label.clone(), made.clone());

@@ -284,6 +284,19 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The distinct convolution shapes of the forward pass, in order.
+    pub fn conv_shapes(&self) -> Vec<Conv2dShape> {
+        let mut shapes: Vec<Conv2dShape> = vec![];
+        for node in &self.nodes {
+            if let Node::Forward(ForwardOp::Conv { shape, .. }) = node
+                && !shapes.contains(shape)
+            {
+                shapes.push(*shape);
+            }
+        }
+        shapes
+    }
+
     /// Declare Shake-Shake as the authors' Lua code defines it; in training mode derive the
     /// backward pass too.
     pub fn build(config: ModelConfig, batch: usize, mode: Mode) -> Graph {

@@ -147,6 +147,14 @@ impl VariantChooser {
         }
     }
 
+    /// Takes `variant` as `key`'s choice, as if checked here, without running anything: how
+    /// `shakeshake kernels` builds a step whose pipelines it only creates. In memory only.
+    pub fn assume(&mut self, key: &str, variant: &str) {
+        assert!(self.path.is_none(), "an assumed choice must not reach the kernel cache");
+        self.choices.insert(key.to_string(), variant.to_string());
+        self.checked.insert(key.to_string(), variant.to_string());
+    }
+
     /// The choices a training run made are kept in its own `file` and win over the cache, so
     /// a resumed run uses the same kernels, whatever the cache says by then (kernels that add
     /// in a different order round differently). A pinned choice the cache does not vouch for

@@ -45,6 +45,23 @@ fn pick_pass(
     pass: ConvPass,
     chooser: &mut VariantChooser,
 ) -> Result<ConvVariant> {
+    let candidates = candidates(gpu, shape, pass);
+    // The chosen variant's pipelines are created at the batch it will run: one that does not
+    // compile there is rejected, and the choice made again without it.
+    loop {
+        let chosen = choose_among(gpu, shape, pass, &candidates, chooser)?;
+        match Conv2d::with_variants(*shape, [chosen; 3]).compile(gpu, pass) {
+            Ok(()) => return Ok(chosen),
+            Err(failed) => {
+                chooser.reject(&key(pass, shape), chosen.name(), "does not compile", failed.to_string())
+            }
+        }
+    }
+}
+
+/// The variants the tuner considers for `pass` of `shape` on this device, in the order it
+/// tries them.
+pub fn candidates(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass) -> Vec<ConvVariant> {
     let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let mut candidates = checks::conv2d::variants_for(gpu, pass, shape);
     if on_cpu && gpu.features.subgroups && candidates.iter().any(|v| !v.is_gpu_shaped()) {
@@ -58,17 +75,7 @@ fn pick_pass(
     if !on_cpu {
         candidates.sort_by_key(|v| !v.is_gpu_shaped());
     }
-    // The chosen variant's pipelines are created at the batch it will run: one that does not
-    // compile there is rejected, and the choice made again without it.
-    loop {
-        let chosen = choose_among(gpu, shape, pass, &candidates, chooser)?;
-        match Conv2d::with_variants(*shape, [chosen; 3]).compile(gpu, pass) {
-            Ok(()) => return Ok(chosen),
-            Err(failed) => {
-                chooser.reject(&key(pass, shape), chosen.name(), "does not compile", failed.to_string())
-            }
-        }
-    }
+    candidates
 }
 
 /// The chooser's choice among `candidates`: remembered, or checked and timed here.

@@ -1,0 +1,67 @@
+//! `shakeshake kernels`: create every pipeline a network's training and evaluation could use
+//! on this adapter, dispatching nothing. Each pipeline's label is printed as it is created,
+//! so a driver layer that reports on pipelines (the AMD compiler statistics of
+//! scripts/amd-stats.sh) can name each one, and a pipeline the driver will not compile is
+//! listed with the compiler's message.
+
+use crate::gpu::Gpu;
+use crate::model::gpu_params::GpuParams;
+use crate::model::gpu_step::StepGraph;
+use crate::model::{Graph, Mode, ModelConfig, ParamStore};
+use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
+use crate::shapes::{Normalization, SgdSettings};
+use crate::tuning::{VariantChooser, conv2d as tuner};
+
+/// What was created, and what would not compile.
+pub struct Created {
+    pub pipelines: usize,
+    pub failed: Vec<String>,
+}
+
+/// Every convolution variant of every pass of `config`'s layers at `batch` (with
+/// `all_variants`, every one the device supports; else those the tuner would consider
+/// here), then the rest of the training and evaluation steps with the first variant of each
+/// pass that compiled. `report` gets a line for each convolution tried.
+pub fn create_all(
+    gpu: &Gpu,
+    config: ModelConfig,
+    batch: usize,
+    all_variants: bool,
+    mut report: impl FnMut(&str),
+) -> anyhow::Result<Created> {
+    gpu.announce_new_kernels();
+    let train = Graph::build(config, batch, Mode::Train);
+    let mut chooser = VariantChooser::in_memory(gpu);
+    let mut failed = vec![];
+    for shape in train.conv_shapes() {
+        for pass in ConvPass::ALL {
+            let variants = if all_variants {
+                crate::checks::conv2d::variants_for(gpu, pass, &shape)
+            } else {
+                tuner::candidates(gpu, &shape, pass)
+            };
+            let mut compiled: Vec<ConvVariant> = vec![];
+            for v in variants {
+                report(&format!("conv2d {} {} {}", pass.name(), shape.name(), v.name()));
+                match Conv2d::with_variants(shape, [v; 3]).compile(gpu, pass) {
+                    Ok(()) => compiled.push(v),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            if let Some(first) = compiled.first() {
+                chooser.assume(&tuner::key(pass, &shape), first.name());
+            }
+        }
+    }
+    report("the rest of the training and evaluation steps");
+    let params = GpuParams::upload(gpu, &ParamStore::init(&train.params, 0), None);
+    for mode in [Mode::Train, Mode::Eval] {
+        let graph = Graph::build(config, batch, mode);
+        let (norm, sgd) = (Normalization::CIFAR10, SgdSettings::PAPER);
+        if let Err(e) = StepGraph::new(gpu, &graph, &params, &norm, &sgd, &mut chooser, None) {
+            failed.push(format!("{e:#}"));
+        }
+    }
+    gpu.check_alive()?;
+    Ok(Created { pipelines: gpu.kernels_made().0, failed })
+}
