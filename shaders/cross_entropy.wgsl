@@ -1,7 +1,7 @@
 // Softmax cross-entropy averaged over the batch, and the number of correct predictions.
 // `metrics` accumulates on the GPU so the trainer reads it only when it wants to show it:
 //   [0] sum of per-image losses, [1] correct predictions, [2] images seen (all accumulated),
-//   [3] this batch's mean loss.
+//   [3] this batch's mean loss, [4] steps that ran to their end (`count_step`).
 
 struct LossParams {
     batch: u32,
@@ -63,6 +63,15 @@ fn forward(@builtin(local_invocation_index) t: u32) {
         metrics[2] += f32(lp.batch);
         metrics[3] = total.x / f32(lp.batch);
     }
+}
+
+// A step's last dispatch: one more step that ran to its end. The trainer compares the count
+// with the steps it submitted, so a step whose commands did not run (a driver that stops a
+// long command buffer and reports it completed, as macOS does) is an error, not a silent gap.
+// Exact in f32 up to 2^24 steps an epoch.
+@compute @workgroup_size(1)
+fn count_step() {
+    metrics[4] += 1.0;
 }
 
 // d(mean loss)/d logits = (softmax - onehot) / batch.

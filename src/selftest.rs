@@ -42,7 +42,7 @@ pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
     let params = GpuParams::upload(gpu, &store, None);
     let mut chooser = VariantChooser::in_memory(gpu);
     let step = StepGraph::new(gpu, &g, &params, &norm, &SgdSettings::PAPER, &mut chooser, None)?;
-    params.set_metrics(gpu, &[0.0; 4]);
+    params.set_metrics(gpu, &[0.0; crate::ops::cross_entropy::METRICS_LEN], 0);
     step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
     let metrics: Vec<f32> = gpu.read(&params.metrics);
 
@@ -59,6 +59,11 @@ pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
     let mut checks = vec![
         check("loss".into(), relative_error(&metrics[3..4], &[want.loss], 1.0), NETWORK_TOLERANCE),
         check("correct predictions".into(), (metrics[1] as f64 - want.correct as f64).abs(), 0.0),
+        check(
+            "steps counted".into(),
+            (metrics[crate::ops::cross_entropy::STEP_COUNTER] as f64 - 1.0).abs(),
+            0.0,
+        ),
     ];
     let grads = params.download_grads(gpu)?;
     let after = params.download(gpu)?;

@@ -156,7 +156,7 @@ fn selftest_passes_on_every_adapter_and_reports_a_broken_or_uncompilable_variant
 }
 
 #[test]
-fn a_lost_device_keeps_the_last_checkpoint_and_says_to_resume() {
+fn a_lost_hung_or_skipping_device_keeps_the_last_checkpoint_and_says_to_resume() {
     let dir = temp_dir("lost-device");
     tiny_cifar(&dir, 20);
     let (cache, run) = (warm_cache(&dir), dir.join("run"));
@@ -182,6 +182,26 @@ fn a_lost_device_keeps_the_last_checkpoint_and_says_to_resume() {
     assert_ok(&eval);
     assert_ok(&resume_run(&cache, &run));
     assert!(run.join("model.safetensors").exists());
+
+    // A step the GPU did not run though it reported it done (a driver that stops a long
+    // command buffer): its count at the epoch's end is short, and the run ends as for a lost
+    // device, with the last checkpoint intact.
+    let dropped = dir.join("dropped");
+    let out = train_with(&cache, &dir, &dropped, &[("SHAKESHAKE_DROP_STEP", "3")]);
+    assert_fails_with(
+        &out,
+        &["ran 1 of the 2 steps submitted", "in epoch 2", "checkpoint of step 2", "--resume"],
+    );
+    assert_ok(&resume_run(&cache, &dropped));
+    assert!(dropped.join("model.safetensors").exists());
+
+    // A GPU that does not finish within the wait limit counts as hung, and the run ends as
+    // for a lost device (the test fixes the limit at 1 ms; a run derives it from its steps).
+    let hung = train_with(&cache, &dir, &dir.join("hung"), &[("SHAKESHAKE_WAIT_LIMIT_MS", "1")]);
+    assert_fails_with(
+        &hung,
+        &["GPU stopped working (it had not finished its work after 1.0ms", "No checkpoint"],
+    );
 
     // Lost before any checkpoint: nothing to resume, and it says so.
     let early = train_with(&cache, &dir, &dir.join("early"), &[("SHAKESHAKE_LOSE_DEVICE_AFTER_STEPS", "1")]);

@@ -13,22 +13,31 @@ pub fn metrics_and_gradient(gpu: &Gpu) -> Checked {
     let logits: Vec<f64> = test_values(batch * classes, 61).iter().map(|v| (v * 4.0) as f32 as f64).collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % classes as u32).collect();
     let (lb, labb) = (upload(gpu, &logits), gpu.storage_from("labels", &labels));
-    let metrics = gpu.storage("metrics", ops::cross_entropy::METRICS_LEN);
+    let metrics = gpu.storage("metrics", ops::cross_entropy::METRICS_FLOATS);
     let dl = gpu.storage("dlogits", logits.len());
     let forward =
         ops::cross_entropy::forward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&metrics).into())?;
     let backward =
         ops::cross_entropy::backward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&dl).into())?;
-    // Twice: the totals accumulate, the last mean does not.
-    gpu.run(&[&forward, &forward, &backward]);
+    let count = ops::cross_entropy::count_step(gpu, (&metrics).into())?;
+    // Twice: the totals accumulate, the last mean does not; so do the steps counted.
+    gpu.run(&[&forward, &count, &forward, &backward, &count]);
     let (loss, correct) = cpu::cross_entropy::forward(&logits, &labels, classes);
     assert!(correct > 0 && correct < batch, "the case's data should have some right and some wrong");
     let n = batch as f64;
-    let want = [2.0 * loss * n, 2.0 * correct as f64, 2.0 * n, loss];
+    let want = [2.0 * loss * n, 2.0 * correct as f64, 2.0 * n, loss, 2.0];
     let want_dl = cpu::cross_entropy::backward(&logits, &labels, classes);
     let shape = format!("{batch}x{classes}");
     Ok(vec![
-        compare("cross_entropy", "loss metrics", "-", &shape, &gpu.read(&metrics), &want, TOLERANCE),
+        compare(
+            "cross_entropy",
+            "metrics, steps counted",
+            "-",
+            &shape,
+            &gpu.read(&metrics),
+            &want,
+            TOLERANCE,
+        ),
         compare("cross_entropy", "dlogits", "-", &shape, &gpu.read(&dl), &want_dl, TOLERANCE),
     ])
 }

@@ -89,6 +89,16 @@ pub struct Gpu {
     pub(crate) kernels: super::kernel::SharedKernelCache,
     /// Why the device can no longer be used, once it cannot (see `check_alive`).
     failure: Arc<Mutex<Option<String>>>,
+    /// How long a wait for the GPU may take before the device counts as hung (none: for
+    /// ever). See `set_wait_limit`.
+    wait_limit: Arc<Mutex<Option<WaitLimit>>>,
+}
+
+/// A deadline for every wait on the GPU, and what it was derived from (for the message).
+#[derive(Clone, Debug)]
+pub struct WaitLimit {
+    pub limit: std::time::Duration,
+    pub why: String,
 }
 
 /// The device can no longer be used: lost (a driver reset after a hang or timeout, a driver
@@ -322,6 +332,7 @@ impl Gpu {
             grid_max_x,
             kernels: Default::default(),
             failure,
+            wait_limit: Default::default(),
         })
     }
 
@@ -371,10 +382,28 @@ impl Gpu {
 
     /// Block until everything submitted so far has finished.
     pub fn try_wait(&self) -> Result<(), DeviceLost> {
-        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
-            self.fail(format!("waiting for it failed: {e}"));
+        self.try_wait_for(None)
+    }
+
+    /// Block until `submission` (or everything, with none) has finished; past the wait limit
+    /// the device counts as hung: it is failed, and the wait an error.
+    pub fn try_wait_for(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<(), DeviceLost> {
+        let limit = self.wait_limit.lock().expect("wait limit poisoned").clone();
+        let timeout = limit.as_ref().map(|l| l.limit);
+        match self.device.poll(wgpu::PollType::Wait { submission_index: submission, timeout }) {
+            Ok(_) => {}
+            Err(wgpu::PollError::Timeout) => {
+                let l = limit.expect("only a wait with a limit times out");
+                self.fail(format!("it had not finished its work after {:.1?}, {}", l.limit, l.why));
+            }
+            Err(e) => self.fail(format!("waiting for it failed: {e}")),
         }
         self.check_alive()
+    }
+
+    /// Every later wait gives up after `limit` (see `try_wait_for`).
+    pub fn set_wait_limit(&self, limit: Option<WaitLimit>) {
+        *self.wait_limit.lock().expect("wait limit poisoned") = limit;
     }
 
     /// `try_wait`, for callers that cannot go on without the device.

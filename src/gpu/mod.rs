@@ -11,7 +11,7 @@ pub mod shaders;
 pub mod timing;
 
 pub use context::{
-    AdapterChoice, DeviceLost, Gpu, GrantedFeatures, LimitsMode, choose_adapter, describe_info,
+    AdapterChoice, DeviceLost, Gpu, GrantedFeatures, LimitsMode, WaitLimit, choose_adapter, describe_info,
     list_adapters, other_usable_adapters, unusable,
 };
 pub use interface::{Binding, ShaderInterface};

@@ -65,7 +65,7 @@ impl GpuParams {
             velocity,
             running,
             step: gpu.uniform("step", &StepUniform::default()),
-            metrics: gpu.storage("metrics", cross_entropy::METRICS_LEN),
+            metrics: gpu.storage("metrics", cross_entropy::METRICS_FLOATS),
         }
     }
 
@@ -123,9 +123,12 @@ impl GpuParams {
         Ok(v)
     }
 
-    /// Set the metrics accumulators: zeros at an epoch's start, the saved sums when an epoch
-    /// resumes in its middle.
-    pub fn set_metrics(&self, gpu: &Gpu, values: &[f32; cross_entropy::METRICS_LEN]) {
-        gpu.queue.write_buffer(&self.metrics, 0, bytemuck::cast_slice(values));
+    /// Set the metrics accumulators and the count of steps that ran: zeros at an epoch's
+    /// start, the saved sums and the batches done when an epoch resumes in its middle.
+    pub fn set_metrics(&self, gpu: &Gpu, values: &[f32; cross_entropy::METRICS_LEN], steps: usize) {
+        let mut all = [0.0; cross_entropy::METRICS_FLOATS];
+        all[..cross_entropy::METRICS_LEN].copy_from_slice(values);
+        all[cross_entropy::STEP_COUNTER] = steps as f32;
+        gpu.queue.write_buffer(&self.metrics, 0, bytemuck::cast_slice(&all));
     }
 }

@@ -3,8 +3,13 @@
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::struct_layout;
 
-/// Floats of the metrics buffer: loss sum, correct, images (accumulated), last batch's mean loss.
+/// The metrics accumulators: loss sum, correct, images (accumulated), last batch's mean loss.
 pub const METRICS_LEN: usize = 4;
+/// Where the metrics buffer counts the steps that ran to their end (`count_step`), after
+/// the accumulators.
+pub const STEP_COUNTER: usize = METRICS_LEN;
+/// Floats of the metrics buffer.
+pub const METRICS_FLOATS: usize = METRICS_LEN + 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -45,6 +50,11 @@ pub fn forward(
         &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (METRICS, metrics)],
         [1, 1, 1],
     ))
+}
+
+/// One more step counted in `metrics[STEP_COUNTER]`: recorded last in every step.
+pub fn count_step(gpu: &Gpu, metrics: Slice) -> Result<Dispatch, CompileError> {
+    Ok(Kernel::new(gpu, "cross_entropy", "count_step", &[])?.dispatch(gpu, &[(METRICS, metrics)], [1, 1, 1]))
 }
 
 /// dlogits of the batch-mean loss.

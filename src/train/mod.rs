@@ -8,3 +8,4 @@ pub mod plot;
 pub mod run_dir;
 pub mod session;
 pub mod trainer;
+pub mod watchdog;

@@ -8,6 +8,7 @@ use crate::model::gpu_step::StepGraph;
 use crate::model::requirements::Requirements;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
+use crate::ops::cross_entropy::{METRICS_LEN, STEP_COUNTER};
 use crate::shapes::{IMAGE_BYTES, Normalization, SgdSettings};
 use crate::tuning::VariantChooser;
 use anyhow::{Result, bail};
@@ -114,15 +115,25 @@ impl Session {
     }
 
     /// Logits of every image of `data` (in order), through `graphs` (evaluation mode).
+    /// The logits of every image of `data`. Every batch must have run to its end (the step
+    /// counter): a skipped one would leave the previous batch's logits in its place.
     pub fn logits(&self, graphs: &Graphs, data: &Dataset) -> Result<Vec<f32>, DeviceLost> {
         let batch = graphs.full.batch;
         let mut logits = Vec::with_capacity(data.len() * 10);
+        self.params.set_metrics(&self.gpu, &[0.0; METRICS_LEN], 0);
         for start in (0..data.len()).step_by(batch) {
             let n = batch.min(data.len() - start);
             let g = graphs.for_batch(n);
             let pixels = &data.pixels[start * IMAGE_BYTES..(start + n) * IMAGE_BYTES];
             g.submit(&self.gpu, &self.params, pixels, &vec![0; n], StepUniform::default());
             logits.extend(g.read_logits(&self.gpu)?);
+        }
+        let submitted = data.len().div_ceil(batch);
+        let ran = self.gpu.try_read::<f32>(&self.params.metrics)?[STEP_COUNTER] as usize;
+        if ran != submitted {
+            return Err(DeviceLost(format!(
+                "it ran {ran} of the {submitted} evaluation batches submitted, though it reported them all done"
+            )));
         }
         Ok(logits)
     }

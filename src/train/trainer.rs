@@ -8,11 +8,12 @@ use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
 };
 use super::session::{Session, check_fits};
-use crate::gpu::Gpu;
+use super::watchdog::Watchdog;
 use crate::gpu::probe::ReadbackProbe;
+use crate::gpu::{DeviceLost, Gpu};
 use crate::model::{Graph, Mode, ParamStore};
 use crate::ops::StepUniform;
-use crate::ops::cross_entropy::METRICS_LEN;
+use crate::ops::cross_entropy::{METRICS_FLOATS, METRICS_LEN, STEP_COUNTER};
 use crate::shapes::{IMAGE_BYTES, SgdSettings};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -152,7 +153,7 @@ pub fn train(
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
     let mut step = start.step;
-    let mut probe = ReadbackProbe::new(&session.gpu, METRICS_LEN);
+    let mut probe = ReadbackProbe::new(&session.gpu, METRICS_FLOATS);
     let (mut pixels, mut labels) = (vec![0u8; opts.batch_size * IMAGE_BYTES], vec![0u32; opts.batch_size]);
     let last_epoch = schedule.stop_after.map_or(opts.epochs, |n| opts.epochs.min(start.epoch + n));
     let stop_at_step = stop_after_steps().map(|n| start.step + n);
@@ -160,13 +161,14 @@ pub fn train(
     let mut last_checkpoint = Instant::now();
     let on_cpu = session.gpu.info.device_type == wgpu::DeviceType::Cpu;
     let invocation_started = Instant::now();
+    let mut watchdog = Watchdog::start(&session.gpu);
     for epoch in start.epoch..last_epoch {
         let started = Instant::now();
         let bar = progress_bar(epoch, opts.epochs, train_set.len());
         // An epoch resumed in its middle sums on from where it stopped.
         let skip = if epoch == start.epoch { start.batches } else { 0 };
         let metrics = if skip > 0 { start.metrics } else { [0.0; METRICS_LEN] };
-        session.params.set_metrics(&session.gpu, &metrics);
+        session.params.set_metrics(&session.gpu, &metrics, skip);
         bar.inc((skip * opts.batch_size).min(train_set.len()) as u64);
         let order = epoch_order(opts.seed, epoch, train_set.len());
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
@@ -194,11 +196,9 @@ pub fn train(
             // Two steps in flight: the CPU prepares the next batch while the GPU works.
             if in_flight.len() > 2 {
                 let oldest = in_flight.pop_front().expect("in flight");
-                let _ = session
-                    .gpu
-                    .device
-                    .poll(wgpu::PollType::Wait { submission_index: Some(oldest), timeout: None });
+                session.gpu.try_wait_for(Some(oldest)).map_err(|e| lost(e, epoch, step, saved, run))?;
             }
+            watchdog.step_done(&session.gpu);
             bar.inc(n as u64);
             let m = probe.poll(&session.gpu);
             session.gpu.check_alive().map_err(|e| lost(e, epoch, step, saved, run))?;
@@ -227,9 +227,12 @@ pub fn train(
             let stop = STOP.load(Ordering::SeqCst) || stop_at_step == Some(step);
             let due = schedule.checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
             if stop || due {
-                let m = probe.finish(&session.gpu, metrics).map_err(|e| lost(e, epoch, step, saved, run))?;
+                let m = probe
+                    .finish(&session.gpu, metrics)
+                    .and_then(|m| counted(m, batch + 1))
+                    .map_err(|e| lost(e, epoch, step, saved, run))?;
                 check_finite(m, epoch, step)?;
-                let metrics = m.try_into().expect("the probe reads METRICS_LEN floats");
+                let metrics = m[..METRICS_LEN].try_into().expect("the probe reads the metrics buffer");
                 let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
                 save_checkpoint(&session, run, epoch, position, saved)?;
                 saved = Some(position);
@@ -250,6 +253,7 @@ pub fn train(
         }
         let m = probe
             .finish(&session.gpu, &session.params.metrics)
+            .and_then(|m| counted(m, steps_per_epoch as usize))
             .map_err(|e| lost(e, epoch, step, saved, run))?;
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -357,6 +361,20 @@ fn lost(
         None => "No checkpoint had been written yet: start the run again.".to_string(),
     };
     anyhow::anyhow!("{e} in epoch {} by step {step}.{hint} {next}", epoch + 1)
+}
+
+/// `metrics` (read after the GPU finished), unless its count of the epoch's steps that ran
+/// to their end is not `submitted`: then the GPU skipped work it reported done, and the run
+/// ends as for a lost device, its last checkpoint intact.
+fn counted(metrics: &[f32], submitted: usize) -> Result<&[f32], DeviceLost> {
+    let ran = metrics[STEP_COUNTER] as usize;
+    if ran == submitted {
+        return Ok(metrics);
+    }
+    Err(DeviceLost(format!(
+        "it ran {ran} of the {submitted} steps submitted in this epoch, though it reported them all done: \
+         its driver may have stopped a long command buffer (a smaller --batch-size makes each shorter)"
+    )))
 }
 
 /// A loss that is no longer finite ends the run at once: nothing after it is worth keeping,
