@@ -114,9 +114,9 @@ impl Session {
         Graphs::new(&settings, mode, batch, images)
     }
 
-    /// Logits of every image of `data` (in order), through `graphs` (evaluation mode).
-    /// The logits of every image of `data`. Every batch must have run to its end (the step
-    /// counter): a skipped one would leave the previous batch's logits in its place.
+    /// Logits of every image of `data` (in order), through `graphs` (evaluation mode). Every
+    /// batch must have run to its end (the step counter): a skipped one would leave the
+    /// previous batch's logits in its place.
     pub fn logits(&self, graphs: &Graphs, data: &Dataset) -> Result<Vec<f32>, DeviceLost> {
         let batch = graphs.full.batch;
         let mut logits = Vec::with_capacity(data.len() * 10);
