@@ -6,6 +6,7 @@ use shakeshake::bench;
 use shakeshake::cpu::cross_entropy::softmax;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
 use shakeshake::model::graph::Node;
+use shakeshake::model::memory::{Memory, RunSize};
 use shakeshake::model::{Graph, Mode, ModelConfig};
 use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
 use shakeshake::train::data::{self, Dataset};
@@ -426,6 +427,10 @@ fn adapters() -> Result<()> {
             },
         };
         println!("   {verdict}");
+        // The full CIFAR-10 run, before its kernels are chosen.
+        let run = RunSize { batch: 128, train_images: 50_000, test_images: 10_000 };
+        let on_gpu = a.get_info().device_type != wgpu::DeviceType::Cpu;
+        println!("   that run needs at most {} of device memory", Memory::at_most(default, run, on_gpu));
     }
     Ok(())
 }

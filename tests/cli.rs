@@ -351,3 +351,49 @@ fn kernels_creates_every_pipeline_and_lists_those_that_do_not_compile() {
     );
     assert!(!text(&broken).contains("FAILED: the driver could not compile kernel conv2d_forward_direct"));
 }
+
+/// The device memory `train` prints before allocating is within 10 % of what wgpu then
+/// allocates (8 2x16d at batch 128: a full and a last batch of training, and evaluation).
+/// Out of memory, the error names what the run needs and a batch, and that batch trains.
+#[test]
+fn the_memory_estimate_matches_wgpu_and_out_of_memory_names_a_batch_that_fits() {
+    let dir = temp_dir("memory");
+    tiny_cifar(&dir, 60);
+    let cache = dir.join("cache");
+    let train = |run: &str, batch: &str, memory_mb: Option<&str>| {
+        let (data, run) = (dir.to_str().unwrap().to_string(), dir.join(run).to_str().unwrap().to_string());
+        let args = ["train", "--data", &data, "--run-dir", &run, "--records-per-file", "60", "--epochs", "1"];
+        let mut command = command(&cache, &args);
+        command.args(["--depth", "8", "--width", "16", "--batch-size", batch]);
+        if let Some(mb) = memory_mb {
+            command.env("SHAKESHAKE_DEVICE_MEMORY_MB", mb);
+        }
+        command.output().unwrap()
+    };
+    // The number after `prefix` on its line.
+    let number_after = |out: &Output, prefix: &str| -> f64 {
+        let t = text(out);
+        let rest = t.split(prefix).nth(1).unwrap_or_else(|| panic!("no {prefix:?} in:\n{t}"));
+        rest.split(|c: char| !c.is_ascii_digit() && c != '.').next().unwrap().parse().unwrap()
+    };
+
+    let out = train("fits", "128", None);
+    assert!(out.status.success(), "{}", text(&out));
+    let (estimate, allocated) =
+        (number_after(&out, "Device memory: "), number_after(&out, "wgpu allocated "));
+    assert!(
+        (estimate - allocated).abs() <= 0.1 * allocated,
+        "estimate {estimate} MB, allocated {allocated} MB"
+    );
+
+    let short = train("short", "128", Some("60"));
+    assert_fails_with(
+        &short,
+        &["ran out of memory allocating this run, which needs about", "use --batch-size"],
+    );
+    let batch = number_after(&short, "use --batch-size ").to_string();
+    assert!(batch.parse::<usize>().unwrap() < 128, "{batch}");
+    let smaller = train("smaller", &batch, Some("60"));
+    assert!(smaller.status.success(), "batch {batch}:\n{}", text(&smaller));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

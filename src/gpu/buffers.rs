@@ -9,12 +9,31 @@ const STORAGE: wgpu::BufferUsages =
 impl Gpu {
     /// A zeroed storage buffer of `floats` 4-byte elements.
     pub fn storage(&self, label: &str, floats: usize) -> wgpu::Buffer {
+        let mut size = (floats.max(1) * 4) as u64;
+        if let Some(allocated) = self.over_test_memory_limit(size) {
+            // As wgpu does when the driver is out of memory: the device fails, the buffer is
+            // of no use (nothing runs after).
+            self.fail_out_of_memory(Some(allocated));
+            size = 4;
+        }
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (floats.max(1) * 4) as u64,
+            size,
             usage: STORAGE,
             mapped_at_creation: false,
         })
+    }
+
+    /// Test hook: `SHAKESHAKE_DEVICE_MEMORY_MB=N` makes a storage buffer that would take the
+    /// allocator past N MB fail as out of memory (where wgpu reports what it allocated):
+    /// the bytes allocated then.
+    fn over_test_memory_limit(&self, bytes: u64) -> Option<u64> {
+        static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        let limit =
+            LIMIT.get_or_init(|| std::env::var("SHAKESHAKE_DEVICE_MEMORY_MB").ok()?.parse::<u64>().ok());
+        let mb = (*limit)?;
+        let used = self.device.generate_allocator_report()?.total_allocated_bytes;
+        (used + bytes > mb * 1_000_000).then_some(used)
     }
 
     /// A storage buffer holding `data` (f32, u32, ...).

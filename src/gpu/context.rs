@@ -89,6 +89,8 @@ pub struct Gpu {
     pub(crate) kernels: super::kernel::SharedKernelCache,
     /// Why the device can no longer be used, once it cannot (see `check_alive`).
     failure: Arc<Mutex<Option<String>>>,
+    /// Bytes wgpu had allocated when the device ran out of memory (where the backend tells).
+    allocated_at_oom: Arc<Mutex<Option<u64>>>,
     /// How long a wait for the GPU may take before the device counts as hung (none: for
     /// ever). See `set_wait_limit`.
     wait_limit: Arc<Mutex<Option<WaitLimit>>>,
@@ -119,13 +121,25 @@ const GRID_MAX_X: u32 = 32768;
 
 fn instance() -> wgpu::Instance {
     // wgpu's own variables apply (`WGPU_DX12_COMPILER=dxc`, `WGPU_BACKEND=vulkan`, ...).
-    wgpu::Instance::new(
-        wgpu::InstanceDescriptor {
-            backends: wgpu::Backends::all(),
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        }
-        .with_env(),
-    )
+    let mut descriptor = wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::all(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    }
+    .with_env();
+    // Past this share of the memory budget the driver reports (Vulkan's memory budget,
+    // DX12's), creating a buffer is an out-of-memory error rather than memory paged out to
+    // the system: on an iGPU sharing memory with the CPU, paging makes a run crawl.
+    descriptor.memory_budget_thresholds = wgpu::MemoryBudgetThresholds {
+        for_resource_creation: Some(memory_budget_percent()),
+        for_device_loss: None,
+    };
+    wgpu::Instance::new(descriptor)
+}
+
+/// 95 % of the driver's budget; test hook: `SHAKESHAKE_MEMORY_BUDGET_PERCENT=N` (1-100).
+fn memory_budget_percent() -> u8 {
+    let hook = std::env::var("SHAKESHAKE_MEMORY_BUDGET_PERCENT").ok().and_then(|p| p.parse().ok());
+    hook.filter(|p| (1..=100).contains(p)).unwrap_or(95)
 }
 
 /// Every adapter on every backend wgpu supports here, in a stable order.
@@ -313,7 +327,8 @@ impl Gpu {
             ..Default::default()
         }))
         .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
-        let failure = watch_for_failure(&device);
+        let allocated_at_oom: Arc<Mutex<Option<u64>>> = Default::default();
+        let failure = watch_for_failure(&device, allocated_at_oom.clone());
         let grid_max_x = GRID_MAX_X.min(limits.max_compute_workgroups_per_dimension);
         let granted = device.features();
         // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
@@ -332,6 +347,7 @@ impl Gpu {
             grid_max_x,
             kernels: Default::default(),
             failure,
+            allocated_at_oom,
             wait_limit: Default::default(),
         })
     }
@@ -376,6 +392,17 @@ impl Gpu {
     }
 
     /// Record that the device can no longer be used (the first reason is kept).
+    /// The device ran out of memory with `allocated` bytes in use.
+    pub(crate) fn fail_out_of_memory(&self, allocated: Option<u64>) {
+        *self.allocated_at_oom.lock().expect("not poisoned") = allocated;
+        self.fail(OUT_OF_MEMORY.into());
+    }
+
+    /// Bytes wgpu had allocated when the device ran out of memory, where the backend tells.
+    pub fn allocated_at_out_of_memory(&self) -> Option<u64> {
+        *self.allocated_at_oom.lock().expect("not poisoned")
+    }
+
     pub(crate) fn fail(&self, why: String) {
         self.failure.lock().expect("failure flag poisoned").get_or_insert(why);
     }
@@ -448,7 +475,10 @@ fn os_build() -> String {
 
 /// The flag a device's loss, or an error that leaves it unusable, sets. A validation error
 /// is a bug in this program, not the device's: it panics, as wgpu's default handler does.
-fn watch_for_failure(device: &wgpu::Device) -> Arc<Mutex<Option<String>>> {
+fn watch_for_failure(
+    device: &wgpu::Device,
+    allocated_at_oom: Arc<Mutex<Option<u64>>>,
+) -> Arc<Mutex<Option<String>>> {
     let failure: Arc<Mutex<Option<String>>> = Default::default();
     let on_lost = failure.clone();
     device.set_device_lost_callback(move |reason, message| {
@@ -456,15 +486,34 @@ fn watch_for_failure(device: &wgpu::Device) -> Arc<Mutex<Option<String>>> {
         on_lost.lock().expect("failure flag poisoned").get_or_insert(why);
     });
     let on_error = failure.clone();
+    // The handler runs after wgpu has returned from the failed call, so the allocator can
+    // be asked what it holds.
+    let allocator = device.clone();
     device.on_uncaptured_error(Arc::new(move |error| {
+        if matches!(error, wgpu::Error::OutOfMemory { .. }) {
+            let used = allocator.generate_allocator_report().map(|r| r.total_allocated_bytes);
+            allocated_at_oom.lock().expect("not poisoned").get_or_insert_with(|| used.unwrap_or(0));
+        }
         let mut failure = on_error.lock().expect("failure flag poisoned");
         if failure.is_none() && matches!(error, wgpu::Error::Validation { .. }) {
             drop(failure);
             panic!("wgpu validation error: {error}");
         }
-        failure.get_or_insert_with(|| error.to_string());
+        failure.get_or_insert_with(|| match error {
+            wgpu::Error::OutOfMemory { .. } => OUT_OF_MEMORY.to_string(),
+            other => other.to_string(),
+        });
     }));
     failure
+}
+
+/// What `DeviceLost` says when the device ran out of memory.
+pub(super) const OUT_OF_MEMORY: &str = "out of memory";
+
+impl DeviceLost {
+    pub fn is_out_of_memory(&self) -> bool {
+        self.0 == OUT_OF_MEMORY
+    }
 }
 
 pub fn describe_info(info: &wgpu::AdapterInfo) -> String {

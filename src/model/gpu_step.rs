@@ -4,12 +4,13 @@
 
 use super::gpu_params::GpuParams;
 use super::graph::{BackwardOp, BnOutput, BranchEnd, ForwardOp, Graph, Mode, Node, SavedStatsId, TensorId};
+use super::memory::{StepSizes, saved_offsets};
 use super::plan::BufferPlan;
 use crate::gpu::{CompileError, Dispatch, Gpu, Slice};
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
 use crate::ops::conv2d::Conv2d;
 use crate::ops::{StepUniform, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
-use crate::shapes::{Conv2dShape, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::shapes::{Conv2dShape, Normalization, SgdSettings};
 use crate::tuning::VariantChooser;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -24,7 +25,9 @@ pub struct StepGraph {
     /// Buffers the activations live in (see `plan`).
     activations: Vec<wgpu::Buffer>,
     logits: (usize, u64),
-    _scratch: Vec<wgpu::Buffer>,
+    /// Batch-norm statistics saved for the backward pass, convolution scratch, and batch
+    /// norm's partial reductions (see `StepSizes`).
+    scratch: Vec<wgpu::Buffer>,
 }
 
 /// Test hook: `SHAKESHAKE_DROP_STEP=<step>` submits that training step without its
@@ -57,54 +60,31 @@ impl StepGraph {
             }
         }
         let plan = BufferPlan::new(graph);
-        let buffers = match share.map(|s| &s.activations) {
-            Some(a)
-                if a.len() == plan.buffer_floats.len()
-                    && a.iter().zip(&plan.buffer_floats).all(|(b, f)| b.size() >= (*f * 4) as u64) =>
+        // Every size from the one function the memory estimate uses too.
+        let conv_scratch = convs.values().map(Conv2d::scratch_floats).max().unwrap_or(0);
+        let sizes = StepSizes::of(graph, Some(conv_scratch), gpu.info.device_type != wgpu::DeviceType::Cpu);
+        // A graph that never runs beside `share` (an epoch's last, smaller batch) uses its
+        // buffers wherever they are large enough.
+        let shared = |of: fn(&StepGraph) -> &[wgpu::Buffer], floats: &[usize], label: &str| match share
+            .map(of)
+        {
+            Some(b)
+                if b.len() == floats.len()
+                    && b.iter().zip(floats).all(|(b, f)| b.size() >= (*f * 4) as u64) =>
             {
-                a.clone()
+                b.to_vec()
             }
-            _ => plan
-                .buffer_floats
-                .iter()
-                .enumerate()
-                .map(|(i, f)| gpu.storage(&format!("activations {i}"), *f))
-                .collect(),
+            _ => floats.iter().enumerate().map(|(i, f)| gpu.storage(&format!("{label} {i}"), *f)).collect(),
         };
-        let n = graph.batch;
-        let pixels = gpu.storage("pixels", n * IMAGE_BYTES / 4);
-        let labels = gpu.storage("labels", n);
-        let saved_offsets: Vec<usize> = graph
-            .bn_channels
-            .iter()
-            .scan(0, |acc, c| {
-                let off = *acc;
-                *acc += (2 * c).next_multiple_of(64);
-                Some(off)
-            })
-            .collect();
-        let saved = gpu.storage(
-            "bn saved",
-            saved_offsets
-                .last()
-                .map_or(0, |o| o + 2 * graph.bn_channels.last().unwrap())
-                .next_multiple_of(64),
-        );
-
-        let scratch_floats = convs.values().map(Conv2d::scratch_floats).max().unwrap_or(0);
-        let scratch = gpu.storage("conv scratch", scratch_floats);
-        let bn_partials_floats = graph
-            .nodes
-            .iter()
-            .filter_map(|node| match node {
-                Node::Forward(ForwardOp::BatchNorm { shape, .. }) => {
-                    Some(BatchNorm::for_device(gpu, *shape).partials_floats())
-                }
-                _ => None,
-            })
-            .max()
-            .unwrap_or(4);
-        let bn_partials = gpu.storage("bn partials", bn_partials_floats);
+        let buffers = shared(|s| &s.activations, &sizes.activation_floats, "activations");
+        let scratch_floats = [sizes.saved_floats, sizes.conv_scratch_floats, sizes.bn_partials_floats];
+        let scratch_buffers = shared(|s| &s.scratch, &scratch_floats, "scratch");
+        let [saved, scratch, bn_partials] = [0, 1, 2].map(|i| scratch_buffers[i].clone());
+        let pixels = gpu.storage("pixels", sizes.pixel_words);
+        let labels = gpu.storage("labels", sizes.labels);
+        let saved_offsets: Vec<usize> = saved_offsets(graph).into_iter().map(|(_, start)| start).collect();
+        // A device out of memory has given buffers of no use: stop before binding them.
+        gpu.check_alive()?;
 
         let recorder = Recorder {
             gpu,
@@ -149,14 +129,14 @@ impl StepGraph {
         })?;
         let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
         Ok(StepGraph {
-            batch: n,
+            batch: graph.batch,
             mode: graph.mode,
             dispatches,
             pixels,
             labels,
             activations: buffers,
             logits,
-            _scratch: vec![scratch, saved, bn_partials],
+            scratch: scratch_buffers,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod cpu_exec;
 pub mod gpu_params;
 pub mod gpu_step;
 pub mod graph;
+pub mod memory;
 pub mod params;
 pub mod plan;
 pub mod requirements;

@@ -70,10 +70,15 @@ impl BatchNorm {
     /// from 7.4-8.1 to 14.5-14.9 ms, the backward from 10.0-11.2 to 15.0-17.5); a GPU wants
     /// hundreds in flight.
     pub fn for_device(gpu: &Gpu, shape: BnShape) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu {
-            BatchNorm::new(shape)
-        } else {
+        Self::reducing(shape, gpu.info.device_type != wgpu::DeviceType::Cpu)
+    }
+
+    /// As `for_device`, for a GPU or not.
+    pub fn reducing(shape: BnShape, on_gpu: bool) -> Self {
+        if on_gpu {
             BatchNorm::with_groups(shape, GPU_REDUCTION_WORKGROUPS.div_ceil(shape.channels))
+        } else {
+            BatchNorm::new(shape)
         }
     }
 

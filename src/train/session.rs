@@ -5,6 +5,7 @@ use super::data::Dataset;
 use crate::gpu::{DeviceLost, Gpu};
 use crate::model::gpu_params::GpuParams;
 use crate::model::gpu_step::StepGraph;
+use crate::model::memory::{Memory, RunSize};
 use crate::model::requirements::Requirements;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
@@ -95,13 +96,71 @@ impl Session {
         })
     }
 
-    /// Graphs for `mode` over `images` images in batches of `batch`.
-    pub fn graphs(&self, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
-        let chooser = match &self.variants_file {
+    /// The kernel cache's choices, with this run's own (see `variants_file`).
+    fn chooser(&self) -> VariantChooser {
+        match &self.variants_file {
             Some(file) => VariantChooser::for_adapter(&self.gpu).with_run_file(file),
             None => VariantChooser::for_adapter(&self.gpu),
-        };
-        let chooser = std::cell::RefCell::new(chooser);
+        }
+    }
+
+    /// Chooses every convolution's kernels for a run (measuring them the first time), and
+    /// returns the device memory its graphs will take with them, before any is allocated.
+    pub fn prepare(&self, run: RunSize) -> Result<Memory> {
+        let mut chooser = self.chooser();
+        let on_gpu = self.gpu.info.device_type != wgpu::DeviceType::Cpu;
+        Memory::of_run(self.config, run, on_gpu, &mut |graph| {
+            let mut scratch = 0;
+            for shape in graph.conv_shapes() {
+                scratch = scratch
+                    .max(crate::tuning::conv2d::pick(&self.gpu, shape, &mut chooser)?.scratch_floats());
+            }
+            Ok(Some(scratch))
+        })
+    }
+
+    /// `built` (a run's graphs), unless the device ran out of memory allocating them: then
+    /// an error naming what the run needs, what the device had given, and the largest
+    /// batch that fits in that. Says how much wgpu allocated where the backend tells.
+    pub fn allocated<T>(&self, built: Result<T>, run: RunSize, needed: Memory) -> Result<T> {
+        match self.gpu.check_alive() {
+            Ok(()) => {
+                if let Some(bytes) =
+                    self.gpu.device.generate_allocator_report().map(|r| r.total_allocated_bytes)
+                {
+                    eprintln!("wgpu allocated {:.0} MB on the device.", bytes as f64 / 1e6);
+                }
+                built
+            }
+            Err(lost) if lost.is_out_of_memory() => {
+                let on_gpu = self.gpu.info.device_type != wgpu::DeviceType::Cpu;
+                let advice = match self.gpu.allocated_at_out_of_memory() {
+                    Some(bytes) => match Memory::largest_batch_within(self.config, run, on_gpu, bytes) {
+                        0 => format!(
+                            "{:.0} MB had been allocated when it failed, not enough for one image: use a \
+                             smaller --width",
+                            bytes as f64 / 1e6
+                        ),
+                        largest => format!(
+                            "{:.0} MB had been allocated when it failed: use --batch-size {largest} or less",
+                            bytes as f64 / 1e6
+                        ),
+                    },
+                    None => format!("try --batch-size {}", (run.batch / 2).max(1)),
+                };
+                bail!(
+                    "{} ran out of memory allocating this run, which needs about {needed}. {advice}. \
+                     Other programs using the GPU (a browser, a game) take from the same memory.",
+                    self.gpu.describe()
+                )
+            }
+            Err(lost) => Err(lost.into()),
+        }
+    }
+
+    /// Graphs for `mode` over `images` images in batches of `batch`.
+    pub fn graphs(&self, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
+        let chooser = std::cell::RefCell::new(self.chooser());
         let settings = GraphSettings {
             gpu: &self.gpu,
             config: self.config,

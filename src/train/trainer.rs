@@ -11,6 +11,7 @@ use super::session::{Session, check_fits};
 use super::watchdog::Watchdog;
 use crate::gpu::probe::ReadbackProbe;
 use crate::gpu::{DeviceLost, Gpu};
+use crate::model::memory::RunSize;
 use crate::model::{Graph, Mode, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::cross_entropy::{METRICS_FLOATS, METRICS_LEN, STEP_COUNTER};
@@ -147,8 +148,13 @@ pub fn train(
     session.variants_file = Some(run.file(VARIANTS_FILE));
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!("Preparing kernels (the first run on a new adapter times each kernel variant once)...");
-    let train_graphs = session.graphs(Mode::Train, opts.batch_size, train_set.len())?;
-    let eval_graphs = session.graphs(Mode::Eval, opts.batch_size, test_set.len())?;
+    let size = RunSize { batch: opts.batch_size, train_images: train_set.len(), test_images: test_set.len() };
+    let memory = session.prepare(size)?;
+    eprintln!("Device memory: {memory}.");
+    let graphs = session
+        .graphs(Mode::Train, opts.batch_size, train_set.len())
+        .and_then(|train| Ok((train, session.graphs(Mode::Eval, opts.batch_size, test_set.len())?)));
+    let (train_graphs, eval_graphs) = session.allocated(graphs, size, memory)?;
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
