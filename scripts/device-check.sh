@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The GPU checks and benchmarks of shakeshake on a fresh Linux machine with a GPU: at most 7
+# The GPU checks and benchmarks of shakeshake on a fresh Linux machine with a GPU: at most 9
 # minutes after the build (each step has its own time limit), every output in one folder
-# (first argument, default device-check-out/).
+# (first argument, default device-check-out/). Without a GPU adapter it stops after listing
+# the adapters.
 #
 #   scripts/device-check.sh [OUT]
 #
 # It builds with cargo when cargo is there, else runs target/release/shakeshake built
 # elsewhere (carry it). If the Vulkan loader is missing and .gl/*.deb exist (see the device
 # notes), it unpacks them. Then: the adapters, `selftest --json` on the chosen one, `bench ops
-# --json --all-variants` for 26 2x32d, and `bench train --json` for 26 2x32d and 26 2x96d.
+# --json --all-variants` for 26 2x32d, `bench train --json` for 26 2x32d and 26 2x96d, and
+# where PyTorch is installed its step of 26 2x32d (scripts/pytorch_step.py) beside them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-device-check-out}
@@ -45,11 +47,25 @@ step() {
 }
 
 step adapters.txt 30 adapters
+# No GPU adapter (a missing driver or Vulkan loader): stop now, not after the lease is spent.
+if ! grep -qE "IntegratedGpu|DiscreteGpu|VirtualGpu" "$out/adapters.txt"; then
+    log "no GPU adapter ($(grep -cE '^[0-9]+:' "$out/adapters.txt") adapters, none a GPU; see adapters.txt): stopping."
+    exit 1
+fi
 step selftest.json 90 selftest --json
 step bench-ops.json 150 bench ops --json --all-variants --width 32
 step train-26-2x32d.json 60 bench train --json --depth 26 --width 32 --steps 10
 step train-26-2x96d.json 90 bench train --json --depth 26 --width 96 --steps 5
+# PyTorch's step of the same network (FP32, TF32 off, batch 128), where the machine has it:
+# the ratio to PyTorch on the same GPU in the same call.
+if python3 -c "import torch" 2>/dev/null; then
+    timeout 120 python3 scripts/pytorch_step.py --depth 26 --width 32 \
+        >"$out/pytorch-26-2x32d.json" 2>"$out/pytorch-26-2x32d.err"
+    log "pytorch-26-2x32d.json: exit $?"
+else
+    log "no PyTorch here: no ratio to it"
+fi
 log "done; 3x3 convolutions (GFLOP/s by variant):"
 grep '"op":"conv2d"' "$out/bench-ops.json" | grep -o '"pass":"[a-z_]*","shape":"3x3[^"]*","variant":"[a-z0-9_]*","ms":[0-9.e-]*,"gflops":[0-9.e-]*' \
     | tee -a "$out/summary.txt"
-grep -o '"images_per_second":[0-9.]*' "$out"/train-*.json | tee -a "$out/summary.txt"
+grep -o '"images_per_second":[0-9.]*' "$out"/train-*.json "$out"/pytorch-*.json 2>/dev/null | tee -a "$out/summary.txt"
