@@ -354,14 +354,16 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
                 println!(
-                    "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB)",
+                    "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB; \
+                     {} pipelines created)",
                     config.paper_name(),
                     f.variant,
                     f.batch,
                     f.images_per_second,
                     f.step_ms,
                     f.dispatches_per_step,
-                    f.bytes_per_step as f64 / 1e6
+                    f.bytes_per_step as f64 / 1e6,
+                    f.pipelines
                 );
                 for k in &f.kinds {
                     let time = match (k.ms, k.share) {

@@ -25,6 +25,9 @@ pub struct TrainFigure {
     /// the step cannot do without.
     pub bytes_per_step: u64,
     pub adapter: String,
+    /// Pipelines this process created: the step's and those the tuner checked and timed (a
+    /// driver compiles each one, on lavapipe at its first dispatch).
+    pub pipelines: usize,
     /// Per operation kind, by GPU time where the device has timestamps (else by bytes).
     pub kinds: Vec<KindFigure>,
 }
@@ -105,6 +108,7 @@ pub fn train_figure(
         dispatches_per_step: dispatches.len(),
         bytes_per_step: dispatches.iter().map(|d| d.bytes).sum(),
         adapter: gpu.describe(),
+        pipelines: gpu.kernels_made().0,
         kinds,
     })
 }

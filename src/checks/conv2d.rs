@@ -153,10 +153,13 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
 
 /// Each of `variants` on `pass` of `shape`, on whole tensors and in a channel window (the
 /// input gradient then accumulating), against one reference: what the tuner asks before a
-/// variant may be chosen for a shape. One check a variant, the worse of the two forms.
+/// variant may be chosen for a shape. Workgroups are sized for `planned_batch` images, the
+/// batch it will run (see `Conv2d::planned_for`). One check a variant, the worse of the two
+/// forms.
 pub fn verify(
     gpu: &Gpu,
     shape: &Conv2dShape,
+    planned_batch: usize,
     pass: ConvPass,
     variants: &[ConvVariant],
 ) -> Result<Vec<Check>, DeviceLost> {
@@ -168,7 +171,7 @@ pub fn verify(
     };
     let mut checks = vec![];
     for &v in variants {
-        let conv = Conv2d::with_variants(*shape, [v; 3]);
+        let conv = Conv2d::with_variants(*shape, [v; 3]).planned_for(planned_batch);
         let check = |got: &[f32], want: &[f64]| {
             compare("conv2d", pass.name(), v.name(), &text(shape), got, want, TOLERANCE)
         };
@@ -194,7 +197,8 @@ pub fn edge_shapes(gpu: &Gpu) -> Checked {
     for s in shapes() {
         for pass in ConvPass::ALL {
             checks.extend(
-                verify(gpu, &s, pass, &variants_for(gpu, pass, &s)).unwrap_or_else(|e| panic!("{e}")),
+                verify(gpu, &s, s.batch, pass, &variants_for(gpu, pass, &s))
+                    .unwrap_or_else(|e| panic!("{e}")),
             );
         }
     }
@@ -206,7 +210,7 @@ pub fn edge_shapes(gpu: &Gpu) -> Checked {
 pub fn full_batch_grad_weight(gpu: &Gpu) -> Checked {
     let s = Conv2dShape::new(128, 2, 32, 32, 4, 3, 1, 1);
     assert!(Conv2d::with_variants(s, [ConvVariant::Tiled; 3]).splits() > 1, "the case must split");
-    Ok(verify(gpu, &s, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
+    Ok(verify(gpu, &s, s.batch, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
         .unwrap_or_else(|e| panic!("{e}")))
 }
 

@@ -200,8 +200,10 @@ mod tests {
     #[test]
     fn a_last_batch_adds_only_its_images() {
         let config = ModelConfig::new(8, 8).unwrap();
-        let even = Memory::at_most(config, RunSize { batch: 100, train_images: 1000, test_images: 100 }, false);
-        let odd = Memory::at_most(config, RunSize { batch: 100, train_images: 1030, test_images: 100 }, false);
+        let even =
+            Memory::at_most(config, RunSize { batch: 100, train_images: 1000, test_images: 100 }, false);
+        let odd =
+            Memory::at_most(config, RunSize { batch: 100, train_images: 1030, test_images: 100 }, false);
         assert_eq!(odd.total() - even.total(), 30 * (IMAGE_BYTES as u64 + 4));
     }
 }

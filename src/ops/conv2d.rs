@@ -362,11 +362,26 @@ const SMALL_GRID: usize = 512;
 pub struct Conv2d {
     pub shape: Conv2dShape,
     pub variants: [ConvVariant; 3],
+    /// The batch whose grid the workgroup sizes are chosen for (see `planned_for`).
+    planned_batch: usize,
 }
 
 impl Conv2d {
     pub fn with_variants(shape: Conv2dShape, variants: [ConvVariant; 3]) -> Conv2d {
-        Conv2d { shape, variants }
+        Conv2d { shape, variants, planned_batch: shape.batch }
+    }
+
+    /// The same convolution with its workgroup sizes chosen for `batch` images, whatever
+    /// its own batch: so the few images a variant is checked and timed on run the very
+    /// pipelines the training batch will (a driver compiles each pipeline once; lavapipe
+    /// took about half a second each).
+    pub fn planned_for(self, batch: usize) -> Conv2d {
+        Conv2d { planned_batch: batch, ..self }
+    }
+
+    /// This convolution at its planned batch (for choosing workgroup sizes).
+    fn planned(&self) -> Conv2d {
+        Conv2d::with_variants(self.shape.with_batch(self.planned_batch), self.variants)
     }
 
     fn variant(&self, pass: ConvPass) -> ConvVariant {
@@ -541,8 +556,11 @@ impl Conv2d {
             ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
                 let layout = WinogradScratch::new(pass, s, variant);
                 // Blocks of 4 tiles, or of 4 input channels for the weight gradient.
-                let rows = if pass == ConvPass::GradWeight { s.cin } else { layout.tiles }.div_ceil(4);
-                let wg = if rows < SMALL_GRID { 8 } else { 64 };
+                let rows_of =
+                    |tiles: usize| if pass == ConvPass::GradWeight { s.cin } else { tiles }.div_ceil(4);
+                let rows = rows_of(layout.tiles);
+                let planned = WinogradScratch::new(pass, &self.planned().shape, variant);
+                let wg = if rows_of(planned.tiles) < SMALL_GRID { 8 } else { 64 };
                 constants.extend([("WG", wg as f64), ("N16", 0.0)]);
                 constants.extend(self.winograd_constants(pass));
                 let layers = layout.positions() * layout.splits();
@@ -555,18 +573,27 @@ impl Conv2d {
                 let n16 = variant.tile_n() == 16;
                 // Pixels (or taps) along a block: 4 by 32 channels, or 8 by 16.
                 let block_rows = if n16 { 8 } else { 4 };
-                let (rows, layers) = match pass {
-                    ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(block_rows), 1),
-                    ConvPass::GradInput => {
-                        let class_cols = s.w.div_ceil(s.stride);
-                        (s.batch * s.h.div_ceil(s.stride) * class_cols.div_ceil(block_rows), classes)
+                let rows_and_layers = |c: &Conv2d| {
+                    let s = &c.shape;
+                    match pass {
+                        ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(block_rows), 1),
+                        ConvPass::GradInput => {
+                            let class_cols = s.w.div_ceil(s.stride);
+                            (s.batch * s.h.div_ceil(s.stride) * class_cols.div_ceil(block_rows), classes)
+                        }
+                        ConvPass::GradWeight => (taps.div_ceil(block_rows), c.splits()),
                     }
-                    ConvPass::GradWeight => (taps.div_ceil(block_rows), splits),
                 };
+                let (rows, layers) = rows_and_layers(self);
                 // Invocations past the last row still run the whole loop (for `columns`), so
                 // use workgroups of 8 where 64 would leave many of them idle.
-                let idle = |wg: usize| rows.div_ceil(wg) * wg - rows;
-                let wg = if idle(64) * 16 > rows || rows * layers < SMALL_GRID { 8 } else { 64 };
+                let (planned_rows, planned_layers) = rows_and_layers(&self.planned());
+                let idle = |wg: usize| planned_rows.div_ceil(wg) * wg - planned_rows;
+                let wg = if idle(64) * 16 > planned_rows || planned_rows * planned_layers < SMALL_GRID {
+                    8
+                } else {
+                    64
+                };
                 constants.push(("WG", wg as f64));
                 constants.push(("N16", f64::from(u8::from(n16))));
                 [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, layers as u32]

@@ -59,6 +59,22 @@ fn pick_pass(
     }
 }
 
+/// The variant that beats `v` on a CPU adapter with subgroups wherever both run, if any.
+fn outclassed_on_cpu(v: ConvVariant) -> Option<ConvVariant> {
+    match v {
+        ConvVariant::RegisterPlain => Some(ConvVariant::RegisterSubgroup),
+        ConvVariant::RegisterPlainN16 => Some(ConvVariant::RegisterSubgroupN16),
+        ConvVariant::Winograd => Some(ConvVariant::Winograd4x4),
+        ConvVariant::RegisterSubgroup
+        | ConvVariant::RegisterSubgroupN16
+        | ConvVariant::Winograd4x4
+        | ConvVariant::Tiled
+        | ConvVariant::TiledN32
+        | ConvVariant::TiledN16
+        | ConvVariant::Direct => None,
+    }
+}
+
 /// The variants the tuner considers for `pass` of `shape` on this device, in the order it
 /// tries them.
 pub fn candidates(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass) -> Vec<ConvVariant> {
@@ -71,6 +87,12 @@ pub fn candidates(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass) -> Vec<ConvVar
         // (Without subgroups `tiled` can win: 3x3 64->64 @8 forward 82 ms against
         // register_plain's 97, so they stay candidates there.) `selftest` still checks them.
         candidates.retain(|v| !v.is_gpu_shaped());
+        // Measured the same way (bench ops --width 16 --all-variants, 2026-12-06): with
+        // subgroups, register_plain(_n16) was 1.08-3.86x slower than its subgroup twin in all
+        // 43 pairs, and Winograd F(2x2) 1.47-1.76x slower than F(4x4) on all 7 passes both
+        // run. Where the faster one is offered, the other is not measured.
+        let offered = candidates.clone();
+        candidates.retain(|v| outclassed_on_cpu(*v).is_none_or(|better| !offered.contains(&better)));
     }
     if !on_cpu {
         candidates.sort_by_key(|v| !v.is_gpu_shaped());
@@ -92,7 +114,7 @@ fn choose_among(
         &key(pass, shape),
         candidates,
         ConvVariant::name,
-        |vs| checks::conv2d::verify(gpu, &checked, pass, vs),
+        |vs| checks::conv2d::verify(gpu, &checked, shape.batch, pass, vs),
         |vs| {
             let buffers = PassBuffers::new(gpu, &timed);
             let mut groups = vec![];
@@ -140,7 +162,8 @@ fn timing_dispatches(
     if !on_cpu && !is_safe(gpu, shape, pass, v)? {
         return Ok(None);
     }
-    Ok(Some(Conv2d::with_variants(*timed, [v; 3]).pass_dispatches(gpu, pass, buffers)?))
+    let conv = Conv2d::with_variants(*timed, [v; 3]).planned_for(shape.batch);
+    Ok(Some(conv.pass_dispatches(gpu, pass, buffers)?))
 }
 
 /// Whether a GPU-shaped variant, or a CPU-shaped one that runs one image of `shape` fast
@@ -149,6 +172,6 @@ fn is_safe(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass, v: ConvVariant) -> Re
     if v.is_gpu_shaped() {
         return Ok(true);
     }
-    let one = Conv2d::with_variants(shape.with_batch(1), [v; 3]);
+    let one = Conv2d::with_variants(shape.with_batch(1), [v; 3]).planned_for(shape.batch);
     Ok(one.time_pass(gpu, pass, 1)? * SAFE_BATCH.max(shape.batch) as f64 <= SAFE_BATCH_MS)
 }
