@@ -106,15 +106,23 @@ impl Session {
 
     /// Chooses every convolution's kernels for a run (measuring them the first time), and
     /// returns the device memory its graphs will take with them, before any is allocated.
-    pub fn prepare(&self, run: RunSize) -> Result<Memory> {
+    /// `chosen(done, shapes)` follows the first graph's convolution shapes (the other
+    /// graphs' choices are then known).
+    pub fn prepare(&self, run: RunSize, mut chosen: impl FnMut(usize, usize)) -> Result<Memory> {
         let mut chooser = self.chooser();
         let on_gpu = self.gpu.info.device_type != wgpu::DeviceType::Cpu;
+        let mut first = true;
         Memory::of_run(self.config, run, on_gpu, &mut |graph| {
+            let shapes = graph.conv_shapes();
             let mut scratch = 0;
-            for shape in graph.conv_shapes() {
-                scratch = scratch
-                    .max(crate::tuning::conv2d::pick(&self.gpu, shape, &mut chooser)?.scratch_floats());
+            for (done, shape) in shapes.iter().enumerate() {
+                let conv = crate::tuning::conv2d::pick(&self.gpu, *shape, &mut chooser)?;
+                scratch = scratch.max(conv.scratch_floats());
+                if first {
+                    chosen(done + 1, shapes.len());
+                }
             }
+            first = false;
             Ok(Some(scratch))
         })
     }

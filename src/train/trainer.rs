@@ -147,9 +147,21 @@ pub fn train(
     session.augment = !opts.no_augment;
     session.variants_file = Some(run.file(VARIANTS_FILE));
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
-    eprintln!("Preparing kernels (the first run on a new adapter times each kernel variant once)...");
+    eprintln!(
+        "Preparing kernels (the first run on a new adapter checks and times each kernel variant once)..."
+    );
     let size = RunSize { batch: opts.batch_size, train_images: train_set.len(), test_images: test_set.len() };
-    let memory = session.prepare(size)?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("kernels [{bar:30}] {pos}/{len} convolution shapes chosen  {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let memory = session.prepare(size, |done, shapes| {
+        bar.set_length(shapes as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let memory = memory?;
     eprintln!("Device memory: {memory}.");
     let graphs = session
         .graphs(Mode::Train, opts.batch_size, train_set.len())
