@@ -272,3 +272,28 @@ fn a_lowered_binding_limit_splits_sgd_and_trains_the_same_bit_for_bit() {
     assert!(whole_w == split_w && whole_v == split_v && whole_m == split_m, "split SGD trains differently");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A choice a run already made stays its kernel wherever the device runs it, even a variant
+/// this device's tuner would not measure (on lavapipe, `tiled` or `register_plain` beside
+/// `register_subgroup`): a resumed run, or a second device sharing the run's file, computes
+/// with the same kernels.
+#[test]
+fn a_pinned_variant_is_kept_where_the_tuner_would_not_measure_it() {
+    use shakeshake::checks::conv2d::variants_for;
+    use shakeshake::ops::conv2d::ConvPass;
+    use shakeshake::shapes::Conv2dShape;
+    use shakeshake::tuning::conv2d::{candidates, key, pick};
+    let gpu = Gpu::open(&shakeshake::gpu::AdapterChoice::from_flag_or_env(None)).unwrap();
+    let (shape, pass) = (Conv2dShape::new(2, 8, 16, 16, 8, 3, 1, 1), ConvPass::Forward);
+    let measured = candidates(&gpu, &shape, pass);
+    let unmeasured = variants_for(&gpu, pass, &shape).into_iter().find(|v| !measured.contains(v));
+    let unmeasured = unmeasured.expect("a CPU adapter with subgroups leaves some variants unmeasured");
+    let dir = temp_dir("pinned-unmeasured");
+    let file = dir.join("variants.json");
+    let pinned = serde_json::json!({ key(pass, &shape): unmeasured.name() });
+    std::fs::write(&file, pinned.to_string()).unwrap();
+    let mut chooser = VariantChooser::in_memory(&gpu).with_run_file(&file);
+    let conv = pick(&gpu, shape, &mut chooser).unwrap();
+    assert_eq!(conv.variants[pass as usize], unmeasured);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

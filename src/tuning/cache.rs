@@ -166,6 +166,11 @@ impl VariantChooser {
         self
     }
 
+    /// The variant remembered for `key` (a run's own choice, or the cache's), if any.
+    pub fn known(&self, key: &str) -> Option<&str> {
+        self.choices.get(key).map(String::as_str)
+    }
+
     /// The variant of `candidates` to use for `key`: the remembered one, or else the fastest
     /// by `time` (milliseconds of each variant given, or why it cannot run) of those whose
     /// `verify` checks pass (one check a variant given, in order). A variant that fails is

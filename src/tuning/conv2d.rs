@@ -45,7 +45,18 @@ fn pick_pass(
     pass: ConvPass,
     chooser: &mut VariantChooser,
 ) -> Result<ConvVariant> {
-    let candidates = candidates(gpu, shape, pass);
+    let mut candidates = candidates(gpu, shape, pass);
+    // A choice already made (a run's own, or the cache's) stays a candidate wherever the
+    // device runs it, measured or not: a resumed run computes with the kernels it started
+    // with, and two devices that share a run file with the same kernels, even where this
+    // device's tuner would not measure that variant.
+    let supported = checks::conv2d::variants_for(gpu, pass, shape);
+    if let Some(known) = chooser.known(&key(pass, shape))
+        && let Some(v) = supported.into_iter().find(|v| v.name() == known)
+        && !candidates.contains(&v)
+    {
+        candidates.push(v);
+    }
     // The chosen variant's pipelines are created at the batch it will run: one that does not
     // compile there is rejected, and the choice made again without it.
     loop {
