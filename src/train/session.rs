@@ -195,13 +195,11 @@ impl Session {
             g.submit(&self.gpu, &self.params, pixels, &vec![0; n], StepUniform::default());
             logits.extend(g.read_logits(&self.gpu)?);
         }
-        let submitted = data.len().div_ceil(batch);
-        let ran = self.gpu.try_read::<f32>(&self.params.metrics)?[STEP_COUNTER] as usize;
-        if ran != submitted {
-            return Err(DeviceLost(format!(
-                "it ran {ran} of the {submitted} evaluation batches submitted, though it reported them all done"
-            )));
-        }
+        counted(
+            &self.gpu.try_read::<f32>(&self.params.metrics)?,
+            data.len().div_ceil(batch),
+            "evaluation batches",
+        )?;
         Ok(logits)
     }
 
@@ -209,6 +207,20 @@ impl Session {
         let logits = self.logits(graphs, data)?;
         Ok(score(&logits, &data.labels))
     }
+}
+
+/// `metrics` (read after the GPU finished), unless its count of the steps that ran to their
+/// end is not `submitted` (`what` they were): then the GPU skipped work it reported done, and
+/// the run ends as for a lost device, its last checkpoint intact.
+pub fn counted<'a>(metrics: &'a [f32], submitted: usize, what: &str) -> Result<&'a [f32], DeviceLost> {
+    let ran = metrics[STEP_COUNTER] as usize;
+    if ran == submitted {
+        return Ok(metrics);
+    }
+    Err(DeviceLost(format!(
+        "it ran {ran} of the {submitted} {what} submitted, though it reported them all done: its driver may \
+         have stopped a long command buffer (a smaller --batch-size makes each shorter)"
+    )))
 }
 
 /// Accuracy, per-class accuracy and mean cross-entropy of logits against labels.

@@ -7,14 +7,14 @@ use super::plot;
 use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
 };
-use super::session::{Session, check_fits};
+use super::session::{Session, check_fits, counted};
 use super::watchdog::Watchdog;
+use crate::gpu::Gpu;
 use crate::gpu::probe::ReadbackProbe;
-use crate::gpu::{DeviceLost, Gpu};
 use crate::model::memory::RunSize;
 use crate::model::{Graph, Mode, ParamStore};
 use crate::ops::StepUniform;
-use crate::ops::cross_entropy::{METRICS_FLOATS, METRICS_LEN, STEP_COUNTER};
+use crate::ops::cross_entropy::{METRICS_FLOATS, METRICS_LEN};
 use crate::shapes::{IMAGE_BYTES, SgdSettings};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -247,7 +247,7 @@ pub fn train(
             if stop || due {
                 let m = probe
                     .finish(&session.gpu, metrics)
-                    .and_then(|m| counted(m, batch + 1))
+                    .and_then(|m| counted(m, batch + 1, "steps"))
                     .map_err(|e| lost(e, epoch, step, saved, run))?;
                 check_finite(m, epoch, step)?;
                 let metrics = m[..METRICS_LEN].try_into().expect("the probe reads the metrics buffer");
@@ -271,7 +271,7 @@ pub fn train(
         }
         let m = probe
             .finish(&session.gpu, &session.params.metrics)
-            .and_then(|m| counted(m, steps_per_epoch as usize))
+            .and_then(|m| counted(m, steps_per_epoch as usize, "steps"))
             .map_err(|e| lost(e, epoch, step, saved, run))?;
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
@@ -379,20 +379,6 @@ fn lost(
         None => "No checkpoint had been written yet: start the run again.".to_string(),
     };
     anyhow::anyhow!("{e} in epoch {} by step {step}.{hint} {next}", epoch + 1)
-}
-
-/// `metrics` (read after the GPU finished), unless its count of the epoch's steps that ran
-/// to their end is not `submitted`: then the GPU skipped work it reported done, and the run
-/// ends as for a lost device, its last checkpoint intact.
-fn counted(metrics: &[f32], submitted: usize) -> Result<&[f32], DeviceLost> {
-    let ran = metrics[STEP_COUNTER] as usize;
-    if ran == submitted {
-        return Ok(metrics);
-    }
-    Err(DeviceLost(format!(
-        "it ran {ran} of the {submitted} steps submitted in this epoch, though it reported them all done: \
-         its driver may have stopped a long command buffer (a smaller --batch-size makes each shorter)"
-    )))
 }
 
 /// A loss that is no longer finite ends the run at once: nothing after it is worth keeping,
