@@ -9,11 +9,12 @@
 // multiple of 4, every plane of the network; quad_scalar.wgsl: 1, any plane) through
 // activations.wgsl's load_*/store_*.
 
-// The shape is fixed per pipeline, so the divisions that find an element's channel and image
-// are by constants (a multiply and shift) instead of by uniform values: on lavapipe a
-// division runs once per SIMD lane.
-override BATCH: u32 = 1u;     // defaults only for validating the module alone
-override CHANNELS: u32 = 1u;
+// The channels and plane are fixed per pipeline, so the divisions that find an element's
+// channel and image are by constants (a multiply and shift) instead of by uniform values: on
+// lavapipe a division runs once per SIMD lane. The batch is read from `bn` (it only bounds
+// loops and counts), so one pipeline serves a layer's every batch: the training batch, the
+// last one of an epoch, evaluation's, and the few images of a check.
+override CHANNELS: u32 = 1u;  // defaults only for validating the module alone
 override PLANE: u32 = 1u;     // H * W
 // Workgroups a channel's reductions (statistics, backward_reduce) are spread over, each
 // taking a contiguous run of images. With 1 that workgroup finishes the channel; with more,
@@ -25,7 +26,7 @@ struct BnParams {
     relu: u32,
     momentum: f32,
     eps: f32,
-    _pad: u32,
+    batch: u32,
 }
 
 @group(0) @binding(0) var<uniform> bn: BnParams;
@@ -49,8 +50,8 @@ fn channel_quad(i: u32, c: u32) -> u32 {
 
 // The channel-quad indices (as channel_quad takes them) of workgroup `group`'s images.
 fn group_range(group: u32) -> vec2<u32> {
-    let images = (BATCH + GROUPS - 1u) / GROUPS;
-    return vec2<u32>(min(group * images, BATCH), min((group + 1u) * images, BATCH)) * plane_quads();
+    let images = (bn.batch + GROUPS - 1u) / GROUPS;
+    return vec2<u32>(min(group * images, bn.batch), min((group + 1u) * images, bn.batch)) * plane_quads();
 }
 
 // Tree sum of every invocation's pair; the result is in partial_sums[0].
@@ -170,7 +171,7 @@ fn pre_activation(q: u32, c: u32) -> vec4<f32> {
 }
 
 fn quad_count() -> u32 {
-    return BATCH * CHANNELS * plane_quads();
+    return bn.batch * CHANNELS * plane_quads();
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -239,7 +240,7 @@ fn backward_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         return;
     }
     let c = quad_channel(q);
-    let m = f32(BATCH * PLANE);
+    let m = f32(bn.batch * PLANE);
     let inv_std = saved[CHANNELS + c];
     let xhat = (load_x(q) - saved[c]) * inv_std;
     let g = masked_dy(q, c) - grad_gamma_beta[CHANNELS + c] / m - xhat * grad_gamma_beta[c] / m;

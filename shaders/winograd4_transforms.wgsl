@@ -306,7 +306,7 @@ fn finish_weight_gradient(@builtin(global_invocation_id) gid: vec3<u32>, @builti
         var row: array<vec4<f32>, 3>;
         for (var b = 0u; b < 6u; b++) {
             var s = vec4<f32>(0.0);
-            for (var split = 0u; split < SPLITS; split++) {
+            for (var split = 0u; split < splits(); split++) {
                 s += m[((split * 36u + a * 6u + b) * CIN + k) * n4s + n4];
             }
             row[0] += G4[b].x * s;

@@ -35,10 +35,9 @@ fn channels_out() -> u32 {
     return select(COUT, CIN, GRAD_INPUT);
 }
 
-// The weight gradient's GEMM (winograd_grad_weight.wgsl) sums its tiles in SPLITS splits of
-// SPLIT_QUADS quads of tiles (vec4 rows of V) each.
-override SPLIT_QUADS: u32 = 32u;
-override SPLITS: u32 = 1u;
+// The weight gradient's GEMM (winograd_grad_weight.wgsl) sums its tiles in splits() splits
+// of SPLIT_QUADS quads of tiles (vec4 rows of V) each (src/ops/conv2d.rs mirrors it).
+const SPLIT_QUADS: u32 = 32u;
 
 // Positions of the transformed domain, one GEMM each.
 fn positions() -> u32 {
@@ -64,4 +63,10 @@ fn tile_at(t: u32) -> vec3<u32> {
 // aligned vec4 (the rounding's entries are never written or stored).
 fn tile_stride() -> u32 {
     return (tiles() + 3u) / 4u * 4u;
+}
+
+// Splits of the weight gradient's GEMM: from the batch, so that one pipeline serves every
+// batch of a shape.
+fn splits() -> u32 {
+    return (tile_stride() / 4u + SPLIT_QUADS - 1u) / SPLIT_QUADS;
 }

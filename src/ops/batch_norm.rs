@@ -10,7 +10,7 @@ struct BnParams {
     relu: u32,
     momentum: f32,
     eps: f32,
-    _pad: u32,
+    batch: u32,
 }
 
 const PARAMS: Binding = Binding::new(0, "bn");
@@ -27,7 +27,7 @@ const PARTIALS: Binding = Binding::new(9, "partials");
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["batch_norm_vec4", "batch_norm_scalar"],
     bindings: &[PARAMS, X, SAVED, RUNNING, GAMMA_BETA, Y, DY, GRAD_GAMMA_BETA, DX, PARTIALS],
-    structs: &[struct_layout!(BnParams { relu, momentum, eps })],
+    structs: &[struct_layout!(BnParams { relu, momentum, eps, batch })],
     constants: &[],
 };
 
@@ -97,15 +97,11 @@ impl BatchNorm {
         gpu.grid_1d(self.shape.len() / quad)
     }
 
-    /// The kernel of `entry`, specialised to this shape (the shader's overrides).
+    /// The kernel of `entry`, specialised to this shape but its batch (the shader's overrides).
     fn kernel(&self, gpu: &Gpu, entry: &str) -> Result<Kernel, CompileError> {
         let s = &self.shape;
-        let shape = [
-            ("BATCH", s.batch as f64),
-            ("CHANNELS", s.channels as f64),
-            ("PLANE", s.plane as f64),
-            ("GROUPS", self.groups as f64),
-        ];
+        let shape =
+            [("CHANNELS", s.channels as f64), ("PLANE", s.plane as f64), ("GROUPS", self.groups as f64)];
         Kernel::new(gpu, self.module(), entry, &shape)
     }
 
@@ -113,7 +109,12 @@ impl BatchNorm {
         let s = &self.shape;
         gpu.uniform(
             "bn params",
-            &BnParams { relu: s.relu as u32, momentum: s.momentum as f32, eps: s.eps as f32, _pad: 0 },
+            &BnParams {
+                relu: s.relu as u32,
+                momentum: s.momentum as f32,
+                eps: s.eps as f32,
+                batch: s.batch as u32,
+            },
         )
     }
 

@@ -329,13 +329,13 @@ pub const INTERFACES: [ShaderInterface; 6] = [
         modules: &["winograd_transforms", "winograd4_transforms"],
         bindings: &[PARAMS, WINOGRAD_SRC, WINOGRAD_WT, WINOGRAD_DST, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
         structs: &[CONV_PARAMS],
-        constants: &[],
+        constants: &[("SPLIT_QUADS", WINOGRAD_SPLIT_QUADS as u32)],
     },
     ShaderInterface {
         modules: &["winograd_gemm_subgroup", "winograd_grad_weight_subgroup"],
         bindings: &[PARAMS, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
         structs: &[CONV_PARAMS],
-        constants: &[],
+        constants: &[("SPLIT_QUADS", WINOGRAD_SPLIT_QUADS as u32)],
     },
     ShaderInterface {
         modules: &["reduce_splits"],
@@ -351,7 +351,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
 pub const PIXELS_PER_SPLIT: usize = 2048;
 
 /// Quads of tiles one split of the Winograd weight gradient sums: 2048 output pixels, as
-/// `PIXELS_PER_SPLIT`.
+/// `PIXELS_PER_SPLIT` (shaders/winograd_shape.wgsl's SPLIT_QUADS).
 const WINOGRAD_SPLIT_QUADS: usize = 32;
 
 /// Register kernels on grids smaller than this use workgroups of 8, so few invocations idle.
@@ -421,10 +421,6 @@ impl Conv2d {
         let tile = self.variant(pass).winograd_tile().expect("a Winograd variant");
         let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass)), ("TILE", tile as f64)];
         constants.extend(self.shape_constants(pass));
-        if pass == ConvPass::GradWeight {
-            let splits = WinogradScratch::new(pass, &self.shape, self.variant(pass)).splits();
-            constants.extend([("SPLIT_QUADS", WINOGRAD_SPLIT_QUADS as f64), ("SPLITS", splits as f64)]);
-        }
         constants
     }
 
@@ -707,7 +703,7 @@ impl Conv2d {
                 gpu.grid_1d(t * n / 4),
             ),
             gemm.dispatch(gpu, &[p, (WINOGRAD_U, dy_t), (WINOGRAD_V, v), (WINOGRAD_M, partial)], grid),
-            finish.dispatch(gpu, &[(WINOGRAD_DST, dw), (WINOGRAD_M, partial)], gpu.grid_1d(k * n / 4)),
+            finish.dispatch(gpu, &[p, (WINOGRAD_DST, dw), (WINOGRAD_M, partial)], gpu.grid_1d(k * n / 4)),
         ])
     }
 
