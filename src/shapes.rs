@@ -1,8 +1,6 @@
 //! The plain values every layer agrees on: shapes of operations, settings of the optimizer
 //! and the shake mix, and the facts of CIFAR-10. No behaviour lives here, and this module
-//! imports nothing from the crate, so every other layer may use it:
-//!
-//! `shapes` -> `cpu`, `gpu` -> `ops` -> `model` -> `train` -> the command line and `bench`.
+//! imports nothing from the crate, so every other layer may use it (the layers: `layers::LAYERS`).
 
 /// CIFAR-10 has ten classes.
 pub const CLASSES: usize = 10;

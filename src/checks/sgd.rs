@@ -32,7 +32,7 @@ pub fn two_steps(gpu: &Gpu) -> Checked {
 
 pub fn ranges_equal_one_range(gpu: &Gpu) -> Checked {
     let len = 1000;
-    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
     let settings = SgdSettings::PAPER;
     let (w, g, v) = (values(len, 81), values(len, 82), values(len, 83));
     let step = gpu.uniform("step", &StepUniform { step: 0, seed: 0, lr: 0.1, _pad: 0 });

@@ -6,6 +6,16 @@ use wgpu::util::DeviceExt;
 const STORAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
+/// Where a storage binding may start, in floats: the device's offset alignment, and at
+/// least a vec4's, so vec4 views of a binding stay aligned.
+pub fn binding_alignment_floats(limits: &wgpu::Limits) -> usize {
+    (limits.min_storage_buffer_offset_alignment as usize / 4).max(4)
+}
+
+/// The largest offset alignment WebGPU lets a device ask for (256 bytes), in floats: offsets
+/// laid out without a device (a convolution's scratch) use it, so that any device takes them.
+pub const ANY_BINDING_ALIGNMENT_FLOATS: usize = 64;
+
 impl Gpu {
     /// A zeroed storage buffer of `floats` 4-byte elements.
     pub fn storage(&self, label: &str, floats: usize) -> wgpu::Buffer {

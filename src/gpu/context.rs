@@ -117,7 +117,7 @@ impl std::fmt::Display for DeviceLost {
 impl std::error::Error for DeviceLost {}
 
 /// A power of two under WebGPU's 65,535 workgroups a dimension, so grids stay regular.
-const GRID_MAX_X: u32 = 32768;
+pub const GRID_MAX_X: u32 = 32768;
 
 fn instance() -> wgpu::Instance {
     // wgpu's own variables apply (`WGPU_DX12_COMPILER=dxc`, `WGPU_BACKEND=vulkan`, ...).

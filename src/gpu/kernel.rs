@@ -265,13 +265,17 @@ impl<'a> From<&'a wgpu::Buffer> for Slice<'a> {
 /// `WG_SIZE`, which `flat_index` relies on (a test holds every such kernel to it).
 pub const GRID_WG_SIZE: usize = 256;
 
+/// Workgroups for `count` invocations of `GRID_WG_SIZE` each; past `max_x` workgroups the
+/// grid spreads over y, so kernels index with `flat_index` (see shaders/grid.wgsl).
+pub fn grid_1d(count: usize, max_x: u32) -> [u32; 3] {
+    let groups = count.div_ceil(GRID_WG_SIZE);
+    let max_x = max_x as usize;
+    if groups <= max_x { [groups as u32, 1, 1] } else { [max_x as u32, groups.div_ceil(max_x) as u32, 1] }
+}
+
 impl Gpu {
-    /// Workgroups for `count` invocations of `GRID_WG_SIZE` each; past `grid_max_x`
-    /// workgroups the grid spreads over y, so kernels index with `flat_index` (see
-    /// shaders/grid.wgsl).
+    /// `grid_1d` with this device's `grid_max_x`.
     pub fn grid_1d(&self, count: usize) -> [u32; 3] {
-        let groups = count.div_ceil(GRID_WG_SIZE);
-        let max_x = self.grid_max_x as usize;
-        if groups <= max_x { [groups as u32, 1, 1] } else { [max_x as u32, groups.div_ceil(max_x) as u32, 1] }
+        grid_1d(count, self.grid_max_x)
     }
 }

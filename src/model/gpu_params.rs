@@ -11,7 +11,7 @@ use crate::ops::{StepUniform, cross_entropy};
 /// Where each binding starts in its flat buffer (trainable or running), and the two
 /// buffers' lengths, in floats: bindings start at the device's storage offset alignment.
 pub fn flat_layout(specs: &[ParamSpec], limits: &wgpu::Limits) -> (Vec<usize>, usize, usize) {
-    let align = (limits.min_storage_buffer_offset_alignment as usize / 4).max(4);
+    let align = crate::gpu::buffers::binding_alignment_floats(limits);
     let mut offsets = vec![];
     let (mut trainable, mut running) = (0, 0);
     for spec in specs {

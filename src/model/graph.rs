@@ -1,5 +1,5 @@
 //! The network declared once as a graph of operations on shaped tensors, and the backward
-//! pass derived from it. Both executors (`cpu_exec`, the reference; `gpu_exec`, the training
+//! pass derived from it. Both executors (`cpu_exec`, the reference; `gpu_step`, the training
 //! step) run this same list of nodes.
 
 use super::config::{ModelConfig, STEM_CHANNELS};

@@ -52,10 +52,10 @@ impl Requirements {
         }
         // The widest 1-D grid, as `Gpu::grid_1d` spreads it, and one workgroup a channel
         // of batch-norm statistics.
-        let groups = longest.div_ceil(crate::gpu::kernel::GRID_WG_SIZE) as u32;
+        let [x, y, _] = crate::gpu::kernel::grid_1d(longest, crate::gpu::GRID_MAX_X);
         let widest_bn = graph.bn_channels.iter().copied().max().unwrap_or(0) as u32;
-        grid[0] = grid[0].max(groups.min(32768)).max(widest_bn);
-        grid[1] = grid[1].max(groups.div_ceil(32768));
+        grid[0] = grid[0].max(x).max(widest_bn);
+        grid[1] = grid[1].max(y);
         let (_, trainable, _) = super::gpu_params::flat_layout(&graph.params, limits);
         Requirements {
             shaders,

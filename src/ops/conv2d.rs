@@ -2,6 +2,7 @@
 //! variants (`ConvVariant`; shaders/conv2d_*.wgsl, winograd_*.wgsl). CPU reference:
 //! `cpu::conv2d`. Layout: `layout`.
 
+use crate::gpu::buffers::ANY_BINDING_ALIGNMENT_FLOATS;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, GpuError, Kernel, ShaderInterface, Slice};
 use crate::shapes::{ChannelWindow, Conv2dShape};
 use crate::struct_layout;
@@ -217,7 +218,7 @@ impl ConvVariant {
             (Forward, Direct) => "conv2d_forward_direct",
             (GradInput, Direct) => "conv2d_grad_input_direct",
             (GradWeight, Direct) => unreachable!("`supports` keeps direct to forward and grad_input"),
-            // `supports` keeps Winograd to the forward pass and the input gradient.
+            // The weight gradient by F(4x4) only (`winograd_fits`).
             (GradWeight, Winograd | Winograd4x4) => "winograd_grad_weight_subgroup",
             (_, Winograd | Winograd4x4) => "winograd_gemm_subgroup",
         }
@@ -852,8 +853,7 @@ impl WinogradScratch {
         let mut first = 0;
         sizes.map(|count| {
             let at = first;
-            // 256 bytes: the largest offset alignment a storage binding may ask for.
-            first += count.next_multiple_of(64);
+            first += count.next_multiple_of(ANY_BINDING_ALIGNMENT_FLOATS);
             (at, count)
         })
     }

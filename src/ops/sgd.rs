@@ -45,9 +45,9 @@ pub fn step(
     step_in_ranges(gpu, s, len, per_binding, step, weights, grads, velocity)
 }
 
-/// The device's storage-binding offset alignment, in floats: where a range may start.
+/// Where a range may start.
 fn alignment_floats(gpu: &Gpu) -> usize {
-    (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1)
+    crate::gpu::buffers::binding_alignment_floats(&gpu.limits)
 }
 
 /// As `step`, in ranges of at most `per_range` floats (a multiple of `alignment_floats`).
