@@ -1,3 +1,5 @@
+// requires: Quad, narrow, widen
+// provides: load_dx, load_dy, load_x, store_dx, store_y
 // The bindings of batch_norm.wgsl and relu.wgsl: an input, its output, and their gradients,
 // as quads (quad_vec4.wgsl or quad_scalar.wgsl), widened to vec4 for the arithmetic.
 

@@ -1,3 +1,4 @@
+// requires: QUAD, QUAD_MASK, WG_SIZE, flat_index, load_dy, load_x, store_dx, store_y
 // Batch normalisation over NCHW activations, per channel. Training uses the batch's mean and
 // biased variance and updates the running statistics (PyTorch's convention: momentum weights
 // the new value, the running variance takes the unbiased estimate); evaluation uses the

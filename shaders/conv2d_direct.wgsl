@@ -1,3 +1,5 @@
+// requires: KS, STRIDE, conv_pad, in_channels, load_pixel, out_channels, out_cols, out_rows, outer,
+// requires: store_out, weight_quad
 // Direct convolution for GPUs (variant `direct`), with no GEMM form: a workgroup of 64
 // invocations computes a tile of output pixels of one image, 8 rows x 8 columns for 32 output
 // channels or, for passes of at most 16, 16 x 8 for 16, going through the input channels
@@ -10,7 +12,7 @@
 //
 // The pass's file supplies the convolution as it sees it: in_channels() input channels (x,
 // or dy for the input gradient), out_channels() x out_rows() x out_cols() outputs, padding
-// conv_pad(), load_in (zero outside the input or past its channels), weight_quad (four
+// conv_pad(), load_pixel (zero outside the input or past its channels), weight_quad (four
 // output channels of one input channel and tap, zero past the channels) and store_out. The
 // shape comes from override constants (gemm_shape.wgsl), so every index divides by constants.
 //
@@ -18,7 +20,7 @@
 // (scripts/device-check.sh does). On lavapipe it is slower than the register kernels, whose
 // shape suits a CPU (no barriers), so the tuner does not pick it there.
 // Safety: patch and weight indices are in range by the tile constants (PATCH_MAX covers 16
-// rows of 3x3 windows at stride 2, the largest `supports` allows); load_in and weight_quad
+// rows of 3x3 windows at stride 2, the largest `supports` allows); load_pixel and weight_quad
 // mask what lies outside their tensors; store_out is called only inside the output.
 
 const INVOCATIONS: u32 = 64u;
@@ -60,7 +62,7 @@ fn stage(t: u32, img: u32, i0: u32, r0: i32, c0: i32, o0: u32) {
     for (var e = t; e < CHUNK * plane; e += INVOCATIONS) {
         let r = r0 + i32((e % plane) / patch_cols());
         let c = c0 + i32(e % patch_cols());
-        staged_patch[e] = load_in(img, i0 + e / plane, r, c);
+        staged_patch[e] = load_pixel(img, i0 + e / plane, r, c);
     }
     for (var e = t; e < CHUNK * KS * KS * quads(); e += INVOCATIONS) {
         let tap = (e / quads()) % (KS * KS);

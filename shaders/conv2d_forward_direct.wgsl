@@ -1,3 +1,7 @@
+// fills: direct_pass
+// requires: CIN, COUT, H, KS, OH, OW, PAD, W, y_index
+// provides: conv_pad, in_channels, load_pixel, out_channels, out_cols, out_rows, store_out,
+// provides: weight_quad
 // The forward pass for conv2d_direct.wgsl: x (CIN x H x W) to the y window (COUT x OH x OW).
 // Safety: loads are selected to index 0 and masked outside x and past the channels.
 
@@ -23,7 +27,7 @@ fn conv_pad() -> i32 {
     return i32(PAD);
 }
 
-fn load_in(img: u32, ci: u32, r: i32, c: i32) -> f32 {
+fn load_pixel(img: u32, ci: u32, r: i32, c: i32) -> f32 {
     let ok = ci < CIN && r >= 0 && r < i32(H) && c >= 0 && c < i32(W);
     return select(0.0, x[select(0u, ((img * CIN + ci) * H + u32(r)) * W + u32(c), ok)], ok);
 }

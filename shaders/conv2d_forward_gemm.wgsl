@@ -1,3 +1,6 @@
+// fills: gemm_pass
+// requires: CIN, COUT, H, KS, OH, OW, PAD, STRIDE, W, p, y_index
+// provides: Row, a_row, gemm_shape, load_a, store_c
 // Forward convolution as an implicit GEMM for gemm_tiled.wgsl:
 // M = output pixels (img, oh, ow), N = output channels, K = taps (ci, kh, kw). B, the
 // weights [cin*KS*KS][cout], comes from conv2d_forward_gemm_wt_vec4.wgsl (cout a multiple of

@@ -1,3 +1,6 @@
+// fills: gemm_b
+// requires: COUT
+// provides: load_b
 // The forward pass's B for gemm_tiled.wgsl for any cout: the weights [cin*KS*KS][cout] a
 // float at a time (gemm_b_columns.wgsl makes the quads).
 

@@ -1,3 +1,6 @@
+// fills: gemm_b_quads
+// requires: COUT
+// provides: load_b_quad
 // The forward pass's B for gemm_tiled.wgsl when cout is a multiple of 4: a row of weights
 // [cin*KS*KS][cout] is cout/4 vec4s, so 4 neighbouring output channels are one aligned
 // vec4 load. Safety: n is a multiple of 4, so n < COUT puts the whole quad inside the row;

@@ -1,3 +1,7 @@
+// fills: register_pass
+// requires: Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, accumulate_rows, accumulate_span,
+// requires: block_array, block_value, columns, load_span, p, y_index
+// provides: lane_vec4, load_in, run
 // Forward convolution, register-blocked: each invocation computes ROWS neighbouring output
 // pixels of one row for 4 COL4S output channels (4 x 32, or 8 x 16 with N16; COL4S lanes x
 // vec4, shared through `columns`), so every loaded value feeds many FMAs and no workgroup

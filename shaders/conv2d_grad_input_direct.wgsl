@@ -1,3 +1,7 @@
+// fills: direct_pass
+// requires: CIN, COUT, H, KS, OH, OW, PAD, W, p
+// provides: conv_pad, in_channels, load_pixel, out_channels, out_cols, out_rows, store_out,
+// provides: weight_quad
 // The input gradient at stride 1 for conv2d_direct.wgsl: a convolution of the dy window
 // (COUT x OH x OW) with the weights flipped and their channels swapped, padded KS - 1 - PAD,
 // into dx (CIN x H x W), overwritten or (accumulate) added to.
@@ -26,7 +30,7 @@ fn conv_pad() -> i32 {
     return i32(KS) - 1 - i32(PAD);
 }
 
-fn load_in(img: u32, co: u32, r: i32, c: i32) -> f32 {
+fn load_pixel(img: u32, co: u32, r: i32, c: i32) -> f32 {
     let ok = co < COUT && r >= 0 && r < i32(OH) && c >= 0 && c < i32(OW);
     let i = ((img * p.y_channels + p.y_offset + co) * OH + u32(r)) * OW + u32(c);
     return select(0.0, dy[select(0u, i, ok)], ok);

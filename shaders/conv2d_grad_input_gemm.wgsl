@@ -1,3 +1,6 @@
+// fills: gemm_pass, gemm_b
+// requires: CIN, COUT, H, KS, OH, OW, PAD, STRIDE, W, p, y_index
+// provides: Row, a_row, gemm_shape, load_a, load_b, store_c
 // Input gradient of a convolution as an implicit GEMM for gemm_tiled.wgsl:
 // M = input pixels (img, ih, iw), N = input channels, K = (co, kh, kw).
 //

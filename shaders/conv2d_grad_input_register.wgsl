@@ -1,3 +1,7 @@
+// fills: register_pass
+// requires: Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, accumulate_rows, accumulate_span,
+// requires: block_array, block_value, columns, load_span, p
+// provides: lane_vec4, load_in, run
 // Gradient of a convolution with respect to its input, register-blocked like the forward
 // kernel: each invocation computes ROWS input pixels of one row for 4 COL4S input channels
 // (4 x 32, or 8 x 16 with N16), reducing over (kh, kw, output channel). A tap contributes

@@ -1,3 +1,6 @@
+// fills: gemm_pass, gemm_b
+// requires: CIN, COUT, H, KS, OH, OW, PAD, STRIDE, W, p, y_index
+// provides: Row, a_row, gemm_shape, load_a, load_b, store_c
 // Weight gradient of a convolution as an implicit GEMM for gemm_tiled.wgsl:
 // M = taps (ci, kh, kw), N = output channels, K = output pixels (img, oh, ow), split along K
 // into partial sums that reduce_splits.wgsl adds in order.

@@ -1,3 +1,7 @@
+// fills: register_pass
+// requires: Block, COL4S, Pixel, Taps, accumulate_rows, next_pixel, p, pixel_at, split_range,
+// requires: store_partial, tap_values, taps_of
+// provides: run
 // The weight gradient's register kernel (see conv2d_grad_weight_register.wgsl) for devices
 // with subgroups and output planes of a multiple of 4 pixels: dy is read as vec4s of four
 // neighbouring pixels of one channel. A lane loads four of them (4 channels x 4 pixels) and

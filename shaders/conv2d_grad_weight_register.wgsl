@@ -1,3 +1,7 @@
+// fills: register_pass
+// requires: Block, COL4S, accumulate_rows, columns, next_pixel, p, pixel_at, split_range,
+// requires: store_partial, tap_values, taps_of
+// provides: lane_vec4, run
 // Gradient of a convolution with respect to its weights, register-blocked: each invocation
 // computes ROWS consecutive weight rows (taps (ci, kh, kw)) for 4 COL4S output channels
 // (4 x 32, or 8 x 16 with N16), reducing over the output pixels of one split (workgroup z).

@@ -1,3 +1,4 @@
+// provides: KS, PAD, STRIDE, outer, p, y_index
 // Shape of one 2-D convolution, shared by its three passes and all their kernel variants.
 // Layout (see src/layout.rs): activations NCHW; weights [cin][KS][KS][cout] ("row" k = tap,
 // output channel fastest) so that four output channels load as one vec4.

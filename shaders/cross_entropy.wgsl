@@ -1,3 +1,4 @@
+// requires: WG_SIZE, flat_index
 // Softmax cross-entropy averaged over the batch, and the number of correct predictions.
 // `metrics` accumulates on the GPU so the trainer reads it only when it wants to show it:
 //   [0] sum of per-image losses, [1] correct predictions, [2] images seen (all accumulated),

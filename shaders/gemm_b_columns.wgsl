@@ -1,3 +1,6 @@
+// fills: gemm_b_quads
+// requires: gemm_shape, load_b
+// provides: load_b_quad
 // load_b_quad for gemm_tiled.wgsl from the pass's load_b, a column at a time: for passes
 // whose neighbouring n are not neighbouring addresses (the input gradient's B is the
 // weights transposed, the weight gradient's is dy across planes) or whose N is not a

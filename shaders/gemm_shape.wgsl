@@ -1,3 +1,4 @@
+// provides: CIN, COUT, H, OH, OW, W
 // The tiled (GPU) convolution kernels' shape, fixed per pipeline by override constants, so
 // that decoding a GEMM row or column into (image, row, column) divides by constants: a
 // multiply and a shift, where a division by a uniform value costs tens of instructions on a

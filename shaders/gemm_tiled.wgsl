@@ -1,3 +1,4 @@
+// requires: Row, a_row, gemm_shape, load_a, load_b_quad, outer, store_c
 // Tiled implicit GEMM for GPUs: C[m][n] = sum_k A[m][k] * B[k][n], where the pass's files
 // supply gemm_shape(), the Row of A an m decodes to (a_row), load_a, load_b_quad (4
 // neighbouring n of a row of B) and store_c, so im2col is never materialised. Built as the

@@ -1,3 +1,5 @@
+// requires: Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, block_array, block_value, p
+// provides: Pixel, Taps, next_pixel, pixel_at, split_range, store_partial, tap_values, taps_of
 // What the weight-gradient register kernels share: an invocation's taps, the output pixels
 // of a split, and the stores of its partial sums. conv2d_grad_weight_register.wgsl reads dy
 // one pixel at a time; conv2d_grad_weight_quads.wgsl four neighbouring pixels at once.

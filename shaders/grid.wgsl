@@ -1,3 +1,4 @@
+// provides: WG_SIZE, flat_index
 // Elementwise kernels run 256 invocations a workgroup on a 2-D grid of workgroups, since a
 // batch of activations can need more than the 65,535 workgroups one dimension allows.
 

@@ -1,3 +1,6 @@
+// fills: lanes
+// requires: lane_vec4, run
+// provides: columns
 // Register-kernel variant for adapters without subgroups: every invocation loads the eight
 // vec4s of a row itself.
 

@@ -1,3 +1,6 @@
+// fills: lanes
+// requires: COL4S, lane_vec4
+// provides: columns
 // Register-kernel variant for adapters with subgroups of 8 or more lanes: each lane loads one
 // vec4 of a row and subgroupBroadcast shares it, so a row of 32 columns costs one load per
 // lane instead of eight. Lanes past the COL4S-th load duplicates that are never read.

@@ -1,3 +1,4 @@
+// requires: WG_SIZE, flat_index
 // Fully connected layer y = x W^T + b, with W in PyTorch's [out][in] layout. The head is tiny
 // (batch x 128 x 10), so one output a invocation is enough.
 

@@ -1,3 +1,4 @@
+// requires: WG_SIZE, flat_index
 // Global average pooling over each channel's plane (8x8 at the end of Shake-Shake).
 
 struct PoolParams {

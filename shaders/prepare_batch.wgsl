@@ -1,3 +1,4 @@
+// requires: StepUniform, WG_SIZE, flat_index, random_u32, random_unit
 // CIFAR bytes to a normalised f32 NCHW batch. Training draws, per image, a crop offset of
 // 0..=8 in each direction of the image zero-padded by 4 (zero after normalisation, as the
 // authors' Torch code pads) and a horizontal flip, from random.wgsl keyed by

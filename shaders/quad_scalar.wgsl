@@ -1,3 +1,5 @@
+// fills: quad
+// provides: QUAD, QUAD_MASK, Quad, narrow, widen
 // quad_vec4.wgsl's interface one element a quad (in .x; QUAD_MASK drops the rest), for
 // tensors of any size.
 alias Quad = f32;

@@ -1,3 +1,5 @@
+// fills: quad
+// provides: QUAD, QUAD_MASK, Quad, narrow, widen
 // Elementwise kernels visit activations a "quad" at a time. This file makes a quad 4
 // neighbouring elements, for tensors whose planes (or lengths) are a multiple of 4: every
 // tensor of the network. On CPU adapters a vec4 load costs what a scalar one does, so this

@@ -1,3 +1,4 @@
+// provides: random_u32, random_unit
 // Counter-based random numbers: a value is a pure function of (seed, step, stream, index), so
 // runs repeat exactly, nothing is uploaded per step, and the CPU reference (src/random.rs) can
 // draw the same numbers.

@@ -1,3 +1,4 @@
+// requires: WG_SIZE, flat_index
 // Adds the partial sums of `splits` equal parts, in order: out[i] = sum_s partial[s*len + i].
 
 struct ReduceParams {

@@ -1,5 +1,7 @@
-// The register kernels' accumulator block (included only in the conv2d_<pass>_register_* and
-// conv2d_grad_weight_quads_subgroup modules).
+// requires: outer
+// provides: Block, COL4S, N16, ROWS, ROWS_MAX, accumulate, accumulate_rows, block_array, block_value
+// The register kernels' accumulator block (the conv2d_<pass>_register_*,
+// conv2d_grad_weight_quads_subgroup and Winograd GEMM modules: see `// requires:` lines).
 //
 // A block is ROWS x (4 COL4S) accumulators: ROWS pixels (or taps) x COL4S vec4s of channels,
 // either 4 x 32 or, with N16 (variants register_*_n16, for passes of at most 16 channels,

@@ -1,3 +1,4 @@
+// requires: run
 // The entry point of the register kernels that use subgroups (lanes_subgroup.wgsl,
 // conv2d_grad_weight_quads.wgsl): `run` with the invocation's lane in its subgroup.
 

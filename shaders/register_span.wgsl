@@ -1,3 +1,5 @@
+// requires: Block, N16, accumulate, columns, load_in
+// provides: accumulate_span, load_span
 // The forward and input-gradient register kernels' loads for 3x3 kernels at stride 1; the
 // pass supplies `load_in(plane, row, col)` (its input, zero outside the image) and lanes_*.wgsl
 // supplies `columns`.

@@ -1,3 +1,4 @@
+// requires: WG_SIZE, flat_index, load_dx, load_dy, load_x, store_dx, store_y
 // ReLU and its gradient, a quad at a time (quad_vec4.wgsl when the length is a multiple of
 // 4, quad_scalar.wgsl otherwise) through activations.wgsl. After a batch norm it is fused into batch_norm.wgsl.
 // Log (lavapipe, 8 2x16d step): one element an invocation, forward 12.0 ms and backward

@@ -1,3 +1,4 @@
+// requires: StepUniform, WG_SIZE, flat_index
 // SGD with momentum, Nesterov and weight decay on every parameter, as PyTorch computes it:
 //   g = grad + wd * w;  v = mu * v + g;  w -= lr * (nesterov ? g + mu * v : v)
 // The learning rate comes from the step uniform, so a schedule needs no new pipeline.

@@ -1,3 +1,4 @@
+// requires: QUAD, Quad, StepUniform, WG_SIZE, flat_index, narrow, random_unit, widen
 // The shake-shake mix of a block's two branches, plus the block's shortcut:
 //   forward   y = shortcut + alpha * a + (1 - alpha) * b
 //   backward  da = beta * dy,  db = (1 - beta) * dy,  dshortcut = dy

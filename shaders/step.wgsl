@@ -1,3 +1,4 @@
+// provides: StepUniform
 // What changes every training step, written by the CPU as one small uniform per step.
 struct StepUniform {
     step: u32,

@@ -1,3 +1,6 @@
+// requires: CIN, COUT, H, W, WG_SIZE, channels_in, channels_out, dst, flat_index, input_at,
+// requires: input_quad, kernel_at, splits, src, store_output, tile_at, tile_cols, tile_stride,
+// requires: tiles, u, v, y_index
 // Winograd F(4x4, 3x3): the transforms into and out of the 6 x 6 domain (see
 // winograd_shape.wgsl; bindings in winograd_io.wgsl), with Lavin and Gray's matrices
 // (interpolation points 0, 1, -1, 2, -2 and infinity). One invocation a kernel pair, or 4

@@ -1,3 +1,6 @@
+// fills: register_pass
+// requires: channels_out
+// provides: lane_vec4
 // The column operand of the Winograd GEMMs (winograd_gemm.wgsl, winograd_grad_weight.wgsl):
 // rows of channels_out() values, read 4 channels at a time and shared across a subgroup
 // (lanes_subgroup.wgsl). U[xi][k][n / 4] for the forward pass and the input gradient, the

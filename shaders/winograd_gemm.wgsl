@@ -1,3 +1,7 @@
+// fills: register_pass
+// requires: Block, COL4S, accumulate, block_array, block_value, channels_in, channels_out, columns,
+// requires: tile_stride, tiles
+// provides: run
 // Winograd, forward pass and input gradient: M[xi][n][t] = sum over k of U[xi][k][n]
 // V[xi][k][t] (see winograd_shape.wgsl), a GEMM a position (workgroup z = xi),
 // register-blocked as the direct register kernels are: each invocation 4 tiles x 32 output

@@ -1,3 +1,7 @@
+// fills: register_pass
+// requires: Block, COL4S, SPLIT_QUADS, accumulate, block_array, block_value, channels_in,
+// requires: channels_out, columns, positions, tile_stride
+// provides: run
 // Winograd F(4x4, 3x3) weight gradient, by the transposition of the forward pass: with
 // Y = A^T [U . V] A summed over input channels, dL/dg = G^T [sum over tiles of Dy . V] G,
 // where Dy = A dy A^T is the tile's 4 x 4 output gradient taken into the 6 x 6 domain

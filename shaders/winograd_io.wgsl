@@ -1,3 +1,5 @@
+// requires: CIN, COUT, GRAD_INPUT, H, W, p, y_index
+// provides: dst, input_at, input_quad, kernel_at, src, store_output, u, v
 // What both Winograd transform modules (winograd_transforms.wgsl for F(2x2, 3x3),
 // winograd4_transforms.wgsl for F(4x4, 3x3)) read and write: the pass's input, kernels and
 // output, and the scratch matrices (see winograd_shape.wgsl). Safety: input pixels outside

@@ -1,3 +1,6 @@
+// requires: CIN, COUT, H, W, p
+// provides: GRAD_INPUT, SPLIT_QUADS, channels_in, channels_out, positions, splits, tile_at,
+// provides: tile_cols, tile_stride, tiles
 // Winograd F(TILE x TILE, 3x3) convolution (3x3, stride 1, padding 1), used for the forward
 // pass and for the input gradient (a convolution of dy with the kernels flipped and their
 // channels swapped). The output comes in tiles of TILE x TILE pixels; each is an ALPHA x

@@ -1,3 +1,5 @@
+// requires: H, W, WG_SIZE, channels_in, channels_out, flat_index, input_at, input_quad, kernel_at,
+// requires: store_output, tile_at, tile_cols, tile_stride, tiles, u, v
 // Winograd F(2x2, 3x3): the transforms into and out of the 4 x 4 domain (see
 // winograd_shape.wgsl; bindings in winograd_io.wgsl). One invocation a kernel pair, or 4
 // tiles of one channel. Safety: every invocation returns past its last item; output pixels

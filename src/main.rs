@@ -154,6 +154,12 @@ enum Command {
         #[arg(long)]
         all_variants: bool,
     },
+    /// Print a shader module as the driver gets it: its WGSL files (shaders/) joined in
+    /// order. Without a module, list the modules and their files.
+    Shader {
+        /// A module's name, e.g. conv2d_forward_tiled.
+        module: Option<String>,
+    },
     /// Print the training step: every node in order, its tensors' shapes and buffers.
     Graph {
         #[command(flatten)]
@@ -317,6 +323,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Kernels { adapter, network, all_variants } => {
             kernels(&adapter.open()?, &network, all_variants)
         }
+        Command::Shader { module } => shader(module.as_deref()),
         Command::Graph { network, backward } => {
             let graph = Graph::build(network.config()?, network.batch_size.max(1), Mode::Train);
             println!("{}", graph.summary());
@@ -457,6 +464,22 @@ fn kernels(gpu: &Gpu, network: &NetworkArgs, all_variants: bool) -> Result<()> {
         anyhow::bail!("{} of the {summary} did not compile (listed above)", created.failed.len());
     }
     eprintln!("{summary}: all compiled");
+    Ok(())
+}
+
+fn shader(module: Option<&str>) -> Result<()> {
+    use shakeshake::gpu::shaders::{MODULES, source};
+    let Some(name) = module else {
+        for def in MODULES {
+            println!("{:36} {}", def.name, def.files.join(" + "));
+        }
+        return Ok(());
+    };
+    if !MODULES.iter().any(|def| def.name == name) {
+        let names: Vec<&str> = MODULES.iter().map(|def| def.name).collect();
+        anyhow::bail!("there is no shader module {name:?}; the modules are: {}", names.join(", "));
+    }
+    println!("{}", source(name));
     Ok(())
 }
 

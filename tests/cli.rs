@@ -319,6 +319,28 @@ fn runs_within_webgpus_default_limits_when_asked() {
     assert_fails_with(&run("everything"), &["SHAKESHAKE_LIMITS", "webgpu-default"]);
 }
 
+/// `shader` prints a module as the driver gets it (WGSL that naga parses, each file marked),
+/// lists the modules without one, and names them for one it does not know.
+#[test]
+fn shader_prints_a_joined_module_that_naga_parses() {
+    let out = shakeshake(&["shader", "conv2d_forward_tiled"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let wgsl = String::from_utf8(out.stdout).unwrap();
+    for file in ["// ---- conv2d_params.wgsl", "// ---- gemm_tiled.wgsl"] {
+        assert!(wgsl.contains(file), "{file} missing:\n{wgsl}");
+    }
+    let module =
+        naga::front::wgsl::parse_str(&wgsl).unwrap_or_else(|e| panic!("{}", e.emit_to_string(&wgsl)));
+    assert!(module.entry_points.iter().any(|e| e.name == "main"));
+
+    let listing = shakeshake(&["shader"]);
+    assert!(text(&listing).contains("conv2d_forward_tiled") && text(&listing).contains("sgd.wgsl"));
+    assert_fails_with(
+        &shakeshake(&["shader", "conv2d_sideways"]),
+        &["no shader module", "conv2d_forward_tiled"],
+    );
+}
+
 /// `kernels` creates every pipeline a network's training and evaluation could use, naming
 /// each, and runs nothing; a variant whose pipelines the driver will not compile is listed
 /// with the compiler's message, and the command fails.

@@ -2,6 +2,7 @@
 
 pub mod buffers;
 mod context;
+pub mod fragments;
 #[cfg(test)]
 mod fxc;
 pub mod interface;
