@@ -38,7 +38,11 @@ pub fn create_all(
             let variants = if all_variants {
                 crate::checks::conv2d::variants_for(gpu, pass, &shape)
             } else {
-                tuner::candidates(gpu, &shape, pass)
+                let (candidates, left_out) = tuner::offer(gpu, &shape, pass);
+                for (v, why) in left_out {
+                    report(&format!("conv2d {} {} {}: left out, {why}", pass.name(), shape.name(), v.name()));
+                }
+                candidates
             };
             let mut compiled: Vec<ConvVariant> = vec![];
             for v in variants {

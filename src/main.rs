@@ -508,6 +508,15 @@ fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
             }
         }
     });
+    if !json {
+        let passes = shakeshake::checks::conv2d::shapes().len() * 3;
+        println!(
+            "\nConvolution variants not checked on some of the {passes} passes of the edge shapes, and why:"
+        );
+        for (variant, why, count) in shakeshake::checks::conv2d::not_offered(&gpu) {
+            println!("  {:<22} {count:>2} of {passes}: {why}", variant.name());
+        }
+    }
     let failed = checks.iter().filter(|c| !c.passed()).count();
     let outcome = if failed == 0 { "all passed".to_string() } else { format!("{failed} FAILED") };
     let seconds = started.elapsed().as_secs_f64();

@@ -34,6 +34,26 @@ pub fn variants_for(gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> Vec<ConvV
     ConvVariant::ALL.into_iter().filter(|v| v.supports(gpu, pass, shape)).collect()
 }
 
+/// The variants `edge_shapes` does not check on this device, and why: each variant with each
+/// reason it gave and the passes (of every edge shape) it gave it for.
+pub fn not_offered(gpu: &Gpu) -> Vec<(ConvVariant, String, usize)> {
+    let mut found: Vec<(ConvVariant, String, usize)> = vec![];
+    for s in shapes() {
+        for pass in ConvPass::ALL {
+            for v in ConvVariant::ALL {
+                let Err(why) = v.admits(gpu, pass, &s) else { continue };
+                let why = why.to_string();
+                match found.iter_mut().find(|(fv, fw, _)| *fv == v && *fw == why) {
+                    Some((.., count)) => *count += 1,
+                    None => found.push((v, why, 1)),
+                }
+            }
+        }
+    }
+    found.sort_by_key(|(v, ..)| ConvVariant::ALL.iter().position(|a| a == v));
+    found
+}
+
 /// Inputs of one shape: x, the weights (PyTorch's layout) and dy.
 struct Data {
     x: Vec<f64>,

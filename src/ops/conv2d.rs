@@ -156,41 +156,69 @@ impl ConvVariant {
 
     /// Whether this variant can run `pass` of `shape` on this device.
     pub fn supports(self, gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> bool {
-        if self.needs_subgroups() && !gpu.features.subgroups {
-            return false;
-        }
+        self.admits(gpu, pass, shape).is_ok()
+    }
+
+    /// Whether this variant can run `pass` of `shape` on this device, and if not, why.
+    pub fn admits(self, gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> Result<(), Rejection> {
+        use Rejection::*;
+        let require = |holds: bool, why: Rejection| if holds { Ok(()) } else { Err(why) };
+        require(!self.needs_subgroups() || gpu.features.subgroups, NoSubgroups)?;
+        let n = pass.gemm_n(shape);
+        let fits_tile = || require(n <= self.tile_n(), WiderThanTile { n, tile: self.tile_n() });
         // The forward register kernel loads weights as vec4s of output channels.
-        let register_fits = pass != ConvPass::Forward || shape.cout.is_multiple_of(4);
+        let register_fits = || {
+            let vec4s = pass != ConvPass::Forward || shape.cout.is_multiple_of(4);
+            require(vec4s, ChannelsNotMultipleOf4 { channels: shape.cout })
+        };
         match self {
-            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => register_fits,
-            ConvVariant::Tiled => true,
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => register_fits(),
+            ConvVariant::Tiled => Ok(()),
             // A narrower tile only where N fits it: elsewhere 64 wastes nothing and reuses more.
-            ConvVariant::TiledN32 | ConvVariant::TiledN16 => pass.gemm_n(shape) <= self.tile_n(),
+            ConvVariant::TiledN32 | ConvVariant::TiledN16 => fits_tile(),
             ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => {
-                register_fits && pass.gemm_n(shape) <= self.tile_n()
+                register_fits().and_then(|()| fits_tile())
             }
             // Its patch holds windows up to 3x3 at stride 2; the input gradient is a
             // convolution only at stride 1 (at 2 it needs conv2d_grad_input_register's
             // parity classes); the weight gradient is a reduction, not a convolution.
             ConvVariant::Direct => {
-                let pass_fits = match pass {
-                    ConvPass::Forward => true,
-                    ConvPass::GradInput => shape.stride == 1,
-                    ConvPass::GradWeight => false,
-                };
-                pass_fits && shape.ksize <= 3 && shape.stride <= 2 && pass.gemm_n(shape) <= self.tile_n()
+                require(pass != ConvPass::GradWeight, NoWeightGradient)?;
+                require(pass != ConvPass::GradInput || shape.stride == 1, StridedInputGradient)?;
+                let window = shape.ksize <= 3 && shape.stride <= 2;
+                require(window, WindowTooLarge { ksize: shape.ksize, stride: shape.stride })?;
+                fits_tile()
             }
-            // U loads as vec4s of output channels; each scratch matrix is one binding; the
-            // GEMM's positions (and splits) are workgroup layers.
+            // F(m x m, 3x3) computes 3x3 convolutions at stride 1 and padding 1; U loads as vec4s
+            // of output channels; each scratch matrix is one binding; the GEMM's positions (and
+            // splits) are workgroup layers.
             ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
+                require(shape.ksize == 3 && shape.stride == 1 && shape.pad == 1, NotWinogradShape)?;
+                require(
+                    pass != ConvPass::GradWeight || self == ConvVariant::Winograd4x4,
+                    WeightGradientNeedsF4x4,
+                )?;
+                require(n.is_multiple_of(4), ChannelsNotMultipleOf4 { channels: n })?;
                 let scratch = WinogradScratch::new(pass, shape, self);
                 let bytes = |floats: usize| (floats * 4) as u64;
+                let (largest, binding) =
+                    (bytes(scratch.largest_floats()), gpu.limits.max_storage_buffer_binding_size);
+                require(
+                    largest <= binding,
+                    ScratchOverLimit {
+                        bytes: largest,
+                        limit: "maxStorageBufferBindingSize",
+                        offered: binding,
+                    },
+                )?;
+                let (all, buffer) = (bytes(scratch.floats()), gpu.limits.max_buffer_size);
+                require(
+                    all <= buffer,
+                    ScratchOverLimit { bytes: all, limit: "maxBufferSize", offered: buffer },
+                )?;
                 let layers = (scratch.positions() * scratch.splits()) as u64;
-                winograd_fits(self, pass, shape)
-                    && pass.gemm_n(shape).is_multiple_of(4)
-                    && bytes(scratch.largest_floats()) <= gpu.limits.max_storage_buffer_binding_size
-                    && bytes(scratch.floats()) <= gpu.limits.max_buffer_size
-                    && layers <= gpu.limits.max_compute_workgroups_per_dimension.into()
+                let most = u64::from(gpu.limits.max_compute_workgroups_per_dimension);
+                require(layers <= most, TooManyLayers { layers, limit: most })
             }
         }
     }
@@ -221,6 +249,69 @@ impl ConvVariant {
             // The weight gradient by F(4x4) only (`winograd_fits`).
             (GradWeight, Winograd | Winograd4x4) => "winograd_grad_weight_subgroup",
             (_, Winograd | Winograd4x4) => "winograd_gemm_subgroup",
+        }
+    }
+}
+
+/// Why a variant does not run a pass of a shape on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    NoSubgroups,
+    /// Channels the variant loads as vec4s (a forward's outputs, a Winograd pass's N).
+    ChannelsNotMultipleOf4 {
+        channels: usize,
+    },
+    /// N (channels each output pixel or tap has) wider than a narrow tile or block.
+    WiderThanTile {
+        n: usize,
+        tile: usize,
+    },
+    NoWeightGradient,
+    StridedInputGradient,
+    WindowTooLarge {
+        ksize: usize,
+        stride: usize,
+    },
+    NotWinogradShape,
+    WeightGradientNeedsF4x4,
+    ScratchOverLimit {
+        bytes: u64,
+        limit: &'static str,
+        offered: u64,
+    },
+    TooManyLayers {
+        layers: u64,
+        limit: u64,
+    },
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::NoSubgroups => write!(f, "it needs subgroups, which this device does not offer"),
+            Rejection::ChannelsNotMultipleOf4 { channels } => {
+                write!(f, "it loads channels as vec4s, and {channels} is not a multiple of 4")
+            }
+            Rejection::WiderThanTile { n, tile } => {
+                write!(f, "its tile is {tile} channels wide, narrower than the pass's {n}")
+            }
+            Rejection::NoWeightGradient => {
+                write!(f, "it has no weight gradient (a reduction, not a convolution)")
+            }
+            Rejection::StridedInputGradient => write!(f, "its input gradient runs at stride 1 only"),
+            Rejection::WindowTooLarge { ksize, stride } => {
+                write!(f, "its patch holds windows up to 3x3 at stride 2, not {ksize}x{ksize} at {stride}")
+            }
+            Rejection::NotWinogradShape => {
+                write!(f, "Winograd computes 3x3 convolutions at stride 1 and padding 1 only")
+            }
+            Rejection::WeightGradientNeedsF4x4 => write!(f, "only F(4x4, 3x3) has a weight gradient"),
+            Rejection::ScratchOverLimit { bytes, limit, offered } => {
+                write!(f, "its scratch needs {bytes} bytes, over the device's {limit} of {offered}")
+            }
+            Rejection::TooManyLayers { layers, limit } => {
+                write!(f, "it needs {layers} workgroup layers, over the device's {limit}")
+            }
         }
     }
 }
@@ -788,13 +879,6 @@ impl PassBuffers {
             scratch: gpu.storage("scratch", scratch),
         }
     }
-}
-
-/// Whether a Winograd pass runs 3x3, stride 1, padding 1 (what F(m x m, 3x3) computes);
-/// the weight gradient only with F(4x4, 3x3).
-fn winograd_fits(variant: ConvVariant, pass: ConvPass, s: &Conv2dShape) -> bool {
-    let pass_fits = pass != ConvPass::GradWeight || variant == ConvVariant::Winograd4x4;
-    pass_fits && s.ksize == 3 && s.stride == 1 && s.pad == 1
 }
 
 /// shaders/winograd_shape.wgsl's GRAD_INPUT override.

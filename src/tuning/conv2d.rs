@@ -89,26 +89,49 @@ fn outclassed_on_cpu(v: ConvVariant) -> Option<ConvVariant> {
 /// The variants the tuner considers for `pass` of `shape` on this device, in the order it
 /// tries them.
 pub fn candidates(gpu: &Gpu, shape: &Conv2dShape, pass: ConvPass) -> Vec<ConvVariant> {
+    offer(gpu, shape, pass).0
+}
+
+/// The tuner's candidates (as `candidates`), and every other variant with why it is left out.
+pub fn offer(
+    gpu: &Gpu,
+    shape: &Conv2dShape,
+    pass: ConvPass,
+) -> (Vec<ConvVariant>, Vec<(ConvVariant, String)>) {
     let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-    let mut candidates = checks::conv2d::variants_for(gpu, pass, shape);
+    let mut left_out = vec![];
+    let mut candidates = vec![];
+    for v in ConvVariant::ALL {
+        match v.admits(gpu, pass, shape) {
+            Ok(()) => candidates.push(v),
+            Err(why) => left_out.push((v, why.to_string())),
+        }
+    }
     if on_cpu && gpu.features.subgroups && candidates.iter().any(|v| !v.is_gpu_shaped()) {
         // Measured on lavapipe (2-core Intel Xeon, 8 2x16d's 30 passes at batch 128, 2026-12-06):
         // the best GPU-shaped variant is 1.6-12x slower than the best register or Winograd
         // one on every pass, and measuring them made 217 of the 525 pipelines a first run compiled.
         // (Without subgroups `tiled` can win: 3x3 64->64 @8 forward 82 ms against
         // register_plain's 97, so they stay candidates there.) `selftest` still checks them.
+        let why = "shaped for a GPU, and this CPU adapter has subgroups for the register kernels";
+        left_out.extend(candidates.iter().filter(|v| v.is_gpu_shaped()).map(|&v| (v, why.to_string())));
         candidates.retain(|v| !v.is_gpu_shaped());
         // Measured the same way (bench ops --width 16 --all-variants, 2026-12-06): with
         // subgroups, register_plain(_n16) was 1.08-3.86x slower than its subgroup twin in all
         // 43 pairs, and Winograd F(2x2) 1.47-1.76x slower than F(4x4) on all 7 passes both
         // run. Where the faster one is offered, the other is not measured.
         let offered = candidates.clone();
+        for v in offered.iter().copied() {
+            if let Some(better) = outclassed_on_cpu(v).filter(|b| offered.contains(b)) {
+                left_out.push((v, format!("{} beats it on a CPU adapter wherever both run", better.name())));
+            }
+        }
         candidates.retain(|v| outclassed_on_cpu(*v).is_none_or(|better| !offered.contains(&better)));
     }
     if !on_cpu {
         candidates.sort_by_key(|v| !v.is_gpu_shaped());
     }
-    candidates
+    (candidates, left_out)
 }
 
 /// The chooser's choice among `candidates`: remembered, or checked and timed here.

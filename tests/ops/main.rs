@@ -123,3 +123,32 @@ fn a_split_weight_gradient_binds_only_its_partial_sums() {
     });
     assert!(exercised.get() > 0, "no adapter here runs Winograd with a binding limit below its scratch");
 }
+
+/// A variant that does not run a pass of a shape on a device says why, in words.
+#[test]
+fn a_variant_that_does_not_run_a_pass_says_why() {
+    use shakeshake::ops::conv2d::{ConvPass::*, ConvVariant::*};
+    use shakeshake::shapes::Conv2dShape;
+    let no_subgroups = gpus().iter().find(|g| !g.features.subgroups).expect("a device without subgroups");
+    let (wide, one_by_one) =
+        (Conv2dShape::new(3, 20, 8, 8, 36, 3, 1, 1), Conv2dShape::new(2, 6, 5, 7, 20, 1, 1, 0));
+    let why = |gpu, v: shakeshake::ops::conv2d::ConvVariant, pass, shape| match v.admits(gpu, pass, shape) {
+        Ok(()) => panic!("{v:?} runs {pass:?} of {shape:?}"),
+        Err(why) => why.to_string(),
+    };
+    assert_eq!(
+        why(no_subgroups, RegisterSubgroup, Forward, &wide),
+        "it needs subgroups, which this device does not offer"
+    );
+    assert!(
+        why(no_subgroups, TiledN16, Forward, &wide).contains("16 channels wide, narrower than the pass's 36")
+    );
+    assert!(why(no_subgroups, Direct, GradWeight, &wide).contains("no weight gradient"));
+    assert!(Tiled.admits(no_subgroups, GradWeight, &wide).is_ok());
+    if let Some(with_subgroups) = gpus().iter().find(|g| g.features.subgroups) {
+        assert!(
+            why(with_subgroups, Winograd4x4, Forward, &one_by_one).contains("3x3 convolutions at stride 1")
+        );
+        assert!(why(with_subgroups, Winograd, GradWeight, &wide).contains("only F(4x4, 3x3)"));
+    }
+}
