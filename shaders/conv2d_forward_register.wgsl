@@ -8,7 +8,7 @@
 // memory or barrier is needed. This is the shape llvmpipe-like CPU adapters want.
 //
 // Variants: register_subgroup / register_plain (the `columns` of lanes_*.wgsl); needs cout
-// a multiple of 4 (weights load as vec4). Log: see conv2d_params.wgsl (36-40 GFLOP/s at
+// a multiple of 4 (weights load as vec4). Log: see src/ops/conv2d/register.rs (36-40 GFLOP/s at
 // 32-128 channels on lavapipe; 16-channel layers take 8 x 16 blocks).
 // Safety: `q` is clamped to the last row of pixels, `load_in` and `lane_vec4` select index 0
 // and mask the value outside the input or past the last channel; stores are guarded.

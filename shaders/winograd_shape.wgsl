@@ -20,7 +20,7 @@
 // Files: winograd_io.wgsl (bindings, loads and stores), winograd_transforms.wgsl (F(2x2):
 // U, V, and Y from M), winograd4_transforms.wgsl (the same for F(4x4)), winograd_gemm.wgsl
 // (M, either).
-// Log (lavapipe, batch 128, `bench ops --all-variants`): see conv2d_params.wgsl.
+// Log (lavapipe, batch 128, `bench ops --all-variants`): see src/ops/conv2d/winograd.rs.
 
 // The output tile's side: 2 (variant winograd) or 4 (winograd_4x4).
 override TILE: u32 = 2u;
@@ -39,7 +39,7 @@ fn channels_out() -> u32 {
 }
 
 // The weight gradient's GEMM (winograd_grad_weight.wgsl) sums its tiles in splits() splits
-// of SPLIT_QUADS quads of tiles (vec4 rows of V) each (src/ops/conv2d.rs mirrors it).
+// of SPLIT_QUADS quads of tiles (vec4 rows of V) each (src/ops/conv2d/winograd.rs mirrors it).
 const SPLIT_QUADS: u32 = 32u;
 
 // Positions of the transformed domain, one GEMM each.

@@ -27,17 +27,20 @@ mod tests {
     }
 
     /// Every .rs file under src/ but the crate roots and the build script (a program of its
-    /// own), with its top-level module.
+    /// own), with its top-level module (a folder inside a module, such as ops/conv2d/, is part
+    /// of it).
     fn sources() -> Vec<(String, PathBuf)> {
+        fn files(dir: &Path) -> Vec<PathBuf> {
+            let entries = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path());
+            entries.flat_map(|path| if path.is_dir() { files(&path) } else { vec![path] }).collect()
+        }
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut out = vec![];
         for entry in std::fs::read_dir(&src).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_stem().unwrap().to_string_lossy().to_string();
             if path.is_dir() {
-                for file in std::fs::read_dir(&path).unwrap() {
-                    out.push((name.clone(), file.unwrap().path()));
-                }
+                out.extend(files(&path).into_iter().map(|file| (name.clone(), file)));
             } else if !["lib", "main", "layers", "build"].contains(&name.as_str()) {
                 out.push((name, path));
             }

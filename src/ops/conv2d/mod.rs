@@ -1,8 +1,16 @@
 //! 2-D convolution without bias: forward, input gradient and weight gradient, each in several
-//! variants (`ConvVariant`; shaders/conv2d_*.wgsl, winograd_*.wgsl). CPU reference:
-//! `cpu::conv2d`. Layout: `layout`.
+//! variants (`ConvVariant`), in four families, a file each: `register` (CPU adapters),
+//! `tiled` and `direct` (GPUs), `winograd` (both transforms). This file holds what they share:
+//! the passes, the variants and why one does not run a shape (`Rejection`), the bindings, and
+//! `Conv2d`, which dispatches a shape's passes. CPU reference: `cpu::conv2d`; checks:
+//! `checks::conv2d`; layout: `layout`; shaders: shaders/conv2d_*.wgsl, winograd_*.wgsl (each
+//! file's `// requires:` and `// provides:` lines say how they join).
 
-use crate::gpu::buffers::ANY_BINDING_ALIGNMENT_FLOATS;
+mod direct;
+mod register;
+mod tiled;
+mod winograd;
+
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, GpuError, Kernel, ShaderInterface, Slice};
 use crate::shapes::{ChannelWindow, Conv2dShape};
 use crate::struct_layout;
@@ -18,7 +26,7 @@ impl ConvPass {
     pub const ALL: [ConvPass; 3] = [ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight];
 
     /// The pass as an implicit GEMM C[M][N]: (M, N).
-    fn gemm_mn(self, s: &Conv2dShape) -> (usize, usize) {
+    pub(super) fn gemm_mn(self, s: &Conv2dShape) -> (usize, usize) {
         match self {
             ConvPass::Forward => (s.batch * s.out_h * s.out_w, s.cout),
             ConvPass::GradInput => (s.batch * s.h * s.w, s.cin),
@@ -161,96 +169,58 @@ impl ConvVariant {
 
     /// Whether this variant can run `pass` of `shape` on this device, and if not, why.
     pub fn admits(self, gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> Result<(), Rejection> {
-        use Rejection::*;
-        let require = |holds: bool, why: Rejection| if holds { Ok(()) } else { Err(why) };
-        require(!self.needs_subgroups() || gpu.features.subgroups, NoSubgroups)?;
-        let n = pass.gemm_n(shape);
-        let fits_tile = || require(n <= self.tile_n(), WiderThanTile { n, tile: self.tile_n() });
-        // The forward register kernel loads weights as vec4s of output channels.
-        let register_fits = || {
-            let vec4s = pass != ConvPass::Forward || shape.cout.is_multiple_of(4);
-            require(vec4s, ChannelsNotMultipleOf4 { channels: shape.cout })
-        };
-        match self {
-            ConvVariant::RegisterSubgroup | ConvVariant::RegisterPlain => register_fits(),
-            ConvVariant::Tiled => Ok(()),
-            // A narrower tile only where N fits it: elsewhere 64 wastes nothing and reuses more.
-            ConvVariant::TiledN32 | ConvVariant::TiledN16 => fits_tile(),
-            ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => {
-                register_fits().and_then(|()| fits_tile())
-            }
-            // Its patch holds windows up to 3x3 at stride 2; the input gradient is a
-            // convolution only at stride 1 (at 2 it needs conv2d_grad_input_register's
-            // parity classes); the weight gradient is a reduction, not a convolution.
-            ConvVariant::Direct => {
-                require(pass != ConvPass::GradWeight, NoWeightGradient)?;
-                require(pass != ConvPass::GradInput || shape.stride == 1, StridedInputGradient)?;
-                let window = shape.ksize <= 3 && shape.stride <= 2;
-                require(window, WindowTooLarge { ksize: shape.ksize, stride: shape.stride })?;
-                fits_tile()
-            }
-            // F(m x m, 3x3) computes 3x3 convolutions at stride 1 and padding 1; U loads as vec4s
-            // of output channels; each scratch matrix is one binding; the GEMM's positions (and
-            // splits) are workgroup layers.
-            ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
-                require(shape.ksize == 3 && shape.stride == 1 && shape.pad == 1, NotWinogradShape)?;
-                require(
-                    pass != ConvPass::GradWeight || self == ConvVariant::Winograd4x4,
-                    WeightGradientNeedsF4x4,
-                )?;
-                require(n.is_multiple_of(4), ChannelsNotMultipleOf4 { channels: n })?;
-                let scratch = WinogradScratch::new(pass, shape, self);
-                let bytes = |floats: usize| (floats * 4) as u64;
-                let (largest, binding) =
-                    (bytes(scratch.largest_floats()), gpu.limits.max_storage_buffer_binding_size);
-                require(
-                    largest <= binding,
-                    ScratchOverLimit {
-                        bytes: largest,
-                        limit: "maxStorageBufferBindingSize",
-                        offered: binding,
-                    },
-                )?;
-                let (all, buffer) = (bytes(scratch.floats()), gpu.limits.max_buffer_size);
-                require(
-                    all <= buffer,
-                    ScratchOverLimit { bytes: all, limit: "maxBufferSize", offered: buffer },
-                )?;
-                let layers = (scratch.positions() * scratch.splits()) as u64;
-                let most = u64::from(gpu.limits.max_compute_workgroups_per_dimension);
-                require(layers <= most, TooManyLayers { layers, limit: most })
-            }
+        require(!self.needs_subgroups() || gpu.features.subgroups, Rejection::NoSubgroups)?;
+        match self.family() {
+            Family::Register => register::admits(self, pass, shape),
+            Family::Tiled => tiled::admits(self, pass, shape),
+            Family::Direct => direct::admits(self, pass, shape),
+            Family::Winograd => winograd::admits(self, gpu, pass, shape),
         }
     }
 
+    /// The shader module that runs `pass` of `shape` (shaders.rs's MODULES).
     fn module(self, pass: ConvPass, shape: &Conv2dShape) -> &'static str {
-        use ConvPass::*;
-        use ConvVariant::*;
-        // dy read as vec4s of 4 pixels: planes of a multiple of 4 (conv2d_grad_weight_quads.wgsl);
-        // the tiled forward's weights as vec4s of 4 channels: cout a multiple of 4.
-        let quads = (shape.out_h * shape.out_w).is_multiple_of(4);
-        match (pass, self) {
-            (Forward, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_forward_register_subgroup",
-            (Forward, RegisterPlain | RegisterPlainN16) => "conv2d_forward_register_plain",
-            (Forward, Tiled | TiledN32 | TiledN16) if shape.cout.is_multiple_of(4) => "conv2d_forward_tiled",
-            (Forward, Tiled | TiledN32 | TiledN16) => "conv2d_forward_tiled_scalar",
-            (GradInput, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_input_register_subgroup",
-            (GradInput, RegisterPlain | RegisterPlainN16) => "conv2d_grad_input_register_plain",
-            (GradInput, Tiled | TiledN32 | TiledN16) => "conv2d_grad_input_tiled",
-            (GradWeight, RegisterSubgroup | RegisterSubgroupN16) if quads => {
-                "conv2d_grad_weight_quads_subgroup"
-            }
-            (GradWeight, RegisterSubgroup | RegisterSubgroupN16) => "conv2d_grad_weight_register_subgroup",
-            (GradWeight, RegisterPlain | RegisterPlainN16) => "conv2d_grad_weight_register_plain",
-            (GradWeight, Tiled | TiledN32 | TiledN16) => "conv2d_grad_weight_tiled",
-            (Forward, Direct) => "conv2d_forward_direct",
-            (GradInput, Direct) => "conv2d_grad_input_direct",
-            (GradWeight, Direct) => unreachable!("`supports` keeps direct to forward and grad_input"),
-            // The weight gradient by F(4x4) only (`winograd_fits`).
-            (GradWeight, Winograd | Winograd4x4) => "winograd_grad_weight_subgroup",
-            (_, Winograd | Winograd4x4) => "winograd_gemm_subgroup",
+        match self.family() {
+            Family::Register => register::module(self, pass, shape),
+            Family::Tiled => tiled::module(pass, shape),
+            Family::Direct => direct::module(pass),
+            Family::Winograd => winograd::module(pass),
         }
     }
+
+    /// The family whose file (src/ops/conv2d/<family>.rs) holds the variant.
+    pub fn family(self) -> Family {
+        match self {
+            ConvVariant::RegisterSubgroup
+            | ConvVariant::RegisterPlain
+            | ConvVariant::RegisterSubgroupN16
+            | ConvVariant::RegisterPlainN16 => Family::Register,
+            ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => Family::Tiled,
+            ConvVariant::Direct => Family::Direct,
+            ConvVariant::Winograd | ConvVariant::Winograd4x4 => Family::Winograd,
+        }
+    }
+}
+
+/// The kernel families, one file each under src/ops/conv2d/: what each variant of the family
+/// admits, its shader module and its launch (override constants and grid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Register,
+    Tiled,
+    Direct,
+    Winograd,
+}
+
+/// `Ok` where `holds`, else `why`.
+fn require(holds: bool, why: Rejection) -> Result<(), Rejection> {
+    if holds { Ok(()) } else { Err(why) }
+}
+
+/// A narrower tile or block only where the pass's N fits it.
+fn fits_tile(variant: ConvVariant, pass: ConvPass, shape: &Conv2dShape) -> Result<(), Rejection> {
+    let (n, tile) = (pass.gemm_n(shape), variant.tile_n());
+    require(n <= tile, Rejection::WiderThanTile { n, tile })
 }
 
 /// Why a variant does not run a pass of a shape on a device.
@@ -360,14 +330,6 @@ const GRAD_WEIGHT_DY: Binding = Binding::new(2, "dy");
 const FORWARD_Y: Binding = Binding::new(3, "y");
 const GRAD_INPUT_DX: Binding = Binding::new(3, "dx");
 const GRAD_WEIGHT_PARTIAL: Binding = Binding::new(3, "partial");
-/// Winograd's: the pass's input and output, the weights, and the scratch matrices.
-const WINOGRAD_SRC: Binding = Binding::new(1, "src");
-const WINOGRAD_WT: Binding = Binding::new(2, "wt");
-const WINOGRAD_DST: Binding = Binding::new(3, "dst");
-const WINOGRAD_U: Binding = Binding::new(4, "u");
-const WINOGRAD_V: Binding = Binding::new(5, "v");
-const WINOGRAD_M: Binding = Binding::new(6, "m");
-
 const CONV_PARAMS: crate::gpu::interface::StructLayout = struct_layout!(ConvParams {
     batch,
     cin,
@@ -419,15 +381,23 @@ pub const INTERFACES: [ShaderInterface; 6] = [
     },
     ShaderInterface {
         modules: &["winograd_transforms", "winograd4_transforms"],
-        bindings: &[PARAMS, WINOGRAD_SRC, WINOGRAD_WT, WINOGRAD_DST, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
+        bindings: &[
+            PARAMS,
+            winograd::SRC,
+            winograd::WT,
+            winograd::DST,
+            winograd::U,
+            winograd::V,
+            winograd::M,
+        ],
         structs: &[CONV_PARAMS],
-        constants: &[("SPLIT_QUADS", WINOGRAD_SPLIT_QUADS as u32)],
+        constants: &[("SPLIT_QUADS", winograd::SPLIT_QUADS as u32)],
     },
     ShaderInterface {
         modules: &["winograd_gemm_subgroup", "winograd_grad_weight_subgroup"],
-        bindings: &[PARAMS, WINOGRAD_U, WINOGRAD_V, WINOGRAD_M],
+        bindings: &[PARAMS, winograd::U, winograd::V, winograd::M],
         structs: &[CONV_PARAMS],
-        constants: &[("SPLIT_QUADS", WINOGRAD_SPLIT_QUADS as u32)],
+        constants: &[("SPLIT_QUADS", winograd::SPLIT_QUADS as u32)],
     },
     ShaderInterface {
         modules: &["reduce_splits"],
@@ -442,11 +412,8 @@ pub const INTERFACES: [ShaderInterface; 6] = [
 /// split cuts a quad of pixels (conv2d_grad_weight_quads.wgsl).
 pub const PIXELS_PER_SPLIT: usize = 2048;
 
-/// Quads of tiles one split of the Winograd weight gradient sums: 2048 output pixels, as
-/// `PIXELS_PER_SPLIT` (shaders/winograd_shape.wgsl's SPLIT_QUADS).
-const WINOGRAD_SPLIT_QUADS: usize = 32;
-
-/// Register kernels on grids smaller than this use workgroups of 8, so few invocations idle.
+/// Register kernels and Winograd GEMMs on grids smaller than this use workgroups of 8, so
+/// few invocations idle.
 const SMALL_GRID: usize = 512;
 
 /// A convolution of one shape with a chosen variant for each pass.
@@ -495,27 +462,6 @@ impl Conv2d {
         std::array::from_fn(|i| (names[i], values[i] as f64))
     }
 
-    /// A Winograd pass's layout, and its three matrices' ranges of `scratch`.
-    fn winograd_matrices<'a>(
-        &self,
-        pass: ConvPass,
-        scratch: Option<Slice<'a>>,
-    ) -> (WinogradScratch, [Slice<'a>; 3]) {
-        let layout = WinogradScratch::new(pass, &self.shape, self.variant(pass));
-        let scratch = scratch.expect("Winograd needs scratch");
-        assert!(scratch.size >= (layout.floats() * 4) as u64, "scratch too small");
-        let matrices = layout.offsets().map(|(first, count)| scratch.floats(first as u64, count as u64));
-        (layout, matrices)
-    }
-
-    /// shaders/winograd_shape.wgsl's override constants (with the shape's).
-    fn winograd_constants(&self, pass: ConvPass) -> Vec<(&'static str, f64)> {
-        let tile = self.variant(pass).winograd_tile().expect("a Winograd variant");
-        let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass)), ("TILE", tile as f64)];
-        constants.extend(self.shape_constants(pass));
-        constants
-    }
-
     fn params(&self, pass: ConvPass, window: ChannelWindow, accumulate: bool) -> ConvParams {
         let s = &self.shape;
         assert!(window.offset + s.cout <= window.channels, "channel window out of range");
@@ -560,7 +506,7 @@ impl Conv2d {
         let winograd = ConvPass::ALL
             .into_iter()
             .filter(|&pass| self.variant(pass).winograd_tile().is_some())
-            .map(|pass| WinogradScratch::new(pass, &self.shape, self.variant(pass)).floats())
+            .map(|pass| winograd::Scratch::new(pass, &self.shape, self.variant(pass)).floats())
             .max()
             .unwrap_or(0);
         splits.max(winograd)
@@ -574,24 +520,6 @@ impl Conv2d {
             constants.push(("made_uncompilable_by_a_test_hook", 1.0));
         }
         Ok((Kernel::new(gpu, variant.module(pass, s), "main", &constants)?, grid))
-    }
-
-    /// The transforms a Winograd `pass` runs around its GEMM (two before it, one after):
-    /// entry points of shaders/winograd{,4}_transforms.wgsl.
-    fn winograd_transforms(&self, gpu: &Gpu, pass: ConvPass) -> Result<[Kernel; 3], CompileError> {
-        let four = self.variant(pass).winograd_tile() == Some(4);
-        let (module, entries) = match pass {
-            ConvPass::GradWeight => {
-                ("winograd4_transforms", ["transform_input", "transform_gradient", "finish_weight_gradient"])
-            }
-            ConvPass::Forward | ConvPass::GradInput => (
-                if four { "winograd4_transforms" } else { "winograd_transforms" },
-                ["transform_weights", "transform_input", "transform_output"],
-            ),
-        };
-        let constants = self.winograd_constants(pass);
-        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, module, entry, &constants));
-        Ok([a?, b?, c?])
     }
 
     /// Creates every pipeline `pass` runs, dispatching nothing: the tuner's proof that the
@@ -611,81 +539,13 @@ impl Conv2d {
     /// network are computed from them). Register grids are (blocks of 4 or 8 pixels or taps,
     /// blocks of 32 or 16 channels, splits); tiled grids are (M / 64, N / tile, splits).
     pub fn launch(&self, pass: ConvPass) -> (Vec<(&'static str, f64)>, [u32; 3]) {
-        let s = &self.shape;
-        let variant = self.variant(pass);
-        let splits = if pass == ConvPass::GradWeight { self.splits() } else { 1 };
-        // The register input gradient runs one z layer per (row, column) parity class.
-        let classes = s.stride * s.stride;
-        let taps = s.cin * s.ksize * s.ksize;
-        let (m, n) = pass.gemm_mn(s);
+        let (s, variant) = (&self.shape, self.variant(pass));
         let mut constants = vec![("KS", s.ksize as f64), ("STRIDE", s.stride as f64), ("PAD", s.pad as f64)];
-        let grid = match variant {
-            ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => {
-                let tile_n = variant.tile_n();
-                constants.push(("WG_N", (tile_n / 4) as f64));
-                // The weight gradient's K runs along pixels: load it along the invocations.
-                constants.push(("K_FASTEST", f64::from(u8::from(pass == ConvPass::GradWeight))));
-                constants.extend(self.shape_constants(pass));
-                [m.div_ceil(64) as u32, n.div_ceil(tile_n) as u32, splits as u32]
-            }
-            ConvVariant::Direct => {
-                // Tiles of 8 x 8 pixels by 32 channels, or 16 x 8 by 16 where the pass has no
-                // more (shaders/conv2d_direct.wgsl's tile_rows).
-                let (out_tile, tile_rows) = if n <= 16 { (16, 16) } else { (32, 8) };
-                constants.push(("OUT_TILE", out_tile as f64));
-                constants.extend(self.shape_constants(pass));
-                let (rows, cols) = match pass {
-                    ConvPass::GradInput => (s.h, s.w),
-                    ConvPass::Forward | ConvPass::GradWeight => (s.out_h, s.out_w),
-                };
-                let tiles = rows.div_ceil(tile_rows) * cols.div_ceil(8);
-                [tiles as u32, n.div_ceil(out_tile) as u32, s.batch as u32]
-            }
-            ConvVariant::Winograd | ConvVariant::Winograd4x4 => {
-                let layout = WinogradScratch::new(pass, s, variant);
-                // Blocks of 4 tiles, or of 4 input channels for the weight gradient.
-                let rows_of =
-                    |tiles: usize| if pass == ConvPass::GradWeight { s.cin } else { tiles }.div_ceil(4);
-                let rows = rows_of(layout.tiles);
-                let planned = WinogradScratch::new(pass, &self.planned().shape, variant);
-                let wg = if rows_of(planned.tiles) < SMALL_GRID { 8 } else { 64 };
-                constants.extend([("WG", wg as f64), ("N16", 0.0)]);
-                constants.extend(self.winograd_constants(pass));
-                let layers = layout.positions() * layout.splits();
-                [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, layers as u32]
-            }
-            ConvVariant::RegisterSubgroup
-            | ConvVariant::RegisterPlain
-            | ConvVariant::RegisterSubgroupN16
-            | ConvVariant::RegisterPlainN16 => {
-                let n16 = variant.tile_n() == 16;
-                // Pixels (or taps) along a block: 4 by 32 channels, or 8 by 16.
-                let block_rows = if n16 { 8 } else { 4 };
-                let rows_and_layers = |c: &Conv2d| {
-                    let s = &c.shape;
-                    match pass {
-                        ConvPass::Forward => (s.batch * s.out_h * s.out_w.div_ceil(block_rows), 1),
-                        ConvPass::GradInput => {
-                            let class_cols = s.w.div_ceil(s.stride);
-                            (s.batch * s.h.div_ceil(s.stride) * class_cols.div_ceil(block_rows), classes)
-                        }
-                        ConvPass::GradWeight => (taps.div_ceil(block_rows), c.splits()),
-                    }
-                };
-                let (rows, layers) = rows_and_layers(self);
-                // Invocations past the last row still run the whole loop (for `columns`), so
-                // use workgroups of 8 where 64 would leave many of them idle.
-                let (planned_rows, planned_layers) = rows_and_layers(&self.planned());
-                let idle = |wg: usize| planned_rows.div_ceil(wg) * wg - planned_rows;
-                let wg = if idle(64) * 16 > planned_rows || planned_rows * planned_layers < SMALL_GRID {
-                    8
-                } else {
-                    64
-                };
-                constants.push(("WG", wg as f64));
-                constants.push(("N16", f64::from(u8::from(n16))));
-                [rows.div_ceil(wg) as u32, n.div_ceil(variant.tile_n()) as u32, layers as u32]
-            }
+        let grid = match variant.family() {
+            Family::Tiled => tiled::launch(self, pass, &mut constants),
+            Family::Direct => direct::launch(self, pass, &mut constants),
+            Family::Winograd => winograd::launch(self, pass, &mut constants),
+            Family::Register => register::launch(self, pass, &mut constants),
         };
         (constants, grid)
     }
@@ -735,68 +595,6 @@ impl Conv2d {
             &[(PARAMS, (&params).into()), (GRAD_INPUT_DY, dy), (WEIGHTS, w), (GRAD_INPUT_DX, dx)],
             grid,
         )])
-    }
-
-    /// A pass the Winograd way: the kernels and the input into the 4 x 4 domain, the 16
-    /// GEMMs, the result back (shaders/winograd_shape.wgsl), in `scratch`.
-    #[allow(clippy::too_many_arguments)]
-    fn winograd(
-        &self,
-        gpu: &Gpu,
-        pass: ConvPass,
-        params: &wgpu::Buffer,
-        src: Slice,
-        w: Slice,
-        dst: Slice,
-        scratch: Option<Slice>,
-    ) -> Result<Vec<Dispatch>, CompileError> {
-        let (layout, [u, v, m]) = self.winograd_matrices(pass, scratch);
-        let [transform_weights, transform_input, transform_output] = self.winograd_transforms(gpu, pass)?;
-        let p = (PARAMS, params.into());
-        let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
-        let (gemm, grid) = self.kernel(gpu, pass)?;
-        Ok(vec![
-            // The weight transform takes the whole shape from constants; the others read
-            // the batch from the params.
-            transform_weights.dispatch(gpu, &[(WINOGRAD_WT, w), (WINOGRAD_U, u)], gpu.grid_1d(k * n)),
-            transform_input.dispatch(gpu, &[p, (WINOGRAD_SRC, src), (WINOGRAD_V, v)], gpu.grid_1d(t / 4 * k)),
-            gemm.dispatch(gpu, &[p, (WINOGRAD_U, u), (WINOGRAD_V, v), (WINOGRAD_M, m)], grid),
-            transform_output.dispatch(
-                gpu,
-                &[p, (WINOGRAD_DST, dst), (WINOGRAD_M, m)],
-                gpu.grid_1d(t / 4 * n),
-            ),
-        ])
-    }
-
-    /// The weight gradient the Winograd way: x and dy into the 6 x 6 domain, the GEMM in
-    /// splits, then the splits added and transformed back (shaders/winograd_grad_weight.wgsl).
-    #[allow(clippy::too_many_arguments)]
-    fn winograd_grad_weight(
-        &self,
-        gpu: &Gpu,
-        params: &wgpu::Buffer,
-        x: Slice,
-        dy: Slice,
-        dw: Slice,
-        scratch: Option<Slice>,
-    ) -> Result<Vec<Dispatch>, CompileError> {
-        let pass = ConvPass::GradWeight;
-        let (layout, [dy_t, v, partial]) = self.winograd_matrices(pass, scratch);
-        let [transform_input, transform_gradient, finish] = self.winograd_transforms(gpu, pass)?;
-        let p = (PARAMS, params.into());
-        let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
-        let (gemm, grid) = self.kernel(gpu, pass)?;
-        Ok(vec![
-            transform_input.dispatch(gpu, &[p, (WINOGRAD_SRC, x), (WINOGRAD_V, v)], gpu.grid_1d(t / 4 * k)),
-            transform_gradient.dispatch(
-                gpu,
-                &[p, (WINOGRAD_SRC, dy), (WINOGRAD_U, dy_t)],
-                gpu.grid_1d(t * n / 4),
-            ),
-            gemm.dispatch(gpu, &[p, (WINOGRAD_U, dy_t), (WINOGRAD_V, v), (WINOGRAD_M, partial)], grid),
-            finish.dispatch(gpu, &[p, (WINOGRAD_DST, dw), (WINOGRAD_M, partial)], gpu.grid_1d(k * n / 4)),
-        ])
     }
 
     /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
@@ -881,77 +679,6 @@ impl PassBuffers {
     }
 }
 
-/// shaders/winograd_shape.wgsl's GRAD_INPUT override.
-fn grad_input_flag(pass: ConvPass) -> f64 {
-    f64::from(u8::from(pass == ConvPass::GradInput))
-}
-
-/// Where Winograd's three matrices (U, V, M; see shaders/winograd_shape.wgsl) lie in the
-/// scratch buffer, each at an offset a binding may start at.
-struct WinogradScratch {
-    /// The output tile's side (2 or 4).
-    tile: usize,
-    grad_weight: bool,
-    channels_in: usize,
-    channels_out: usize,
-    tiles: usize,
-}
-
-impl WinogradScratch {
-    fn new(pass: ConvPass, s: &Conv2dShape, variant: ConvVariant) -> WinogradScratch {
-        let tile = variant.winograd_tile().expect("a Winograd variant");
-        let (channels_in, channels_out) =
-            if pass == ConvPass::GradInput { (s.cout, s.cin) } else { (s.cin, s.cout) };
-        // Rows of V and M round the tiles up to a multiple of 4 (shaders/winograd_shape.wgsl).
-        let tiles = (s.batch * s.h.div_ceil(tile) * s.w.div_ceil(tile)).next_multiple_of(4);
-        WinogradScratch { tile, grad_weight: pass == ConvPass::GradWeight, channels_in, channels_out, tiles }
-    }
-
-    /// Positions of the transformed domain: (tile + 2)^2, one GEMM each.
-    fn positions(&self) -> usize {
-        (self.tile + 2) * (self.tile + 2)
-    }
-
-    /// Splits of the weight gradient's GEMM (shaders/winograd_grad_weight.wgsl).
-    fn splits(&self) -> usize {
-        if self.grad_weight { (self.tiles / 4).div_ceil(WINOGRAD_SPLIT_QUADS) } else { 1 }
-    }
-
-    /// (first float, floats) of U, V and M; for the weight gradient, of Dy, V and the
-    /// GEMM's partial sums.
-    fn offsets(&self) -> [(usize, usize); 3] {
-        let xi = self.positions();
-        let sizes = if self.grad_weight {
-            [
-                xi * self.channels_out * self.tiles,
-                xi * self.channels_in * self.tiles,
-                self.splits() * xi * self.channels_in * self.channels_out,
-            ]
-        } else {
-            [
-                xi * self.channels_in * self.channels_out,
-                xi * self.channels_in * self.tiles,
-                xi * self.channels_out * self.tiles,
-            ]
-        };
-        let mut first = 0;
-        sizes.map(|count| {
-            let at = first;
-            first += count.next_multiple_of(ANY_BINDING_ALIGNMENT_FLOATS);
-            (at, count)
-        })
-    }
-
-    fn floats(&self) -> usize {
-        let [.., (first, count)] = self.offsets();
-        first + count
-    }
-
-    fn largest_floats(&self) -> usize {
-        self.offsets().iter().map(|(_, count)| *count).max().unwrap_or(0)
-    }
-}
-
 const REDUCE_PARAMS: Binding = Binding::new(0, "r");
 const REDUCE_PARTIAL: Binding = Binding::new(1, "partial");
 const REDUCE_OUT: Binding = Binding::new(2, "out");
@@ -979,4 +706,50 @@ pub fn reduce_splits(
 
 fn reduce_kernel(gpu: &Gpu) -> Result<Kernel, CompileError> {
     Kernel::new(gpu, "reduce_splits", "main", &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::shaders::MODULES;
+
+    /// The families' modules and shaders.rs's MODULES agree: each (variant, pass) of shapes
+    /// that reach every module choice (cout a multiple of 4 or not, planes of quads or not)
+    /// names a module that exists, that needs subgroups exactly when the variant does; and
+    /// every convolution module is one that some (variant, pass) names, or a Winograd
+    /// transform or the splits' reduction that `Conv2d` runs beside them.
+    #[test]
+    fn every_variant_names_a_module_and_every_module_is_named() {
+        let shapes = [Conv2dShape::new(2, 8, 8, 8, 8, 3, 1, 1), Conv2dShape::new(2, 5, 7, 5, 6, 3, 1, 1)];
+        let mut named = std::collections::BTreeSet::from([
+            "winograd_transforms",
+            "winograd4_transforms",
+            "reduce_splits",
+        ]);
+        for v in ConvVariant::ALL {
+            for pass in ConvPass::ALL {
+                for shape in &shapes {
+                    let admitted = match v.family() {
+                        Family::Register => register::admits(v, pass, shape),
+                        Family::Tiled => tiled::admits(v, pass, shape),
+                        Family::Direct => direct::admits(v, pass, shape),
+                        Family::Winograd => winograd::admits_shape(v, pass, shape),
+                    };
+                    if admitted.is_err() {
+                        continue;
+                    }
+                    let module = v.module(pass, shape);
+                    let def = MODULES
+                        .iter()
+                        .find(|m| m.name == module)
+                        .unwrap_or_else(|| panic!("no module {module}"));
+                    assert_eq!(def.needs_subgroups, v.needs_subgroups(), "{v:?} {pass:?}: {module}");
+                    named.insert(module);
+                }
+            }
+        }
+        for def in MODULES.iter().filter(|m| m.checks_own_bounds) {
+            assert!(named.contains(def.name), "no variant runs {}", def.name);
+        }
+    }
 }
