@@ -4,7 +4,7 @@
 // Winograd F(4x4, 3x3): the transforms into and out of the 6 x 6 domain (see
 // winograd_shape.wgsl; bindings in winograd_io.wgsl), with Lavin and Gray's matrices
 // (interpolation points 0, 1, -1, 2, -2 and infinity). One invocation a kernel pair, or 4
-// tiles of one channel, each position a vec4 of the 4 tiles as in F(2x2, 3x3). Safety:
+// tiles of one channel, each position a vec4 of the 4 tiles. Safety:
 // every invocation returns past its last item; tiles past the last are clamped to it when
 // loading, and output pixels past the image's last row or column are not stored.
 

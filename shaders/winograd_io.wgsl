@@ -1,9 +1,8 @@
 // requires: CIN, COUT, GRAD_INPUT, H, W, p, y_index
 // provides: dst, input_at, input_quad, kernel_at, src, store_output, u, v
-// What both Winograd transform modules (winograd_transforms.wgsl for F(2x2, 3x3),
-// winograd4_transforms.wgsl for F(4x4, 3x3)) read and write: the pass's input, kernels and
-// output, and the scratch matrices (see winograd_shape.wgsl). Safety: input pixels outside
-// the image are selected to index 0 and masked.
+// What the Winograd transforms (winograd4_transforms.wgsl) read and write: the pass's
+// input, kernels and output, and the scratch matrices (see winograd_shape.wgsl). Safety:
+// input pixels outside the image are selected to index 0 and masked.
 
 @group(0) @binding(1) var<storage, read> src: array<f32>;    // x (forward) or dy
 @group(0) @binding(2) var<storage, read> wt: array<f32>;     // [cin][KS][KS][cout]

@@ -6,9 +6,9 @@
 // channels swapped). The output comes in tiles of TILE x TILE pixels; each is an ALPHA x
 // ALPHA patch of input (ALPHA = TILE + 2), transformed (V = B^T d B), multiplied position by
 // position with the transformed kernels (U = G g G^T) and summed over input channels, then
-// transformed back (Y = A^T M A). F(2x2, 3x3): 16 multiply-adds a tile and channel pair
-// where the direct convolution does 36; F(4x4, 3x3): 36 where it does 144, at the price of
-// larger transforms and rounding (its matrices hold 4, 5, 1/6, 1/24).
+// transformed back (Y = A^T M A). F(4x4, 3x3): 36 multiply-adds a tile and channel pair
+// where the direct convolution does 144, at the price of larger transforms and rounding
+// (its matrices hold 4, 5, 1/6, 1/24).
 //
 // Three scratch matrices, each position xi (ALPHA^2 of them) a plane:
 //   U[xi][k][n]  transformed kernels, k = input channel of this convolution, n = output
@@ -17,13 +17,12 @@
 //                GEMM's loop over k reads V in order
 //   M[xi][n][t]  their products summed over k
 // (tiles go up to tile_stride()).
-// Files: winograd_io.wgsl (bindings, loads and stores), winograd_transforms.wgsl (F(2x2):
-// U, V, and Y from M), winograd4_transforms.wgsl (the same for F(4x4)), winograd_gemm.wgsl
-// (M, either).
+// Files: winograd_io.wgsl (bindings, loads and stores), winograd4_transforms.wgsl (U, V,
+// and Y from M), winograd_gemm.wgsl (M).
 // Log (lavapipe, batch 128, `bench ops --all-variants`): see src/ops/conv2d/winograd.rs.
 
-// The output tile's side: 2 (variant winograd) or 4 (winograd_4x4).
-override TILE: u32 = 2u;
+// The output tile's side: 4 (F(4x4, 3x3); the GEMM and the layout hold for any side).
+override TILE: u32 = 4u;
 
 // The input gradient: the convolution runs from dy (cout channels) to dx (cin channels).
 override GRAD_INPUT: bool = false;

@@ -51,7 +51,6 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl("winograd_grad_weight.wgsl", include_str!("../../shaders/winograd_grad_weight.wgsl")),
     wgsl("winograd_io.wgsl", include_str!("../../shaders/winograd_io.wgsl")),
     wgsl("winograd_shape.wgsl", include_str!("../../shaders/winograd_shape.wgsl")),
-    wgsl("winograd_transforms.wgsl", include_str!("../../shaders/winograd_transforms.wgsl")),
 ];
 
 const fn wgsl(name: &'static str, text: &'static str) -> (&'static str, &'static str) {
@@ -228,17 +227,6 @@ pub const MODULES: &[ModuleDef] = &[
             "register_block.wgsl",
             "lanes_subgroup.wgsl",
             "register_main_subgroup.wgsl",
-        ],
-    ),
-    conv_module(
-        "winograd_transforms",
-        &[
-            "grid.wgsl",
-            "conv2d_params.wgsl",
-            "gemm_shape.wgsl",
-            "winograd_shape.wgsl",
-            "winograd_io.wgsl",
-            "winograd_transforms.wgsl",
         ],
     ),
     conv_module(

@@ -75,7 +75,6 @@ fn outclassed_on_cpu(v: ConvVariant) -> Option<ConvVariant> {
     match v {
         ConvVariant::RegisterPlain => Some(ConvVariant::RegisterSubgroup),
         ConvVariant::RegisterPlainN16 => Some(ConvVariant::RegisterSubgroupN16),
-        ConvVariant::Winograd => Some(ConvVariant::Winograd4x4),
         ConvVariant::RegisterSubgroup
         | ConvVariant::RegisterSubgroupN16
         | ConvVariant::Winograd4x4
@@ -118,8 +117,7 @@ pub fn offer(
         candidates.retain(|v| !v.is_gpu_shaped());
         // Measured the same way (bench ops --width 16 --all-variants, 2026-12-06): with
         // subgroups, register_plain(_n16) was 1.08-3.86x slower than its subgroup twin in all
-        // 43 pairs, and Winograd F(2x2) 1.47-1.76x slower than F(4x4) on all 7 passes both
-        // run. Where the faster one is offered, the other is not measured.
+        // 43 pairs. Where the faster one is offered, the other is not measured.
         let offered = candidates.clone();
         for v in offered.iter().copied() {
             if let Some(better) = outclassed_on_cpu(v).filter(|b| offered.contains(b)) {

@@ -91,15 +91,15 @@ fn prepare_batch() {
 }
 
 /// A weight gradient split over pixels binds only its partial sums, not the whole scratch
-/// buffer it shares with Winograd's matrices: for 3x3 32->32 at 32x32, batch 128, those
+/// buffer it shares with Winograd's matrices: for 3x3 32->32 at 32x32, batch 256, those
 /// matrices together pass lavapipe's 128 MiB binding limit (one at a time they fit), and
 /// binding the whole buffer was a validation error when the tuner chose Winograd there.
 #[test]
 fn a_split_weight_gradient_binds_only_its_partial_sums() {
     use shakeshake::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
     use shakeshake::shapes::{ChannelWindow, Conv2dShape};
-    let shape = Conv2dShape::new(128, 32, 32, 32, 32, 3, 1, 1);
-    let variants = [ConvVariant::Winograd, ConvVariant::Winograd, ConvVariant::RegisterSubgroup];
+    let shape = Conv2dShape::new(256, 32, 32, 32, 32, 3, 1, 1);
+    let variants = [ConvVariant::Winograd4x4, ConvVariant::Winograd4x4, ConvVariant::RegisterSubgroup];
     let conv = Conv2d::with_variants(shape, variants);
     let exercised = std::cell::Cell::new(0);
     on_every_gpu(|| {
@@ -149,6 +149,5 @@ fn a_variant_that_does_not_run_a_pass_says_why() {
         assert!(
             why(with_subgroups, Winograd4x4, Forward, &one_by_one).contains("3x3 convolutions at stride 1")
         );
-        assert!(why(with_subgroups, Winograd, GradWeight, &wide).contains("only F(4x4, 3x3)"));
     }
 }

@@ -69,18 +69,16 @@ pub enum ConvVariant {
     /// 8 x 8 pixels by 32 channels or 16 x 8 by 16, for forward and stride-1 input gradients
     /// of at most 32 channels: for GPUs.
     Direct,
-    /// Winograd F(2x2, 3x3) for 3x3 stride-1 forward and input gradient (shaders/winograd_*):
-    /// transforms, then 16 GEMMs register-blocked like `RegisterSubgroup` (CPU adapters with
-    /// subgroups), with 16 multiply-adds where the direct convolution does 36.
-    Winograd,
-    /// Winograd F(4x4, 3x3), the same way with 6 x 6 transforms and 36 GEMMs: 36 multiply-adds
-    /// where the direct convolution does 144, larger transforms, more rounding. Also the
-    /// weight gradient (shaders/winograd_grad_weight.wgsl), by the same transforms transposed.
+    /// Winograd F(4x4, 3x3) for 3x3 stride-1 passes (shaders/winograd_*): 6 x 6 transforms,
+    /// then 36 GEMMs register-blocked like `RegisterSubgroup` (CPU adapters with subgroups):
+    /// 36 multiply-adds where the direct convolution does 144. Also the weight gradient
+    /// (shaders/winograd_grad_weight.wgsl), by the same transforms transposed. (F(2x2, 3x3),
+    /// `winograd`, was removed on 2026-12-06: F(4x4) beat it on every pass both ran.)
     Winograd4x4,
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 10] = [
+    pub const ALL: [ConvVariant; 9] = [
         ConvVariant::RegisterSubgroup,
         ConvVariant::RegisterPlain,
         ConvVariant::RegisterSubgroupN16,
@@ -89,7 +87,6 @@ impl ConvVariant {
         ConvVariant::TiledN32,
         ConvVariant::TiledN16,
         ConvVariant::Direct,
-        ConvVariant::Winograd,
         ConvVariant::Winograd4x4,
     ];
 
@@ -103,7 +100,6 @@ impl ConvVariant {
             ConvVariant::TiledN32 => "tiled_n32",
             ConvVariant::TiledN16 => "tiled_n16",
             ConvVariant::Direct => "direct",
-            ConvVariant::Winograd => "winograd",
             ConvVariant::Winograd4x4 => "winograd_4x4",
         }
     }
@@ -116,7 +112,6 @@ impl ConvVariant {
             | ConvVariant::RegisterPlain
             | ConvVariant::RegisterSubgroupN16
             | ConvVariant::RegisterPlainN16
-            | ConvVariant::Winograd
             | ConvVariant::Winograd4x4 => false,
         }
     }
@@ -129,7 +124,6 @@ impl ConvVariant {
             | ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
             | ConvVariant::Direct
-            | ConvVariant::Winograd
             | ConvVariant::Winograd4x4 => 32,
             ConvVariant::TiledN16 | ConvVariant::RegisterSubgroupN16 | ConvVariant::RegisterPlainN16 => 16,
         }
@@ -139,17 +133,13 @@ impl ConvVariant {
     fn needs_subgroups(self) -> bool {
         matches!(
             self,
-            ConvVariant::RegisterSubgroup
-                | ConvVariant::RegisterSubgroupN16
-                | ConvVariant::Winograd
-                | ConvVariant::Winograd4x4
+            ConvVariant::RegisterSubgroup | ConvVariant::RegisterSubgroupN16 | ConvVariant::Winograd4x4
         )
     }
 
     /// The output tile's side of a Winograd variant (shaders/winograd_shape.wgsl's TILE).
     pub fn winograd_tile(self) -> Option<usize> {
         match self {
-            ConvVariant::Winograd => Some(2),
             ConvVariant::Winograd4x4 => Some(4),
             ConvVariant::RegisterSubgroup
             | ConvVariant::RegisterPlain
@@ -197,7 +187,7 @@ impl ConvVariant {
             | ConvVariant::RegisterPlainN16 => Family::Register,
             ConvVariant::Tiled | ConvVariant::TiledN32 | ConvVariant::TiledN16 => Family::Tiled,
             ConvVariant::Direct => Family::Direct,
-            ConvVariant::Winograd | ConvVariant::Winograd4x4 => Family::Winograd,
+            ConvVariant::Winograd4x4 => Family::Winograd,
         }
     }
 }
@@ -243,7 +233,6 @@ pub enum Rejection {
         stride: usize,
     },
     NotWinogradShape,
-    WeightGradientNeedsF4x4,
     ScratchOverLimit {
         bytes: u64,
         limit: &'static str,
@@ -275,7 +264,6 @@ impl std::fmt::Display for Rejection {
             Rejection::NotWinogradShape => {
                 write!(f, "Winograd computes 3x3 convolutions at stride 1 and padding 1 only")
             }
-            Rejection::WeightGradientNeedsF4x4 => write!(f, "only F(4x4, 3x3) has a weight gradient"),
             Rejection::ScratchOverLimit { bytes, limit, offered } => {
                 write!(f, "its scratch needs {bytes} bytes, over the device's {limit} of {offered}")
             }
@@ -380,7 +368,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
         constants: &[],
     },
     ShaderInterface {
-        modules: &["winograd_transforms", "winograd4_transforms"],
+        modules: &["winograd4_transforms"],
         bindings: &[
             PARAMS,
             winograd::SRC,
@@ -733,7 +721,7 @@ mod tests {
                         Family::Register => register::admits(v, pass, shape),
                         Family::Tiled => tiled::admits(v, pass, shape),
                         Family::Direct => direct::admits(v, pass, shape),
-                        Family::Winograd => winograd::admits_shape(v, pass, shape),
+                        Family::Winograd => winograd::admits_shape(pass, shape),
                     };
                     if admitted.is_err() {
                         continue;

@@ -1,8 +1,8 @@
-//! Winograd F(2x2, 3x3) (`winograd`) and F(4x4, 3x3) (`winograd_4x4`): the kernels and the
-//! input into the transformed domain, a GEMM per position register-blocked like
-//! `register_subgroup` (CPU adapters with subgroups), the result back; F(4x4) also computes
-//! the weight gradient by the transforms transposed. Shaders: winograd_*.wgsl,
-//! winograd4_transforms.wgsl (see winograd_shape.wgsl for the layout of U, V and M).
+//! Winograd F(4x4, 3x3) (`winograd_4x4`): the kernels and the input into the transformed
+//! domain, a GEMM per position register-blocked like `register_subgroup` (CPU adapters with
+//! subgroups), the result back; the weight gradient by the transforms transposed. Shaders:
+//! winograd_*.wgsl, winograd4_transforms.wgsl (see winograd_shape.wgsl for the layout of U,
+//! V and M; the GEMMs and the layout take the tile's side as TILE, 4 here).
 //!
 //! Log (lavapipe, 2 cores, batch 128, `shakeshake bench ops`):
 //! - F(2x2, 3x3) (16 GEMMs blocked like register_subgroup, 4 tiles x 32 channels; transforms
@@ -27,6 +27,10 @@
 //!   values: 10 steps of 8 2x16d on the same choices end on the same weights, bit for bit.
 //! - The batch read from p rather than fixed per pipeline: see tiled.rs. The weight
 //!   gradient's splits too (2026-12-06): its four pipelines no longer depend on the batch.
+//! - F(2x2, 3x3) (`winograd`, winograd_transforms.wgsl) removed (2026-12-06): on lavapipe
+//!   (Xeon, `bench ops --width 16 --all-variants`) it was 1.47-1.76x slower than F(4x4) on
+//!   all 7 passes both ran, and slower on the EPYC too (3x3 32->32 @32 forward 267 against
+//!   180 ms); it needs what F(4x4) needs, so nowhere was it the one to run.
 
 use super::{Conv2d, ConvPass, ConvVariant, PARAMS, Rejection, SMALL_GRID, require};
 use crate::gpu::buffers::ANY_BINDING_ALIGNMENT_FLOATS;
@@ -45,8 +49,7 @@ pub(super) const M: Binding = Binding::new(6, "m");
 /// `PIXELS_PER_SPLIT` (shaders/winograd_shape.wgsl's SPLIT_QUADS).
 pub(super) const SPLIT_QUADS: usize = 32;
 
-/// F(m x m, 3x3) computes 3x3 convolutions at stride 1 and padding 1, and only F(4x4) the
-/// weight gradient here; U loads as vec4s of output channels; each scratch matrix is one
+/// F(4x4, 3x3) computes 3x3 convolutions at stride 1 and padding 1; U loads as vec4s of output channels; each scratch matrix is one
 /// binding; the GEMM's positions (and splits) are workgroup layers.
 pub(super) fn admits(
     v: ConvVariant,
@@ -54,15 +57,14 @@ pub(super) fn admits(
     pass: ConvPass,
     shape: &Conv2dShape,
 ) -> Result<(), Rejection> {
-    admits_shape(v, pass, shape)?;
+    admits_shape(pass, shape)?;
     fits_device(v, gpu, pass, shape)
 }
 
 /// What `admits` asks of the shape alone.
-pub(super) fn admits_shape(v: ConvVariant, pass: ConvPass, shape: &Conv2dShape) -> Result<(), Rejection> {
+pub(super) fn admits_shape(pass: ConvPass, shape: &Conv2dShape) -> Result<(), Rejection> {
     use Rejection::*;
     require(shape.ksize == 3 && shape.stride == 1 && shape.pad == 1, NotWinogradShape)?;
-    require(pass != ConvPass::GradWeight || v == ConvVariant::Winograd4x4, WeightGradientNeedsF4x4)?;
     let n = pass.gemm_n(shape);
     require(n.is_multiple_of(4), ChannelsNotMultipleOf4 { channels: n })
 }
@@ -131,18 +133,14 @@ impl Conv2d {
     /// The transforms a Winograd `pass` runs around its GEMM (two before it, one after):
     /// entry points of shaders/winograd{,4}_transforms.wgsl.
     pub(super) fn winograd_transforms(&self, gpu: &Gpu, pass: ConvPass) -> Result<[Kernel; 3], CompileError> {
-        let four = self.variant(pass).winograd_tile() == Some(4);
-        let (module, entries) = match pass {
-            ConvPass::GradWeight => {
-                ("winograd4_transforms", ["transform_input", "transform_gradient", "finish_weight_gradient"])
+        let entries = match pass {
+            ConvPass::GradWeight => ["transform_input", "transform_gradient", "finish_weight_gradient"],
+            ConvPass::Forward | ConvPass::GradInput => {
+                ["transform_weights", "transform_input", "transform_output"]
             }
-            ConvPass::Forward | ConvPass::GradInput => (
-                if four { "winograd4_transforms" } else { "winograd_transforms" },
-                ["transform_weights", "transform_input", "transform_output"],
-            ),
         };
         let constants = constants(self, pass);
-        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, module, entry, &constants));
+        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants));
         Ok([a?, b?, c?])
     }
 
