@@ -7,12 +7,12 @@ use super::plot;
 use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
 };
-use super::session::{Session, check_fits, counted};
+use super::session::{Graphs, Session, check_fits, counted};
 use super::watchdog::Watchdog;
 use crate::gpu::Gpu;
 use crate::gpu::probe::ReadbackProbe;
 use crate::model::memory::RunSize;
-use crate::model::{Graph, Mode, ParamStore};
+use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::cross_entropy::{METRICS_FLOATS, METRICS_LEN};
 use crate::shapes::{IMAGE_BYTES, SgdSettings};
@@ -114,24 +114,7 @@ pub fn train(
         Start::Resume { checkpoint, .. } => Some(checkpoint.position),
         Start::New => None,
     };
-    let (store, momentum, start, mut rows) = match &run.start {
-        Start::Resume { checkpoint, rows } => {
-            let p = checkpoint.position;
-            let inside = if p.batches > 0 {
-                format!(", {} batches into epoch {}", p.batches, p.epoch + 1)
-            } else {
-                String::new()
-            };
-            eprintln!("Resuming {} after epoch {} (step {}{inside}).", run.dir.display(), p.epoch, p.step);
-            (checkpoint.params.clone(), Some(&checkpoint.momentum[..]), p, rows.clone())
-        }
-        Start::New => {
-            let specs = Graph::build(config, 1, Mode::Eval).params;
-            let store = ParamStore::init(&specs, opts.seed);
-            (store, None, Position::epoch_end(0, 0, opts.seed), vec![])
-        }
-    };
-
+    let (store, momentum, start, mut rows) = starting_point(run, config);
     eprintln!(
         "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}, {} epochs, lr {} cosine.",
         config.paper_name(),
@@ -143,30 +126,8 @@ pub fn train(
         opts.epochs,
         opts.lr
     );
-    let mut session = Session::new(gpu, config, &store, momentum)?;
-    session.augment = !opts.no_augment;
-    session.variants_file = Some(run.file(VARIANTS_FILE));
-    session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
-    eprintln!(
-        "Preparing kernels (the first run on a new adapter checks and times each kernel variant once)..."
-    );
     let size = RunSize { batch: opts.batch_size, train_images: train_set.len(), test_images: test_set.len() };
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("kernels [{bar:30}] {pos}/{len} convolution shapes chosen  {elapsed}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    let memory = session.prepare(size, |done, shapes| {
-        bar.set_length(shapes as u64);
-        bar.set_position(done as u64);
-    });
-    bar.finish_and_clear();
-    let memory = memory?;
-    eprintln!("Device memory: {memory}.");
-    let graphs = session
-        .graphs(Mode::Train, opts.batch_size, train_set.len())
-        .and_then(|train| Ok((train, session.graphs(Mode::Eval, opts.batch_size, test_set.len())?)));
-    let (train_graphs, eval_graphs) = session.allocated(graphs, size, memory)?;
+    let (session, train_graphs, eval_graphs) = open_session(gpu, run, &store, momentum, size)?;
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
@@ -227,19 +188,7 @@ pub fn train(
                 let rate = (CPU_WARNING_AFTER_STEPS as usize * opts.batch_size) as f64
                     / invocation_started.elapsed().as_secs_f64();
                 let images_left = (total_steps - step) as f64 * opts.batch_size as f64;
-                let quick = if images_left > QUICK_LOOK_IMAGES {
-                    " For a quick look: --depth 8 --width 16 --epochs 10 --train-subset 10000."
-                } else {
-                    ""
-                };
-                bar.suspend(|| {
-                    eprintln!(
-                        "Note: {} is a CPU adapter (a software renderer), not a GPU. At {rate:.0} images/s \
-                         this run needs about {} more.{quick} For the paper's results, use a GPU.",
-                        session.gpu.info.name,
-                        duration(images_left / rate)
-                    )
-                });
+                bar.suspend(|| eprintln!("{}", cpu_adapter_note(&session.gpu.info.name, rate, images_left)));
             }
 
             let stop = STOP.load(Ordering::SeqCst) || stop_at_step == Some(step);
@@ -288,18 +237,7 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: train_set.len() as f64 / train_seconds,
         };
-        eprintln!(
-            "epoch {:>4}/{}  train loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.4}  {:.1}s ({:.0} img/s)  run ETA {}",
-            row.epoch,
-            opts.epochs,
-            row.train_loss,
-            100.0 * row.train_accuracy,
-            100.0 * row.test_accuracy,
-            row.lr,
-            row.seconds,
-            row.images_per_second,
-            duration(row.seconds * (opts.epochs - row.epoch) as f64)
-        );
+        eprintln!("{}", epoch_line(&row, opts.epochs));
         rows.push(row);
         write_metrics(&run.dir, &rows)?;
         plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
@@ -309,18 +247,114 @@ pub fn train(
         last_checkpoint = Instant::now();
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
-        // The model is the last checkpoint. Written here, after the loop, it is also written
-        // when a run stopped between its last checkpoint and the model is resumed.
-        let bytes = std::fs::read(run.file(CHECKPOINT_FILE))?;
-        crate::files::write_atomically(&run.file(MODEL_FILE), &bytes)?;
-        eprintln!(
-            "Done: test error {:.2}% after {} epochs (the paper reports the last epoch's error). Run directory: {}",
-            100.0 * (1.0 - last.test_accuracy),
-            last.epoch,
-            run.dir.display()
-        );
+        write_model(run, last)?;
     }
     Ok(rows)
+}
+
+/// Where the run starts: the checkpoint's parameters, momentum, position and epoch rows when
+/// resuming (saying so), else new parameters from the seed.
+fn starting_point(
+    run: &Run,
+    config: ModelConfig,
+) -> (ParamStore, Option<&[Vec<f32>]>, Position, Vec<EpochRow>) {
+    match &run.start {
+        Start::Resume { checkpoint, rows } => {
+            let p = checkpoint.position;
+            let inside = if p.batches > 0 {
+                format!(", {} batches into epoch {}", p.batches, p.epoch + 1)
+            } else {
+                String::new()
+            };
+            eprintln!("Resuming {} after epoch {} (step {}{inside}).", run.dir.display(), p.epoch, p.step);
+            (checkpoint.params.clone(), Some(&checkpoint.momentum[..]), p, rows.clone())
+        }
+        Start::New => {
+            let seed = run.options.seed;
+            let specs = Graph::build(config, 1, Mode::Eval).params;
+            (ParamStore::init(&specs, seed), None, Position::epoch_end(0, 0, seed), vec![])
+        }
+    }
+}
+
+/// The run's session with its kernels chosen (a progress bar while they are), its memory
+/// checked and printed, and its training and evaluation graphs allocated.
+fn open_session(
+    gpu: Gpu,
+    run: &Run,
+    store: &ParamStore,
+    momentum: Option<&[Vec<f32>]>,
+    size: RunSize,
+) -> Result<(Session, Graphs, Graphs)> {
+    let opts = &run.options;
+    let mut session = Session::new(gpu, opts.model()?, store, momentum)?;
+    session.augment = !opts.no_augment;
+    session.variants_file = Some(run.file(VARIANTS_FILE));
+    session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
+    eprintln!(
+        "Preparing kernels (the first run on a new adapter checks and times each kernel variant once)..."
+    );
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("kernels [{bar:30}] {pos}/{len} convolution shapes chosen  {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let memory = session.prepare(size, |done, shapes| {
+        bar.set_length(shapes as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let memory = memory?;
+    eprintln!("Device memory: {memory}.");
+    let graphs = session
+        .graphs(Mode::Train, size.batch, size.train_images)
+        .and_then(|train| Ok((train, session.graphs(Mode::Eval, size.batch, size.test_images)?)));
+    let (train_graphs, eval_graphs) = session.allocated(graphs, size, memory)?;
+    Ok((session, train_graphs, eval_graphs))
+}
+
+/// What a run on a CPU adapter is told once it knows its speed.
+fn cpu_adapter_note(adapter: &str, images_per_second: f64, images_left: f64) -> String {
+    let quick = if images_left > QUICK_LOOK_IMAGES {
+        " For a quick look: --depth 8 --width 16 --epochs 10 --train-subset 10000."
+    } else {
+        ""
+    };
+    format!(
+        "Note: {adapter} is a CPU adapter (a software renderer), not a GPU. At {images_per_second:.0} images/s \
+         this run needs about {} more.{quick} For the paper's results, use a GPU.",
+        duration(images_left / images_per_second)
+    )
+}
+
+/// An epoch's summary line.
+fn epoch_line(row: &EpochRow, epochs: usize) -> String {
+    format!(
+        "epoch {:>4}/{}  train loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.4}  {:.1}s ({:.0} img/s)  run ETA {}",
+        row.epoch,
+        epochs,
+        row.train_loss,
+        100.0 * row.train_accuracy,
+        100.0 * row.test_accuracy,
+        row.lr,
+        row.seconds,
+        row.images_per_second,
+        duration(row.seconds * (epochs - row.epoch) as f64)
+    )
+}
+
+/// The model file: the last checkpoint. Written after the loop, it is also written when a
+/// run stopped between its last checkpoint and the model is resumed.
+fn write_model(run: &Run, last: &EpochRow) -> Result<()> {
+    let bytes = std::fs::read(run.file(CHECKPOINT_FILE))?;
+    crate::files::write_atomically(&run.file(MODEL_FILE), &bytes)?;
+    eprintln!(
+        "Done: test error {:.2}% after {} epochs (the paper reports the last epoch's error). Run directory: {}",
+        100.0 * (1.0 - last.test_accuracy),
+        last.epoch,
+        run.dir.display()
+    );
+    Ok(())
 }
 
 /// The session's parameters and momentum at `position`, as the run's checkpoint; a
