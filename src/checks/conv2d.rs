@@ -225,10 +225,19 @@ pub fn edge_shapes(gpu: &Gpu) -> Checked {
     Ok(checks)
 }
 
+/// The full-batch weight gradient's shape.
+fn full_batch() -> Conv2dShape {
+    Conv2dShape::new(128, 4, 32, 32, 8, 3, 1, 1)
+}
+/// The projection shortcut's (images, input channels, height, width, output channels, stride).
+const SHORTCUT: (usize, usize, usize, usize, usize, usize) = (2, 7, 9, 6, 16, 2);
+
 /// A weight gradient reduced over a whole batch of 128 at 32x32 (131,072 pixels, so in
-/// splits) stays within 1e-4 of the f64 sum.
+/// splits) stays within 1e-4 of the f64 sum. The last edge shape at another batch: the
+/// batch is not in any convolution pipeline's constants, so it runs the pipelines already
+/// compiled for that shape (a new machine compiles each once).
 pub fn full_batch_grad_weight(gpu: &Gpu) -> Checked {
-    let s = Conv2dShape::new(128, 2, 32, 32, 4, 3, 1, 1);
+    let s = full_batch();
     assert!(Conv2d::with_variants(s, [ConvVariant::Tiled; 3]).splits() > 1, "the case must split");
     Ok(verify(gpu, &s, s.batch, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
         .unwrap_or_else(|e| panic!("{e}")))
@@ -236,9 +245,10 @@ pub fn full_batch_grad_weight(gpu: &Gpu) -> Checked {
 
 /// The projection shortcut on the GPU (two 1x1 convolutions, the second shifted, written into
 /// halves of one buffer, and their gradients read back from those halves) against the
-/// authors' subsample / shift / concat spelled out on the CPU.
+/// authors' subsample / shift / concat spelled out on the CPU. Its two paths are edge shapes
+/// of `shapes()`, so they run pipelines already compiled for those.
 pub fn projection_shortcut(gpu: &Gpu) -> Checked {
-    let (n, cin, h, w, cout, stride) = (2, 6, 7, 9, 8, 2);
+    let (n, cin, h, w, cout, stride) = SHORTCUT;
     let half = cout / 2;
     let path1 = Conv2dShape::new(n, cin, h, w, half, 1, stride, 0);
     let path2 = Conv2dShape::shifted_1x1(n, cin, h, w, half, stride);
@@ -308,4 +318,24 @@ pub fn projection_shortcut(gpu: &Gpu) -> Checked {
         run("shortcut grad_input", v, both_paths, &dx, &want_dx);
     }
     Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full-batch and shortcut checks reuse edge shapes' pipelines: their shapes, but for
+    /// the batch, are edge shapes.
+    #[test]
+    fn the_full_batch_and_shortcut_checks_run_edge_shapes() {
+        let edge: Vec<Conv2dShape> = shapes().iter().map(|s| s.with_batch(1)).collect();
+        let (n, cin, h, w, cout, stride) = SHORTCUT;
+        for s in [
+            full_batch(),
+            Conv2dShape::new(n, cin, h, w, cout / 2, 1, stride, 0),
+            Conv2dShape::shifted_1x1(n, cin, h, w, cout / 2, stride),
+        ] {
+            assert!(edge.contains(&s.with_batch(1)), "{s:?} is not an edge shape");
+        }
+    }
 }
