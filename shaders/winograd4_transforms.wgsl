@@ -1,6 +1,6 @@
-// requires: CIN, COUT, H, W, WG_SIZE, channels_in, channels_out, dst, flat_index, input_at,
-// requires: input_quad, kernel_at, splits, src, store_output, tile_at, tile_cols, tile_stride,
-// requires: tiles, u, v, y_index
+// requires: CIN, COUT, H, SPLITS, W, WG_SIZE, channels_in, channels_out, dst, flat_index, input_at,
+// requires: input_quad, kernel_at, src, store_output, tile_at, tile_cols, tile_stride, tiles, u, v,
+// requires: y_index
 // Winograd F(4x4, 3x3): the transforms into and out of the 6 x 6 domain (see
 // winograd_shape.wgsl; bindings in winograd_io.wgsl), with Lavin and Gray's matrices
 // (interpolation points 0, 1, -1, 2, -2 and infinity). One invocation a kernel pair, or 4
@@ -309,7 +309,7 @@ fn finish_weight_gradient(@builtin(global_invocation_id) gid: vec3<u32>, @builti
         var row: array<vec4<f32>, 3>;
         for (var b = 0u; b < 6u; b++) {
             var s = vec4<f32>(0.0);
-            for (var split = 0u; split < splits(); split++) {
+            for (var split = 0u; split < SPLITS; split++) {
                 s += m[((split * 36u + a * 6u + b) * CIN + k) * n4s + n4];
             }
             row[0] += G4[b].x * s;

@@ -26,7 +26,9 @@
 //!   129.4 / 139.2 -> 127.7 / 125.4 / 132.6; 128->128 @8 (2 tiles a row) unchanged. The same
 //!   values: 10 steps of 8 2x16d on the same choices end on the same weights, bit for bit.
 //! - The batch read from p rather than fixed per pipeline: see tiled.rs. The weight
-//!   gradient's splits too (2026-12-06): its four pipelines no longer depend on the batch.
+//!   gradient's splits only in the pipeline that adds them (2026-12-06): the GEMM and the two
+//!   transforms before it no longer depend on the batch. Reading the splits from p there too
+//!   cost lavapipe 3x3 32->32 @16's weight gradient 32-45 ms against 20-24.
 //! - F(2x2, 3x3) (`winograd`, winograd_transforms.wgsl) removed (2026-12-06): on lavapipe
 //!   (Xeon, `bench ops --width 16 --all-variants`) it was 1.47-1.76x slower than F(4x4) on
 //!   all 7 passes both ran, and slower on the EPYC too (3x3 32->32 @32 forward 267 against
@@ -139,8 +141,14 @@ impl Conv2d {
                 ["transform_weights", "transform_input", "transform_output"]
             }
         };
-        let constants = constants(self, pass);
-        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants));
+        let mut constants = constants(self, pass);
+        let [a, b] =
+            [entries[0], entries[1]].map(|entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants));
+        if pass == ConvPass::GradWeight {
+            let splits = Scratch::new(pass, &self.shape, self.variant(pass)).splits();
+            constants.push(("SPLITS", splits as f64));
+        }
+        let c = Kernel::new(gpu, "winograd4_transforms", entries[2], &constants);
         Ok([a?, b?, c?])
     }
 
@@ -194,7 +202,7 @@ impl Conv2d {
             transform_input.dispatch(gpu, &[p, (SRC, x), (V, v)], gpu.grid_1d(t / 4 * k)),
             transform_gradient.dispatch(gpu, &[p, (SRC, dy), (U, dy_t)], gpu.grid_1d(t * n / 4)),
             gemm.dispatch(gpu, &[p, (U, dy_t), (V, v), (M, partial)], grid),
-            finish.dispatch(gpu, &[p, (DST, dw), (M, partial)], gpu.grid_1d(k * n / 4)),
+            finish.dispatch(gpu, &[(DST, dw), (M, partial)], gpu.grid_1d(k * n / 4)),
         ])
     }
 }
