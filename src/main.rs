@@ -509,7 +509,8 @@ fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
         }
     });
     if !json {
-        let passes = shakeshake::checks::conv2d::shapes().len() * 3;
+        let passes =
+            shakeshake::checks::conv2d::shapes().len() * shakeshake::ops::conv2d::ConvPass::ALL.len();
         println!(
             "\nConvolution variants not checked on some of the {passes} passes of the edge shapes, and why:"
         );

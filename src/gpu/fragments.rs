@@ -17,14 +17,14 @@ use std::collections::BTreeSet;
 
 /// The contract lines of one file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Contract {
-    pub fills: BTreeSet<String>,
-    pub requires: BTreeSet<String>,
-    pub provides: BTreeSet<String>,
+struct Contract {
+    fills: BTreeSet<String>,
+    requires: BTreeSet<String>,
+    provides: BTreeSet<String>,
 }
 
 /// The contract a file's `// fills:`, `// requires:` and `// provides:` lines state.
-pub fn contract(text: &str) -> Contract {
+fn contract(text: &str) -> Contract {
     let mut c = Contract::default();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("// ") else { continue };

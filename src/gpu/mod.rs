@@ -2,7 +2,8 @@
 
 pub mod buffers;
 mod context;
-pub mod fragments;
+#[cfg(test)]
+mod fragments;
 #[cfg(test)]
 mod fxc;
 pub mod interface;

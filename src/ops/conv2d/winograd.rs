@@ -133,7 +133,7 @@ impl Conv2d {
     }
 
     /// The transforms a Winograd `pass` runs around its GEMM (two before it, one after):
-    /// entry points of shaders/winograd{,4}_transforms.wgsl.
+    /// entry points of shaders/winograd4_transforms.wgsl.
     pub(super) fn winograd_transforms(&self, gpu: &Gpu, pass: ConvPass) -> Result<[Kernel; 3], CompileError> {
         let entries = match pass {
             ConvPass::GradWeight => ["transform_input", "transform_gradient", "finish_weight_gradient"],
@@ -152,7 +152,7 @@ impl Conv2d {
         Ok([a?, b?, c?])
     }
 
-    /// A pass the Winograd way: the kernels and the input into the 4 x 4 domain, the 16
+    /// A pass the Winograd way: the kernels and the input into the 6 x 6 domain, the 36
     /// GEMMs, the result back (shaders/winograd_shape.wgsl), in `scratch`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn winograd(
