@@ -29,6 +29,9 @@ pub fn create_all(
     all_variants: bool,
     mut report: impl FnMut(&str),
 ) -> anyhow::Result<Created> {
+    // Nothing runs here, so no pass is timed to be cut for a dispatch budget (the pieces of
+    // a cut pass run the whole pass's pipelines anyway).
+    let gpu = &gpu.with_dispatch_budget_ms(None);
     gpu.announce_new_kernels();
     let train = Graph::build(config, batch, Mode::Train);
     let mut chooser = VariantChooser::in_memory(gpu);

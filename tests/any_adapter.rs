@@ -279,6 +279,43 @@ fn a_lowered_binding_limit_splits_sgd_and_trains_the_same_bit_for_bit() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A dispatch budget lowered to nothing cuts every convolution pass that can be cut into
+/// pieces of images and the step into many command buffers, and three steps train the same
+/// weights, momentum and metrics as whole passes in one command buffer, bit for bit.
+#[test]
+fn a_lowered_dispatch_budget_cuts_passes_and_trains_the_same_bit_for_bit() {
+    let dir = temp_dir("dispatch-budget");
+    let pinned = dir.join("variants.json");
+    let whole = Gpu::open(&shakeshake::gpu::AdapterChoice::from_flag_or_env(None)).unwrap();
+    let whole = whole.with_dispatch_budget_ms(None);
+    let cut = whole.with_dispatch_budget_ms(Some(0.0));
+    let batch = 16;
+    let graph = Graph::build(ModelConfig::new(8, 8).unwrap(), batch, Mode::Train);
+    let store = ParamStore::init(&graph.params, 3);
+    let (pixels, labels) = test_batch(batch);
+    let train = |gpu: &Gpu| {
+        let params = GpuParams::upload(gpu, &store, None);
+        // The same kernels on both: the second reads the first's choices.
+        let mut chooser = VariantChooser::in_memory(gpu).with_run_file(&pinned);
+        let (norm, sgd) = (Normalization::CIFAR10, SgdSettings::PAPER);
+        let step = StepGraph::new(gpu, &graph, &params, &norm, &sgd, &mut chooser, None).unwrap();
+        let convs = step.dispatches().iter().filter(|d| d.label.starts_with("conv2d")).count();
+        for i in 0..3 {
+            step.submit(gpu, &params, &pixels, &labels, StepUniform { step: i, seed: 9, lr: 0.1, _pad: 0 });
+        }
+        let metrics: Vec<f32> = gpu.read(&params.metrics);
+        let state = (params.download(gpu).unwrap().values, params.download_velocity(gpu).unwrap(), metrics);
+        (convs, step.command_buffer_count(), state)
+    };
+    let (whole_convs, whole_buffers, whole_state) = train(&whole);
+    let (cut_convs, cut_buffers, cut_state) = train(&cut);
+    assert_eq!(whole_buffers, 1);
+    assert!(cut_convs > whole_convs, "{cut_convs} convolution dispatches cut, {whole_convs} whole");
+    assert!(cut_buffers > 10, "{cut_buffers} command buffers");
+    assert!(whole_state == cut_state, "passes cut by images train differently");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A choice a run already made stays its kernel wherever the device runs it, even a variant
 /// this device's tuner would not measure (on lavapipe, `tiled` or `register_plain` beside
 /// `register_subgroup`): a resumed run, or a second device sharing the run's file, computes

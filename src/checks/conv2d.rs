@@ -104,6 +104,15 @@ enum Form {
     InWindow,
 }
 
+impl Form {
+    fn window(self, s: &Conv2dShape) -> ChannelWindow {
+        match self {
+            Form::Whole => ChannelWindow::whole(s),
+            Form::InWindow => ChannelWindow { channels: s.cout + 1, offset: 1 },
+        }
+    }
+}
+
 /// Channels [1, 1 + c) of a tensor of c + 1 channels holding `t` there and `filler` in
 /// channel 0 (per image: `plane` values a channel).
 fn widen(t: &[f64], batch: usize, c: usize, plane: usize, filler: f64) -> Vec<f64> {
@@ -124,10 +133,7 @@ fn narrow(wide: &[f32], batch: usize, c: usize, plane: usize) -> Vec<f32> {
 fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> Result<Vec<f32>, GpuError> {
     let s = &conv.shape;
     let (batch, plane) = (s.batch, s.out_h * s.out_w);
-    let window = match form {
-        Form::Whole => ChannelWindow::whole(s),
-        Form::InWindow => ChannelWindow { channels: s.cout + 1, offset: 1 },
-    };
+    let window = form.window(s);
     let dy = match form {
         Form::Whole => upload(gpu, &d.dy),
         Form::InWindow => upload(gpu, &widen(&d.dy, batch, s.cout, plane, 7.0)),
@@ -220,6 +226,46 @@ pub fn edge_shapes(gpu: &Gpu) -> Checked {
                 verify(gpu, &s, s.batch, pass, &variants_for(gpu, pass, &s))
                     .unwrap_or_else(|e| panic!("{e}")),
             );
+        }
+    }
+    Ok(checks)
+}
+
+/// Every pass of every variant that can be cut between images, run in pieces of as few
+/// images as it allows, gives what the whole pass gives, bit for bit (tolerance 0): how a
+/// pass longer than the device's dispatch budget runs (`Gpu::dispatch_budget_ms`). The edge
+/// shapes, and the full batch whose weight gradient is split into partial sums. The pieces
+/// run the whole pass's pipelines, so nothing new is compiled.
+pub fn cut_by_images(gpu: &Gpu) -> Checked {
+    let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
+    let edge = shapes().into_iter().flat_map(|s| ConvPass::ALL.map(|pass| (s, pass)));
+    let mut checks = vec![];
+    // The full batch on whole tensors only: the edge shapes cover the window.
+    let edge = edge.map(|(s, pass)| (s, pass, &[Form::Whole, Form::InWindow][..]));
+    for (s, pass, forms) in edge.chain([(full_batch(), ConvPass::GradWeight, &[Form::Whole][..])]) {
+        let d = Data::new(&s);
+        for v in variants_for(gpu, pass, &s) {
+            let whole = Conv2d::with_variants(s, [v; 3]);
+            for &form in forms {
+                if whole.image_step(pass, form.window(&s), align).is_err() {
+                    continue;
+                }
+                let cut = whole.clone().split_by_images(pass, 1, 0.0);
+                let both = || -> Result<_, GpuError> {
+                    Ok((run_pass(gpu, &whole, pass, &d, form)?, run_pass(gpu, &cut, pass, &d, form)?))
+                };
+                let name = format!("{} in pieces of images", pass.name());
+                checks.push(match both() {
+                    Ok((whole, pieces)) => {
+                        let want: Vec<f64> = whole.iter().map(|&v| v as f64).collect();
+                        compare("conv2d", &name, v.name(), &text(&s), &pieces, &want, 0.0)
+                    }
+                    Err(GpuError::Compile(failed)) => {
+                        Check::not_compiled("conv2d", &name, v.name(), &text(&s), 0.0, &failed)
+                    }
+                    Err(GpuError::Lost(lost)) => panic!("{lost}"),
+                });
+            }
         }
     }
     Ok(checks)

@@ -79,6 +79,7 @@ pub const CASES: &[Case] = &[
     Case { op: "conv2d", name: "edge shapes, every variant and pass", run: conv2d::edge_shapes },
     Case { op: "conv2d", name: "weight gradient over a full batch", run: conv2d::full_batch_grad_weight },
     Case { op: "conv2d", name: "projection shortcut", run: conv2d::projection_shortcut },
+    Case { op: "conv2d", name: "passes cut by images", run: conv2d::cut_by_images },
     Case { op: "batch_norm", name: "small shapes", run: batch_norm::small_shapes },
     Case { op: "batch_norm", name: "statistics over a full batch", run: batch_norm::full_batch },
     Case { op: "relu", name: "forward and backward", run: relu::forward_and_backward },

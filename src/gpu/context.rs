@@ -86,6 +86,9 @@ pub struct Gpu {
     /// Workgroups along x before a `grid_1d` grid spreads over y (lowered by tests, so that
     /// small grids spread too).
     pub grid_max_x: u32,
+    /// The longest a single dispatch should run, in milliseconds: a convolution pass
+    /// estimated to take longer is split by images (none: never split). See `dispatch_budget`.
+    pub dispatch_budget_ms: Option<f64>,
     pub(crate) kernels: super::kernel::SharedKernelCache,
     /// Why the device can no longer be used, once it cannot (see `check_alive`).
     failure: Arc<Mutex<Option<String>>>,
@@ -278,6 +281,22 @@ pub fn unusable(adapter: &wgpu::Adapter) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
+/// Milliseconds a dispatch on a GPU is kept under. An OS resets a GPU whose work runs too
+/// long (Windows' TDR after 2 s; macOS stops long command buffers), and the estimate that
+/// splits a pass extrapolates from 16 images, so the budget stays an order of magnitude
+/// below the limit. A piece this long still amortises its launch many times over.
+pub const DISPATCH_BUDGET_MS: f64 = 200.0;
+
+/// The device's per-dispatch budget: `DISPATCH_BUDGET_MS` on a GPU; none on a CPU adapter,
+/// whose work runs on the CPU's own threads where no GPU watchdog reaches it. Test hook:
+/// `SHAKESHAKE_DISPATCH_BUDGET_MS=<ms>` sets it on any adapter.
+fn dispatch_budget(info: &wgpu::AdapterInfo) -> Option<f64> {
+    if let Some(ms) = std::env::var("SHAKESHAKE_DISPATCH_BUDGET_MS").ok().and_then(|ms| ms.parse().ok()) {
+        return Some(ms);
+    }
+    (info.device_type != wgpu::DeviceType::Cpu).then_some(DISPATCH_BUDGET_MS)
+}
+
 impl Gpu {
     /// Open the adapter the user chose, with its real limits and the optional features it
     /// offers (or WebGPU's defaults, as `SHAKESHAKE_LIMITS` says).
@@ -336,6 +355,7 @@ impl Gpu {
         let subgroups = granted.contains(wgpu::Features::SUBGROUP) && smallest_subgroup(&info) >= 8;
         let features =
             GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
+        let dispatch_budget_ms = dispatch_budget(&info);
         Ok(Gpu {
             device,
             queue,
@@ -345,6 +365,7 @@ impl Gpu {
             limits_mode: mode,
             reason,
             grid_max_x,
+            dispatch_budget_ms,
             kernels: Default::default(),
             failure,
             allocated_at_oom,
@@ -371,6 +392,12 @@ impl Gpu {
     /// spread small grids, as millions of invocations would be).
     pub fn with_grid_max_x(&self, workgroups: u32) -> Gpu {
         Gpu { grid_max_x: workgroups, ..self.clone() }
+    }
+
+    /// The same device with another per-dispatch budget (tests lower it to split passes; a
+    /// step whose pipelines are only created runs nothing, so has nothing to budget).
+    pub fn with_dispatch_budget_ms(&self, budget: Option<f64>) -> Gpu {
+        Gpu { dispatch_budget_ms: budget, ..self.clone() }
     }
 
     /// From now on, print each pipeline's label on stdout before creating it.

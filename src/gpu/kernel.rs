@@ -138,7 +138,8 @@ impl Kernel {
             );
         }
         let bytes = bindings.iter().map(|(_, slice)| slice.size).sum();
-        Dispatch { pipeline: self.pipeline.clone(), bind_group, workgroups, label: self.label.clone(), bytes }
+        let label = self.label.clone();
+        Dispatch { pipeline: self.pipeline.clone(), bind_group, workgroups, label, bytes, estimated_ms: 0.0 }
     }
 }
 
@@ -218,6 +219,9 @@ pub struct Dispatch {
     /// Bytes of every range it binds: what it must read or write at least once, the
     /// compulsory memory traffic of the dispatch (a range read many times counts once).
     pub bytes: u64,
+    /// How long it is expected to run, in milliseconds, where that was measured (0: not
+    /// measured, and small): what a step's command buffers are cut by.
+    pub estimated_ms: f64,
 }
 
 impl Dispatch {

@@ -20,6 +20,9 @@ pub struct StepGraph {
     pub batch: usize,
     mode: Mode,
     dispatches: Vec<Dispatch>,
+    /// The ranges of `dispatches` each submitted as a command buffer of its own (see
+    /// `command_buffers`).
+    command_buffers: Vec<std::ops::Range<usize>>,
     pixels: wgpu::Buffer,
     labels: wgpu::Buffer,
     /// Buffers the activations live in (see `plan`).
@@ -56,7 +59,11 @@ impl StepGraph {
             if let Node::Forward(ForwardOp::Conv { shape, .. }) = node
                 && !convs.contains_key(shape)
             {
-                convs.insert(*shape, crate::tuning::conv2d::pick(gpu, *shape, chooser)?);
+                let mut conv = crate::tuning::conv2d::pick(gpu, *shape, chooser)?;
+                if let Some(budget) = gpu.dispatch_budget_ms {
+                    conv = crate::tuning::conv2d::within_budget(gpu, conv, budget, chooser)?;
+                }
+                convs.insert(*shape, conv);
             }
         }
         let plan = BufferPlan::new(graph);
@@ -131,6 +138,7 @@ impl StepGraph {
         Ok(StepGraph {
             batch: graph.batch,
             mode: graph.mode,
+            command_buffers: command_buffers(&dispatches, gpu.dispatch_budget_ms),
             dispatches,
             pixels,
             labels,
@@ -167,16 +175,34 @@ impl StepGraph {
         gpu.queue.write_buffer(&self.pixels, 0, pixels);
         gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
         gpu.queue.write_buffer(&params.step, 0, bytemuck::bytes_of(&step));
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let dropped = self.mode == Mode::Train && dropped_step() == Some(step.step);
-        if !dropped {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for d in &self.dispatches {
-                d.record(&mut pass);
+        let mut encoders: Vec<wgpu::CommandEncoder> = vec![];
+        for range in &self.command_buffers {
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            if !dropped {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for d in &self.dispatches[range.clone()] {
+                    d.record(&mut pass);
+                }
             }
+            encoders.push(encoder);
         }
-        after(&mut encoder);
-        gpu.queue.submit([encoder.finish()])
+        after(encoders.last_mut().expect("a step has a command buffer"));
+        gpu.queue.submit(encoders.into_iter().map(wgpu::CommandEncoder::finish))
+    }
+
+    /// The dispatch of the step expected to run longest (none: none was measured; see
+    /// `Gpu::dispatch_budget_ms`).
+    pub fn longest_expected(&self) -> Option<&Dispatch> {
+        self.dispatches
+            .iter()
+            .filter(|d| d.estimated_ms > 0.0)
+            .max_by(|a, b| a.estimated_ms.total_cmp(&b.estimated_ms))
+    }
+
+    /// Command buffers a step is submitted in.
+    pub fn command_buffer_count(&self) -> usize {
+        self.command_buffers.len()
     }
 
     /// The logits of the last submitted batch (waits for it).
@@ -189,6 +215,28 @@ impl StepGraph {
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.dispatches
     }
+}
+
+/// Dispatch budgets one command buffer of a step holds at most: a driver may stop a long
+/// command buffer as a whole (macOS does), so a long step goes in several.
+const BUDGETS_A_COMMAND_BUFFER: f64 = 5.0;
+
+/// `dispatches` cut, in order, into command buffers each expected to run at most
+/// `BUDGETS_A_COMMAND_BUFFER` times the device's dispatch budget (one, without a budget).
+fn command_buffers(dispatches: &[Dispatch], budget_ms: Option<f64>) -> Vec<std::ops::Range<usize>> {
+    let Some(limit) = budget_ms.map(|ms| ms * BUDGETS_A_COMMAND_BUFFER) else {
+        return std::iter::once(0..dispatches.len()).collect();
+    };
+    let (mut ranges, mut start, mut ms) = (vec![], 0, 0.0);
+    for (i, d) in dispatches.iter().enumerate() {
+        if i > start && ms + d.estimated_ms > limit {
+            ranges.push(start..i);
+            (start, ms) = (i, 0.0);
+        }
+        ms += d.estimated_ms;
+    }
+    ranges.push(start..dispatches.len());
+    ranges
 }
 
 /// Everything a graph's dispatches bind, while they are made.

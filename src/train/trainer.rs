@@ -310,6 +310,23 @@ fn open_session(
         .graphs(Mode::Train, size.batch, size.train_images)
         .and_then(|train| Ok((train, session.graphs(Mode::Eval, size.batch, size.test_images)?)));
     let (train_graphs, eval_graphs) = session.allocated(graphs, size, memory)?;
+    if let (Some(budget), Some(longest)) =
+        (session.gpu.dispatch_budget_ms, train_graphs.full.longest_expected())
+    {
+        let ms = longest.estimated_ms;
+        let verdict = if ms <= budget {
+            format!(
+                "under the {budget:.0} ms a dispatch is kept to (passes are cut by images), far below the OS's GPU watchdog"
+            )
+        } else {
+            format!("over the {budget:.0} ms a dispatch is kept to: its pass cannot be cut by images")
+        };
+        eprintln!(
+            "A training step runs in {} command buffers; its longest dispatch, {}, is expected to take {ms:.0} ms, {verdict}.",
+            train_graphs.full.command_buffer_count(),
+            longest.label.split('[').next().unwrap_or_default(),
+        );
+    }
     Ok((session, train_graphs, eval_graphs))
 }
 

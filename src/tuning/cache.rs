@@ -112,6 +112,9 @@ pub struct VariantChooser {
     /// Pinned choices checked here (not written to the cache, whose choice may be faster).
     pinned_checked: std::collections::BTreeSet<(String, String)>,
     failed: Failures,
+    /// Milliseconds an image of a chosen kernel took, per key and variant, measured once
+    /// in this process (see `ms_per_image`).
+    speeds: std::collections::HashMap<(String, String), f64>,
 }
 
 impl VariantChooser {
@@ -144,6 +147,7 @@ impl VariantChooser {
             pinned_checked: Default::default(),
             choices,
             failed,
+            speeds: Default::default(),
         }
     }
 
@@ -164,6 +168,24 @@ impl VariantChooser {
         self.choices.extend(pinned.clone());
         self.pinned = Some((file.to_path_buf(), pinned));
         self
+    }
+
+    /// Milliseconds an image of `variant` takes for `key`: `measure`d the first time it is
+    /// asked for, remembered after (a run builds its training and evaluation steps from the
+    /// same choices).
+    pub fn ms_per_image<E>(
+        &mut self,
+        key: &str,
+        variant: &str,
+        measure: impl FnOnce() -> Result<f64, E>,
+    ) -> Result<f64, E> {
+        let entry = (key.to_string(), variant.to_string());
+        if let Some(&ms) = self.speeds.get(&entry) {
+            return Ok(ms);
+        }
+        let ms = measure()?;
+        self.speeds.insert(entry, ms);
+        Ok(ms)
     }
 
     /// The variant remembered for `key` (a run's own choice, or the cache's), if any.

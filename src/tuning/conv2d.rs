@@ -33,6 +33,30 @@ pub fn pick(gpu: &Gpu, shape: Conv2dShape, chooser: &mut VariantChooser) -> Resu
     Ok(Conv2d::with_variants(shape, variants))
 }
 
+/// `conv` with each pass cut by images where one dispatch of it would run past the device's
+/// budget (`Gpu::dispatch_budget_ms`): from the pass's time on `TIMING_BATCH` images (as the
+/// tuner times it, once a shape and variant in this process), the images that fit.
+pub fn within_budget(
+    gpu: &Gpu,
+    mut conv: Conv2d,
+    budget_ms: f64,
+    chooser: &mut VariantChooser,
+) -> Result<Conv2d, GpuError> {
+    let shape = conv.shape;
+    for pass in ConvPass::ALL {
+        let variant = conv.variants[pass as usize];
+        let timed = Conv2d::with_variants(shape.with_batch(shape.batch.min(TIMING_BATCH)), conv.variants)
+            .planned_for(shape.batch);
+        let ms_per_image = chooser.ms_per_image(&key(pass, &shape), variant.name(), || {
+            Ok::<_, GpuError>(timed.time_pass(gpu, pass, TIMING_ROUNDS)? / timed.shape.batch as f64)
+        })?;
+        // At least one image a piece; a measurement of 0 (a clock too coarse) splits nothing.
+        let images = (budget_ms / ms_per_image).floor().min(shape.batch as f64) as usize;
+        conv = conv.split_by_images(pass, images, ms_per_image);
+    }
+    Ok(conv)
+}
+
 /// The cache key: the pass and the shape without its batch, so the last, smaller batch of an
 /// epoch shares the full batches' choice.
 pub fn key(pass: ConvPass, shape: &Conv2dShape) -> String {

@@ -411,11 +411,127 @@ pub struct Conv2d {
     pub variants: [ConvVariant; 3],
     /// The batch whose grid the workgroup sizes are chosen for (see `planned_for`).
     planned_batch: usize,
+    /// Each pass's pieces (see `split_by_images`): images a dispatch covers at most, and the
+    /// milliseconds an image was measured to take.
+    pieces: [Pieces; 3],
+}
+
+/// How a pass is cut between images so that no dispatch runs too long.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Pieces {
+    images: usize,
+    ms_per_image: f64,
 }
 
 impl Conv2d {
     pub fn with_variants(shape: Conv2dShape, variants: [ConvVariant; 3]) -> Conv2d {
-        Conv2d { shape, variants, planned_batch: shape.batch }
+        let whole = Pieces { images: shape.batch, ms_per_image: 0.0 };
+        Conv2d { shape, variants, planned_batch: shape.batch, pieces: [whole; 3] }
+    }
+
+    /// The same convolution with `pass` dispatched in pieces of about `images` images (as
+    /// `image_step` allows), each expected to take `ms_per_image` an image. The pieces run
+    /// the whole pass's pipelines and each writes what the whole pass would have written
+    /// for its images, so the result is the same, bit for bit.
+    pub fn split_by_images(mut self, pass: ConvPass, images: usize, ms_per_image: f64) -> Conv2d {
+        self.pieces[pass as usize] = Pieces { images: images.max(1), ms_per_image };
+        self
+    }
+
+    /// Where `pass` may be cut between images: the fewest images whose every binding starts
+    /// `align`-float aligned after them and, for a weight gradient, that cover whole splits
+    /// (so each piece writes exactly the partial sums the whole pass would, and the one
+    /// reduction adds them in the same order); or why it may not be cut.
+    pub fn image_step(
+        &self,
+        pass: ConvPass,
+        window: ChannelWindow,
+        align: usize,
+    ) -> Result<usize, &'static str> {
+        let s = &self.shape;
+        let plane = s.out_h * s.out_w;
+        let aligned =
+            |images: usize, floats_per_image: usize| (images * floats_per_image).is_multiple_of(align);
+        let images_aligned = |k: usize| aligned(k, s.cin * s.h * s.w) && aligned(k, window.channels * plane);
+        let whole_splits = |k: usize| {
+            let pixels = k * plane;
+            pixels.is_multiple_of(self.pixels_per_split())
+                && aligned(pixels / self.pixels_per_split(), s.weight_len())
+        };
+        let fits: Box<dyn Fn(usize) -> bool> = match pass {
+            ConvPass::GradWeight if self.variant(pass).winograd_tile().is_some() => {
+                return Err("Winograd's weight gradient sums its tiles in splits of its own");
+            }
+            ConvPass::GradWeight if self.splits() == 1 => {
+                return Err("its weight gradient is a single sum over every pixel");
+            }
+            ConvPass::GradWeight => Box::new(move |k| images_aligned(k) && whole_splits(k)),
+            ConvPass::Forward | ConvPass::GradInput => Box::new(images_aligned),
+        };
+        (1..s.batch).find(|&k| fits(k)).ok_or("no smaller number of images keeps every binding aligned")
+    }
+
+    /// The pieces `pass` runs in: (first image, the convolution of its images); one piece,
+    /// the whole convolution, unless `split_by_images` asked for more and `image_step`
+    /// allows it.
+    fn pieces(&self, gpu: &Gpu, pass: ConvPass, window: ChannelWindow) -> Vec<(usize, Conv2d)> {
+        let (want, batch) = (self.pieces[pass as usize].images, self.shape.batch);
+        let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
+        let per_piece = match self.image_step(pass, window, align) {
+            Ok(step) if want < batch => want.next_multiple_of(step),
+            _ => batch,
+        };
+        if per_piece >= batch {
+            return vec![(0, self.clone())];
+        }
+        let whole = |images| Pieces { images, ms_per_image: self.pieces[pass as usize].ms_per_image };
+        (0..batch)
+            .step_by(per_piece)
+            .map(|first| {
+                let images = per_piece.min(batch - first);
+                let shape = self.shape.with_batch(images);
+                (first, Conv2d { shape, pieces: [whole(images); 3], ..self.clone() })
+            })
+            .collect()
+    }
+
+    /// Runs `make` on each piece of a forward or input-gradient pass with the images' ranges
+    /// of the tensor it reads and the one it writes; each piece's first dispatch is expected
+    /// to take the piece's measured time.
+    fn in_pieces<'a>(
+        &self,
+        gpu: &Gpu,
+        pass: ConvPass,
+        window: ChannelWindow,
+        (read, written): (Slice<'a>, Slice<'a>),
+        mut make: impl FnMut(&Conv2d, Slice<'a>, Slice<'a>) -> Result<Vec<Dispatch>, CompileError>,
+    ) -> Result<Vec<Dispatch>, CompileError> {
+        let pieces = self.pieces(gpu, pass, window);
+        let s = &self.shape;
+        let (input_floats, output_floats) = (s.cin * s.h * s.w, window.channels * s.out_h * s.out_w);
+        // The input gradient reads dy (shaped as the output) and writes dx (as the input).
+        let (read_floats, written_floats) = match pass {
+            ConvPass::Forward => (input_floats, output_floats),
+            ConvPass::GradInput => (output_floats, input_floats),
+            ConvPass::GradWeight => unreachable!("the weight gradient's pieces add into one output"),
+        };
+        let mut all = vec![];
+        for (first, piece) in &pieces {
+            let images = piece.shape.batch;
+            let range = |slice: Slice<'a>, floats: usize| match pieces.len() {
+                1 => slice,
+                _ => slice.floats((first * floats) as u64, (images * floats) as u64),
+            };
+            let mut dispatches = make(piece, range(read, read_floats), range(written, written_floats))?;
+            dispatches[0].estimated_ms = piece.estimated_ms(pass);
+            all.extend(dispatches);
+        }
+        Ok(all)
+    }
+
+    /// Milliseconds `pass` was measured to take at this batch (0: not measured).
+    fn estimated_ms(&self, pass: ConvPass) -> f64 {
+        self.shape.batch as f64 * self.pieces[pass as usize].ms_per_image
     }
 
     /// The same convolution with its workgroup sizes chosen for `batch` images, whatever
@@ -548,16 +664,16 @@ impl Conv2d {
         window: ChannelWindow,
         scratch: Option<Slice>,
     ) -> Result<Vec<Dispatch>, CompileError> {
-        let params = gpu.uniform("conv2d params", &self.params(ConvPass::Forward, window, false));
-        if self.variant(ConvPass::Forward).winograd_tile().is_some() {
-            return self.winograd(gpu, ConvPass::Forward, &params, x, w, y, scratch);
-        }
-        let (kernel, grid) = self.kernel(gpu, ConvPass::Forward)?;
-        Ok(vec![kernel.dispatch(
-            gpu,
-            &[(PARAMS, (&params).into()), (FORWARD_X, x), (WEIGHTS, w), (FORWARD_Y, y)],
-            grid,
-        )])
+        let pass = ConvPass::Forward;
+        self.in_pieces(gpu, pass, window, (x, y), |piece, x, y| {
+            let params = gpu.uniform("conv2d params", &piece.params(pass, window, false));
+            if piece.variant(pass).winograd_tile().is_some() {
+                return piece.winograd(gpu, pass, &params, x, w, y, scratch);
+            }
+            let (kernel, grid) = piece.kernel(gpu, pass)?;
+            let bindings = [(PARAMS, (&params).into()), (FORWARD_X, x), (WEIGHTS, w), (FORWARD_Y, y)];
+            Ok(vec![kernel.dispatch(gpu, &bindings, grid)])
+        })
     }
 
     /// dx = (or += with `accumulate`) the input gradient, from dy (channels `window` of a
@@ -573,48 +689,78 @@ impl Conv2d {
         accumulate: bool,
         scratch: Option<Slice>,
     ) -> Result<Vec<Dispatch>, CompileError> {
-        let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradInput, window, accumulate));
-        if self.variant(ConvPass::GradInput).winograd_tile().is_some() {
-            return self.winograd(gpu, ConvPass::GradInput, &params, dy, w, dx, scratch);
-        }
-        let (kernel, grid) = self.kernel(gpu, ConvPass::GradInput)?;
-        Ok(vec![kernel.dispatch(
-            gpu,
-            &[(PARAMS, (&params).into()), (GRAD_INPUT_DY, dy), (WEIGHTS, w), (GRAD_INPUT_DX, dx)],
-            grid,
-        )])
+        let pass = ConvPass::GradInput;
+        self.in_pieces(gpu, pass, window, (dy, dx), |piece, dy, dx| {
+            let params = gpu.uniform("conv2d params", &piece.params(pass, window, accumulate));
+            if piece.variant(pass).winograd_tile().is_some() {
+                return piece.winograd(gpu, pass, &params, dy, w, dx, scratch);
+            }
+            let (kernel, grid) = piece.kernel(gpu, pass)?;
+            let bindings =
+                [(PARAMS, (&params).into()), (GRAD_INPUT_DY, dy), (WEIGHTS, w), (GRAD_INPUT_DX, dx)];
+            Ok(vec![kernel.dispatch(gpu, &bindings, grid)])
+        })
     }
 
     /// dw = the weight gradient (GPU layout). `scratch` holds `scratch_floats()` floats when
-    /// the pixels are split; the splits are then added in order by a second dispatch.
-    pub fn grad_weight(
+    /// the pixels are split; the splits are then added in order by a last dispatch. Cut into
+    /// pieces of images, each piece writes its own splits' partial sums.
+    pub fn grad_weight<'a>(
         &self,
         gpu: &Gpu,
-        x: Slice,
-        dy: Slice,
-        dw: Slice,
+        x: Slice<'a>,
+        dy: Slice<'a>,
+        dw: Slice<'a>,
         window: ChannelWindow,
         scratch: Option<Slice>,
     ) -> Result<Vec<Dispatch>, CompileError> {
-        let params = gpu.uniform("conv2d params", &self.params(ConvPass::GradWeight, window, false));
-        if self.variant(ConvPass::GradWeight).winograd_tile().is_some() {
-            return self.winograd_grad_weight(gpu, &params, x, dy, dw, scratch);
+        let pass = ConvPass::GradWeight;
+        let params = |piece: &Conv2d| gpu.uniform("conv2d params", &piece.params(pass, window, false));
+        if self.variant(pass).winograd_tile().is_some() {
+            let mut dispatches = self.winograd_grad_weight(gpu, &params(self), x, dy, dw, scratch)?;
+            dispatches[0].estimated_ms = self.estimated_ms(pass);
+            return Ok(dispatches);
         }
-        let (kernel, grid) = self.kernel(gpu, ConvPass::GradWeight)?;
-        let bind = |out| {
-            [(PARAMS, (&params).into()), (FORWARD_X, x), (GRAD_WEIGHT_DY, dy), (GRAD_WEIGHT_PARTIAL, out)]
-        };
+        let bind = grad_weight_bindings;
         if self.splits() == 1 {
-            return Ok(vec![kernel.dispatch(gpu, &bind(dw), grid)]);
+            let (kernel, grid) = self.kernel(gpu, pass)?;
+            let params = params(self);
+            let mut whole = kernel.dispatch(gpu, &bind(&params, x, dy, dw), grid);
+            whole.estimated_ms = self.estimated_ms(pass);
+            return Ok(vec![whole]);
         }
         let scratch = scratch.expect("a split weight gradient needs scratch");
         assert!(scratch.size >= (self.partial_floats() * 4) as u64, "scratch too small");
         // Only the partial sums' part of a scratch buffer shared by every convolution (and
         // by Winograd's matrices, which may be larger than one binding all together).
-        let scratch = scratch.floats(0, self.partial_floats() as u64);
-        let partial = kernel.dispatch(gpu, &bind(scratch), grid);
-        let len = self.shape.weight_len();
-        Ok(vec![partial, reduce_splits(gpu, scratch, dw, len, self.splits())?])
+        let partial = scratch.floats(0, self.partial_floats() as u64);
+        let s = &self.shape;
+        let (x_floats, dy_floats) = (s.cin * s.h * s.w, window.channels * s.out_h * s.out_w);
+        let pieces = self.pieces(gpu, pass, window);
+        let mut dispatches = vec![];
+        for (first, piece) in &pieces {
+            let (images, split) = (piece.shape.batch, first * s.out_h * s.out_w / self.pixels_per_split());
+            // Whole splits (the last piece's may be one shorter split, as the whole's last is).
+            let whole_splits = piece.pixels_per_split() == self.pixels_per_split() || piece.splits() == 1;
+            assert!(whole_splits, "a piece of {images} images cuts a split");
+            let range = |slice: Slice<'a>, floats: usize| match pieces.len() {
+                1 => slice,
+                _ => slice.floats((first * floats) as u64, (images * floats) as u64),
+            };
+            let piece_partial =
+                partial.floats((split * s.weight_len()) as u64, (piece.splits() * s.weight_len()) as u64);
+            let (kernel, grid) = piece.kernel(gpu, pass)?;
+            let params = params(piece);
+            let mut dispatch = kernel.dispatch(
+                gpu,
+                &bind(&params, range(x, x_floats), range(dy, dy_floats), piece_partial),
+                grid,
+            );
+            dispatch.estimated_ms = piece.estimated_ms(pass);
+            dispatches.push(dispatch);
+        }
+        dispatches.push(reduce_splits(gpu, partial, dw, s.weight_len(), self.splits())?);
+        Ok(dispatches)
     }
 
     /// The dispatches of one pass on `buffers` (made for this shape).
@@ -665,6 +811,16 @@ impl PassBuffers {
             scratch: gpu.storage("scratch", scratch),
         }
     }
+}
+
+/// A weight-gradient kernel's bindings: the pass's params, x, dy, and the sums it writes.
+fn grad_weight_bindings<'a>(
+    params: &'a wgpu::Buffer,
+    x: Slice<'a>,
+    dy: Slice<'a>,
+    out: Slice<'a>,
+) -> [(Binding, Slice<'a>); 4] {
+    [(PARAMS, params.into()), (FORWARD_X, x), (GRAD_WEIGHT_DY, dy), (GRAD_WEIGHT_PARTIAL, out)]
 }
 
 const REDUCE_PARAMS: Binding = Binding::new(0, "r");
