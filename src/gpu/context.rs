@@ -75,6 +75,8 @@ pub struct GrantedFeatures {
 /// An open device and what we know about it. Shared by every op; cheap to clone.
 #[derive(Clone)]
 pub struct Gpu {
+    /// The adapter the device was opened on (see `another_device`).
+    adapter: wgpu::Adapter,
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
@@ -357,6 +359,7 @@ impl Gpu {
             GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
         let dispatch_budget_ms = dispatch_budget(&info);
         Ok(Gpu {
+            adapter,
             device,
             queue,
             info,
@@ -392,6 +395,18 @@ impl Gpu {
     /// spread small grids, as millions of invocations would be).
     pub fn with_grid_max_x(&self, workgroups: u32) -> Gpu {
         Gpu { grid_max_x: workgroups, ..self.clone() }
+    }
+
+    /// A second device on the same adapter with the same limits and features: its own
+    /// queue, so work on it runs beside this one's (see `tuning::conv2d::compile_ahead`).
+    pub fn another_device(&self) -> Result<Gpu> {
+        let other = Self::open_with(
+            self.adapter.clone(),
+            self.reason.clone(),
+            self.limits_mode,
+            self.limits.clone(),
+        )?;
+        Ok(Gpu { grid_max_x: self.grid_max_x, dispatch_budget_ms: self.dispatch_budget_ms, ..other })
     }
 
     /// The same device with another per-dispatch budget (tests lower it to split passes; a

@@ -114,6 +114,7 @@ impl Session {
         let mut first = true;
         Memory::of_run(self.config, run, on_gpu, &mut |graph| {
             let shapes = graph.conv_shapes();
+            crate::tuning::conv2d::compile_ahead(&self.gpu, &shapes, &chooser);
             let mut scratch = 0;
             for (done, shape) in shapes.iter().enumerate() {
                 let conv = crate::tuning::conv2d::pick(&self.gpu, *shape, &mut chooser)?;
