@@ -7,6 +7,7 @@
 //! file's `// requires:` and `// provides:` lines say how they join).
 
 mod direct;
+mod pieces;
 mod register;
 mod tiled;
 mod winograd;
@@ -413,125 +414,13 @@ pub struct Conv2d {
     planned_batch: usize,
     /// Each pass's pieces (see `split_by_images`): images a dispatch covers at most, and the
     /// milliseconds an image was measured to take.
-    pieces: [Pieces; 3],
-}
-
-/// How a pass is cut between images so that no dispatch runs too long.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Pieces {
-    images: usize,
-    ms_per_image: f64,
+    pieces: [pieces::Pieces; 3],
 }
 
 impl Conv2d {
     pub fn with_variants(shape: Conv2dShape, variants: [ConvVariant; 3]) -> Conv2d {
-        let whole = Pieces { images: shape.batch, ms_per_image: 0.0 };
+        let whole = pieces::Pieces { images: shape.batch, ms_per_image: 0.0 };
         Conv2d { shape, variants, planned_batch: shape.batch, pieces: [whole; 3] }
-    }
-
-    /// The same convolution with `pass` dispatched in pieces of about `images` images (as
-    /// `image_step` allows), each expected to take `ms_per_image` an image. The pieces run
-    /// the whole pass's pipelines and each writes what the whole pass would have written
-    /// for its images, so the result is the same, bit for bit.
-    pub fn split_by_images(mut self, pass: ConvPass, images: usize, ms_per_image: f64) -> Conv2d {
-        self.pieces[pass as usize] = Pieces { images: images.max(1), ms_per_image };
-        self
-    }
-
-    /// Where `pass` may be cut between images: the fewest images whose every binding starts
-    /// `align`-float aligned after them and, for a weight gradient, that cover whole splits
-    /// (so each piece writes exactly the partial sums the whole pass would, and the one
-    /// reduction adds them in the same order); or why it may not be cut.
-    pub fn image_step(
-        &self,
-        pass: ConvPass,
-        window: ChannelWindow,
-        align: usize,
-    ) -> Result<usize, &'static str> {
-        let s = &self.shape;
-        let plane = s.out_h * s.out_w;
-        let aligned =
-            |images: usize, floats_per_image: usize| (images * floats_per_image).is_multiple_of(align);
-        let images_aligned = |k: usize| aligned(k, s.cin * s.h * s.w) && aligned(k, window.channels * plane);
-        let whole_splits = |k: usize| {
-            let pixels = k * plane;
-            pixels.is_multiple_of(self.pixels_per_split())
-                && aligned(pixels / self.pixels_per_split(), s.weight_len())
-        };
-        let fits: Box<dyn Fn(usize) -> bool> = match pass {
-            ConvPass::GradWeight if self.variant(pass).winograd_tile().is_some() => {
-                return Err("Winograd's weight gradient sums its tiles in splits of its own");
-            }
-            ConvPass::GradWeight if self.splits() == 1 => {
-                return Err("its weight gradient is a single sum over every pixel");
-            }
-            ConvPass::GradWeight => Box::new(move |k| images_aligned(k) && whole_splits(k)),
-            ConvPass::Forward | ConvPass::GradInput => Box::new(images_aligned),
-        };
-        (1..s.batch).find(|&k| fits(k)).ok_or("no smaller number of images keeps every binding aligned")
-    }
-
-    /// The pieces `pass` runs in: (first image, the convolution of its images); one piece,
-    /// the whole convolution, unless `split_by_images` asked for more and `image_step`
-    /// allows it.
-    fn pieces(&self, gpu: &Gpu, pass: ConvPass, window: ChannelWindow) -> Vec<(usize, Conv2d)> {
-        let (want, batch) = (self.pieces[pass as usize].images, self.shape.batch);
-        let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
-        let per_piece = match self.image_step(pass, window, align) {
-            Ok(step) if want < batch => want.next_multiple_of(step),
-            _ => batch,
-        };
-        if per_piece >= batch {
-            return vec![(0, self.clone())];
-        }
-        let whole = |images| Pieces { images, ms_per_image: self.pieces[pass as usize].ms_per_image };
-        (0..batch)
-            .step_by(per_piece)
-            .map(|first| {
-                let images = per_piece.min(batch - first);
-                let shape = self.shape.with_batch(images);
-                (first, Conv2d { shape, pieces: [whole(images); 3], ..self.clone() })
-            })
-            .collect()
-    }
-
-    /// Runs `make` on each piece of a forward or input-gradient pass with the images' ranges
-    /// of the tensor it reads and the one it writes; each piece's first dispatch is expected
-    /// to take the piece's measured time.
-    fn in_pieces<'a>(
-        &self,
-        gpu: &Gpu,
-        pass: ConvPass,
-        window: ChannelWindow,
-        (read, written): (Slice<'a>, Slice<'a>),
-        mut make: impl FnMut(&Conv2d, Slice<'a>, Slice<'a>) -> Result<Vec<Dispatch>, CompileError>,
-    ) -> Result<Vec<Dispatch>, CompileError> {
-        let pieces = self.pieces(gpu, pass, window);
-        let s = &self.shape;
-        let (input_floats, output_floats) = (s.cin * s.h * s.w, window.channels * s.out_h * s.out_w);
-        // The input gradient reads dy (shaped as the output) and writes dx (as the input).
-        let (read_floats, written_floats) = match pass {
-            ConvPass::Forward => (input_floats, output_floats),
-            ConvPass::GradInput => (output_floats, input_floats),
-            ConvPass::GradWeight => unreachable!("the weight gradient's pieces add into one output"),
-        };
-        let mut all = vec![];
-        for (first, piece) in &pieces {
-            let images = piece.shape.batch;
-            let range = |slice: Slice<'a>, floats: usize| match pieces.len() {
-                1 => slice,
-                _ => slice.floats((first * floats) as u64, (images * floats) as u64),
-            };
-            let mut dispatches = make(piece, range(read, read_floats), range(written, written_floats))?;
-            dispatches[0].estimated_ms = piece.estimated_ms(pass);
-            all.extend(dispatches);
-        }
-        Ok(all)
-    }
-
-    /// Milliseconds `pass` was measured to take at this batch (0: not measured).
-    fn estimated_ms(&self, pass: ConvPass) -> f64 {
-        self.shape.batch as f64 * self.pieces[pass as usize].ms_per_image
     }
 
     /// The same convolution with its workgroup sizes chosen for `batch` images, whatever
