@@ -409,6 +409,22 @@ impl Gpu {
         Ok(Gpu { grid_max_x: self.grid_max_x, dispatch_budget_ms: self.dispatch_budget_ms, ..other })
     }
 
+    /// A second device to compile kernels on beside this one, where that pays: a CPU
+    /// adapter (lavapipe, llvmpipe) compiles a pipeline when it first runs it, on its
+    /// device's one queue thread, so work run on another device compiles on another core,
+    /// and the driver's shader cache hands the result to this device. None on a GPU (its
+    /// driver compiles when a pipeline is created), on GL (measured with llvmpipe: a second
+    /// device's work ran one at a time with this one's, user time equal to wall time, so it
+    /// only added work), with one core, or where no second device opens.
+    pub fn compile_helper(&self) -> Option<Gpu> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let compiles_when_run = self.info.device_type == wgpu::DeviceType::Cpu;
+        if !compiles_when_run || self.info.backend == wgpu::Backend::Gl || cores < 2 {
+            return None;
+        }
+        self.another_device().ok()
+    }
+
     /// The same device with another per-dispatch budget (tests lower it to split passes; a
     /// step whose pipelines are only created runs nothing, so has nothing to budget).
     pub fn with_dispatch_budget_ms(&self, budget: Option<f64>) -> Gpu {

@@ -58,18 +58,11 @@ pub fn within_budget(
 }
 
 /// Compiles, two at a time, the candidates of every pass of `shapes` that `chooser` has no
-/// choice for yet, on a CPU adapter. There the driver compiles a pipeline when it first runs
-/// it, on the device's one queue thread (lavapipe: about half a second each, most of a first
-/// run's start), so half the candidates are checked on a second device, on another thread,
-/// while this device checks the other half. The driver's shader cache then hands the second
-/// device's compiled code to this one: the choosing that follows checks every candidate here
-/// again and times them alone, compiling nothing. GPU drivers compile when a pipeline is
-/// created, and keep it in their own caches.
+/// choice for yet: half are checked on a `Gpu::compile_helper` device, on another thread,
+/// while this device checks the other half (lavapipe: about half a second a pipeline, most
+/// of a first run's start). The choosing that follows checks every candidate here again and
+/// times them alone, compiling nothing.
 pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if gpu.info.device_type != wgpu::DeviceType::Cpu || cores < 2 {
-        return;
-    }
     let unknown = shapes.iter().flat_map(|s| ConvPass::ALL.map(|pass| (*s, pass)));
     let items: Vec<_> = unknown
         .filter(|(s, pass)| chooser.known(&key(*pass, s)).is_none())
@@ -78,7 +71,7 @@ pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser
     if items.len() < 2 {
         return;
     }
-    let Ok(second) = gpu.another_device() else {
+    let Some(second) = gpu.compile_helper() else {
         return; // Compiled one at a time, then.
     };
     // Every other pass to each device: neighbouring passes share shapes and kernels.
