@@ -85,18 +85,7 @@ pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
 }
 
 /// Every check, each given to `report` as it is made.
-pub fn run(gpu: &Gpu, report: impl FnMut(&Check)) -> Vec<Check> {
-    // On a CPU adapter half the convolution matrix compiles on another core meanwhile.
-    let helper = gpu.compile_helper();
-    std::thread::scope(|scope| {
-        if let Some(helper) = &helper {
-            scope.spawn(|| checks::conv2d::compile_edge_shapes_ahead(helper));
-        }
-        run_cases(gpu, report)
-    })
-}
-
-fn run_cases(gpu: &Gpu, mut report: impl FnMut(&Check)) -> Vec<Check> {
+pub fn run(gpu: &Gpu, mut report: impl FnMut(&Check)) -> Vec<Check> {
     let mut all = vec![];
     for case in checks::CASES {
         // A kernel of the case that does not compile fails the case, reported with the others.

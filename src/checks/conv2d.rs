@@ -271,19 +271,6 @@ pub fn cut_by_images(gpu: &Gpu) -> Checked {
     Ok(checks)
 }
 
-/// Compiles the kernels of the later half of `edge_shapes` on `helper` (a
-/// `Gpu::compile_helper` device) by checking them there, results discarded: run beside
-/// `edge_shapes` on the main device, which then finds them compiled when it gets there.
-pub fn compile_edge_shapes_ahead(helper: &Gpu) {
-    let shapes = shapes();
-    // From the last: the main device reaches them last.
-    for s in shapes[shapes.len() / 2..].iter().rev() {
-        for pass in ConvPass::ALL {
-            let _ = verify(helper, s, s.batch, pass, &variants_for(helper, pass, s));
-        }
-    }
-}
-
 /// The full-batch weight gradient's shape.
 fn full_batch() -> Conv2dShape {
     Conv2dShape::new(128, 4, 32, 32, 8, 3, 1, 1)
