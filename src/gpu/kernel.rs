@@ -220,7 +220,8 @@ pub struct Dispatch {
     /// compulsory memory traffic of the dispatch (a range read many times counts once).
     pub bytes: u64,
     /// How long it is expected to run, in milliseconds, where that was measured (0: not
-    /// measured, and small): what a step's command buffers are cut by.
+    /// measured, and small): what a step's command buffers are cut by. A convolution pass
+    /// (or piece of one) of several dispatches gives its whole time to the first.
     pub estimated_ms: f64,
 }
 

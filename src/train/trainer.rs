@@ -322,7 +322,8 @@ fn open_session(
             format!("over the {budget:.0} ms a dispatch is kept to: its pass cannot be cut by images")
         };
         eprintln!(
-            "A training step runs in {} command buffers; its longest dispatch, {}, is expected to take {ms:.0} ms, {verdict}.",
+            "A training step runs in {} command buffers; its longest convolution pass, or piece of one \
+             (starting with {}), is expected to take {ms:.0} ms, {verdict}.",
             train_graphs.full.command_buffer_count(),
             longest.label.split('[').next().unwrap_or_default(),
         );
