@@ -632,10 +632,7 @@ impl Conv2d {
             // Whole splits (the last piece's may be one shorter split, as the whole's last is).
             let whole_splits = piece.pixels_per_split() == self.pixels_per_split() || piece.splits() == 1;
             assert!(whole_splits, "a piece of {images} images cuts a split");
-            let range = |slice: Slice<'a>, floats: usize| match pieces.len() {
-                1 => slice,
-                _ => slice.floats((first * floats) as u64, (images * floats) as u64),
-            };
+            let range = |slice, floats| pieces::images_of(slice, *first, images, floats, pieces.len());
             let piece_partial =
                 partial.floats((split * s.weight_len()) as u64, (piece.splits() * s.weight_len()) as u64);
             let (kernel, grid) = piece.kernel(gpu, pass)?;

@@ -46,16 +46,17 @@ impl Conv2d {
             pixels.is_multiple_of(self.pixels_per_split())
                 && aligned(pixels / self.pixels_per_split(), s.weight_len())
         };
-        let fits: Box<dyn Fn(usize) -> bool> = match pass {
+        let sums_splits = match pass {
             ConvPass::GradWeight if self.variant(pass).winograd_tile().is_some() => {
                 return Err("Winograd's weight gradient sums its tiles in splits of its own");
             }
             ConvPass::GradWeight if self.splits() == 1 => {
                 return Err("its weight gradient is a single sum over every pixel");
             }
-            ConvPass::GradWeight => Box::new(move |k| images_aligned(k) && whole_splits(k)),
-            ConvPass::Forward | ConvPass::GradInput => Box::new(images_aligned),
+            ConvPass::GradWeight => true,
+            ConvPass::Forward | ConvPass::GradInput => false,
         };
+        let fits = |k: usize| images_aligned(k) && (!sums_splits || whole_splits(k));
         (1..s.batch).find(|&k| fits(k)).ok_or("no smaller number of images keeps every binding aligned")
     }
 
@@ -106,10 +107,7 @@ impl Conv2d {
         let mut all = vec![];
         for (first, piece) in &pieces {
             let images = piece.shape.batch;
-            let range = |slice: Slice<'a>, floats: usize| match pieces.len() {
-                1 => slice,
-                _ => slice.floats((first * floats) as u64, (images * floats) as u64),
-            };
+            let range = |slice, floats| images_of(slice, *first, images, floats, pieces.len());
             let mut dispatches = make(piece, range(read, read_floats), range(written, written_floats))?;
             dispatches[0].estimated_ms = piece.estimated_ms(pass);
             all.extend(dispatches);
@@ -120,5 +118,20 @@ impl Conv2d {
     /// Milliseconds `pass` was measured to take at this batch (0: not measured).
     pub(super) fn estimated_ms(&self, pass: ConvPass) -> f64 {
         self.shape.batch as f64 * self.pieces[pass as usize].ms_per_image
+    }
+}
+
+/// The range of `slice` (a tensor of `floats` floats an image) that holds `images` images
+/// from `first`; all of it where the pass is one piece (so a whole pass binds what it did).
+pub(super) fn images_of(
+    slice: Slice<'_>,
+    first: usize,
+    images: usize,
+    floats: usize,
+    pieces: usize,
+) -> Slice<'_> {
+    match pieces {
+        1 => slice,
+        _ => slice.floats((first * floats) as u64, (images * floats) as u64),
     }
 }
