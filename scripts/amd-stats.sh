@@ -33,7 +33,7 @@ for family in phoenix navi21; do
         log="$out/$family-26x${width}.log"
         if ! LD_LIBRARY_PATH="$root/root/usr/lib/x86_64-linux-gnu" VK_ICD_FILENAMES="$root/icd/radeon_icd.json" \
             RADV_FORCE_FAMILY=$family VK_LAYER_PATH="$out/layer" VK_INSTANCE_LAYERS=VK_LAYER_SHADERSTATS \
-            MESA_SHADER_CACHE_DISABLE=true timeout 600 "$bin" kernels --all-variants --depth 26 --width "$width" \
+            MESA_SHADER_CACHE_DISABLE=true SHAKESHAKE_PIPELINE_CACHE=off timeout 600 "$bin" kernels --all-variants --one-at-a-time --depth 26 --width "$width" \
             --adapter "Null hardware" >"$log" 2>"$log.err"; then
             echo "$family, 26 2x${width}d: shakeshake kernels failed:" >&2
             grep -h "FAILED\|Error" "$log" "$log.err" >&2 || tail -5 "$log.err" >&2

@@ -1,8 +1,9 @@
-//! Writing files so that a crash leaves either the old contents or the new, never half.
+//! Writing files so that a crash leaves either the old contents or the new, never half, and
+//! where the program's caches live.
 
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Write to a temporary file beside `path`, flush it to disk, rename it over `path`, and
 /// flush the directory. Several threads or processes may write the same path at once.
@@ -28,6 +29,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Where what the program measures and compiles on this machine is kept (the kernel choices,
+/// the driver's compiled pipelines): `$SHAKESHAKE_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/shakeshake`, else `~/.cache/shakeshake`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SHAKESHAKE_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("shakeshake"))
 }
 
 #[cfg(test)]

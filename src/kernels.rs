@@ -18,6 +18,17 @@ pub struct Created {
     pub failed: Vec<String>,
 }
 
+/// How the pipelines are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// The convolutions' on every core (`create_in_parallel`), as a run on a GPU does: how
+    /// long compiling takes. Labels are printed in the order pipelines start.
+    Parallel,
+    /// One at a time, each label printed before its pipeline is created: for a driver layer
+    /// that reports on each pipeline as it is created (scripts/amd-stats.sh).
+    OneAtATime,
+}
+
 /// Every convolution variant of every pass of `config`'s layers at `batch` (with
 /// `all_variants`, every one the device supports; else those the tuner would consider
 /// here), then the rest of the training and evaluation steps with the first variant of each
@@ -27,6 +38,7 @@ pub fn create_all(
     config: ModelConfig,
     batch: usize,
     all_variants: bool,
+    order: Order,
     mut report: impl FnMut(&str),
 ) -> anyhow::Result<Created> {
     // Nothing runs here, so no pass is timed to be cut for a dispatch budget (the pieces of
@@ -36,17 +48,29 @@ pub fn create_all(
     let train = Graph::build(config, batch, Mode::Train);
     let mut chooser = VariantChooser::in_memory(gpu);
     let mut failed = vec![];
-    for shape in train.conv_shapes() {
+    let shapes = train.conv_shapes();
+    let variants = |shape, pass| {
+        if all_variants {
+            (crate::checks::conv2d::variants_for(gpu, pass, &shape), vec![])
+        } else {
+            tuner::offer(gpu, &shape, pass)
+        }
+    };
+    if order == Order::Parallel {
+        let passes = shapes.iter().flat_map(|s| ConvPass::ALL.map(|pass| (*s, pass)));
+        let every: Vec<_> =
+            passes.flat_map(|(s, pass)| variants(s, pass).0.into_iter().map(move |v| (s, pass, v))).collect();
+        // What did not compile is kept in the kernel cache, and listed by the loop below.
+        crate::gpu::create_in_parallel(&every, |(s, pass, v)| {
+            let _ = Conv2d::with_variants(*s, [*v; 3]).compile(gpu, *pass);
+        });
+    }
+    for shape in shapes {
         for pass in ConvPass::ALL {
-            let variants = if all_variants {
-                crate::checks::conv2d::variants_for(gpu, pass, &shape)
-            } else {
-                let (candidates, left_out) = tuner::offer(gpu, &shape, pass);
-                for (v, why) in left_out {
-                    report(&format!("conv2d {} {} {}: left out, {why}", pass.name(), shape.name(), v.name()));
-                }
-                candidates
-            };
+            let (variants, left_out) = variants(shape, pass);
+            for (v, why) in left_out {
+                report(&format!("conv2d {} {} {}: left out, {why}", pass.name(), shape.name(), v.name()));
+            }
             let mut compiled: Vec<ConvVariant> = vec![];
             for v in variants {
                 report(&format!("conv2d {} {} {}", pass.name(), shape.name(), v.name()));

@@ -5,6 +5,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shakeshake::bench;
 use shakeshake::cpu::cross_entropy::softmax;
 use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
+use shakeshake::kernels::Order;
 use shakeshake::model::graph::Node;
 use shakeshake::model::memory::{Memory, RunSize};
 use shakeshake::model::{Graph, Mode, ModelConfig};
@@ -153,6 +154,10 @@ enum Command {
         /// consider on it.
         #[arg(long)]
         all_variants: bool,
+        /// Create the pipelines one at a time, each name printed before it is created (for
+        /// a driver layer that reports on each, as scripts/amd-stats.sh uses), not on every core.
+        #[arg(long)]
+        one_at_a_time: bool,
     },
     /// Print a shader module as the driver gets it: its WGSL files (shaders/) joined in
     /// order. Without a module, list the modules and their files.
@@ -320,8 +325,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         }
         Command::Adapters => adapters(),
         Command::Selftest { adapter, json } => selftest(&adapter, json),
-        Command::Kernels { adapter, network, all_variants } => {
-            kernels(&adapter.open()?, &network, all_variants)
+        Command::Kernels { adapter, network, all_variants, one_at_a_time } => {
+            let order = if one_at_a_time { Order::OneAtATime } else { Order::Parallel };
+            kernels(&adapter.open()?, &network, all_variants, order)
         }
         Command::Shader { module } => shader(module.as_deref()),
         Command::Graph { network, backward } => {
@@ -444,17 +450,20 @@ fn adapters() -> Result<()> {
     Ok(())
 }
 
-fn kernels(gpu: &Gpu, network: &NetworkArgs, all_variants: bool) -> Result<()> {
+fn kernels(gpu: &Gpu, network: &NetworkArgs, all_variants: bool, order: Order) -> Result<()> {
     at_least_one("--batch-size", network.batch_size)?;
     let config = network.config()?;
-    let created = shakeshake::kernels::create_all(gpu, config, network.batch_size, all_variants, |line| {
-        println!("{line}")
-    })?;
+    let started = std::time::Instant::now();
+    let created =
+        shakeshake::kernels::create_all(gpu, config, network.batch_size, all_variants, order, |line| {
+            println!("{line}")
+        })?;
+    let seconds = started.elapsed().as_secs_f64();
     for failure in &created.failed {
         println!("FAILED: {failure}");
     }
     let summary = format!(
-        "{} pipelines for {} at batch {} on {}",
+        "{} pipelines for {} at batch {} on {} (in {seconds:.1} s)",
         created.pipelines,
         config.paper_name(),
         network.batch_size,

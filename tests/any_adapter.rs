@@ -29,11 +29,13 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// The cache directory's one file.
+/// The cache directory's one file of kernel choices (beside it on Vulkan: the driver's
+/// compiled pipelines).
 fn cache_file(cache: &Path) -> std::path::PathBuf {
-    let files: Vec<_> = std::fs::read_dir(cache).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
+    let files = std::fs::read_dir(cache).unwrap().map(|e| e.unwrap().path());
+    let choices: Vec<_> = files.filter(|f| f.extension() == Some("json".as_ref())).collect();
+    assert_eq!(choices.len(), 1, "{choices:?}");
+    choices[0].clone()
 }
 
 /// A variant that computes wrongly, or whose kernels the driver will not compile, is never
@@ -339,4 +341,23 @@ fn a_pinned_variant_is_kept_where_the_tuner_would_not_measure_it() {
     let conv = pick(&gpu, shape, &mut chooser).unwrap();
     assert_eq!(conv.variants[pass as usize], unmeasured);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// On a GPU the tuner first creates every candidate's pipelines on every core
+/// (`create_unknown`): they are the pipelines choosing then checks, times and keeps, so
+/// choosing creates none of its own.
+#[test]
+fn pipelines_created_ahead_are_the_ones_choosing_uses() {
+    use shakeshake::shapes::Conv2dShape;
+    use shakeshake::tuning::conv2d::{create_unknown, pick};
+    let gpu = Gpu::open(&shakeshake::gpu::AdapterChoice::from_flag_or_env(None)).unwrap();
+    let shapes = [Conv2dShape::new(5, 8, 9, 9, 16, 3, 2, 1), Conv2dShape::new(5, 16, 5, 5, 16, 3, 1, 1)];
+    let mut chooser = VariantChooser::in_memory(&gpu);
+    create_unknown(&gpu, &shapes, &chooser);
+    let (ahead, failed) = gpu.kernels_made();
+    assert!(ahead > 10 && failed == 0, "{ahead} pipelines, {failed} failed");
+    for shape in shapes {
+        pick(&gpu, shape, &mut chooser).unwrap();
+    }
+    assert_eq!(gpu.kernels_made().0, ahead, "choosing created pipelines of its own");
 }

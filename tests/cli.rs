@@ -374,6 +374,39 @@ fn kernels_creates_every_pipeline_and_lists_those_that_do_not_compile() {
     assert!(!text(&broken).contains("FAILED: the driver could not compile kernel conv2d_forward_direct"));
 }
 
+/// On Vulkan the driver's compiled pipelines are kept in the cache folder, checksummed; a
+/// damaged file is not handed to the driver, and the next run replaces it with a whole one.
+#[test]
+fn compiled_pipelines_are_kept_on_disk_and_a_damaged_file_is_replaced() {
+    if gpu().info.backend != wgpu::Backend::Vulkan {
+        return; // wgpu 30 keeps pipeline caches on Vulkan only.
+    }
+    let cache = temp_dir("pipeline-cache");
+    let args = ["kernels", "--depth", "8", "--width", "8", "--batch-size", "16"];
+    let kept_file = || {
+        let mut files = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path());
+        files.find(|f| f.extension() == Some("bin".as_ref())).expect("a pipeline cache file")
+    };
+    let intact = |file: &[u8]| {
+        use md5::Digest;
+        file.len() > 16 && md5::Md5::digest(&file[16..]).as_slice() == &file[..16]
+    };
+    assert_ok(&common::shakeshake(&cache, &args));
+    let first = std::fs::read(kept_file()).unwrap();
+    assert!(intact(&first), "an MD5 of the data, then the data");
+    let flip_a_bit = |f: &mut Vec<u8>| *f.last_mut().unwrap() ^= 1;
+    let cut_short = |f: &mut Vec<u8>| f.truncate(20);
+    for damage in [flip_a_bit, cut_short] {
+        let mut damaged = first.clone();
+        damage(&mut damaged);
+        std::fs::write(kept_file(), &damaged).unwrap();
+        assert!(!intact(&damaged));
+        assert_ok(&common::shakeshake(&cache, &args));
+        assert!(intact(&std::fs::read(kept_file()).unwrap()), "the damaged file was replaced");
+    }
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
 /// The device memory `train` prints before allocating is within 10 % of what wgpu then
 /// allocates (8 2x16d at batch 128: a full and a last batch of training, and evaluation).
 /// Out of memory, the error names what the run needs and a batch, and that batch trains.

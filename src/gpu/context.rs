@@ -92,6 +92,8 @@ pub struct Gpu {
     /// estimated to take longer is split by images (none: never split). See `dispatch_budget`.
     pub dispatch_budget_ms: Option<f64>,
     pub(crate) kernels: super::kernel::SharedKernelCache,
+    /// The driver's compiled pipelines, read from disk and written back (Vulkan only).
+    pub(super) pipelines_on_disk: Option<Arc<super::pipeline_cache::DiskPipelineCache>>,
     /// Why the device can no longer be used, once it cannot (see `check_alive`).
     failure: Arc<Mutex<Option<String>>>,
     /// Bytes wgpu had allocated when the device ran out of memory (where the backend tells).
@@ -333,7 +335,11 @@ impl Gpu {
         let offered = adapter.features();
         let wanted = match mode {
             LimitsMode::Adapter | LimitsMode::Lowered => {
-                vec![wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::SUBGROUP]
+                vec![
+                    wgpu::Features::TIMESTAMP_QUERY,
+                    wgpu::Features::SUBGROUP,
+                    wgpu::Features::PIPELINE_CACHE,
+                ]
             }
             LimitsMode::WebGpuDefault => vec![],
         };
@@ -358,6 +364,8 @@ impl Gpu {
         let features =
             GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
         let dispatch_budget_ms = dispatch_budget(&info);
+        let pipelines_on_disk =
+            super::pipeline_cache::DiskPipelineCache::open(&device, &info, failure.clone()).map(Arc::new);
         Ok(Gpu {
             adapter,
             device,
@@ -370,6 +378,7 @@ impl Gpu {
             grid_max_x,
             dispatch_budget_ms,
             kernels: Default::default(),
+            pipelines_on_disk,
             failure,
             allocated_at_oom,
             wait_limit: Default::default(),
@@ -406,7 +415,14 @@ impl Gpu {
             self.limits_mode,
             self.limits.clone(),
         )?;
-        Ok(Gpu { grid_max_x: self.grid_max_x, dispatch_budget_ms: self.dispatch_budget_ms, ..other })
+        // Its pipelines are not written to disk: two devices writing one file would each
+        // replace the other's.
+        Ok(Gpu {
+            grid_max_x: self.grid_max_x,
+            dispatch_budget_ms: self.dispatch_budget_ms,
+            pipelines_on_disk: None,
+            ..other
+        })
     }
 
     /// A second device to compile kernels on beside this one, where that pays: a CPU

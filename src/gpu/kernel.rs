@@ -4,7 +4,8 @@
 use super::Gpu;
 use super::interface::Binding;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A kernel the driver would not compile: a shader its compiler rejects (Metal's and FXC's
 /// do reject valid WGSL: wgpu issues 4817, 5788), or a pipeline the device refuses (more
@@ -55,24 +56,49 @@ impl From<CompileError> for GpuError {
     }
 }
 
-/// Shader modules and pipelines already created on a device, or why they could not be (so a
-/// failure is reported for every kernel that needs it, but paid for once).
+/// Shader modules and pipelines created on a device, or why they could not be (so a failure
+/// is reported for every kernel that needs it, but paid for once). Each is made once: a
+/// thread that asks for one being made waits for it, and threads making different ones do
+/// not wait for each other (a GPU driver compiles when a pipeline is created; see
+/// `Gpu::create_in_parallel`).
 #[derive(Default)]
 pub struct KernelCache {
-    modules: HashMap<&'static str, Result<wgpu::ShaderModule, String>>,
-    pipelines: HashMap<String, Result<wgpu::ComputePipeline, String>>,
+    modules: HashMap<&'static str, Made<wgpu::ShaderModule>>,
+    pipelines: HashMap<String, Made<wgpu::ComputePipeline>>,
     /// Print each pipeline's label on stdout before creating it (`shakeshake kernels`, so
     /// that what a driver layer prints about a pipeline follows its name).
     pub(super) announce: bool,
 }
+
+/// Something created once, by the first thread that asks for it.
+type Made<T> = Arc<OnceLock<Result<T, String>>>;
 
 pub type SharedKernelCache = Arc<Mutex<KernelCache>>;
 
 impl KernelCache {
     /// Pipelines asked for so far, and how many of them failed.
     pub fn counts(&self) -> (usize, usize) {
-        (self.pipelines.len(), self.pipelines.values().filter(|p| p.is_err()).count())
+        let failed = self.pipelines.values().filter(|p| matches!(p.get(), Some(Err(_)))).count();
+        (self.pipelines.len(), failed)
     }
+}
+
+/// Runs `create` on every item on as many threads as the machine has cores. A GPU driver
+/// compiles a pipeline when it is created, on the creating thread, so pipelines created this
+/// way compile side by side (measured with AMD's compiler in docs/kernels.md). Kept by the
+/// device's `KernelCache`, they cost nothing when they are asked for again.
+pub fn create_in_parallel<T: Sync>(items: &[T], create: impl Fn(&T) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    create(item);
+                }
+            });
+        }
+    });
 }
 
 /// A compute pipeline of one entry point.
@@ -91,24 +117,27 @@ impl Kernel {
         constants: &[(&str, f64)],
     ) -> Result<Kernel, CompileError> {
         let label = format!("{module}::{entry}{constants:?}");
-        let mut cache = gpu.kernels.lock().expect("kernel cache poisoned");
-        let made = match cache.pipelines.get(&label) {
-            Some(made) => made.clone(),
-            None => {
-                let def = super::shaders::module_def(module);
-                assert!(
-                    !def.needs_subgroups || gpu.features.subgroups,
-                    "{module} needs subgroups, which this device lacks"
-                );
-                if cache.announce {
+        let def = super::shaders::module_def(module);
+        assert!(
+            !def.needs_subgroups || gpu.features.subgroups,
+            "{module} needs subgroups, which this device lacks"
+        );
+        // The cache is locked only to find or add the slots; creating runs outside it.
+        let (shader, pipeline, announce) = {
+            let mut cache = gpu.kernels.lock().expect("kernel cache poisoned");
+            let shader = cache.modules.entry(def.name).or_default().clone();
+            let pipeline = cache.pipelines.entry(label.clone()).or_default().clone();
+            (shader, pipeline, cache.announce)
+        };
+        let made = pipeline
+            .get_or_init(|| {
+                if announce {
                     println!("pipeline {label}");
                 }
-                let shader = cache.modules.entry(def.name).or_insert_with(|| create_module(gpu, def)).clone();
-                let made = shader.and_then(|shader| create_pipeline(gpu, &label, &shader, entry, constants));
-                cache.pipelines.insert(label.clone(), made.clone());
-                made
-            }
-        };
+                let shader = shader.get_or_init(|| create_module(gpu, def)).clone();
+                shader.and_then(|shader| create_pipeline(gpu, &label, &shader, entry, constants))
+            })
+            .clone();
         match made {
             Ok(pipeline) => Ok(Kernel { pipeline, label }),
             Err(message) => Err(CompileError { kernel: label, message }),
@@ -194,7 +223,8 @@ fn create_pipeline(
     entry: &str,
     constants: &[(&str, f64)],
 ) -> Result<wgpu::ComputePipeline, String> {
-    caught(gpu, || {
+    let on_disk = gpu.pipelines_on_disk.as_deref();
+    let made = caught(gpu, || {
         gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
@@ -205,9 +235,13 @@ fn create_pipeline(
                 // Every kernel writes workgroup memory before reading it.
                 zero_initialize_workgroup_memory: false,
             },
-            cache: None,
+            cache: on_disk.map(|c| &c.cache),
         })
-    })
+    });
+    if let (Ok(_), Some(on_disk)) = (&made, on_disk) {
+        on_disk.added_one();
+    }
+    made
 }
 
 /// A recorded-once unit of GPU work.

@@ -8,6 +8,7 @@ mod fragments;
 mod fxc;
 pub mod interface;
 pub mod kernel;
+mod pipeline_cache;
 pub mod probe;
 pub mod shaders;
 pub mod timing;
@@ -17,4 +18,4 @@ pub use context::{
     describe_info, list_adapters, other_usable_adapters, unusable,
 };
 pub use interface::{Binding, ShaderInterface};
-pub use kernel::{CompileError, Dispatch, GpuError, Kernel, Slice};
+pub use kernel::{CompileError, Dispatch, GpuError, Kernel, Slice, create_in_parallel};

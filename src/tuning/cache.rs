@@ -9,7 +9,7 @@
 //! not match (corrupt, or edited by hand) is ignored with a warning, never trusted.
 
 use crate::checks::Check;
-use crate::files::write_atomically;
+use crate::files::{cache_dir, write_atomically};
 use crate::gpu::{DeviceLost, Gpu};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
@@ -64,17 +64,6 @@ fn read_cache(path: &Path) -> (Choices, Failures) {
 /// A run's own record of its choices (a plain map), or none.
 fn read_pinned(path: &Path) -> Choices {
     std::fs::read_to_string(path).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
-}
-
-/// `$SHAKESHAKE_CACHE_DIR`, else `$XDG_CACHE_HOME/shakeshake`, else `~/.cache/shakeshake`.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("SHAKESHAKE_CACHE_DIR") {
-        return Some(dir.into());
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("shakeshake"))
 }
 
 /// The wgpu this program was built with (build.rs).

@@ -57,17 +57,19 @@ pub fn within_budget(
     Ok(conv)
 }
 
-/// Compiles, two at a time, the candidates of every pass of `shapes` that `chooser` has no
-/// choice for yet: half are checked on a `Gpu::compile_helper` device, on another thread,
-/// while this device checks the other half (lavapipe: about half a second a pipeline, most
-/// of a first run's start). The choosing that follows checks every candidate here again and
-/// times them alone, compiling nothing.
+/// Compiles the candidates of every pass of `shapes` that `chooser` has no choice for yet,
+/// several at a time, so that the choosing that follows compiles nothing:
+/// - on a GPU, whose driver compiles a pipeline when it is created, by creating their
+///   pipelines on every core (`create_in_parallel`);
+/// - on a CPU adapter, which compiles a pipeline when it first runs it (lavapipe: about half
+///   a second each, most of a first run's start), by checking half of them on a
+///   `Gpu::compile_helper` device on another thread while this device checks the other
+///   half; the driver's shader cache hands the helper's work to this device.
 pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser) {
-    let unknown = shapes.iter().flat_map(|s| ConvPass::ALL.map(|pass| (*s, pass)));
-    let items: Vec<_> = unknown
-        .filter(|(s, pass)| chooser.known(&key(*pass, s)).is_none())
-        .map(|(s, pass)| (s, pass, candidates(gpu, &s, pass)))
-        .collect();
+    if gpu.info.device_type != wgpu::DeviceType::Cpu {
+        return create_unknown(gpu, shapes, chooser);
+    }
+    let items = unknown(gpu, shapes, chooser);
     if items.len() < 2 {
         return;
     }
@@ -85,6 +87,29 @@ pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser
     std::thread::scope(|scope| {
         scope.spawn(|| share(&second, 1));
         share(gpu, 0);
+    });
+}
+
+/// Each pass of `shapes` that `chooser` has no choice for, with its candidates.
+fn unknown(
+    gpu: &Gpu,
+    shapes: &[Conv2dShape],
+    chooser: &VariantChooser,
+) -> Vec<(Conv2dShape, ConvPass, Vec<ConvVariant>)> {
+    let passes = shapes.iter().flat_map(|s| ConvPass::ALL.map(|pass| (*s, pass)));
+    let unknown = passes.filter(|(s, pass)| chooser.known(&key(*pass, s)).is_none());
+    unknown.map(|(s, pass)| (s, pass, candidates(gpu, &s, pass))).collect()
+}
+
+/// Creates the pipelines of every candidate of `unknown` passes on every core (a GPU's way
+/// of compiling ahead). A candidate that does not compile is rejected when it is chosen,
+/// from the failure kept in the device's kernel cache.
+pub fn create_unknown(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser) {
+    let items = unknown(gpu, shapes, chooser);
+    let pipelines: Vec<_> =
+        items.iter().flat_map(|(s, pass, vs)| vs.iter().map(move |v| (*s, *pass, *v))).collect();
+    crate::gpu::create_in_parallel(&pipelines, |(s, pass, v)| {
+        let _ = Conv2d::with_variants(*s, [*v; 3]).compile(gpu, *pass);
     });
 }
 

@@ -113,7 +113,10 @@ pub fn warm_cache(dir: &Path) -> PathBuf {
         let seed = temp_dir("kernel-cache-seed");
         let args = ["bench", "train", "--depth", "8", "--width", "8", "--batch-size", "16", "--steps", "1"];
         assert_ok(&shakeshake(&seed, &args));
-        let file = std::fs::read_dir(&seed).unwrap().next().expect("bench train wrote its choices").unwrap();
+        let mut files = std::fs::read_dir(&seed).unwrap().map(|e| e.unwrap());
+        let file = files
+            .find(|f| f.file_name().to_string_lossy().starts_with("variants-"))
+            .expect("bench train wrote its choices");
         let kept = (file.file_name(), std::fs::read(file.path()).unwrap());
         std::fs::remove_dir_all(&seed).unwrap();
         kept
