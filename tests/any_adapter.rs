@@ -353,7 +353,7 @@ fn pipelines_created_ahead_are_the_ones_choosing_uses() {
     let gpu = Gpu::open(&shakeshake::gpu::AdapterChoice::from_flag_or_env(None)).unwrap();
     let shapes = [Conv2dShape::new(5, 8, 9, 9, 16, 3, 2, 1), Conv2dShape::new(5, 16, 5, 5, 16, 3, 1, 1)];
     let mut chooser = VariantChooser::in_memory(&gpu);
-    create_unknown(&gpu, &shapes, &chooser);
+    create_unknown(&gpu, &shapes, &chooser, &|_, _| {});
     let (ahead, failed) = gpu.kernels_made();
     assert!(ahead > 10 && failed == 0, "{ahead} pipelines, {failed} failed");
     for shape in shapes {

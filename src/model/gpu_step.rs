@@ -55,7 +55,7 @@ impl StepGraph {
     ) -> anyhow::Result<StepGraph> {
         // One Conv2d (variants chosen) per distinct shape, before anything is allocated.
         let mut convs: HashMap<Conv2dShape, Conv2d> = HashMap::new();
-        crate::tuning::conv2d::compile_ahead(gpu, &graph.conv_shapes(), chooser);
+        crate::tuning::conv2d::compile_ahead(gpu, &graph.conv_shapes(), chooser, &|_, _| {});
         for node in &graph.nodes {
             if let Node::Forward(ForwardOp::Conv { shape, .. }) = node
                 && !convs.contains_key(shape)

@@ -106,15 +106,21 @@ impl Session {
 
     /// Chooses every convolution's kernels for a run (measuring them the first time), and
     /// returns the device memory its graphs will take with them, before any is allocated.
-    /// `chosen(done, shapes)` follows the first graph's convolution shapes (the other
-    /// graphs' choices are then known).
-    pub fn prepare(&self, run: RunSize, mut chosen: impl FnMut(usize, usize)) -> Result<Memory> {
+    /// `compiled(done, total)` follows the compiling of the candidates ahead of choosing
+    /// (`compile_ahead`), and `chosen(done, shapes)` the first graph's convolution shapes
+    /// (the other graphs' choices are then known).
+    pub fn prepare(
+        &self,
+        run: RunSize,
+        compiled: crate::tuning::conv2d::Progress,
+        mut chosen: impl FnMut(usize, usize),
+    ) -> Result<Memory> {
         let mut chooser = self.chooser();
         let on_gpu = self.gpu.info.device_type != wgpu::DeviceType::Cpu;
         let mut first = true;
         Memory::of_run(self.config, run, on_gpu, &mut |graph| {
             let shapes = graph.conv_shapes();
-            crate::tuning::conv2d::compile_ahead(&self.gpu, &shapes, &chooser);
+            crate::tuning::conv2d::compile_ahead(&self.gpu, &shapes, &chooser, compiled);
             let mut scratch = 0;
             for (done, shape) in shapes.iter().enumerate() {
                 let conv = crate::tuning::conv2d::pick(&self.gpu, *shape, &mut chooser)?;

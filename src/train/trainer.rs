@@ -287,6 +287,7 @@ fn open_session(
     size: RunSize,
 ) -> Result<(Session, Graphs, Graphs)> {
     let opts = &run.options;
+    let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let mut session = Session::new(gpu, opts.model()?, store, momentum)?;
     session.augment = !opts.no_augment;
     session.variants_file = Some(run.file(VARIANTS_FILE));
@@ -295,11 +296,17 @@ fn open_session(
         "Preparing kernels (the first run on a new adapter checks and times each kernel variant once)..."
     );
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("kernels [{bar:30}] {pos}/{len} convolution shapes chosen  {elapsed}")
+        ProgressStyle::with_template("kernels [{bar:30}] {pos}/{len} {msg}  {elapsed}")
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    let memory = session.prepare(size, |done, shapes| {
+    let compiled = |done: usize, total: usize| {
+        bar.set_message(if on_cpu { "convolution passes compiled ahead" } else { "kernels compiled" });
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let memory = session.prepare(size, &compiled, |done, shapes| {
+        bar.set_message("convolution shapes chosen");
         bar.set_length(shapes as u64);
         bar.set_position(done as u64);
     });

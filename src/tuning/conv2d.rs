@@ -12,6 +12,10 @@ use crate::gpu::{Dispatch, Gpu, GpuError};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant, PIXELS_PER_SPLIT, PassBuffers};
 use crate::shapes::Conv2dShape;
 use anyhow::Result;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Told how far a long piece of work has come: (done, total), from any thread.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Images a candidate's result is checked on at least: enough to cover the batch index.
 const CHECK_BATCH: usize = 2;
@@ -65,9 +69,11 @@ pub fn within_budget(
 ///   a second each, most of a first run's start), by checking half of them on a
 ///   `Gpu::compile_helper` device on another thread while this device checks the other
 ///   half; the driver's shader cache hands the helper's work to this device.
-pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser) {
+///
+/// `progress(done, total)` follows it, in pipelines on a GPU and in passes on a CPU adapter.
+pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser, progress: Progress) {
     if gpu.info.device_type != wgpu::DeviceType::Cpu {
-        return create_unknown(gpu, shapes, chooser);
+        return create_unknown(gpu, shapes, chooser, progress);
     }
     let items = unknown(gpu, shapes, chooser);
     if items.len() < 2 {
@@ -76,12 +82,14 @@ pub fn compile_ahead(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser
     let Some(second) = gpu.compile_helper() else {
         return; // Compiled one at a time, then.
     };
+    let done = AtomicUsize::new(0);
     // Every other pass to each device: neighbouring passes share shapes and kernels.
     let share = |gpu: &Gpu, offset: usize| {
         for (shape, pass, vs) in items.iter().skip(offset).step_by(2) {
             // What they compute is checked when they are chosen: here only compiling counts.
             let _ =
                 checks::conv2d::verify(gpu, &shape.with_batch(check_batch(shape)), shape.batch, *pass, vs);
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, items.len());
         }
     };
     std::thread::scope(|scope| {
@@ -104,12 +112,14 @@ fn unknown(
 /// Creates the pipelines of every candidate of `unknown` passes on every core (a GPU's way
 /// of compiling ahead). A candidate that does not compile is rejected when it is chosen,
 /// from the failure kept in the device's kernel cache.
-pub fn create_unknown(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser) {
+pub fn create_unknown(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser, progress: Progress) {
     let items = unknown(gpu, shapes, chooser);
     let pipelines: Vec<_> =
         items.iter().flat_map(|(s, pass, vs)| vs.iter().map(move |v| (*s, *pass, *v))).collect();
+    let done = AtomicUsize::new(0);
     crate::gpu::create_in_parallel(&pipelines, |(s, pass, v)| {
         let _ = Conv2d::with_variants(*s, [*v; 3]).compile(gpu, *pass);
+        progress(done.fetch_add(1, Ordering::Relaxed) + 1, pipelines.len());
     });
 }
 
