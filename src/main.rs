@@ -250,6 +250,7 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(n * scale))
 }
 
+/// Each command is one function below.
 fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
     match cli.command {
         Command::Train {
@@ -261,61 +262,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             stop_after,
             checkpoint_every,
         } => {
-            if let Some(epochs) = stop_after {
-                at_least_one("--stop-after", epochs)?;
-            }
             let given = matches.subcommand_matches("train").map(given_flags).unwrap_or_default();
-            let run = match resume {
-                Some(dir) => resume_run(&dir, &given, options.data)?,
-                None => {
-                    let dir = run_dir.unwrap_or_else(|| default_run_dir(&options));
-                    Run::new(options, dir)?
-                }
-            };
-            // The data before the device: a missing file should not wait for one.
-            let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, fetch)?;
-            // The first Ctrl-C (or SIGTERM) stops after the step in flight, with a checkpoint;
-            // a second one ends the program at once.
-            ctrlc::set_handler(|| {
-                if trainer::request_stop() {
-                    std::process::exit(130);
-                }
-                eprintln!("\nStopping after this step, with a checkpoint (Ctrl-C again to quit at once)...");
-            })?;
-            let checkpoint_every = (!checkpoint_every.is_zero()).then_some(checkpoint_every);
-            let schedule = trainer::Schedule { stop_after, checkpoint_every };
-            trainer::train(adapter.open()?, &run, train, test, schedule)?;
-            Ok(())
+            let start = RunStart { run_dir, resume, given, fetch, stop_after, checkpoint_every };
+            train(&adapter, options, start)
         }
         Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {
-            let test = data::load_test(&dir, Some(records_per_file))?;
-            let ckpt = checkpoint::load(&checkpoint, None)?;
-            let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-            let batch = batch_size
-                .min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval))
-                .min(test.len())
-                .max(1);
-            let graphs = session.graphs(Mode::Eval, batch, test.len())?;
-            let e = session.evaluate(&graphs, &test)?;
-            if json {
-                let per_class: serde_json::Map<String, serde_json::Value> =
-                    CLASS_NAMES.iter().zip(&e.per_class).map(|(n, a)| (n.to_string(), (*a).into())).collect();
-                let out = serde_json::json!({ "accuracy": e.accuracy, "per_class": per_class, "images": e.images, "loss": e.loss });
-                println!("{out}");
-            } else {
-                println!(
-                    "Shake-Shake {} ({}): test accuracy {:.2}% on {} images (loss {:.4})",
-                    ckpt.config.paper_name(),
-                    ckpt.config.variant_name(),
-                    100.0 * e.accuracy,
-                    e.images,
-                    e.loss
-                );
-                for (name, a) in CLASS_NAMES.iter().zip(&e.per_class) {
-                    println!("  {name:<11} {:6.2}%", 100.0 * a);
-                }
-            }
-            Ok(())
+            eval(&adapter, &checkpoint, &dir, batch_size, records_per_file, json)
         }
         Command::Predict { adapter, checkpoint, images } => predict(&adapter, &checkpoint, &images),
         Command::Download { data: dir, url, md5, records_per_file, stall_seconds } => {
@@ -330,16 +282,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             kernels(&adapter.open()?, &network, all_variants, order)
         }
         Command::Shader { module } => shader(module.as_deref()),
-        Command::Graph { network, backward } => {
-            let graph = Graph::build(network.config()?, network.batch_size.max(1), Mode::Train);
-            println!("{}", graph.summary());
-            for (line, node) in graph.node_lines().iter().zip(&graph.nodes) {
-                if backward || matches!(node, Node::Forward(_)) {
-                    println!("{line}");
-                }
-            }
-            Ok(())
-        }
+        Command::Graph { network, backward } => graph(&network, backward),
         Command::Bench {
             what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter, peak_gflops },
         } => {
@@ -357,43 +300,127 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             bench::op_figures(&gpu, batch_size, width, all_variants, &filter, peak_gflops, print)
         }
         Command::Bench { what: BenchCommand::Train { adapter, network, steps, json } } => {
-            let config = network.config()?;
-            at_least_one("--batch-size", network.batch_size)?;
-            at_least_one("--steps", steps)?;
-            let gpu = adapter.open()?;
-            check_fits(&gpu, config, network.batch_size, Mode::Train)?;
-            let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps)?;
-            if json {
-                println!("{}", serde_json::to_string(&f)?);
-            } else {
-                println!(
-                    "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB; \
-                     {} pipelines created)",
-                    config.paper_name(),
-                    f.variant,
-                    f.batch,
-                    f.images_per_second,
-                    f.step_ms,
-                    f.dispatches_per_step,
-                    f.bytes_per_step as f64 / 1e6,
-                    f.pipelines
-                );
-                for k in &f.kinds {
-                    let time = match (k.ms, k.share) {
-                        (Some(ms), Some(share)) => format!("{ms:9.2} ms {:5.1}%", share * 100.0),
-                        _ => String::new(),
-                    };
-                    println!(
-                        "  {:<34} {:4} dispatches {:8.1} MB {time}",
-                        k.kind,
-                        k.dispatches,
-                        k.bytes as f64 / 1e6
-                    );
-                }
-            }
-            Ok(())
+            bench_train(&adapter, &network, steps, json)
         }
     }
+}
+
+/// How `train` starts: a new run or a resumed one, and when it stops and checkpoints.
+struct RunStart {
+    run_dir: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    /// The flags given on the command line (a resumed run refuses to change most).
+    given: Vec<String>,
+    fetch: bool,
+    stop_after: Option<usize>,
+    checkpoint_every: std::time::Duration,
+}
+
+fn train(adapter: &AdapterArg, options: TrainOptions, start: RunStart) -> Result<()> {
+    if let Some(epochs) = start.stop_after {
+        at_least_one("--stop-after", epochs)?;
+    }
+    let run = match start.resume {
+        Some(dir) => resume_run(&dir, &start.given, options.data)?,
+        None => {
+            let dir = start.run_dir.unwrap_or_else(|| default_run_dir(&options));
+            Run::new(options, dir)?
+        }
+    };
+    // The data before the device: a missing file should not wait for one.
+    let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, start.fetch)?;
+    // The first Ctrl-C (or SIGTERM) stops after the step in flight, with a checkpoint;
+    // a second one ends the program at once.
+    ctrlc::set_handler(|| {
+        if trainer::request_stop() {
+            std::process::exit(130);
+        }
+        eprintln!("\nStopping after this step, with a checkpoint (Ctrl-C again to quit at once)...");
+    })?;
+    let checkpoint_every = (!start.checkpoint_every.is_zero()).then_some(start.checkpoint_every);
+    let schedule = trainer::Schedule { stop_after: start.stop_after, checkpoint_every };
+    trainer::train(adapter.open()?, &run, train, test, schedule)?;
+    Ok(())
+}
+
+fn eval(
+    adapter: &AdapterArg,
+    checkpoint: &std::path::Path,
+    dir: &std::path::Path,
+    batch_size: usize,
+    records_per_file: usize,
+    json: bool,
+) -> Result<()> {
+    let test = data::load_test(dir, Some(records_per_file))?;
+    let ckpt = checkpoint::load(checkpoint, None)?;
+    let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
+    let batch =
+        batch_size.min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval)).min(test.len()).max(1);
+    let graphs = session.graphs(Mode::Eval, batch, test.len())?;
+    let e = session.evaluate(&graphs, &test)?;
+    if json {
+        let per_class: serde_json::Map<String, serde_json::Value> =
+            CLASS_NAMES.iter().zip(&e.per_class).map(|(n, a)| (n.to_string(), (*a).into())).collect();
+        let out = serde_json::json!({ "accuracy": e.accuracy, "per_class": per_class, "images": e.images, "loss": e.loss });
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "Shake-Shake {} ({}): test accuracy {:.2}% on {} images (loss {:.4})",
+        ckpt.config.paper_name(),
+        ckpt.config.variant_name(),
+        100.0 * e.accuracy,
+        e.images,
+        e.loss
+    );
+    for (name, a) in CLASS_NAMES.iter().zip(&e.per_class) {
+        println!("  {name:<11} {:6.2}%", 100.0 * a);
+    }
+    Ok(())
+}
+
+fn graph(network: &NetworkArgs, backward: bool) -> Result<()> {
+    let graph = Graph::build(network.config()?, network.batch_size.max(1), Mode::Train);
+    println!("{}", graph.summary());
+    for (line, node) in graph.node_lines().iter().zip(&graph.nodes) {
+        if backward || matches!(node, Node::Forward(_)) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: bool) -> Result<()> {
+    let config = network.config()?;
+    at_least_one("--batch-size", network.batch_size)?;
+    at_least_one("--steps", steps)?;
+    let gpu = adapter.open()?;
+    check_fits(&gpu, config, network.batch_size, Mode::Train)?;
+    let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps)?;
+    if json {
+        println!("{}", serde_json::to_string(&f)?);
+        return Ok(());
+    }
+    println!(
+        "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB; \
+         {} pipelines created)",
+        config.paper_name(),
+        f.variant,
+        f.batch,
+        f.images_per_second,
+        f.step_ms,
+        f.dispatches_per_step,
+        f.bytes_per_step as f64 / 1e6,
+        f.pipelines
+    );
+    for k in &f.kinds {
+        let time = match (k.ms, k.share) {
+            (Some(ms), Some(share)) => format!("{ms:9.2} ms {:5.1}%", share * 100.0),
+            _ => String::new(),
+        };
+        println!("  {:<34} {:4} dispatches {:8.1} MB {time}", k.kind, k.dispatches, k.bytes as f64 / 1e6);
+    }
+    Ok(())
 }
 
 /// CIFAR-10 from `dir`; with `fetch`, downloaded first when it is not there.
