@@ -1,4 +1,4 @@
-// requires: CIN, COUT, H, SPLITS, W, WG_SIZE, channels_in, channels_out, dst, flat_index, input_at,
+// requires: CIN, COUT, H, W, WG_SIZE, channels_in, channels_out, dst, flat_index, input_at,
 // requires: input_quad, kernel_at, src, store_output, tile_at, tile_cols, tile_stride, tiles, u, v,
 // requires: y_index
 // Winograd F(4x4, 3x3): the transforms into and out of the 6 x 6 domain (see
@@ -292,8 +292,9 @@ fn transform_gradient(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     store_gradient_column(5u, t, n4, a_times(Four(r0.e5, r1.e5, r2.e5, r3.e5)));
 }
 
-// One invocation an input channel and 4 output channels: each position's splits added in
-// order (S), then dL/dg = G^T S G, stored into the weights' layout [ci][kh][kw][co].
+// One invocation an input channel and 4 output channels: from the GEMM's sums S (its splits
+// added by reduce_splits.wgsl), dL/dg = G^T S G, stored into the weights' layout
+// [ci][kh][kw][co].
 @compute @workgroup_size(WG_SIZE)
 fn finish_weight_gradient(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
@@ -308,10 +309,7 @@ fn finish_weight_gradient(@builtin(global_invocation_id) gid: vec3<u32>, @builti
         // Row a of S G.
         var row: array<vec4<f32>, 3>;
         for (var b = 0u; b < 6u; b++) {
-            var s = vec4<f32>(0.0);
-            for (var split = 0u; split < SPLITS; split++) {
-                s += m[((split * 36u + a * 6u + b) * CIN + k) * n4s + n4];
-            }
+            let s = m[((a * 6u + b) * CIN + k) * n4s + n4];
             row[0] += G4[b].x * s;
             row[1] += G4[b].y * s;
             row[2] += G4[b].z * s;

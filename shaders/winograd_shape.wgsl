@@ -1,5 +1,5 @@
 // requires: CIN, COUT, H, W, p
-// provides: GRAD_INPUT, SPLITS, SPLIT_QUADS, channels_in, channels_out, positions, tile_at,
+// provides: GRAD_INPUT, SPLIT_QUADS, channels_in, channels_out, positions, tile_at,
 // provides: tile_cols, tile_stride, tiles
 // Winograd F(TILE x TILE, 3x3) convolution (3x3, stride 1, padding 1), used for the forward
 // pass and for the input gradient (a convolution of dy with the kernels flipped and their
@@ -67,8 +67,3 @@ fn tile_stride() -> u32 {
     return (tiles() + 3u) / 4u * 4u;
 }
 
-// Splits of the weight gradient's GEMM, which finish_weight_gradient adds: fixed per pipeline
-// of that entry point alone (the GEMM and the transforms read the batch from p). With the
-// count computed from p.batch instead, lavapipe ran 3x3 32->32 @16's weight gradient in
-// 32-45 ms against 20-24 (the loop's trip count no longer a constant).
-override SPLITS: u32 = 1u;

@@ -390,7 +390,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
     },
     ShaderInterface {
         modules: &["reduce_splits"],
-        bindings: &[REDUCE_PARAMS, REDUCE_PARTIAL, REDUCE_OUT],
+        bindings: &[REDUCE_PARAMS, REDUCE_PARTIAL, REDUCE_OUT, REDUCE_IN_PLACE],
         structs: &[struct_layout!(ReduceParams { len, splits })],
         constants: &[],
     },
@@ -521,7 +521,7 @@ impl Conv2d {
     pub fn compile(&self, gpu: &Gpu, pass: ConvPass) -> Result<(), CompileError> {
         self.kernel(gpu, pass)?;
         if self.variant(pass).winograd_tile().is_some() {
-            self.winograd_transforms(gpu, pass)?;
+            self.compile_winograd_rest(gpu, pass)?;
         } else if pass == ConvPass::GradWeight && self.splits() > 1 {
             reduce_kernel(gpu)?;
         }
@@ -645,7 +645,7 @@ impl Conv2d {
             dispatch.estimated_ms = piece.estimated_ms(pass);
             dispatches.push(dispatch);
         }
-        dispatches.push(reduce_splits(gpu, partial, dw, s.weight_len(), self.splits())?);
+        dispatches.push(reduce_splits(gpu, partial, SumsTo::Range(dw), s.weight_len(), self.splits())?);
         Ok(dispatches)
     }
 
@@ -712,6 +712,7 @@ fn grad_weight_bindings<'a>(
 const REDUCE_PARAMS: Binding = Binding::new(0, "r");
 const REDUCE_PARTIAL: Binding = Binding::new(1, "partial");
 const REDUCE_OUT: Binding = Binding::new(2, "out");
+const REDUCE_IN_PLACE: Binding = Binding::new(3, "parts");
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -720,18 +721,36 @@ struct ReduceParams {
     splits: u32,
 }
 
-/// out[i] = sum over s of partial[s * len + i], in order (shaders/reduce_splits.wgsl).
+/// Where `reduce_splits` writes the sums of the splits.
+pub enum SumsTo<'a> {
+    /// A range of their own.
+    Range(Slice<'a>),
+    /// Over the first split: where the splits lie in a buffer the result shares (Winograd's
+    /// scratch), which one dispatch cannot bind both read-only and writable.
+    FirstSplit,
+}
+
+/// sums[i] = sum over s of partial[s * len + i], in order (shaders/reduce_splits.wgsl).
 pub fn reduce_splits(
     gpu: &Gpu,
     partial: Slice,
-    out: Slice,
+    to: SumsTo,
     len: usize,
     splits: usize,
 ) -> Result<Dispatch, CompileError> {
     let params = gpu.uniform("reduce params", &ReduceParams { len: len as u32, splits: splits as u32 });
-    let kernel = reduce_kernel(gpu)?;
-    let bindings = [(REDUCE_PARAMS, (&params).into()), (REDUCE_PARTIAL, partial), (REDUCE_OUT, out)];
+    let params = (REDUCE_PARAMS, (&params).into());
+    let (kernel, bindings) = match to {
+        SumsTo::Range(out) => {
+            (reduce_kernel(gpu)?, vec![params, (REDUCE_PARTIAL, partial), (REDUCE_OUT, out)])
+        }
+        SumsTo::FirstSplit => (reduce_in_place_kernel(gpu)?, vec![params, (REDUCE_IN_PLACE, partial)]),
+    };
     Ok(kernel.dispatch(gpu, &bindings, gpu.grid_1d(len)))
+}
+
+fn reduce_in_place_kernel(gpu: &Gpu) -> Result<Kernel, CompileError> {
+    Kernel::new(gpu, "reduce_splits", "in_place", &[])
 }
 
 fn reduce_kernel(gpu: &Gpu) -> Result<Kernel, CompileError> {

@@ -29,12 +29,24 @@
 //!   gradient's splits only in the pipeline that adds them (2026-12-06): the GEMM and the two
 //!   transforms before it no longer depend on the batch. Reading the splits from p there too
 //!   cost lavapipe 3x3 32->32 @16's weight gradient 32-45 ms against 20-24.
+//! - The splits added by `reduce_splits`' in-place entry point, not inside the transform back
+//!   (2026-12-07): a constant split count there (one pipeline a batch size) was unrolled
+//!   inside the 36 positions at up to 32 splits, and lavapipe took 65 s to compile 3x3 8->8
+//!   @32's at batch 64 (16 s with every variant's pipelines now). Speeds about even (lavapipe,
+//!   width 16, ms before -> after, two alternated runs): batch 128 16->16 @32 34.4, 34.9 ->
+//!   34.5, 33.9; 32->32 @16 14.9, 14.1 -> 14.0, 13.9; 64->64 @8 9.6, 9.3 -> 10.9, 10.6 (one
+//!   more dispatch); batch 64 16->16 @32 17.9, 36.7 -> 34.7, 23.5. The sums come out in
+//!   another rounding (lavapipe contracted the unrolled adds), so the learning check was
+//!   run again (docs/results.md).
 //! - F(2x2, 3x3) (`winograd`, winograd_transforms.wgsl) removed (2026-12-06): on lavapipe
 //!   (Xeon, `bench ops --width 16 --all-variants`) it was 1.47-1.76x slower than F(4x4) on
 //!   all 7 passes both ran, and slower on the EPYC too (3x3 32->32 @32 forward 267 against
 //!   180 ms); it needs what F(4x4) needs, so nowhere was it the one to run.
 
-use super::{Conv2d, ConvPass, ConvVariant, PARAMS, Rejection, SMALL_GRID, require};
+use super::{
+    Conv2d, ConvPass, ConvVariant, PARAMS, Rejection, SMALL_GRID, SumsTo, reduce_in_place_kernel,
+    reduce_splits, require,
+};
 use crate::gpu::buffers::ANY_BINDING_ALIGNMENT_FLOATS;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, Slice};
 use crate::shapes::Conv2dShape;
@@ -141,15 +153,19 @@ impl Conv2d {
                 ["transform_weights", "transform_input", "transform_output"]
             }
         };
-        let mut constants = constants(self, pass);
-        let [a, b] =
-            [entries[0], entries[1]].map(|entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants));
-        if pass == ConvPass::GradWeight {
-            let splits = Scratch::new(pass, &self.shape, self.variant(pass)).splits();
-            constants.push(("SPLITS", splits as f64));
-        }
-        let c = Kernel::new(gpu, "winograd4_transforms", entries[2], &constants);
+        let constants = constants(self, pass);
+        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants));
         Ok([a?, b?, c?])
+    }
+
+    /// Creates the pipelines a Winograd pass runs beside its GEMM: the transforms, and the
+    /// in-place reduction of a split weight gradient.
+    pub(super) fn compile_winograd_rest(&self, gpu: &Gpu, pass: ConvPass) -> Result<(), CompileError> {
+        self.winograd_transforms(gpu, pass)?;
+        if Scratch::new(pass, &self.shape, self.variant(pass)).splits() > 1 {
+            reduce_in_place_kernel(gpu)?;
+        }
+        Ok(())
     }
 
     /// A pass the Winograd way: the kernels and the input into the 6 x 6 domain, the 36
@@ -198,12 +214,22 @@ impl Conv2d {
         let p = (PARAMS, params.into());
         let (k, n, t) = (layout.channels_in, layout.channels_out, layout.tiles);
         let (gemm, grid) = self.kernel(gpu, pass)?;
-        Ok(vec![
+        let mut dispatches = vec![
             transform_input.dispatch(gpu, &[p, (SRC, x), (V, v)], gpu.grid_1d(t / 4 * k)),
             transform_gradient.dispatch(gpu, &[p, (SRC, dy), (U, dy_t)], gpu.grid_1d(t * n / 4)),
             gemm.dispatch(gpu, &[p, (U, dy_t), (V, v), (M, partial)], grid),
-            finish.dispatch(gpu, &[(DST, dw), (M, partial)], gpu.grid_1d(k * n / 4)),
-        ])
+        ];
+        // The splits added in order by the reduction every split weight gradient uses (its
+        // count read at run time), over the first: with the count a constant of the
+        // transform's pipeline, one pipeline a batch size, lavapipe unrolled its loop inside
+        // the 36 positions and took a minute to compile it at 32 splits.
+        let sums = layout.positions() * k * n;
+        if layout.splits() > 1 {
+            dispatches.push(reduce_splits(gpu, partial, SumsTo::FirstSplit, sums, layout.splits())?);
+        }
+        let summed = partial.floats(0, sums as u64);
+        dispatches.push(finish.dispatch(gpu, &[(DST, dw), (M, summed)], gpu.grid_1d(k * n / 4)));
+        Ok(dispatches)
     }
 }
 
