@@ -108,47 +108,21 @@ fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `selftest` on every adapter (lavapipe through Vulkan and llvmpipe through GL here): all
-/// pass, one JSON object a check; and on the first, with one variant computing wrongly and
-/// another not compiling, it fails naming both and still runs the rest. The adapters run side
-/// by side (each is another driver, so on a new machine each compiles its own kernels), the
-/// broken run after the first adapter's: it breaks register variants, whose pipelines do not
-/// depend on the shape, so it compiles nothing new. (Its name sorts it first: its processes
-/// keep both cores busy while the next test waits for `warm_cache`'s single-threaded seed.)
+/// `selftest` on the first adapter (lavapipe here): all pass, one JSON object a check; and
+/// with one variant computing wrongly and another not compiling, it fails naming both and
+/// still runs the rest. The broken run comes after: it breaks register variants, whose
+/// pipelines do not depend on the shape, so it compiles nothing new. (Its name sorts it
+/// first, so the binary's longest test starts first.) The other adapters: see
+/// `selftest_passes_on_every_other_adapter`.
 #[test]
-fn a_broken_or_uncompilable_variant_fails_selftest_and_every_adapter_passes_it() {
+fn a_broken_or_uncompilable_variant_fails_selftest_and_the_first_adapter_passes_it() {
     let dir = temp_dir("selftest");
-    let selftest =
-        |adapter: usize| shakeshake(&dir, &["selftest", "--json", "--adapter", &adapter.to_string()]);
-    let broken = || {
-        command(&dir, &["selftest"])
-            .env("SHAKESHAKE_BREAK_VARIANT", "register_subgroup")
-            .env("SHAKESHAKE_UNCOMPILABLE_VARIANT", "register_plain")
-            .output()
-            .unwrap()
-    };
-    let (outputs, broken): (Vec<Output>, Output) = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..list_adapters().len()).map(|i| scope.spawn(move || selftest(i))).collect();
-        let first = selftest(0);
-        let broken = broken();
-        let mut outputs = vec![first];
-        outputs.extend(others.into_iter().map(|run| run.join().unwrap()));
-        (outputs, broken)
-    });
-    for out in outputs {
-        assert_ok(&out);
-        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        assert!(lines.len() > 100, "{} checks", lines.len());
-        assert!(lines.iter().all(|l| l["passed"] == true));
-        for op in
-            ["conv2d", "batch_norm", "relu", "shake", "pool", "linear", "cross_entropy", "sgd", "network"]
-        {
-            assert!(lines.iter().any(|l| l["op"] == op), "no check of {op}");
-        }
-    }
+    assert_selftest_passed(&shakeshake(&dir, &["selftest", "--json", "--adapter", "0"]));
+    let broken = command(&dir, &["selftest"])
+        .env("SHAKESHAKE_BREAK_VARIANT", "register_subgroup")
+        .env("SHAKESHAKE_UNCOMPILABLE_VARIANT", "register_plain")
+        .output()
+        .unwrap();
     assert_fails_with(&broken, &["FAILED", "checks failed", "cannot compile"]);
     if list_adapters().len() > 1 {
         assert_fails_with(&broken, &["Other adapters here"]);
@@ -161,6 +135,42 @@ fn a_broken_or_uncompilable_variant_fails_selftest_and_every_adapter_passes_it()
     assert!(stdout.contains("the driver could not compile kernel conv2d_forward_register_plain"), "{stdout}");
     assert!(rows.iter().filter(|l| l.ends_with("pass")).count() > 100, "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `selftest` passes on every other adapter (llvmpipe through GL here), side by side: each
+/// is another driver, which on a new machine compiles every edge shape's kernels again, so
+/// this is part of the exhaustive matrix CI runs beside the README's command.
+#[test]
+#[ignore = "the exhaustive matrix (minutes on a new machine): cargo test --release -- --ignored"]
+fn selftest_passes_on_every_other_adapter() {
+    let dir = temp_dir("selftest-others");
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (1..list_adapters().len())
+            .map(|i| {
+                let dir = &dir;
+                scope.spawn(move || shakeshake(dir, &["selftest", "--json", "--adapter", &i.to_string()]))
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    assert!(!outputs.is_empty(), "a second adapter (apt-get install libegl1 libegl-mesa0 libgles2)");
+    outputs.iter().for_each(assert_selftest_passed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `selftest --json` passed every check, of every op and the network, more than 100 in all.
+#[track_caller]
+fn assert_selftest_passed(out: &Output) {
+    assert_ok(out);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() > 100, "{} checks", lines.len());
+    assert!(lines.iter().all(|l| l["passed"] == true));
+    for op in ["conv2d", "batch_norm", "relu", "shake", "pool", "linear", "cross_entropy", "sgd", "network"] {
+        assert!(lines.iter().any(|l| l["op"] == op), "no check of {op}");
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! Tolerance: 1e-4 of the largest reference value (f32 sums of up to a few thousand terms of
 //! values in [-1, 1) stay well inside it).
 
-use super::{Check, Checked, compare, upload, values};
+use super::{Breadth, Check, Checked, compare, upload, values};
 use crate::cpu;
 use crate::gpu::{CompileError, DeviceLost, Dispatch, Gpu, GpuError};
 use crate::layout::{conv_weight_from_gpu, conv_weight_to_gpu};
@@ -219,16 +219,37 @@ pub fn verify(
 
 /// Every pass of every variant on every edge shape.
 pub fn edge_shapes(gpu: &Gpu) -> Checked {
+    check_edges(gpu, Breadth::Full)
+}
+
+/// Every pass of every variant on one edge shape (`Breadth::Sampled`).
+pub fn edge_shapes_sampled(gpu: &Gpu) -> Checked {
+    check_edges(gpu, Breadth::Sampled)
+}
+
+fn check_edges(gpu: &Gpu, breadth: Breadth) -> Checked {
     let mut checks = vec![];
-    for s in shapes() {
-        for pass in ConvPass::ALL {
-            checks.extend(
-                verify(gpu, &s, s.batch, pass, &variants_for(gpu, pass, &s))
-                    .unwrap_or_else(|e| panic!("{e}")),
-            );
-        }
+    for (s, pass, variants) in edge_passes(gpu, breadth) {
+        checks.extend(verify(gpu, &s, s.batch, pass, &variants).unwrap_or_else(|e| panic!("{e}")));
     }
     Ok(checks)
+}
+
+/// The edge shapes' passes, each with the variants checked there: all that run it, or with
+/// `Sampled` each variant's pass only at the last edge shape it runs (the largest, whose
+/// weight gradient is split, at whose pipelines the full-batch check runs).
+fn edge_passes(gpu: &Gpu, breadth: Breadth) -> Vec<(Conv2dShape, ConvPass, Vec<ConvVariant>)> {
+    let every =
+        shapes().into_iter().flat_map(|s| ConvPass::ALL.map(|pass| (s, pass, variants_for(gpu, pass, &s))));
+    let mut passes: Vec<_> = every.collect();
+    if breadth == Breadth::Sampled {
+        let mut seen = std::collections::HashSet::new();
+        for (_, pass, variants) in passes.iter_mut().rev() {
+            variants.retain(|v| seen.insert((*pass, *v)));
+        }
+        passes.retain(|(.., variants)| !variants.is_empty());
+    }
+    passes
 }
 
 /// Every pass of every variant that can be cut between images, run in pieces of as few
@@ -237,14 +258,27 @@ pub fn edge_shapes(gpu: &Gpu) -> Checked {
 /// shapes, and the full batch whose weight gradient is split into partial sums. The pieces
 /// run the whole pass's pipelines, so nothing new is compiled.
 pub fn cut_by_images(gpu: &Gpu) -> Checked {
+    check_cuts(gpu, Breadth::Full)
+}
+
+/// `cut_by_images` at the variants' sampled edge shapes (`Breadth::Sampled`).
+pub fn cut_by_images_sampled(gpu: &Gpu) -> Checked {
+    check_cuts(gpu, Breadth::Sampled)
+}
+
+fn check_cuts(gpu: &Gpu, breadth: Breadth) -> Checked {
     let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
-    let edge = shapes().into_iter().flat_map(|s| ConvPass::ALL.map(|pass| (s, pass)));
     let mut checks = vec![];
     // The full batch on whole tensors only: the edge shapes cover the window.
-    let edge = edge.map(|(s, pass)| (s, pass, &[Form::Whole, Form::InWindow][..]));
-    for (s, pass, forms) in edge.chain([(full_batch(), ConvPass::GradWeight, &[Form::Whole][..])]) {
+    let edge = edge_passes(gpu, breadth)
+        .into_iter()
+        .map(|(s, pass, vs)| (s, pass, vs, &[Form::Whole, Form::InWindow][..]));
+    let full = full_batch();
+    let full_batch =
+        (full, ConvPass::GradWeight, variants_for(gpu, ConvPass::GradWeight, &full), &[Form::Whole][..]);
+    for (s, pass, variants, forms) in edge.chain([full_batch]) {
         let d = Data::new(&s);
-        for v in variants_for(gpu, pass, &s) {
+        for v in variants {
             let whole = Conv2d::with_variants(s, [v; 3]);
             for &form in forms {
                 if whole.image_step(pass, form.window(&s), align).is_err() {

@@ -72,24 +72,57 @@ pub struct Case {
     pub op: &'static str,
     pub name: &'static str,
     pub run: fn(&Gpu) -> Checked,
+    /// The same checks at fewer shapes, where `run` checks each kernel at many: every variant
+    /// and pass still once (see `Breadth::Sampled`).
+    pub sampled: Option<fn(&Gpu) -> Checked>,
+}
+
+/// How many of the edge shapes a case checks each kernel at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Breadth {
+    /// Every one (`selftest`; the tests on their first adapter).
+    Full,
+    /// Each variant's passes at one: what the tests run on a second driver, where a wrong
+    /// result would come from its compiler or shader translation, which an edge of the shape
+    /// does not change, and where each edge shape compiles its own pipelines.
+    Sampled,
+}
+
+impl Case {
+    const fn new(op: &'static str, name: &'static str, run: fn(&Gpu) -> Checked) -> Case {
+        Case { op, name, run, sampled: None }
+    }
+
+    const fn sampled_by(self, sampled: fn(&Gpu) -> Checked) -> Case {
+        Case { sampled: Some(sampled), ..self }
+    }
+
+    pub fn run_at(&self, gpu: &Gpu, breadth: Breadth) -> Checked {
+        match (breadth, self.sampled) {
+            (Breadth::Sampled, Some(sampled)) => sampled(gpu),
+            (Breadth::Sampled, None) | (Breadth::Full, _) => (self.run)(gpu),
+        }
+    }
 }
 
 /// Every case, by op.
 pub const CASES: &[Case] = &[
-    Case { op: "conv2d", name: "edge shapes, every variant and pass", run: conv2d::edge_shapes },
-    Case { op: "conv2d", name: "weight gradient over a full batch", run: conv2d::full_batch_grad_weight },
-    Case { op: "conv2d", name: "projection shortcut", run: conv2d::projection_shortcut },
-    Case { op: "conv2d", name: "passes cut by images", run: conv2d::cut_by_images },
-    Case { op: "batch_norm", name: "small shapes", run: batch_norm::small_shapes },
-    Case { op: "batch_norm", name: "statistics over a full batch", run: batch_norm::full_batch },
-    Case { op: "relu", name: "forward and backward", run: relu::forward_and_backward },
-    Case { op: "shake", name: "every mode and level", run: shake::every_mode },
-    Case { op: "pool", name: "forward and backward", run: pool::forward_and_backward },
-    Case { op: "linear", name: "forward and backward", run: linear::forward_and_backward },
-    Case { op: "cross_entropy", name: "metrics and gradient", run: cross_entropy::metrics_and_gradient },
-    Case { op: "sgd", name: "two steps", run: sgd::two_steps },
-    Case { op: "sgd", name: "ranges equal one range", run: sgd::ranges_equal_one_range },
-    Case { op: "prepare_batch", name: "normalise, crop and flip", run: prepare_batch::normalise_crop_flip },
+    Case::new("conv2d", "edge shapes, every variant and pass", conv2d::edge_shapes)
+        .sampled_by(conv2d::edge_shapes_sampled),
+    Case::new("conv2d", "weight gradient over a full batch", conv2d::full_batch_grad_weight),
+    Case::new("conv2d", "projection shortcut", conv2d::projection_shortcut),
+    Case::new("conv2d", "passes cut by images", conv2d::cut_by_images)
+        .sampled_by(conv2d::cut_by_images_sampled),
+    Case::new("batch_norm", "small shapes", batch_norm::small_shapes),
+    Case::new("batch_norm", "statistics over a full batch", batch_norm::full_batch),
+    Case::new("relu", "forward and backward", relu::forward_and_backward),
+    Case::new("shake", "every mode and level", shake::every_mode),
+    Case::new("pool", "forward and backward", pool::forward_and_backward),
+    Case::new("linear", "forward and backward", linear::forward_and_backward),
+    Case::new("cross_entropy", "metrics and gradient", cross_entropy::metrics_and_gradient),
+    Case::new("sgd", "two steps", sgd::two_steps),
+    Case::new("sgd", "ranges equal one range", sgd::ranges_equal_one_range),
+    Case::new("prepare_batch", "normalise, crop and flip", prepare_batch::normalise_crop_flip),
 ];
 
 /// `got` against `want`.

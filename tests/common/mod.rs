@@ -2,6 +2,7 @@
 //! the command line. (The GPU-vs-reference helpers are `shakeshake::checks`.)
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use shakeshake::checks::Breadth;
 use shakeshake::gpu::{AdapterChoice, Gpu, LimitsMode};
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -14,30 +15,45 @@ use std::sync::OnceLock;
 /// 1-D grids that spread over y past 1 workgroup (as 8 million invocations would), so every
 /// elementwise kernel's `flat_index` is exercised.
 pub fn gpus() -> &'static [Gpu] {
-    static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
-    GPUS.get_or_init(|| {
-        let gpus: Vec<Gpu> = if std::env::var_os("SHAKESHAKE_ADAPTER").is_some() {
-            vec![Gpu::open(&AdapterChoice::from_flag_or_env(None)).expect("tests need a GPU adapter")]
+    &devices().0
+}
+
+/// How many edge shapes the checks run on each of `gpus()`: every one on the first adapter
+/// (and its lowered twins), each kernel at one on the others, another driver compiling the
+/// same arithmetic (`Breadth::Sampled`). Every one on every device is an ignored test of
+/// tests/ops, which CI runs too (`cargo test --release -- --ignored`).
+pub fn breadths() -> &'static [Breadth] {
+    &devices().1
+}
+
+fn devices() -> &'static (Vec<Gpu>, Vec<Breadth>) {
+    static DEVICES: OnceLock<(Vec<Gpu>, Vec<Breadth>)> = OnceLock::new();
+    DEVICES.get_or_init(|| {
+        let gpus: Vec<(Gpu, Breadth)> = if std::env::var_os("SHAKESHAKE_ADAPTER").is_some() {
+            let chosen = Gpu::open(&AdapterChoice::from_flag_or_env(None)).expect("tests need a GPU adapter");
+            vec![(chosen, Breadth::Full)]
         } else {
             let adapters = shakeshake::gpu::list_adapters();
             let strict = adapters.first().map(|a| (0, a.clone(), LimitsMode::WebGpuDefault));
             let all = adapters.into_iter().enumerate().map(|(i, a)| (i, a, LimitsMode::Adapter));
             let opened = all.chain(strict).filter_map(|(i, a, mode)| {
+                let breadth = if i == 0 { Breadth::Full } else { Breadth::Sampled };
                 Gpu::open_adapter(a, format!("adapter {i}"), mode)
                     .inspect_err(|e| eprintln!("not testing on adapter {i} ({mode:?}): {e:#}"))
                     .ok()
+                    .map(|gpu| (gpu, breadth))
             });
-            let mut gpus: Vec<Gpu> = opened.collect();
-            if let Some(first) = gpus.first() {
-                gpus.push(first.with_grid_max_x(1));
+            let mut gpus: Vec<(Gpu, Breadth)> = opened.collect();
+            if let Some((first, breadth)) = gpus.first() {
+                gpus.push((first.with_grid_max_x(1), *breadth));
             }
             gpus
         };
         assert!(!gpus.is_empty(), "tests need a GPU adapter (on Linux: apt-get install mesa-vulkan-drivers)");
-        for gpu in &gpus {
-            eprintln!("testing on {}", gpu.describe());
+        for (gpu, breadth) in &gpus {
+            eprintln!("testing on {} ({breadth:?} edge shapes)", gpu.describe());
         }
-        gpus
+        gpus.into_iter().unzip()
     })
 }
 
@@ -49,6 +65,11 @@ thread_local! {
 /// The device a test runs on now (see `on_every_gpu`); the first of `gpus()` otherwise.
 pub fn gpu() -> &'static Gpu {
     &gpus()[CURRENT.get()]
+}
+
+/// The breadth of checks on `gpu()`.
+pub fn breadth() -> Breadth {
+    breadths()[CURRENT.get()]
 }
 
 /// Run `test` once on every adapter of `gpus()`; `gpu()` returns each in turn, and

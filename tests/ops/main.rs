@@ -6,17 +6,24 @@
 mod common;
 
 use common::*;
-use shakeshake::checks::CASES;
+use shakeshake::checks::{Breadth, CASES};
 
-/// Every case of `op` on every device; a failure lists every check that failed.
+/// Every case of `op` on every device, at each device's breadth (`common::breadths`); a
+/// failure lists every check that failed.
 fn passes_everywhere(op: &str) {
+    passes_everywhere_at(op, breadth);
+}
+
+/// As `passes_everywhere`, with each device's breadth from `breadth_here`.
+fn passes_everywhere_at(op: &str, breadth_here: fn() -> Breadth) {
     on_every_gpu(|| {
         let gpu = gpu();
         let cases: Vec<_> = CASES.iter().filter(|c| c.op == op).collect();
         assert!(!cases.is_empty(), "no cases of {op}");
         let mut failed = vec![];
         for case in cases {
-            let checks = (case.run)(gpu).unwrap_or_else(|e| panic!("{op}: {}: {e}", case.name));
+            let checks =
+                case.run_at(gpu, breadth_here()).unwrap_or_else(|e| panic!("{op}: {}: {e}", case.name));
             assert!(!checks.is_empty(), "{op}: {} checks nothing", case.name);
             failed.extend(checks.into_iter().filter(|c| !c.passed()).map(|c| {
                 format!(
@@ -48,6 +55,14 @@ fn every_op_of_the_case_list_is_tested() {
 #[test]
 fn conv2d() {
     passes_everywhere("conv2d");
+}
+
+/// The edge shapes a second driver samples (`Breadth::Sampled`), all of them there too: the
+/// exhaustive variant-by-device matrix, which CI runs beside the README's command.
+#[test]
+#[ignore = "the exhaustive matrix (minutes on a new machine): cargo test --release -- --ignored"]
+fn conv2d_at_every_edge_shape_on_every_device() {
+    passes_everywhere_at("conv2d", || Breadth::Full);
 }
 
 #[test]
