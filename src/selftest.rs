@@ -30,9 +30,18 @@ pub fn test_batch(n: usize) -> (Vec<u8>, Vec<u32>) {
 /// same (counter-based) shake coefficients and augmentation; kernel variants chosen as a
 /// training run would.
 pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
-    let config = ModelConfig::new(8, 8)?;
-    let (batch_size, seed, step_index) = (3, 5, 2);
-    let g = Graph::build(config, batch_size, Mode::Train);
+    network_with(gpu, &mut VariantChooser::in_memory(gpu))
+}
+
+/// The graph `network` checks.
+pub fn network_graph() -> Graph {
+    Graph::build(ModelConfig::new(8, 8).expect("8 2x8d is a network"), 3, Mode::Train)
+}
+
+/// `network` with the kernel variants `chooser` gives.
+pub fn network_with(gpu: &Gpu, chooser: &mut VariantChooser) -> Result<Vec<Check>> {
+    let g = network_graph();
+    let (config, batch_size, seed, step_index) = (g.config, g.batch, 5, 2);
     let store = ParamStore::init(&g.params, 1);
     let (pixels, labels) = test_batch(batch_size);
     let norm = Normalization::CIFAR10;
@@ -40,8 +49,7 @@ pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
     let want = cpu_exec::run(&g, &cpu_exec::params_f64(&store), &batch, &norm);
 
     let params = GpuParams::upload(gpu, &store, None);
-    let mut chooser = VariantChooser::in_memory(gpu);
-    let step = StepGraph::new(gpu, &g, &params, &norm, &SgdSettings::PAPER, &mut chooser, None)?;
+    let step = StepGraph::new(gpu, &g, &params, &norm, &SgdSettings::PAPER, chooser, None)?;
     params.set_metrics(gpu, &[0.0; crate::ops::cross_entropy::METRICS_LEN], 0);
     step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
     let metrics: Vec<f32> = gpu.read(&params.metrics);
