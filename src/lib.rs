@@ -12,7 +12,7 @@
 //! - `ops`: each operation's GPU dispatch (shader in `shaders/`, CPU reference in `cpu`,
 //!   checks in `checks`).
 //! - `checks`: every op against its CPU reference on edge shapes, the one list of cases
-//!   that the tests (`tests/ops/`), `selftest` and the variant tuner run.
+//!   that the tests (`tests/suite/ops.rs`), `selftest` and the variant tuner run.
 //! - `tuning`: which kernel variant runs each shape on this adapter (checked, then timed,
 //!   then remembered).
 //! - `model`: the network declared once as a graph, its backward derived, buffers planned,

@@ -1,7 +1,7 @@
 //! `shakeshake selftest`: the shader checks on the user's own adapter. Every case of
 //! `checks::CASES` (every op, every variant, edge shapes) and one training step of a small
 //! network against the CPU reference: loss, every gradient and the running statistics. The
-//! tests run the same cases (tests/ops, tests/network.rs).
+//! tests run the same cases (tests/suite/ops.rs, tests/suite/network.rs).
 
 use crate::checks::{self, Check};
 use crate::cpu::gradcheck::relative_error;

@@ -1,6 +1,6 @@
 //! Every GPU operation against its plain-Rust CPU reference (`cpu`), on shapes that exercise
 //! the edges: batch 1, odd sizes, stride 2, lengths off the workgroup size. This is the one
-//! list of cases: `cargo test` runs it (tests/ops) on every adapter it finds, and
+//! list of cases: `cargo test` runs it (tests/suite/ops.rs) on every adapter it finds, and
 //! `shakeshake selftest` runs it on the user's own adapter. The tuner uses the convolution
 //! checks to refuse a kernel variant that computes wrongly on a shape before it is chosen.
 //!

@@ -2,8 +2,7 @@
 //! training step's loss, gradients and running statistics against the CPU reference, on a
 //! small batch with the same (counter-based) shake coefficients and augmentation.
 
-mod common;
-use common::*;
+use crate::common::*;
 use shakeshake::checks::Breadth;
 use shakeshake::cpu::gradcheck::relative_error;
 use shakeshake::gpu::Gpu;

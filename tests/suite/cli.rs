@@ -2,8 +2,7 @@
 //! adapters, download (from a local HTTP server), and clear errors for bad data or a batch
 //! too large for the device that leave nothing behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -391,7 +390,7 @@ fn compiled_pipelines_are_kept_on_disk_and_a_damaged_file_is_replaced() {
         use md5::Digest;
         file.len() > 16 && md5::Md5::digest(&file[16..]).as_slice() == &file[..16]
     };
-    assert_ok(&common::shakeshake(&cache, &args));
+    assert_ok(&crate::common::shakeshake(&cache, &args));
     let first = std::fs::read(kept_file()).unwrap();
     assert!(intact(&first), "an MD5 of the data, then the data");
     let flip_a_bit = |f: &mut Vec<u8>| *f.last_mut().unwrap() ^= 1;
@@ -401,7 +400,7 @@ fn compiled_pipelines_are_kept_on_disk_and_a_damaged_file_is_replaced() {
         damage(&mut damaged);
         std::fs::write(kept_file(), &damaged).unwrap();
         assert!(!intact(&damaged));
-        assert_ok(&common::shakeshake(&cache, &args));
+        assert_ok(&crate::common::shakeshake(&cache, &args));
         assert!(intact(&std::fs::read(kept_file()).unwrap()), "the damaged file was replaced");
     }
     std::fs::remove_dir_all(&cache).unwrap();

@@ -1,11 +1,8 @@
 //! Every GPU operation against its plain-Rust CPU reference: the cases of
 //! `shakeshake::checks` (the same list `shakeshake selftest` runs), on every device of
-//! `common::gpus()`. One test an op; one test binary, so one device serves them all.
+//! `common::gpus()`. One test an op.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::*;
+use crate::common::*;
 use shakeshake::checks::{Breadth, CASES};
 
 /// Every case of `op` on every device, at each device's breadth (`common::breadths`); a

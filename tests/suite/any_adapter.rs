@@ -3,8 +3,7 @@
 //! lost device leaves the run resumable, and a device whose bindings are smaller than the parameters trains the
 //! same, bit for bit, through the split SGD update.
 
-mod common;
-use common::*;
+use crate::common::*;
 use shakeshake::gpu::{Gpu, LimitsMode, list_adapters};
 use shakeshake::model::gpu_params::GpuParams;
 use shakeshake::model::gpu_step::StepGraph;

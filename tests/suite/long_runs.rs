@@ -2,8 +2,7 @@
 //! would: a run stopped at any point still ends with its model, a resume computes with the
 //! kernels the run started with, and damaged or hostile run files are refused clearly.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 
