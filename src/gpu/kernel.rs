@@ -60,7 +60,7 @@ impl From<CompileError> for GpuError {
 /// is reported for every kernel that needs it, but paid for once). Each is made once: a
 /// thread that asks for one being made waits for it, and threads making different ones do
 /// not wait for each other (a GPU driver compiles when a pipeline is created; see
-/// `Gpu::create_in_parallel`).
+/// `create_in_parallel`).
 #[derive(Default)]
 pub struct KernelCache {
     modules: HashMap<&'static str, Made<wgpu::ShaderModule>>,
