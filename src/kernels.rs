@@ -58,12 +58,9 @@ pub fn create_all(
     };
     if order == Order::Parallel {
         let passes = shapes.iter().flat_map(|s| ConvPass::ALL.map(|pass| (*s, pass)));
-        let every: Vec<_> =
-            passes.flat_map(|(s, pass)| variants(s, pass).0.into_iter().map(move |v| (s, pass, v))).collect();
-        // What did not compile is kept in the kernel cache, and listed by the loop below.
-        crate::gpu::create_in_parallel(&every, |(s, pass, v)| {
-            let _ = Conv2d::with_variants(*s, [*v; 3]).compile(gpu, *pass);
-        });
+        let every: Vec<_> = passes.map(|(s, pass)| (s, pass, variants(s, pass).0)).collect();
+        // What did not compile is listed by the loop below.
+        tuner::create_variants(gpu, &every, &|_, _| {});
     }
     for shape in shapes {
         for pass in ConvPass::ALL {

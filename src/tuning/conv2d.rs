@@ -110,12 +110,16 @@ fn unknown(
 }
 
 /// Creates the pipelines of every candidate of `unknown` passes on every core (a GPU's way
-/// of compiling ahead). A candidate that does not compile is rejected when it is chosen,
-/// from the failure kept in the device's kernel cache.
+/// of compiling ahead). A candidate that does not compile is rejected when it is chosen.
 pub fn create_unknown(gpu: &Gpu, shapes: &[Conv2dShape], chooser: &VariantChooser, progress: Progress) {
-    let items = unknown(gpu, shapes, chooser);
+    create_variants(gpu, &unknown(gpu, shapes, chooser), progress);
+}
+
+/// Creates the pipelines of each pass's variants on every core, a failure kept in the
+/// device's kernel cache for whoever asks for that pipeline next.
+pub fn create_variants(gpu: &Gpu, passes: &[(Conv2dShape, ConvPass, Vec<ConvVariant>)], progress: Progress) {
     let pipelines: Vec<_> =
-        items.iter().flat_map(|(s, pass, vs)| vs.iter().map(move |v| (*s, *pass, *v))).collect();
+        passes.iter().flat_map(|(s, pass, vs)| vs.iter().map(move |v| (*s, *pass, *v))).collect();
     let done = AtomicUsize::new(0);
     crate::gpu::create_in_parallel(&pipelines, |(s, pass, v)| {
         let _ = Conv2d::with_variants(*s, [*v; 3]).compile(gpu, *pass);
