@@ -329,14 +329,8 @@ fn train(adapter: &AdapterArg, options: TrainOptions, start: RunStart) -> Result
     };
     // The data before the device: a missing file should not wait for one.
     let (train, test) = load_or_download(&run.options.data, run.options.records_per_file, start.fetch)?;
-    // The first Ctrl-C (or SIGTERM) stops after the step in flight, with a checkpoint;
-    // a second one ends the program at once.
-    ctrlc::set_handler(|| {
-        if trainer::request_stop() {
-            std::process::exit(130);
-        }
-        eprintln!("\nStopping after this step, with a checkpoint (Ctrl-C again to quit at once)...");
-    })?;
+    // A Ctrl-C, SIGTERM or SIGHUP stops after the step in flight, with a checkpoint.
+    shakeshake::train::stop::listen()?;
     let checkpoint_every = (!start.checkpoint_every.is_zero()).then_some(start.checkpoint_every);
     let schedule = trainer::Schedule { stop_after: start.stop_after, checkpoint_every };
     trainer::train(adapter.open()?, &run, train, test, schedule)?;

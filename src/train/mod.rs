@@ -7,5 +7,6 @@ pub mod options;
 pub mod plot;
 pub mod run_dir;
 pub mod session;
+pub mod stop;
 pub mod trainer;
 pub mod watchdog;

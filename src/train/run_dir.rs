@@ -3,7 +3,7 @@
 
 use super::checkpoint::{self, Checkpoint};
 use super::options::TrainOptions;
-use crate::files::write_atomically;
+use crate::files::{remove_leftover_temporaries, write_atomically};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -197,11 +197,16 @@ impl Run {
     }
 
     /// Create and lock the directory, and write what a run holds from its start:
-    /// options.json for a new run, and metrics.csv with the rows so far. The run is this
+    /// options.json for a new run, and metrics.csv with the rows so far. Removes the
+    /// temporary files of a killed run's writes. The run is this
     /// process's while the returned lock lives.
     pub fn begin(&self) -> Result<RunLock> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let lock = RunLock::take(&self.dir)?;
+        let leftovers = remove_leftover_temporaries(&self.dir)?;
+        if !leftovers.is_empty() {
+            eprintln!("Removed what a killed run left half-written: {}.", leftovers.join(", "));
+        }
         let rows = match &self.start {
             Start::New => {
                 // Checked again under the lock: another process may have started here since.

@@ -8,6 +8,7 @@ use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
 };
 use super::session::{Graphs, Session, check_fits, counted};
+use super::stop;
 use super::watchdog::Watchdog;
 use crate::gpu::Gpu;
 use crate::gpu::probe::ReadbackProbe;
@@ -20,7 +21,6 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The 32-bit seed the shaders draw from: every bit of the 64-bit seed counts.
@@ -56,15 +56,6 @@ const CPU_WARNING_AFTER_STEPS: u64 = 5;
 
 /// Images the suggested quick look trains on (10 epochs of 10,000).
 const QUICK_LOOK_IMAGES: f64 = 100_000.0;
-
-/// Set by `request_stop` (the command line's Ctrl-C and SIGTERM handler).
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Ask the training loop to stop after the step in flight, with a checkpoint; returns
-/// whether a stop had been asked for already.
-pub fn request_stop() -> bool {
-    STOP.swap(true, Ordering::SeqCst)
-}
 
 /// Test hook: `SHAKESHAKE_STOP_AFTER_STEPS=N` stops this invocation after N steps, as a
 /// Ctrl-C there would.
@@ -114,6 +105,7 @@ pub fn train(
         Start::Resume { checkpoint, .. } => Some(checkpoint.position),
         Start::New => None,
     };
+    stop::set_kept(what_is_kept(saved, run));
     let (store, momentum, start, mut rows) = starting_point(run, config);
     eprintln!(
         "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}, {} epochs, lr {} cosine.",
@@ -191,7 +183,7 @@ pub fn train(
                 bar.suspend(|| eprintln!("{}", cpu_adapter_note(&session.gpu.info.name, rate, images_left)));
             }
 
-            let stop = STOP.load(Ordering::SeqCst) || stop_at_step == Some(step);
+            let stop = stop::requested() || stop_at_step == Some(step);
             let due = schedule.checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
             if stop || due {
                 let m = probe
@@ -202,7 +194,7 @@ pub fn train(
                 let metrics = m[..METRICS_LEN].try_into().expect("the probe reads the metrics buffer");
                 let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
                 save_checkpoint(&session, run, epoch, position, saved)?;
-                saved = Some(position);
+                kept(&mut saved, position, run);
                 last_checkpoint = Instant::now();
                 if stop {
                     bar.abandon();
@@ -243,7 +235,7 @@ pub fn train(
         plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
         let position = Position::epoch_end(epoch + 1, step, opts.seed);
         save_checkpoint(&session, run, epoch, position, saved)?;
-        saved = Some(position);
+        kept(&mut saved, position, run);
         last_checkpoint = Instant::now();
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
@@ -428,7 +420,19 @@ fn lost(
     } else {
         " This happens when the driver resets the GPU (a hang or timeout, a driver update, sleep, an unplugged GPU)."
     };
-    let next = match saved {
+    anyhow::anyhow!("{e} in epoch {} by step {step}.{hint} {}", epoch + 1, what_is_kept(saved, run))
+}
+
+/// `position` is the checkpoint on disk now.
+fn kept(saved: &mut Option<Position>, position: Position, run: &Run) {
+    *saved = Some(position);
+    stop::set_kept(what_is_kept(*saved, run));
+}
+
+/// What a run that fails or quits now leaves: the checkpoint on disk (`saved`), and how to
+/// continue from it.
+fn what_is_kept(saved: Option<Position>, run: &Run) -> String {
+    match saved {
         Some(p) => format!(
             "The checkpoint of step {} (epoch {}) is kept as it was. Continue with: shakeshake train --resume {}",
             p.step,
@@ -436,8 +440,7 @@ fn lost(
             run.dir.display()
         ),
         None => "No checkpoint had been written yet: start the run again.".to_string(),
-    };
-    anyhow::anyhow!("{e} in epoch {} by step {step}.{hint} {next}", epoch + 1)
+    }
 }
 
 /// A loss that is no longer finite ends the run at once: nothing after it is worth keeping,

@@ -303,26 +303,42 @@ fn stopped_at_any_step_and_resumed_a_run_equals_an_uninterrupted_one() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Ctrl-C, or signals in a burst (GNU `timeout` sends SIGTERM to the program and to its
+/// group; schedulers repeat theirs), stop once, after the step, with a checkpoint; and a
+/// resume first removes what a kill mid-write left.
 #[cfg(unix)]
 #[test]
-fn ctrl_c_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() {
+fn ctrl_c_or_a_burst_of_signals_writes_one_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() {
     let dir = temp_dir("ctrl-c");
     tiny_cifar(&dir, 20);
     let cache = warm_cache(&dir);
     let args = |run: &Path| tiny_train(&dir, run, &["--epochs", "20", "--train-subset", "32"]);
     let run = dir.join("interrupted");
     let child = command(&cache, &strs(&args(&run))).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    // Once the first epoch is written, interrupt it as a terminal's Ctrl-C would.
+    // Once the first epoch is written, interrupt it as a terminal's Ctrl-C would, in a burst
+    // of a scheduler's SIGTERMs.
     let started = std::time::Instant::now();
     while std::fs::read_to_string(run.join("metrics.csv")).map_or(0, |t| t.lines().count()) < 2 {
         assert!(started.elapsed().as_secs() < 120, "the run never finished an epoch");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let pid = child.id();
+    for signal in ["-TERM", "-INT", "-TERM", "-TERM"] {
+        Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
+    }
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    assert!(text(&out).contains("--resume"), "{}", text(&out));
-    assert_ok(&resume(&cache, &run));
+    let t = text(&out);
+    assert!(t.contains("Stopped after step") && t.contains("--resume"), "{t}");
+    assert_eq!(t.matches("Stopping after this step").count(), 1, "{t}");
+
+    // What a kill -9 during a checkpoint's write leaves: its temporary file, cut short.
+    let leftover = run.join(format!("checkpoint.{pid}-ThreadId(1).tmp"));
+    std::fs::write(&leftover, &std::fs::read(run.join("checkpoint.safetensors")).unwrap()[..100]).unwrap();
+    let resumed = resume(&cache, &run);
+    assert_ok(&resumed);
+    assert!(text(&resumed).contains("Removed what a killed run left half-written"), "{}", text(&resumed));
+    assert!(!leftover.exists());
 
     let straight = dir.join("straight");
     assert_ok(&shakeshake(&cache, &strs(&args(&straight))));
