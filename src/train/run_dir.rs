@@ -14,7 +14,7 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const PLOT_FILE: &str = "curves.png";
 /// Locked while a process trains in the directory (see `RunLock`).
 pub const LOCK_FILE: &str = "train.lock";
-/// The kernel variants the run computes with (see `tuning::cache`).
+/// The kernel variants the run computes with (see `tuning::chooser`).
 pub const VARIANTS_FILE: &str = "variants.json";
 const CSV_HEADER: &str =
     "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,images_per_second";

@@ -1,7 +1,8 @@
 //! Which kernel variant runs each shape on this adapter: checked against the CPU reference
-//! (`checks`) before it may be chosen, timed safely, and remembered (`cache`).
+//! (`checks`) before it may be chosen, timed safely (`chooser`), and remembered (`cache`).
 
 pub mod cache;
+pub mod chooser;
 pub mod conv2d;
 
-pub use cache::VariantChooser;
+pub use chooser::VariantChooser;
