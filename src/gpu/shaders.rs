@@ -3,59 +3,61 @@
 //! WGSL has no includes, so a module is the concatenation of a few files: shared pieces
 //! (the random generator, the conv shape, the lane strategy) are written once and composed.
 
-/// Each `.wgsl` file under `shaders/`, by file name.
-pub const FILES: &[(&str, &str)] = &[
-    wgsl("activations.wgsl", include_str!("../../shaders/activations.wgsl")),
-    wgsl("batch_norm.wgsl", include_str!("../../shaders/batch_norm.wgsl")),
-    wgsl("conv2d_forward_gemm.wgsl", include_str!("../../shaders/conv2d_forward_gemm.wgsl")),
-    wgsl(
-        "conv2d_forward_gemm_wt_scalar.wgsl",
-        include_str!("../../shaders/conv2d_forward_gemm_wt_scalar.wgsl"),
-    ),
-    wgsl("conv2d_forward_gemm_wt_vec4.wgsl", include_str!("../../shaders/conv2d_forward_gemm_wt_vec4.wgsl")),
-    wgsl("conv2d_forward_register.wgsl", include_str!("../../shaders/conv2d_forward_register.wgsl")),
-    wgsl("conv2d_grad_input_gemm.wgsl", include_str!("../../shaders/conv2d_grad_input_gemm.wgsl")),
-    wgsl("conv2d_grad_input_register.wgsl", include_str!("../../shaders/conv2d_grad_input_register.wgsl")),
-    wgsl("conv2d_grad_weight_gemm.wgsl", include_str!("../../shaders/conv2d_grad_weight_gemm.wgsl")),
-    wgsl("conv2d_direct.wgsl", include_str!("../../shaders/conv2d_direct.wgsl")),
-    wgsl("conv2d_forward_direct.wgsl", include_str!("../../shaders/conv2d_forward_direct.wgsl")),
-    wgsl("conv2d_grad_input_direct.wgsl", include_str!("../../shaders/conv2d_grad_input_direct.wgsl")),
-    wgsl("conv2d_grad_weight_quads.wgsl", include_str!("../../shaders/conv2d_grad_weight_quads.wgsl")),
-    wgsl("conv2d_grad_weight_register.wgsl", include_str!("../../shaders/conv2d_grad_weight_register.wgsl")),
-    wgsl("conv2d_params.wgsl", include_str!("../../shaders/conv2d_params.wgsl")),
-    wgsl("cross_entropy.wgsl", include_str!("../../shaders/cross_entropy.wgsl")),
-    wgsl("gemm_b_columns.wgsl", include_str!("../../shaders/gemm_b_columns.wgsl")),
-    wgsl("gemm_shape.wgsl", include_str!("../../shaders/gemm_shape.wgsl")),
-    wgsl("gemm_tiled.wgsl", include_str!("../../shaders/gemm_tiled.wgsl")),
-    wgsl("grad_weight_taps.wgsl", include_str!("../../shaders/grad_weight_taps.wgsl")),
-    wgsl("grid.wgsl", include_str!("../../shaders/grid.wgsl")),
-    wgsl("lanes_plain.wgsl", include_str!("../../shaders/lanes_plain.wgsl")),
-    wgsl("lanes_subgroup.wgsl", include_str!("../../shaders/lanes_subgroup.wgsl")),
-    wgsl("linear.wgsl", include_str!("../../shaders/linear.wgsl")),
-    wgsl("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
-    wgsl("prepare_batch.wgsl", include_str!("../../shaders/prepare_batch.wgsl")),
-    wgsl("quad_scalar.wgsl", include_str!("../../shaders/quad_scalar.wgsl")),
-    wgsl("quad_vec4.wgsl", include_str!("../../shaders/quad_vec4.wgsl")),
-    wgsl("random.wgsl", include_str!("../../shaders/random.wgsl")),
-    wgsl("register_block.wgsl", include_str!("../../shaders/register_block.wgsl")),
-    wgsl("register_main_subgroup.wgsl", include_str!("../../shaders/register_main_subgroup.wgsl")),
-    wgsl("register_span.wgsl", include_str!("../../shaders/register_span.wgsl")),
-    wgsl("reduce_splits.wgsl", include_str!("../../shaders/reduce_splits.wgsl")),
-    wgsl("relu.wgsl", include_str!("../../shaders/relu.wgsl")),
-    wgsl("sgd.wgsl", include_str!("../../shaders/sgd.wgsl")),
-    wgsl("shake.wgsl", include_str!("../../shaders/shake.wgsl")),
-    wgsl("step.wgsl", include_str!("../../shaders/step.wgsl")),
-    wgsl("winograd4_transforms.wgsl", include_str!("../../shaders/winograd4_transforms.wgsl")),
-    wgsl("winograd_columns.wgsl", include_str!("../../shaders/winograd_columns.wgsl")),
-    wgsl("winograd_gemm.wgsl", include_str!("../../shaders/winograd_gemm.wgsl")),
-    wgsl("winograd_grad_weight.wgsl", include_str!("../../shaders/winograd_grad_weight.wgsl")),
-    wgsl("winograd_io.wgsl", include_str!("../../shaders/winograd_io.wgsl")),
-    wgsl("winograd_shape.wgsl", include_str!("../../shaders/winograd_shape.wgsl")),
-];
-
-const fn wgsl(name: &'static str, text: &'static str) -> (&'static str, &'static str) {
-    (name, text)
+/// `(file name, its text)`, from the file in `shaders/<folder>`.
+macro_rules! wgsl {
+    ($folder:literal, $name:literal) => {
+        ($name, include_str!(concat!("../../shaders/", $folder, $name)))
+    };
 }
+
+/// Each `.wgsl` file under `shaders/`, by file name (unique across the folders): the
+/// shared pieces and the other ops at the top, the convolution's shared pieces in `conv2d/`,
+/// each convolution family's own files in `conv2d/<family>/`.
+pub const FILES: &[(&str, &str)] = &[
+    wgsl!("", "activations.wgsl"),
+    wgsl!("", "batch_norm.wgsl"),
+    wgsl!("", "cross_entropy.wgsl"),
+    wgsl!("", "grid.wgsl"),
+    wgsl!("", "linear.wgsl"),
+    wgsl!("", "pool.wgsl"),
+    wgsl!("", "prepare_batch.wgsl"),
+    wgsl!("", "quad_scalar.wgsl"),
+    wgsl!("", "quad_vec4.wgsl"),
+    wgsl!("", "random.wgsl"),
+    wgsl!("", "relu.wgsl"),
+    wgsl!("", "sgd.wgsl"),
+    wgsl!("", "shake.wgsl"),
+    wgsl!("", "step.wgsl"),
+    wgsl!("conv2d/", "conv2d_params.wgsl"),
+    wgsl!("conv2d/", "gemm_shape.wgsl"),
+    wgsl!("conv2d/", "lanes_plain.wgsl"),
+    wgsl!("conv2d/", "lanes_subgroup.wgsl"),
+    wgsl!("conv2d/", "reduce_splits.wgsl"),
+    wgsl!("conv2d/", "register_block.wgsl"),
+    wgsl!("conv2d/", "register_main_subgroup.wgsl"),
+    wgsl!("conv2d/direct/", "conv2d_direct.wgsl"),
+    wgsl!("conv2d/direct/", "conv2d_forward_direct.wgsl"),
+    wgsl!("conv2d/direct/", "conv2d_grad_input_direct.wgsl"),
+    wgsl!("conv2d/register/", "conv2d_forward_register.wgsl"),
+    wgsl!("conv2d/register/", "conv2d_grad_input_register.wgsl"),
+    wgsl!("conv2d/register/", "conv2d_grad_weight_quads.wgsl"),
+    wgsl!("conv2d/register/", "conv2d_grad_weight_register.wgsl"),
+    wgsl!("conv2d/register/", "grad_weight_taps.wgsl"),
+    wgsl!("conv2d/register/", "register_span.wgsl"),
+    wgsl!("conv2d/tiled/", "conv2d_forward_gemm.wgsl"),
+    wgsl!("conv2d/tiled/", "conv2d_forward_gemm_wt_scalar.wgsl"),
+    wgsl!("conv2d/tiled/", "conv2d_forward_gemm_wt_vec4.wgsl"),
+    wgsl!("conv2d/tiled/", "conv2d_grad_input_gemm.wgsl"),
+    wgsl!("conv2d/tiled/", "conv2d_grad_weight_gemm.wgsl"),
+    wgsl!("conv2d/tiled/", "gemm_b_columns.wgsl"),
+    wgsl!("conv2d/tiled/", "gemm_tiled.wgsl"),
+    wgsl!("conv2d/winograd/", "winograd4_transforms.wgsl"),
+    wgsl!("conv2d/winograd/", "winograd_columns.wgsl"),
+    wgsl!("conv2d/winograd/", "winograd_gemm.wgsl"),
+    wgsl!("conv2d/winograd/", "winograd_grad_weight.wgsl"),
+    wgsl!("conv2d/winograd/", "winograd_io.wgsl"),
+    wgsl!("conv2d/winograd/", "winograd_shape.wgsl"),
+];
 
 /// A shader module: the files it is made of, in order.
 pub struct ModuleDef {
@@ -557,13 +559,22 @@ mod tests {
 
     #[test]
     fn every_file_in_shaders_is_embedded_and_used() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            if !name.ends_with(".wgsl") {
-                continue;
+        fn walk(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "wgsl") {
+                    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                    found.push((name, std::fs::read_to_string(&path).unwrap()));
+                }
             }
-            assert!(FILES.iter().any(|(n, _)| *n == name), "{name} is not embedded");
+        }
+        let mut found = vec![];
+        walk(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")), &mut found);
+        assert_eq!(found.len(), FILES.len(), "a file twice in FILES, or two files of one name");
+        for (name, text) in &found {
+            assert!(FILES.contains(&(name.as_str(), text.as_str())), "{name} is not embedded");
             assert!(MODULES.iter().any(|m| m.files.contains(&name.as_str())), "{name} is in no module");
         }
     }

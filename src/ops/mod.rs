@@ -1,6 +1,6 @@
 //! GPU dispatch of each operation. Each module builds its pipelines and dispatches once and
 //! states its shader interface (`INTERFACE`); its shader is `shaders/<name>.wgsl` (the
-//! convolutions: `shaders/conv2d_*.wgsl`), its CPU reference `cpu::<name>`, its checks
+//! convolutions: `shaders/conv2d/`), its CPU reference `cpu::<name>`, its checks
 //! against that reference `checks::<name>` (run by tests/suite/ops.rs and `selftest`). Which variant
 //! of a kernel runs is chosen by `tuning`.
 

@@ -2,7 +2,7 @@
 //! for tiles of 8 x 8 pixels by 32 channels, or 16 x 8 by 16, for the forward and the
 //! stride-1 input gradient of at most 32 channels: for GPUs, where a narrow layer's GEMM
 //! form reloads its small K many times. The shape is in override constants (gemm_shape.wgsl).
-//! Shaders: conv2d_direct.wgsl, conv2d_{forward,grad_input}_direct.wgsl.
+//! Shaders: shaders/conv2d/direct/, with gemm_shape.wgsl from shaders/conv2d/.
 //!
 //! Log: never yet timed on a GPU; AMD's compiler's registers and occupancy:
 //! docs/amd-stats.md.

@@ -3,7 +3,7 @@
 //! `tiled` and `direct` (GPUs), `winograd` (both transforms). This file holds what they share:
 //! the passes, the variants and why one does not run a shape (`Rejection`), the bindings, and
 //! `Conv2d`, which dispatches a shape's passes. CPU reference: `cpu::conv2d`; checks:
-//! `checks::conv2d`; layout: `layout`; shaders: shaders/conv2d_*.wgsl, winograd_*.wgsl (each
+//! `checks::conv2d`; layout: `layout`; shaders: shaders/conv2d/ (a folder a family) (each
 //! file's `// requires:` and `// provides:` lines say how they join).
 
 mod direct;
@@ -66,14 +66,14 @@ pub enum ConvVariant {
     /// input channels for the input gradient) is at most 32 or 16.
     TiledN32,
     TiledN16,
-    /// Direct convolution through workgroup memory (shaders/conv2d_direct.wgsl): tiles of
+    /// Direct convolution through workgroup memory (shaders/conv2d/direct/conv2d_direct.wgsl): tiles of
     /// 8 x 8 pixels by 32 channels or 16 x 8 by 16, for forward and stride-1 input gradients
     /// of at most 32 channels: for GPUs.
     Direct,
-    /// Winograd F(4x4, 3x3) for 3x3 stride-1 passes (shaders/winograd_*): 6 x 6 transforms,
+    /// Winograd F(4x4, 3x3) for 3x3 stride-1 passes (shaders/conv2d/winograd/): 6 x 6 transforms,
     /// then 36 GEMMs register-blocked like `RegisterSubgroup` (CPU adapters with subgroups):
     /// 36 multiply-adds where the direct convolution does 144. Also the weight gradient
-    /// (shaders/winograd_grad_weight.wgsl), by the same transforms transposed. (F(2x2, 3x3),
+    /// (shaders/conv2d/winograd/winograd_grad_weight.wgsl), by the same transforms transposed. (F(2x2, 3x3),
     /// `winograd`, was removed on 2026-12-06: F(4x4) beat it on every pass both ran.)
     Winograd4x4,
 }
@@ -138,7 +138,7 @@ impl ConvVariant {
         )
     }
 
-    /// The output tile's side of a Winograd variant (shaders/winograd_shape.wgsl's TILE).
+    /// The output tile's side of a Winograd variant (shaders/conv2d/winograd/winograd_shape.wgsl's TILE).
     pub fn winograd_tile(self) -> Option<usize> {
         match self {
             ConvVariant::Winograd4x4 => Some(4),
@@ -291,7 +291,7 @@ fn uncompilable_variant() -> Option<&'static str> {
     UNCOMPILABLE.get_or_init(|| std::env::var("SHAKESHAKE_UNCOMPILABLE_VARIANT").ok()).as_deref()
 }
 
-/// shaders/conv2d_params.wgsl's ConvParams.
+/// shaders/conv2d/conv2d_params.wgsl's ConvParams.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct ConvParams {
@@ -446,7 +446,7 @@ impl Conv2d {
         self.shape.cin - usize::from(broken && self.shape.cin > 1)
     }
 
-    /// shaders/gemm_shape.wgsl's override constants: the shape, for kernels that decode
+    /// shaders/conv2d/gemm_shape.wgsl's override constants: the shape, for kernels that decode
     /// indices by it often enough that dividing by constants pays for a pipeline per shape.
     fn shape_constants(&self, pass: ConvPass) -> [(&'static str, f64); 6] {
         let s = &self.shape;
@@ -730,7 +730,7 @@ pub enum SumsTo<'a> {
     FirstSplit,
 }
 
-/// sums[i] = sum over s of partial[s * len + i], in order (shaders/reduce_splits.wgsl).
+/// sums[i] = sum over s of partial[s * len + i], in order (shaders/conv2d/reduce_splits.wgsl).
 pub fn reduce_splits(
     gpu: &Gpu,
     partial: Slice,

@@ -3,8 +3,8 @@
 //! registers; a row of the other operand is shared by subgroup broadcast
 //! (`register_subgroup`) or loaded by each invocation (`register_plain`, without subgroups).
 //! The shape comes from the uniform, so one pipeline serves every shape of a kernel size and
-//! stride. Shaders: conv2d_<pass>_register.wgsl, conv2d_grad_weight_quads.wgsl,
-//! register_block.wgsl, register_span.wgsl, grad_weight_taps.wgsl, lanes_*.wgsl.
+//! stride. Shaders: shaders/conv2d/register/, with register_block.wgsl, lanes_*.wgsl and
+//! register_main_subgroup.wgsl from shaders/conv2d/ (Winograd's GEMMs use them too).
 //!
 //! Log (lavapipe, 2 cores, batch 128, `shakeshake bench ops`):
 //! - Eight named mat4x4 accumulators (`Block`) instead of an array: about 2x; llvmpipe kept

@@ -2,8 +2,8 @@
 //! 64 x 16 (`tiled_n32`, `tiled_n16`) for passes of at most 32 or 16 channels: for GPUs,
 //! built like the published WGSL GEMMs (../shared/notes/gpu-kernels-published.md). The
 //! shape is in override constants (gemm_shape.wgsl), so decoding a row or column divides by
-//! constants. Shaders: conv2d_<pass>_gemm.wgsl, gemm_tiled.wgsl, gemm_b_columns.wgsl,
-//! conv2d_forward_gemm_wt_{vec4,scalar}.wgsl.
+//! constants. Shaders: shaders/conv2d/tiled/, with conv2d_params.wgsl and gemm_shape.wgsl
+//! from shaders/conv2d/.
 //!
 //! Log:
 //! - The batch read from p rather than fixed per pipeline (tiled, direct, Winograd): a first

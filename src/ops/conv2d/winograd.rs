@@ -1,8 +1,9 @@
 //! Winograd F(4x4, 3x3) (`winograd_4x4`): the kernels and the input into the transformed
 //! domain, a GEMM per position register-blocked like `register_subgroup` (CPU adapters with
 //! subgroups), the result back; the weight gradient by the transforms transposed. Shaders:
-//! winograd_*.wgsl, winograd4_transforms.wgsl (see winograd_shape.wgsl for the layout of U,
-//! V and M; the GEMMs and the layout take the tile's side as TILE, 4 here).
+//! shaders/conv2d/winograd/ (see winograd_shape.wgsl for the layout of U, V and M; the GEMMs
+//! and the layout take the tile's side as TILE, 4 here), with the register family's block and
+//! lanes from shaders/conv2d/.
 //!
 //! Log (lavapipe, 2 cores, batch 128, `shakeshake bench ops`):
 //! - F(2x2, 3x3) (16 GEMMs blocked like register_subgroup, 4 tiles x 32 channels; transforms
@@ -60,7 +61,7 @@ pub(super) const V: Binding = Binding::new(5, "v");
 pub(super) const M: Binding = Binding::new(6, "m");
 
 /// Quads of tiles one split of the weight gradient sums: 2048 output pixels, as
-/// `PIXELS_PER_SPLIT` (shaders/winograd_shape.wgsl's SPLIT_QUADS).
+/// `PIXELS_PER_SPLIT` (shaders/conv2d/winograd/winograd_shape.wgsl's SPLIT_QUADS).
 pub(super) const SPLIT_QUADS: usize = 32;
 
 /// F(4x4, 3x3) computes 3x3 convolutions at stride 1 and padding 1; U loads as vec4s of output channels; each scratch matrix is one
@@ -121,7 +122,7 @@ pub(super) fn launch(conv: &Conv2d, pass: ConvPass, constants: &mut Vec<(&'stati
     [rows.div_ceil(wg) as u32, pass.gemm_n(s).div_ceil(variant.tile_n()) as u32, layers as u32]
 }
 
-/// shaders/winograd_shape.wgsl's override constants (with the shape's).
+/// shaders/conv2d/winograd/winograd_shape.wgsl's override constants (with the shape's).
 fn constants(conv: &Conv2d, pass: ConvPass) -> Vec<(&'static str, f64)> {
     let tile = conv.variant(pass).winograd_tile().expect("a Winograd variant");
     let mut constants = vec![("GRAD_INPUT", grad_input_flag(pass)), ("TILE", tile as f64)];
@@ -129,7 +130,7 @@ fn constants(conv: &Conv2d, pass: ConvPass) -> Vec<(&'static str, f64)> {
     constants
 }
 
-/// shaders/winograd_shape.wgsl's GRAD_INPUT override.
+/// shaders/conv2d/winograd/winograd_shape.wgsl's GRAD_INPUT override.
 fn grad_input_flag(pass: ConvPass) -> f64 {
     f64::from(u8::from(pass == ConvPass::GradInput))
 }
@@ -145,7 +146,7 @@ impl Conv2d {
     }
 
     /// The transforms a Winograd `pass` runs around its GEMM (two before it, one after):
-    /// entry points of shaders/winograd4_transforms.wgsl.
+    /// entry points of shaders/conv2d/winograd/winograd4_transforms.wgsl.
     pub(super) fn winograd_transforms(&self, gpu: &Gpu, pass: ConvPass) -> Result<[Kernel; 3], CompileError> {
         let entries = match pass {
             ConvPass::GradWeight => ["transform_input", "transform_gradient", "finish_weight_gradient"],
@@ -169,7 +170,7 @@ impl Conv2d {
     }
 
     /// A pass the Winograd way: the kernels and the input into the 6 x 6 domain, the 36
-    /// GEMMs, the result back (shaders/winograd_shape.wgsl), in `scratch`.
+    /// GEMMs, the result back (shaders/conv2d/winograd/winograd_shape.wgsl), in `scratch`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn winograd(
         &self,
@@ -197,7 +198,7 @@ impl Conv2d {
     }
 
     /// The weight gradient the Winograd way: x and dy into the 6 x 6 domain, the GEMM in
-    /// splits, then the splits added and transformed back (shaders/winograd_grad_weight.wgsl).
+    /// splits, then the splits added and transformed back (shaders/conv2d/winograd/winograd_grad_weight.wgsl).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn winograd_grad_weight(
         &self,
@@ -233,7 +234,7 @@ impl Conv2d {
     }
 }
 
-/// Where Winograd's three matrices (U, V, M; see shaders/winograd_shape.wgsl) lie in the
+/// Where Winograd's three matrices (U, V, M; see shaders/conv2d/winograd/winograd_shape.wgsl) lie in the
 /// scratch buffer, each at an offset a binding may start at.
 pub(super) struct Scratch {
     /// The output tile's side (2 or 4).
@@ -249,7 +250,7 @@ impl Scratch {
         let tile = variant.winograd_tile().expect("a Winograd variant");
         let (channels_in, channels_out) =
             if pass == ConvPass::GradInput { (s.cout, s.cin) } else { (s.cin, s.cout) };
-        // Rows of V and M round the tiles up to a multiple of 4 (shaders/winograd_shape.wgsl).
+        // Rows of V and M round the tiles up to a multiple of 4 (shaders/conv2d/winograd/winograd_shape.wgsl).
         let tiles = (s.batch * s.h.div_ceil(tile) * s.w.div_ceil(tile)).next_multiple_of(4);
         Scratch { tile, grad_weight: pass == ConvPass::GradWeight, channels_in, channels_out, tiles }
     }
@@ -259,7 +260,7 @@ impl Scratch {
         (self.tile + 2) * (self.tile + 2)
     }
 
-    /// Splits of the weight gradient's GEMM (shaders/winograd_grad_weight.wgsl).
+    /// Splits of the weight gradient's GEMM (shaders/conv2d/winograd/winograd_grad_weight.wgsl).
     fn splits(&self) -> usize {
         if self.grad_weight { (self.tiles / 4).div_ceil(SPLIT_QUADS) } else { 1 }
     }
