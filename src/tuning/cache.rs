@@ -17,7 +17,7 @@ pub type Choices = BTreeMap<String, String>;
 pub type Failures = BTreeMap<String, BTreeMap<String, String>>;
 
 /// What the cache holds.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Default, Debug)]
 pub struct Entries {
     pub choices: Choices,
     pub failed: Failures,
@@ -108,7 +108,14 @@ impl KernelCache {
     /// What the file holds now: nothing if it is missing, and nothing (with a warning) if it
     /// is damaged or was edited.
     pub fn read(&self) -> Entries {
-        self.path.as_deref().map(read_sealed).unwrap_or_default()
+        let Some(path) = &self.path else { return Entries::default() };
+        read_sealed(path).unwrap_or_else(|why| {
+            eprintln!(
+                "warning: ignoring the kernel cache {}: {why}. Kernels will be measured again.",
+                path.display()
+            );
+            Entries::default()
+        })
     }
 
     /// Reads the file, lets `add` add to what it holds (seeing what is there now), and writes
@@ -134,29 +141,43 @@ impl KernelCache {
     }
 }
 
-fn read_sealed(path: &Path) -> Entries {
+/// The file's entries; none if it is missing; why not if it is damaged or was edited.
+fn read_sealed(path: &Path) -> Result<Entries, String> {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return Default::default();
+        return Ok(Entries::default());
     };
     match serde_json::from_str::<SealedFile>(&text) {
-        Ok(file) if file.checksum == checksum(&file.entries) => file.entries,
-        outcome => {
-            let why = match outcome {
-                Ok(_) => "its checksum does not match (edited by hand?)".to_string(),
-                Err(e) => format!("it does not parse ({e})"),
-            };
-            eprintln!(
-                "warning: ignoring the kernel cache {}: {why}. Kernels will be measured again.",
-                path.display()
-            );
-            Default::default()
-        }
+        Ok(file) if file.checksum == checksum(&file.entries) => Ok(file.entries),
+        Ok(_) => Err("its checksum does not match (edited by hand?)".to_string()),
+        Err(e) => Err(format!("it does not parse ({e})")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file edited by hand (valid JSON) or damaged is not trusted, and says why; what the
+    /// cache writes reads back.
+    #[test]
+    fn an_edited_or_damaged_file_is_ignored_and_says_why() {
+        let dir = std::env::temp_dir().join(format!("shakeshake-sealed-{}", std::process::id()));
+        let cache = KernelCache::at(dir.join("variants.json"));
+        cache.update(|entries| {
+            entries.choices.insert("k".into(), "a".into());
+            entries.failed.entry("k".into()).or_default().insert("b".into(), "is wrong".into());
+        });
+        let read = read_sealed(&dir.join("variants.json")).unwrap();
+        assert_eq!((read.choices["k"].as_str(), read.failed["k"]["b"].as_str()), ("a", "is wrong"));
+
+        let text = std::fs::read_to_string(dir.join("variants.json")).unwrap();
+        std::fs::write(dir.join("variants.json"), text.replace("\"a\"", "\"c\"")).unwrap();
+        assert!(read_sealed(&dir.join("variants.json")).unwrap_err().contains("checksum does not match"));
+        std::fs::write(dir.join("variants.json"), b"{ not json").unwrap();
+        assert!(read_sealed(&dir.join("variants.json")).unwrap_err().contains("does not parse"));
+        assert!(cache.read().choices.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn another_wgpu_measures_again() {

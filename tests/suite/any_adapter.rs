@@ -77,6 +77,8 @@ fn a_variant_that_computes_wrongly_or_does_not_compile_is_never_chosen_and_is_re
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A kernel cache edited by hand is ignored with a warning, and the run measures and seals
+/// it again.
 #[test]
 fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
     let dir = temp_dir("cache-tamper");
@@ -95,15 +97,10 @@ fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
     let edited = train_with(&cache, &dir, &dir.join("edited"), &[]);
     assert_ok(&edited);
     assert!(text(&edited).contains("checksum does not match"), "{}", text(&edited));
-    // Measured again and sealed again.
+    // Measured again and sealed again. (A file that does not parse is ignored the same way:
+    // `tuning::cache`'s unit test.)
     let resealed = read_json(&file);
     assert_ne!(resealed["choices"]["conv2d grad_input 3x3 8->8 @32"], "no_such_variant");
-
-    std::fs::write(&file, b"{ not json").unwrap();
-    let damaged = train_with(&cache, &dir, &dir.join("damaged"), &[]);
-    assert_ok(&damaged);
-    assert!(text(&damaged).contains("does not parse"), "{}", text(&damaged));
-    read_json(&file);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
