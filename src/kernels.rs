@@ -66,11 +66,11 @@ pub fn create_all(
         for pass in ConvPass::ALL {
             let (variants, left_out) = variants(shape, pass);
             for (v, why) in left_out {
-                report(&format!("conv2d {} {} {}: left out, {why}", pass.name(), shape.name(), v.name()));
+                report(&format!("{} {}: left out, {why}", tuner::key(pass, &shape), v.name()));
             }
             let mut compiled: Vec<ConvVariant> = vec![];
             for v in variants {
-                report(&format!("conv2d {} {} {}", pass.name(), shape.name(), v.name()));
+                report(&format!("{} {}", tuner::key(pass, &shape), v.name()));
                 match Conv2d::with_variants(shape, [v; 3]).compile(gpu, pass) {
                     Ok(()) => compiled.push(v),
                     Err(e) => failed.push(e.to_string()),
