@@ -443,7 +443,7 @@ fn adapters() -> Result<()> {
         let l = a.limits();
         println!("{i}: {}", describe_info(&a.get_info()));
         println!(
-            "   max storage binding {} MiB, max buffer {} MiB, workgroup storage {} KiB, {} invocations/workgroup, subgroups {}..{}, timestamps {}",
+            "   max storage binding {} MiB, max buffer {} MiB, workgroup storage {} KiB, {} invocations/workgroup, subgroups {}..{}, timestamps {}, f16 in shaders {}",
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_compute_workgroup_storage_size >> 10,
@@ -451,6 +451,7 @@ fn adapters() -> Result<()> {
             a.get_info().subgroup_min_size,
             a.get_info().subgroup_max_size,
             a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+            a.features().contains(wgpu::Features::SHADER_F16),
         );
         let verdict = match shakeshake::gpu::unusable(a) {
             Some(problem) => format!("cannot train: {problem}"),
