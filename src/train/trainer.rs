@@ -100,12 +100,7 @@ pub fn train(
     check_fits(&gpu, config, opts.batch_size, Mode::Train)?;
 
     let _lock = run.begin()?;
-    // The checkpoint on disk, which a failure must leave as it is.
-    let mut saved = match &run.start {
-        Start::Resume { checkpoint, .. } => Some(checkpoint.position),
-        Start::New => None,
-    };
-    stop::set_kept(what_is_kept(saved, run));
+    let mut checkpoints = Checkpoints::new(run, schedule.checkpoint_every);
     let (store, momentum, start, mut rows) = starting_point(run, config);
     eprintln!(
         "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}, {} epochs, lr {} cosine.",
@@ -129,7 +124,6 @@ pub fn train(
     let last_epoch = schedule.stop_after.map_or(opts.epochs, |n| opts.epochs.min(start.epoch + n));
     let stop_at_step = stop_after_steps().map(|n| start.step + n);
     let lose_at_step = lose_device_after_steps().map(|n| start.step + n);
-    let mut last_checkpoint = Instant::now();
     let on_cpu = session.gpu.info.device_type == wgpu::DeviceType::Cpu;
     let invocation_started = Instant::now();
     let mut watchdog = Watchdog::start(&session.gpu);
@@ -167,12 +161,12 @@ pub fn train(
             // Two steps in flight: the CPU prepares the next batch while the GPU works.
             if in_flight.len() > 2 {
                 let oldest = in_flight.pop_front().expect("in flight");
-                session.gpu.try_wait_for(Some(oldest)).map_err(|e| lost(e, epoch, step, saved, run))?;
+                session.gpu.try_wait_for(Some(oldest)).map_err(checkpoints.lost(epoch, step))?;
             }
             watchdog.step_done(&session.gpu);
             bar.inc(n as u64);
             let m = probe.poll(&session.gpu);
-            session.gpu.check_alive().map_err(|e| lost(e, epoch, step, saved, run))?;
+            session.gpu.check_alive().map_err(checkpoints.lost(epoch, step))?;
             // The probe trails the GPU by a step or two; a non-finite sum stays non-finite.
             check_finite(m, epoch, step)?;
             bar.set_message(running_message(m, bar.position(), started));
@@ -184,18 +178,15 @@ pub fn train(
             }
 
             let stop = stop::requested() || stop_at_step == Some(step);
-            let due = schedule.checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
-            if stop || due {
+            if stop || checkpoints.due() {
                 let m = probe
                     .finish(&session.gpu, metrics)
                     .and_then(|m| counted(m, batch + 1, "steps"))
-                    .map_err(|e| lost(e, epoch, step, saved, run))?;
+                    .map_err(checkpoints.lost(epoch, step))?;
                 check_finite(m, epoch, step)?;
                 let metrics = m[..METRICS_LEN].try_into().expect("the probe reads the metrics buffer");
                 let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
-                save_checkpoint(&session, run, epoch, position, saved)?;
-                kept(&mut saved, position, run);
-                last_checkpoint = Instant::now();
+                checkpoints.save(&session, epoch, position)?;
                 if stop {
                     bar.abandon();
                     return Err(Interrupted(format!(
@@ -213,11 +204,11 @@ pub fn train(
         let m = probe
             .finish(&session.gpu, &session.params.metrics)
             .and_then(|m| counted(m, steps_per_epoch as usize, "steps"))
-            .map_err(|e| lost(e, epoch, step, saved, run))?;
+            .map_err(checkpoints.lost(epoch, step))?;
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let test = session.evaluate(&eval_graphs, &test_set).map_err(|e| lost(e, epoch, step, saved, run))?;
+        let test = session.evaluate(&eval_graphs, &test_set).map_err(checkpoints.lost(epoch, step))?;
         let row = EpochRow {
             epoch: epoch + 1,
             train_loss: (m[0] / m[2].max(1.0)) as f64,
@@ -233,10 +224,7 @@ pub fn train(
         rows.push(row);
         write_metrics(&run.dir, &rows)?;
         plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
-        let position = Position::epoch_end(epoch + 1, step, opts.seed);
-        save_checkpoint(&session, run, epoch, position, saved)?;
-        kept(&mut saved, position, run);
-        last_checkpoint = Instant::now();
+        checkpoints.save(&session, epoch, Position::epoch_end(epoch + 1, step, opts.seed))?;
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
         write_model(run, last)?;
@@ -423,10 +411,44 @@ fn lost(
     anyhow::anyhow!("{e} in epoch {} by step {step}.{hint} {}", epoch + 1, what_is_kept(saved, run))
 }
 
-/// `position` is the checkpoint on disk now.
-fn kept(saved: &mut Option<Position>, position: Position, run: &Run) {
-    *saved = Some(position);
-    stop::set_kept(what_is_kept(*saved, run));
+/// The run's checkpoint on disk, which a failure must leave as it is, and when the next
+/// one inside an epoch is due.
+struct Checkpoints<'a> {
+    run: &'a Run,
+    saved: Option<Position>,
+    last: Instant,
+    every: Option<Duration>,
+}
+
+impl<'a> Checkpoints<'a> {
+    fn new(run: &'a Run, every: Option<Duration>) -> Self {
+        let saved = match &run.start {
+            Start::Resume { checkpoint, .. } => Some(checkpoint.position),
+            Start::New => None,
+        };
+        stop::set_kept(what_is_kept(saved, run));
+        Checkpoints { run, saved, last: Instant::now(), every }
+    }
+
+    /// Whether `every` has passed since the last checkpoint.
+    fn due(&self) -> bool {
+        self.every.is_some_and(|every| self.last.elapsed() >= every)
+    }
+
+    /// The session's state at `position`, reached in `epoch` (counted from 0), as the run's
+    /// checkpoint.
+    fn save(&mut self, session: &Session, epoch: usize, position: Position) -> Result<()> {
+        save_checkpoint(session, self.run, epoch, position, self.saved)?;
+        self.saved = Some(position);
+        stop::set_kept(what_is_kept(self.saved, self.run));
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// The error of a device lost in `epoch` by `step`, naming the checkpoint that is kept.
+    fn lost(&self, epoch: usize, step: u64) -> impl Fn(crate::gpu::DeviceLost) -> anyhow::Error + '_ {
+        move |e| lost(e, epoch, step, self.saved, self.run)
+    }
 }
 
 /// What a run that fails or quits now leaves: the checkpoint on disk (`saved`), and how to
