@@ -71,13 +71,15 @@ pub fn requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-/// What a quit at once leaves behind, kept up to date by the training loop: said when a
-/// person quits, so that they know what they lost.
+/// What a quit at once loses and leaves, kept up to date by the training loop: said when a
+/// person quits, so that they know.
 static KEPT: Mutex<String> = Mutex::new(String::new());
 
-/// Records what a quit now would leave (the last checkpoint, how to continue).
-pub fn set_kept(what: String) {
-    *KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = what;
+/// Records what a quit now would leave: `checkpoint` (whether one is on disk) and `what` (which
+/// one, and how to continue).
+pub fn set_kept(checkpoint: bool, what: String) {
+    let lost = if checkpoint { "the steps since the last checkpoint are lost" } else { "nothing was saved" };
+    *KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = format!("{lost}. {what}");
 }
 
 /// Signals counted by the handlers since the start, by kind. A handler may only do what is
@@ -129,7 +131,7 @@ fn act(action: Action, signal: Signal) {
         Action::AlreadyStopping => {}
         Action::QuitNow => {
             let kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-            eprintln!("\nQuit at once, without a checkpoint: the steps since the last one are lost. {kept}");
+            eprintln!("\nQuit at once, without writing a checkpoint: {kept}");
             std::process::exit(130);
         }
     }

@@ -426,7 +426,7 @@ impl<'a> Checkpoints<'a> {
             Start::Resume { checkpoint, .. } => Some(checkpoint.position),
             Start::New => None,
         };
-        stop::set_kept(what_is_kept(saved, run));
+        stop::set_kept(saved.is_some(), what_is_kept(saved, run));
         Checkpoints { run, saved, last: Instant::now(), every }
     }
 
@@ -440,7 +440,7 @@ impl<'a> Checkpoints<'a> {
     fn save(&mut self, session: &Session, epoch: usize, position: Position) -> Result<()> {
         save_checkpoint(session, self.run, epoch, position, self.saved)?;
         self.saved = Some(position);
-        stop::set_kept(what_is_kept(self.saved, self.run));
+        stop::set_kept(true, what_is_kept(self.saved, self.run));
         self.last = Instant::now();
         Ok(())
     }
