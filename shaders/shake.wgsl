@@ -39,7 +39,7 @@ struct ShakeParams {
     forward_mode: u32,
     backward_mode: u32,
     level: u32,
-    _pad0: u32,
+    ghost: u32,  // images a ghost batch of the branches' norms (batch_norm.wgsl)
     _pad1: u32,
     _pad2: u32,
 }
@@ -54,7 +54,7 @@ struct ShakeParams {
 @group(0) @binding(7) var<storage, read_write> da: array<Quad>;
 @group(0) @binding(8) var<storage, read_write> db: array<Quad>;
 @group(0) @binding(9) var<storage, read_write> dshortcut: array<Quad>;
-// The branches' batch norms: mean[C], inv_std[C] and gamma[C], beta[C] of each.
+// The branches' batch norms: [ghost] mean[C], inv_std[C], and gamma[C], beta[C] of each.
 @group(0) @binding(10) var<storage, read> a_saved: array<f32>;
 @group(0) @binding(11) var<storage, read> a_gamma_beta: array<f32>;
 @group(0) @binding(12) var<storage, read> b_saved: array<f32>;
@@ -85,13 +85,23 @@ fn beta(img: u32) -> f32 {
     }
 }
 
+// Where the statistics of quad q's ghost batch start in a_saved and b_saved.
+fn saved_start(q: u32) -> u32 {
+    if (sp.ghost >= sp.batch) {
+        return 0u;
+    }
+    return image_of(q) / sp.ghost * 2u * CHANNELS;
+}
+
 // batch_norm.wgsl's pre_activation, per branch.
 fn normalized_a(q: u32, c: u32) -> vec4<f32> {
-    return (widen(a[q]) - a_saved[c]) * a_saved[CHANNELS + c] * a_gamma_beta[c] + a_gamma_beta[CHANNELS + c];
+    let s = saved_start(q) + c;
+    return (widen(a[q]) - a_saved[s]) * a_saved[s + CHANNELS] * a_gamma_beta[c] + a_gamma_beta[CHANNELS + c];
 }
 
 fn normalized_b(q: u32, c: u32) -> vec4<f32> {
-    return (widen(b[q]) - b_saved[c]) * b_saved[CHANNELS + c] * b_gamma_beta[c] + b_gamma_beta[CHANNELS + c];
+    let s = saved_start(q) + c;
+    return (widen(b[q]) - b_saved[s]) * b_saved[s + CHANNELS] * b_gamma_beta[c] + b_gamma_beta[CHANNELS + c];
 }
 
 @compute @workgroup_size(WG_SIZE)

@@ -28,7 +28,8 @@ pub fn test_batch(n: usize) -> (Vec<u8>, Vec<u32>) {
 
 /// One GPU training step of Shake-Shake 8 2x8d on 3 images against `cpu_exec`, with the
 /// same (counter-based) shake coefficients and augmentation; kernel variants chosen as a
-/// training run would.
+/// training run would. Twice: batch norm over the whole batch, and over ghost batches of 2
+/// images (`--bn-group 2`: 2 and 1).
 pub fn network(gpu: &Gpu) -> Result<Vec<Check>> {
     network_with(gpu, &mut VariantChooser::in_memory(gpu))
 }
@@ -40,21 +41,30 @@ pub fn network_graph() -> Graph {
 
 /// `network` with the kernel variants `chooser` gives.
 pub fn network_with(gpu: &Gpu, chooser: &mut VariantChooser) -> Result<Vec<Check>> {
-    let g = network_graph();
+    let mut checks = network_step(gpu, &network_graph(), chooser)?;
+    checks.extend(network_step(gpu, &network_graph().with_ghost_batches(Some(2)), chooser)?);
+    Ok(checks)
+}
+
+/// One step of `g` against the CPU reference.
+fn network_step(gpu: &Gpu, g: &Graph, chooser: &mut VariantChooser) -> Result<Vec<Check>> {
     let (config, batch_size, seed, step_index) = (g.config, g.batch, 5, 2);
     let store = ParamStore::init(&g.params, 1);
     let (pixels, labels) = test_batch(batch_size);
     let norm = Normalization::CIFAR10;
     let batch = Batch { pixels: &pixels, labels: &labels, seed, step: step_index };
-    let want = cpu_exec::run(&g, &cpu_exec::params_f64(&store), &batch, &norm);
+    let want = cpu_exec::run(g, &cpu_exec::params_f64(&store), &batch, &norm);
 
     let params = GpuParams::upload(gpu, &store, None);
-    let step = StepGraph::new(gpu, &g, &params, &norm, &SgdSettings::PAPER, chooser, None)?;
+    let step = StepGraph::new(gpu, g, &params, &norm, &SgdSettings::PAPER, chooser, None)?;
     params.set_metrics(gpu, &[0.0; crate::ops::cross_entropy::METRICS_LEN], 0);
     step.submit(gpu, &params, &pixels, &labels, StepUniform { step: step_index, seed, lr: 0.0, _pad: 0 });
     let metrics: Vec<f32> = gpu.read(&params.metrics);
 
-    let shape = format!("{} batch {batch_size}", config.paper_name());
+    let mut shape = format!("{} batch {batch_size}", config.paper_name());
+    if g.bn_ghosts() > 1 {
+        shape += &format!(", batch norm over groups of {}", g.bn_ghost);
+    }
     let check = |pass: String, max_error: f64, tolerance: f64| Check {
         op: "network",
         pass,

@@ -136,11 +136,34 @@ pub struct BnShape {
     pub relu: bool,
     pub momentum: f64,
     pub eps: f64,
+    /// Images a ghost batch: training normalises each run of this many consecutive images
+    /// (the last may be shorter) with its own statistics, as each of several GPUs normalises
+    /// its share. The whole batch unless a run asks for fewer (`--bn-group`); 1 to `batch`.
+    pub ghost: usize,
 }
 
 impl BnShape {
     pub fn new(batch: usize, channels: usize, plane: usize, relu: bool) -> Self {
-        BnShape { batch, channels, plane, relu, momentum: 0.1, eps: 1e-5 }
+        BnShape { batch, channels, plane, relu, momentum: 0.1, eps: 1e-5, ghost: batch }
+    }
+
+    /// Ghost batches of `images` images (at least 1, at most the batch).
+    pub fn with_ghost_batches(self, images: usize) -> Self {
+        BnShape { ghost: images.clamp(1, self.batch.max(1)), ..self }
+    }
+
+    pub fn ghosts(&self) -> usize {
+        self.batch.div_ceil(self.ghost)
+    }
+
+    /// Each ghost batch as a batch of its own, and the range of its elements.
+    pub fn ghost_batches(&self) -> impl Iterator<Item = (BnShape, std::ops::Range<usize>)> + '_ {
+        let image = self.channels * self.plane;
+        (0..self.ghosts()).map(move |g| {
+            let images = self.ghost.min(self.batch - g * self.ghost);
+            let shape = BnShape { batch: images, ghost: images, ..*self };
+            (shape, g * self.ghost * image..(g * self.ghost + images) * image)
+        })
     }
     pub fn len(&self) -> usize {
         self.batch * self.channels * self.plane

@@ -201,7 +201,8 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let (forward, backward) = graph.shake_modes();
     let level = graph.config.level;
     let (channels, plane) = (bn_shape.channels, bn_shape.plane);
-    let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level };
+    let ghost = bn_shape.ghost;
+    let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level, ghost };
     let [branch_a, branch_b] =
         [a, b].map(|x| shake::Branch { x: x.into(), saved: bb.saved, gamma_beta: bb.gamma_beta });
     let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), branch_a, branch_b, d.into(), e.into())?])?;

@@ -4,7 +4,8 @@
 //! Planes of odd sizes run the scalar kernels, multiples of 4 the vec4 ones; 300 channels
 //! spread the evaluation statistics' grid. Each runs with one workgroup a channel and with
 //! the reductions spread over groups of images (what GPUs get), two and as many as there
-//! are images. Tolerance 1e-4 of the largest reference value.
+//! are images; and over ghost batches (`--bn-group`), the last one shorter, down to single
+//! images. Tolerance 1e-4 of the largest reference value.
 
 use super::{Checked, compare, upload, values};
 use crate::cpu;
@@ -23,6 +24,9 @@ pub fn small_shapes(gpu: &Gpu) -> Checked {
         checks.extend(check(gpu, BnShape::new(3, 5, 8 * 8, relu), 0.25)?); // vec4 kernels
         checks.extend(check(gpu, BnShape::new(1, 2, 12, relu), 0.0)?);
         checks.extend(check(gpu, BnShape::new(1, 300, 4, relu), 0.0)?);
+        checks.extend(check(gpu, BnShape::new(5, 3, 9, relu).with_ghost_batches(2), 0.5)?);
+        checks.extend(check(gpu, BnShape::new(4, 5, 8 * 8, relu).with_ghost_batches(3), 0.25)?);
+        checks.extend(check(gpu, BnShape::new(3, 2, 12, relu).with_ghost_batches(1), 0.0)?);
     }
     Ok(checks)
 }
@@ -54,7 +58,7 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     let (want_dx, want_dgamma, want_dbeta) = cpu::batch_norm::backward(&s, &x, gamma, beta, &dy);
 
     let (xb, dyb) = (upload(gpu, &x), upload(gpu, &dy));
-    let saved = gpu.storage("saved", 2 * c);
+    let saved = gpu.storage("saved", BatchNorm::saved_floats(&s));
     let running_b = upload(gpu, &running);
     let gamma_beta_b = upload(gpu, &gamma_beta);
     let partials = gpu.storage("partials", bn.partials_floats());
@@ -75,7 +79,10 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     )?);
     gpu.run(&dispatches.iter().collect::<Vec<_>>());
     let variant = format!("{}groups {}", if s.relu { "relu, " } else { "" }, bn.groups);
-    let shape = format!("{}x{}x{} mean {offset}", s.batch, s.channels, s.plane);
+    let mut shape = format!("{}x{}x{} mean {offset}", s.batch, s.channels, s.plane);
+    if s.ghosts() > 1 {
+        shape += &format!(" ghost {}", s.ghost);
+    }
     let check = |pass: &str, got: &[f32], want: &[f64]| {
         compare("batch_norm", pass, &variant, &shape, got, want, TOLERANCE)
     };
@@ -92,6 +99,7 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     let eval = bn.forward_eval(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into())?;
     gpu.run(&eval.iter().collect::<Vec<_>>());
     let want_eval = cpu::batch_norm::normalize(&s, &x, &want_rm, &want_rv, gamma, beta);
+    // (Evaluation has no ghost batches: the running statistics serve every image.)
     checks.push(check("eval", &gpu.read(&y), &want_eval));
     Ok(checks)
 }

@@ -1,6 +1,7 @@
 //! The shake-shake mix against `cpu::shake` of the branches as `cpu::batch_norm` normalises
 //! them (the GPU mix applies the branches' norms as it reads): every forward mode, backward
-//! mode and level, on planes of 7 elements (single elements) and of 4 (vec4 quads).
+//! mode and level, on planes of 7 elements (single elements) and of 4 (vec4 quads), the
+//! norms over the whole batch or over ghost batches (the last one shorter).
 //! Tolerance 1e-5 of the largest reference value (the shortcut's gradient is a copy: 0).
 
 use super::{Checked, compare, rounded, upload, values};
@@ -12,9 +13,11 @@ use crate::shapes::{BackwardMode, BnShape, ForwardMode, Level};
 const TOLERANCE: f64 = 1e-5;
 
 pub fn every_mode(gpu: &Gpu) -> Checked {
-    let checks: Result<Vec<_>, _> = [(5, 3, 7), (3, 5, 4)]
+    let checks: Result<Vec<_>, _> = [(5, 3, 7, 5), (3, 5, 4, 3), (5, 3, 7, 2), (4, 3, 4, 3)]
         .into_iter()
-        .map(|(batch, channels, plane)| every_mode_of(gpu, BnShape::new(batch, channels, plane, false)))
+        .map(|(batch, channels, plane, ghost)| {
+            every_mode_of(gpu, BnShape::new(batch, channels, plane, false).with_ghost_batches(ghost))
+        })
         .collect();
     Ok(checks?.concat())
 }
@@ -28,18 +31,24 @@ struct BranchNorm {
     normalized: Vec<f64>,
 }
 
+/// Statistics of each ghost batch of `s`, each normalising its own images.
 fn branch_norm(s: &BnShape, salt: u32) -> BranchNorm {
     let c = s.channels;
     let x = values(s.len(), salt);
-    let mean = values(c, salt + 1);
-    let var: Vec<f64> = values(c, salt + 2).iter().map(|v| v.abs() + 0.5).collect();
-    let inv_std = rounded(&var.iter().map(|v| 1.0 / (v + s.eps).sqrt()).collect::<Vec<f64>>());
-    // The variance the rounded inv_std stands for, so the reference normalises as the GPU does.
-    let var_seen: Vec<f64> = inv_std.iter().map(|i| 1.0 / (i * i) - s.eps).collect();
     let gamma_beta = values(2 * c, salt + 3);
     let (gamma, beta) = gamma_beta.split_at(c);
-    let normalized = cpu::batch_norm::normalize(s, &x, &mean, &var_seen, gamma, beta);
-    BranchNorm { x, saved: [mean, inv_std].concat(), gamma_beta, normalized }
+    let (mut saved, mut normalized) = (vec![], vec![]);
+    for (g, (ghost, range)) in s.ghost_batches().enumerate() {
+        let salt = salt + 10 * g as u32;
+        let mean = values(c, salt + 1);
+        let var: Vec<f64> = values(c, salt + 2).iter().map(|v| v.abs() + 0.5).collect();
+        let inv_std = rounded(&var.iter().map(|v| 1.0 / (v + s.eps).sqrt()).collect::<Vec<f64>>());
+        // The variance the rounded inv_std stands for, so the reference normalises as the GPU does.
+        let var_seen: Vec<f64> = inv_std.iter().map(|i| 1.0 / (i * i) - s.eps).collect();
+        normalized.extend(cpu::batch_norm::normalize(&ghost, &x[range], &mean, &var_seen, gamma, beta));
+        saved.extend(mean.into_iter().chain(inv_std));
+    }
+    BranchNorm { x, saved, gamma_beta, normalized }
 }
 
 fn branch(b: &[wgpu::Buffer; 3]) -> ops::shake::Branch<'_> {
@@ -56,13 +65,18 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
     let (shortcut_b, dy_b) = (upload(gpu, &shortcut), upload(gpu, &dy));
     let step = StepUniform { step: 17, seed: 42, lr: 0.0, _pad: 0 };
     let step_buffer = gpu.uniform("step", &step);
-    let shape = format!("{batch}x{}x{}", s.channels, s.plane);
+    let mut shape = format!("{batch}x{}x{}", s.channels, s.plane);
+    if s.ghosts() > 1 {
+        shape += &format!(" ghost {}", s.ghost);
+    }
     let mut checks = vec![];
     for forward in [ForwardMode::Shake, ForwardMode::Even] {
         for backward in [BackwardMode::Shake, BackwardMode::Even, BackwardMode::Keep] {
             for level in [Level::Batch, Level::Image] {
                 let (channels, plane) = (s.channels, s.plane);
-                let op = ops::shake::Shake { batch, channels, plane, block: 3, forward, backward, level };
+                let ghost = s.ghost;
+                let op =
+                    ops::shake::Shake { batch, channels, plane, block: 3, forward, backward, level, ghost };
                 let key = ShakeKey { forward, backward, level, seed: step.seed, step: step.step, block: 3 };
                 let (y, da, db) = (gpu.storage("y", len), gpu.storage("da", len), gpu.storage("db", len));
                 let ds = gpu.storage("ds", len);

@@ -38,8 +38,27 @@ pub fn normalize(s: &BnShape, x: &[f64], mean: &[f64], var: &[f64], gamma: &[f64
         .collect()
 }
 
-/// Training forward: output, and the running statistics after the update.
+/// Training forward: output, and the running statistics after the update. Each ghost batch
+/// is a batch of its own, and updates the running statistics in turn.
 pub fn forward_train(
+    s: &BnShape,
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    running_mean: &[f64],
+    running_var: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut y, mut rm, mut rv) = (Vec::with_capacity(x.len()), running_mean.to_vec(), running_var.to_vec());
+    for (ghost, range) in s.ghost_batches() {
+        let (yg, m, v) = forward_train_one(&ghost, &x[range], gamma, beta, &rm, &rv);
+        (rm, rv) = (m, v);
+        y.extend(yg);
+    }
+    (y, rm, rv)
+}
+
+/// `forward_train` of one ghost batch.
+fn forward_train_one(
     s: &BnShape,
     x: &[f64],
     gamma: &[f64],
@@ -59,8 +78,28 @@ pub fn forward_train(
     (normalize(s, x, &mean, &var, gamma, beta), rm, rv)
 }
 
-/// Training backward (batch statistics): dx, dgamma, dbeta.
+/// Training backward (batch statistics): dx, dgamma, dbeta; each ghost batch's dx through its
+/// own statistics, dgamma and dbeta summed over them.
 pub fn backward(
+    s: &BnShape,
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    dy: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut dx, mut dgamma, mut dbeta) =
+        (Vec::with_capacity(x.len()), vec![0.0; s.channels], vec![0.0; s.channels]);
+    for (ghost, range) in s.ghost_batches() {
+        let (dxg, dg, db) = backward_one(&ghost, &x[range.clone()], gamma, beta, &dy[range]);
+        dx.extend(dxg);
+        dgamma.iter_mut().zip(dg).for_each(|(sum, v)| *sum += v);
+        dbeta.iter_mut().zip(db).for_each(|(sum, v)| *sum += v);
+    }
+    (dx, dgamma, dbeta)
+}
+
+/// `backward` of one ghost batch.
+fn backward_one(
     s: &BnShape,
     x: &[f64],
     gamma: &[f64],

@@ -265,8 +265,8 @@ impl<'a> Recorder<'a> {
 
     /// A batch norm layer's buffers: its saved statistics and its gamma and beta.
     fn bn_buffers(&self, saved: SavedStatsId, affine: super::graph::ParamId) -> BnBuffers<'a> {
-        let channels = self.graph.bn_channels[saved] as u64;
-        let saved = Slice::from(self.saved).floats(self.saved_offsets[saved] as u64, 2 * channels);
+        let floats = 2 * self.graph.bn_channels[saved] * self.graph.bn_ghosts();
+        let saved = Slice::from(self.saved).floats(self.saved_offsets[saved] as u64, floats as u64);
         BnBuffers { saved, gamma_beta: self.params.param(affine), partials: self.bn_partials.into() }
     }
 
@@ -275,7 +275,8 @@ impl<'a> Recorder<'a> {
         let (forward, backward) = self.graph.shake_modes();
         let [batch, channels, h, w] = self.graph.tensors[t].dims;
         let level = self.graph.config.level;
-        shake::Shake { batch, channels, plane: h * w, block, forward, backward, level }
+        let ghost = self.graph.bn_ghost;
+        shake::Shake { batch, channels, plane: h * w, block, forward, backward, level, ghost }
     }
 
     /// A branch as the mix reads it: its norm's input, statistics and affine parameters.

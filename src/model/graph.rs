@@ -277,8 +277,11 @@ pub struct Graph {
     pub tensors: Vec<TensorInfo>,
     pub params: Vec<ParamSpec>,
     pub nodes: Vec<Node>,
-    /// Batch-norm layers (each saves 2C statistics for its backward).
+    /// Batch-norm layers (each saves 2C statistics a ghost batch for its backward).
     pub bn_channels: Vec<usize>,
+    /// Images a batch norm's ghost batch (`BnShape::ghost`): the batch unless a training run
+    /// asks for fewer (`with_ghost_batches`).
+    pub bn_ghost: usize,
     pub images: TensorId,
     pub logits: TensorId,
 }
@@ -310,6 +313,7 @@ impl Graph {
                 params: vec![],
                 nodes: vec![],
                 bn_channels: vec![],
+                bn_ghost: batch,
                 images: TensorId(0),
                 logits: TensorId(0),
             },
@@ -320,6 +324,29 @@ impl Graph {
             derive_backward(&mut g);
         }
         g
+    }
+
+    /// Training batch norms over ghost batches of `images` images (at most the batch), as
+    /// several GPUs that each normalise their share of the batch would; `None` keeps the
+    /// whole batch. Evaluation normalises with the running statistics: no ghost batches.
+    pub fn with_ghost_batches(mut self, images: Option<usize>) -> Graph {
+        let Some(images) = images.filter(|_| self.mode == Mode::Train) else { return self };
+        for node in &mut self.nodes {
+            match node {
+                Node::Forward(ForwardOp::BatchNorm { shape, .. })
+                | Node::Backward(BackwardOp::BatchNorm { shape, .. }) => {
+                    *shape = shape.with_ghost_batches(images);
+                    self.bn_ghost = shape.ghost;
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+
+    /// Ghost batches a batch norm of this graph normalises separately.
+    pub fn bn_ghosts(&self) -> usize {
+        self.batch.div_ceil(self.bn_ghost)
     }
 
     /// The shake coefficients' modes in this graph (evaluation always mixes evenly).

@@ -166,7 +166,8 @@ impl StepSizes {
 }
 
 /// Where each batch-norm layer's saved statistics start, and where the whole buffer ends
-/// (`(end, start)` a layer, in floats): 2 x channels each, at multiples of 64 floats.
+/// (`(end, start)` a layer, in floats): 2 x channels a ghost batch each, at multiples of 64
+/// floats.
 pub fn saved_offsets(graph: &Graph) -> Vec<(usize, usize)> {
     let mut end = 0;
     graph
@@ -174,7 +175,7 @@ pub fn saved_offsets(graph: &Graph) -> Vec<(usize, usize)> {
         .iter()
         .map(|c| {
             let start = end;
-            end = (start + 2 * c).next_multiple_of(64);
+            end = (start + 2 * c * graph.bn_ghosts()).next_multiple_of(64);
             (end, start)
         })
         .collect()

@@ -11,6 +11,7 @@ struct BnParams {
     momentum: f32,
     eps: f32,
     batch: u32,
+    ghost: u32,
 }
 
 const PARAMS: Binding = Binding::new(0, "bn");
@@ -27,13 +28,14 @@ const PARTIALS: Binding = Binding::new(9, "partials");
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["batch_norm_vec4", "batch_norm_scalar"],
     bindings: &[PARAMS, X, SAVED, RUNNING, GAMMA_BETA, Y, DY, GRAD_GAMMA_BETA, DX, PARTIALS],
-    structs: &[struct_layout!(BnParams { relu, momentum, eps, batch })],
+    structs: &[struct_layout!(BnParams { relu, momentum, eps, batch, ghost })],
     constants: &[],
 };
 
-/// What every pass of one batch norm layer reads: `saved`, 2C floats (mean, inv_std) written
-/// by the forward pass for the backward, and `gamma_beta`, 2C; and `partials`, scratch of
-/// at least `partials_floats()` for its reductions (any layer's, since layers run in turn).
+/// What every pass of one batch norm layer reads: `saved`, 2C floats (mean, inv_std) a ghost
+/// batch (`saved_floats()`) written by the forward pass for the backward, and `gamma_beta`,
+/// 2C; and `partials`, scratch of at least `partials_floats()` for its reductions (any
+/// layer's, since layers run in turn).
 /// The running statistics (2C: mean, var) only the forward passes take; the gradient
 /// `grad_gamma_beta` (2C) only backward.
 #[derive(Clone, Copy)]
@@ -58,11 +60,12 @@ impl BatchNorm {
         BatchNorm { shape, groups: 1 }
     }
 
-    /// `groups` workgroups a channel (at most one an image), merged by a second dispatch.
+    /// `groups` workgroups a channel and ghost batch (at most one an image), merged by a
+    /// second dispatch.
     pub fn with_groups(shape: BnShape, groups: usize) -> Self {
-        let images = shape.batch.div_ceil(groups.clamp(1, shape.batch));
+        let images = shape.ghost.div_ceil(groups.clamp(1, shape.ghost));
         // As many groups as runs of `images` images: none is left empty.
-        BatchNorm { shape, groups: shape.batch.div_ceil(images) }
+        BatchNorm { shape, groups: shape.ghost.div_ceil(images) }
     }
 
     /// As the device wants it: a CPU adapter runs a workgroup a core at a time, so one a
@@ -84,7 +87,23 @@ impl BatchNorm {
 
     /// Scratch floats the reductions' partial results need.
     pub fn partials_floats(&self) -> usize {
-        4 * self.shape.channels * self.groups
+        4 * self.shape.channels * self.groups * self.shape.ghosts()
+    }
+
+    /// Floats of the statistics saved for the backward: mean and 1/std a ghost batch.
+    pub fn saved_floats(shape: &BnShape) -> usize {
+        2 * shape.channels * shape.ghosts()
+    }
+
+    /// Whether a second dispatch finishes the reductions: several workgroups a channel, or
+    /// several ghost batches (whose running-statistics updates go in turn).
+    fn merges(&self) -> bool {
+        self.groups > 1 || self.shape.ghosts() > 1
+    }
+
+    /// The reductions' grid: channels, workgroups a channel, ghost batches.
+    fn reduction_grid(&self) -> [u32; 3] {
+        [self.shape.channels as u32, self.groups as u32, self.shape.ghosts() as u32]
     }
 
     /// Planes that are a multiple of 4 (every plane of the network) load vec4s.
@@ -114,6 +133,7 @@ impl BatchNorm {
                 momentum: s.momentum as f32,
                 eps: s.eps as f32,
                 batch: s.batch as u32,
+                ghost: s.ghost as u32,
             },
         )
     }
@@ -141,7 +161,13 @@ impl BatchNorm {
         running: Slice,
         y: Slice,
     ) -> Result<Vec<Dispatch>, CompileError> {
-        Ok(vec![self.statistics_eval(gpu, b, running)?, self.normalize(gpu, x, b, y)?])
+        let whole = self.whole_batch();
+        Ok(vec![whole.statistics_eval(gpu, b, running)?, whole.normalize(gpu, x, b, y)?])
+    }
+
+    /// This layer without ghost batches: evaluation's running statistics serve every image.
+    fn whole_batch(&self) -> BatchNorm {
+        BatchNorm { shape: self.shape.with_ghost_batches(self.shape.batch), groups: self.groups }
     }
 
     /// The batch's mean and 1/std into `b.saved`, and the running statistics updated: the
@@ -162,13 +188,9 @@ impl BatchNorm {
             (RUNNING, running),
             (PARTIALS, b.partials),
         ];
-        let stats = self.kernel(gpu, "statistics")?.dispatch(
-            gpu,
-            &reads,
-            [self.shape.channels as u32, self.groups as u32, 1],
-        );
+        let stats = self.kernel(gpu, "statistics")?.dispatch(gpu, &reads, self.reduction_grid());
         let mut dispatches = vec![stats];
-        if self.groups > 1 {
+        if self.merges() {
             let grid = gpu.grid_1d(self.shape.channels);
             dispatches.push(self.kernel(gpu, "merge_statistics")?.dispatch(gpu, &reads, grid));
         }
@@ -177,7 +199,7 @@ impl BatchNorm {
 
     /// The running statistics into `b.saved`, as the evaluation forward normalises with them.
     pub fn statistics_eval(&self, gpu: &Gpu, b: BnBuffers, running: Slice) -> Result<Dispatch, CompileError> {
-        let params = self.params(gpu);
+        let params = self.whole_batch().params(gpu);
         Ok(self.kernel(gpu, "eval_statistics")?.dispatch(
             gpu,
             &[(PARAMS, (&params).into()), (SAVED, b.saved), (RUNNING, running)],
@@ -212,15 +234,13 @@ impl BatchNorm {
             (GAMMA_BETA, b.gamma_beta),
             (DY, dy),
             (GRAD_GAMMA_BETA, grad_gamma_beta),
+            (PARTIALS, b.partials),
         ];
-        let reduce = self.kernel(gpu, "backward_reduce")?.dispatch(
-            gpu,
-            &[&reads[..], &[(PARTIALS, b.partials)]].concat(),
-            [self.shape.channels as u32, self.groups as u32, 1],
-        );
+        let reduce = self.kernel(gpu, "backward_reduce")?.dispatch(gpu, &reads, self.reduction_grid());
         let mut dispatches = vec![reduce];
-        if self.groups > 1 {
-            let merge = [(GRAD_GAMMA_BETA, grad_gamma_beta), (PARTIALS, b.partials)];
+        if self.merges() {
+            let merge =
+                [(PARAMS, (&params).into()), (GRAD_GAMMA_BETA, grad_gamma_beta), (PARTIALS, b.partials)];
             let grid = gpu.grid_1d(self.shape.channels);
             dispatches.push(self.kernel(gpu, "merge_gradients")?.dispatch(gpu, &merge, grid));
         }

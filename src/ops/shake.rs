@@ -16,7 +16,8 @@ struct ShakeParams {
     forward_mode: u32,
     backward_mode: u32,
     level: u32,
-    _pad: [u32; 3],
+    ghost: u32,
+    _pad: [u32; 2],
 }
 
 const PARAMS: Binding = Binding::new(0, "sp");
@@ -62,7 +63,7 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
         B_GAMMA_BETA,
     ],
     structs: &[
-        struct_layout!(ShakeParams { batch, block, forward_mode, backward_mode, level }),
+        struct_layout!(ShakeParams { batch, block, forward_mode, backward_mode, level, ghost }),
         STEP_UNIFORM,
     ],
     constants: &[
@@ -79,7 +80,8 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
 };
 
 /// A branch as the mix reads it: its last convolution's output `x`, and the batch norm the
-/// mix applies to it (`saved`: mean[C], inv_std[C]; `gamma_beta`: gamma[C], beta[C]).
+/// mix applies to it (`saved`: mean[C], inv_std[C] a ghost batch; `gamma_beta`: gamma[C],
+/// beta[C]).
 #[derive(Clone, Copy)]
 pub struct Branch<'a> {
     pub x: Slice<'a>,
@@ -98,6 +100,8 @@ pub struct Shake {
     pub forward: ForwardMode,
     pub backward: BackwardMode,
     pub level: Level,
+    /// Images a ghost batch of the branches' norms (`BnShape::ghost`).
+    pub ghost: usize,
 }
 
 impl Shake {
@@ -123,7 +127,8 @@ impl Shake {
                 forward_mode,
                 backward_mode,
                 level,
-                _pad: [0; 3],
+                ghost: self.ghost as u32,
+                _pad: [0; 2],
             },
         )
     }

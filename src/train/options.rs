@@ -47,6 +47,12 @@ pub struct TrainOptions {
     #[arg(long)]
     #[serde(default)]
     pub no_augment: bool,
+    /// Batch norm takes its statistics over groups of this many images of each batch ("ghost
+    /// batches"), as each of several GPUs does over its share: 64 with batch 128 is the
+    /// authors' two-GPU setup. Default: the whole batch.
+    #[arg(long, value_name = "SIZE")]
+    #[serde(default)]
+    pub bn_group: Option<usize>,
     /// Folder holding cifar-10-batches-bin/ or cifar-10-binary.tar.gz.
     #[arg(long, default_value = "assets")]
     pub data: PathBuf,
@@ -81,6 +87,11 @@ impl TrainOptions {
             if value == Some(0) {
                 bail!("{flag} must be at least 1 (leave a subset flag out to use every image)");
             }
+        }
+        if let Some(group) = self.bn_group
+            && !(1..=self.batch_size).contains(&group)
+        {
+            bail!("--bn-group must be from 1 to the batch size ({}), not {group}", self.batch_size);
         }
         Ok(config)
     }

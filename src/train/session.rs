@@ -23,7 +23,7 @@ pub struct Graphs {
 impl Graphs {
     fn new(s: &GraphSettings, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
         let build = |n, share| {
-            let mut graph = Graph::build(s.config, n, mode);
+            let mut graph = Graph::build(s.config, n, mode).with_ghost_batches(s.bn_group);
             graph.augment &= s.augment;
             StepGraph::new(s.gpu, &graph, s.params, &s.norm, &s.sgd, &mut s.chooser.borrow_mut(), share)
         };
@@ -50,6 +50,7 @@ struct GraphSettings<'a> {
     norm: Normalization,
     sgd: SgdSettings,
     augment: bool,
+    bn_group: Option<usize>,
     chooser: &'a std::cell::RefCell<VariantChooser>,
 }
 
@@ -65,6 +66,8 @@ pub struct Session {
     pub variants_file: Option<std::path::PathBuf>,
     /// The optimizer of training graphs (evaluation graphs run none).
     pub sgd: SgdSettings,
+    /// Images a training batch norm's ghost batch (`--bn-group`); `None`: the whole batch.
+    pub bn_group: Option<usize>,
 }
 
 /// Accuracy on a data set, overall and per class, and the mean loss.
@@ -93,6 +96,7 @@ impl Session {
             augment: true,
             variants_file: None,
             sgd: SgdSettings::PAPER,
+            bn_group: None,
         })
     }
 
@@ -183,6 +187,7 @@ impl Session {
             norm: self.norm,
             sgd: self.sgd,
             augment: self.augment,
+            bn_group: self.bn_group,
             chooser: &chooser,
         };
         Graphs::new(&settings, mode, batch, images)

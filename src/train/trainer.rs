@@ -102,8 +102,10 @@ pub fn train(
     let _lock = run.begin()?;
     let mut checkpoints = Checkpoints::new(run, schedule.checkpoint_every);
     let (store, momentum, start, mut rows) = starting_point(run, config);
+    let ghosts = opts.bn_group.map_or(String::new(), |n| format!(" (batch norm over groups of {n})"));
     eprintln!(
-        "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}, {} epochs, lr {} cosine.",
+        "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}{ghosts}, {} epochs, lr {} \
+         cosine.",
         config.paper_name(),
         config.variant_name(),
         store.trainable_count(),
@@ -270,6 +272,7 @@ fn open_session(
     let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let mut session = Session::new(gpu, opts.model()?, store, momentum)?;
     session.augment = !opts.no_augment;
+    session.bn_group = opts.bn_group;
     session.variants_file = Some(run.file(VARIANTS_FILE));
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!(

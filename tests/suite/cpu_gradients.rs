@@ -36,10 +36,11 @@ fn conv2d_gradients() {
     }
 }
 
+/// Over the whole batch, and over ghost batches of 2 images (the last of 1).
 #[test]
 fn batch_norm_gradients() {
-    for relu in [false, true] {
-        let s = BnShape::new(3, 2, 5, relu);
+    for (relu, ghost) in [(false, 3), (true, 3), (false, 2), (true, 2)] {
+        let s = BnShape::new(3, 2, 5, relu).with_ghost_batches(ghost);
         let x = test_values(s.len(), 4);
         let gamma = vec![1.3, 0.7];
         let beta = vec![0.1, -0.2];
@@ -48,7 +49,11 @@ fn batch_norm_gradients() {
         let rv = vec![1.0; 2];
         let out = |x: &[f64], g: &[f64], b: &[f64]| cpu::batch_norm::forward_train(&s, x, g, b, &rm, &rv).0;
         let (dx, dgamma, dbeta) = cpu::batch_norm::backward(&s, &x, &gamma, &beta, &r);
-        assert_grad(&dx, &numeric_gradient(|x| dot(&out(x, &gamma, &beta), &r), &x, EPS), "bn dx");
+        assert_grad(
+            &dx,
+            &numeric_gradient(|x| dot(&out(x, &gamma, &beta), &r), &x, EPS),
+            &format!("bn dx {s:?}"),
+        );
         assert_grad(&dgamma, &numeric_gradient(|g| dot(&out(&x, g, &beta), &r), &gamma, EPS), "bn dgamma");
         assert_grad(&dbeta, &numeric_gradient(|b| dot(&out(&x, &gamma, b), &r), &beta, EPS), "bn dbeta");
     }

@@ -138,7 +138,7 @@ fn bad_values_are_clear_errors_that_create_nothing() {
     let (cache, run) = (dir.join("cache"), dir.join("run"));
     let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
     let base = ["train", "--data", d, "--run-dir", r, "--depth", "8", "--records-per-file", "20"];
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 14] = [
         (&["--lr", "nan"], "--lr"),
         (&["--lr", "inf"], "--lr"),
         (&["--lr", "-1"], "--lr"),
@@ -151,6 +151,8 @@ fn bad_values_are_clear_errors_that_create_nothing() {
         (&["--train-subset", "0"], "--train-subset must be at least 1"),
         (&["--width", "100000"], "--width"),
         (&["--stop-after", "0"], "--stop-after must be at least 1"),
+        (&["--bn-group", "0"], "--bn-group must be from 1 to the batch size (128), not 0"),
+        (&["--batch-size", "16", "--bn-group", "17"], "--bn-group must be from 1 to the batch size (16)"),
     ];
     for (extra, message) in cases {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();

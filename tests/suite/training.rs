@@ -24,6 +24,7 @@ fn options(data: &Path) -> TrainOptions {
         train_subset: Some(80),
         test_subset: Some(20),
         no_augment: false,
+        bn_group: None,
         data: data.to_path_buf(),
         records_per_file: 20,
     }
@@ -88,7 +89,7 @@ fn checkpoints_inside_epochs_do_not_change_the_run() {
 }
 
 #[test]
-fn same_seed_same_run_and_resume_equals_uninterrupted() {
+fn same_seed_same_run_and_resume_equals_uninterrupted_with_or_without_ghost_batches() {
     let dir = temp_dir("resume");
     tiny_cifar(&dir, 20);
     let opts = options(&dir);
@@ -112,6 +113,16 @@ fn same_seed_same_run_and_resume_equals_uninterrupted() {
     assert_eq!(a.params, c.params, "resumed weights differ from the uninterrupted run's");
     assert_eq!(a.momentum, c.momentum);
     assert_eq!(a.position, c.position);
+
+    // Batch norm over ghost batches of 8 (two a batch of 16) changes the run, and a resume
+    // keeps it (options.json), to the same weights.
+    let ghosts = TrainOptions { bn_group: Some(8), ..opts.clone() };
+    let ghost_straight = train(device(), &ghosts, &dir.join("e"), None);
+    train(device(), &ghosts, &dir.join("f"), Some(1));
+    let ghost_resumed = run(device(), &Run::resume(&dir.join("f")).unwrap(), None);
+    assert_eq!(losses(&ghost_straight), losses(&ghost_resumed), "resumed ghost-batch run differs");
+    assert_eq!(weights("e").params, weights("f").params);
+    assert_ne!(losses(&straight), losses(&ghost_straight), "ghost batches should change the run");
 
     let other_seed = TrainOptions { seed: 5, ..opts };
     let different = train(device(), &other_seed, &dir.join("d"), None);
