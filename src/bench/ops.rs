@@ -186,7 +186,8 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
 
     let bn = batch_norm::BatchNorm::for_device(gpu, bn_shape);
-    let small: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("bn", 2 * bn_shape.channels)).collect();
+    let saved_floats = batch_norm::BatchNorm::saved_floats(&bn_shape);
+    let small: Vec<wgpu::Buffer> = (0..4).map(|_| gpu.storage("bn", saved_floats)).collect();
     let partials = gpu.storage("bn partials", bn.partials_floats());
     let bb = batch_norm::BnBuffers {
         saved: (&small[0]).into(),

@@ -6,11 +6,12 @@
 //! program and then to its whole process group, so the program gets two at once, and a
 //! scheduler may repeat its SIGTERM until it sends SIGKILL. So SIGTERM and SIGHUP never quit
 //! at once, and a Ctrl-C counts as "again" only once `TOGETHER` has passed since the first
-//! signal. (Before this, the second of `timeout`'s SIGTERMs quit at once, with no checkpoint
-//! and no word, about one run in three.)
+//! Ctrl-C. (Before this, the second of `timeout`'s SIGTERMs quit at once, with no checkpoint
+//! and no word, about one run in three.) Each signal's time is taken when it arrives, by its
+//! handler, not when the listener thread gets to it.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Signals closer together than this are one request.
@@ -35,6 +36,8 @@ pub enum Action {
     StopGracefully,
     /// A stop is already under way; this signal adds nothing.
     AlreadyStopping,
+    /// A person's first Ctrl-C, with a stop already under way: tell them how to quit now.
+    SayHowToQuit,
     /// A person asked again: quit now.
     QuitNow,
 }
@@ -42,18 +45,25 @@ pub enum Action {
 /// The signals seen so far, and what each new one means.
 #[derive(Default)]
 pub struct Requests {
-    first: Option<Instant>,
+    stopping: bool,
+    first_interrupt: Option<Instant>,
 }
 
 impl Requests {
-    pub fn on(&mut self, signal: Signal, now: Instant) -> Action {
-        let Some(first) = self.first else {
-            self.first = Some(now);
-            return Action::StopGracefully;
-        };
-        match signal {
-            Signal::Interrupt if now.duration_since(first) >= TOGETHER => Action::QuitNow,
-            Signal::Interrupt | Signal::Terminate => Action::AlreadyStopping,
+    /// What `signal`, arrived at `at`, asks for.
+    pub fn on(&mut self, signal: Signal, at: Instant) -> Action {
+        let first_stop = !std::mem::replace(&mut self.stopping, true);
+        match (signal, self.first_interrupt) {
+            (Signal::Terminate, _) if first_stop => Action::StopGracefully,
+            (Signal::Terminate, _) => Action::AlreadyStopping,
+            (Signal::Interrupt, None) => {
+                self.first_interrupt = Some(at);
+                if first_stop { Action::StopGracefully } else { Action::SayHowToQuit }
+            }
+            (Signal::Interrupt, Some(first)) if at.saturating_duration_since(first) >= TOGETHER => {
+                Action::QuitNow
+            }
+            (Signal::Interrupt, Some(_)) => Action::AlreadyStopping,
         }
     }
 }
@@ -82,36 +92,52 @@ pub fn set_kept(checkpoint: bool, what: String) {
     *KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = format!("{lost}. {what}");
 }
 
-/// Signals counted by the handlers since the start, by kind. A handler may only do what is
-/// safe inside a signal handler, so it counts, and the listener thread does the rest.
+/// Signals counted by the handlers, by kind, and when the last of each arrived (milliseconds
+/// since `STARTED`). A handler may only do what is safe inside a signal handler (atomics, the
+/// monotonic clock), so it counts and notes the time, and the listener thread does the rest.
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 static TERMINATIONS: AtomicUsize = AtomicUsize::new(0);
+static LAST_INTERRUPT_MS: AtomicU64 = AtomicU64::new(0);
+static LAST_TERMINATION_MS: AtomicU64 = AtomicU64::new(0);
+static STARTED: OnceLock<Instant> = OnceLock::new();
 
 /// Catches Ctrl-C, SIGTERM and SIGHUP for the rest of the process and acts on them as the
 /// module says: `StopGracefully` asks the loop to stop and says so; `QuitNow` says what
 /// was lost and exits with 130.
 pub fn listen() -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let count = |signal, counter: &'static AtomicUsize| {
-        // SAFETY: the handler only adds to an atomic, which is safe in a signal handler.
-        unsafe {
-            signal_hook::low_level::register(signal, move || _ = counter.fetch_add(1, Ordering::SeqCst))
-        }
+    let started = *STARTED.get_or_init(Instant::now);
+    let count = |signal, counter: &'static AtomicUsize, last: &'static AtomicU64| {
+        let note = move || {
+            last.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+            counter.fetch_add(1, Ordering::SeqCst);
+        };
+        // SAFETY: the handler only reads the monotonic clock (clock_gettime, which is safe in
+        // a signal handler) and stores to atomics.
+        unsafe { signal_hook::low_level::register(signal, note) }
     };
-    count(SIGINT, &INTERRUPTS)?;
-    count(SIGTERM, &TERMINATIONS)?;
+    count(SIGINT, &INTERRUPTS, &LAST_INTERRUPT_MS)?;
+    count(SIGTERM, &TERMINATIONS, &LAST_TERMINATION_MS)?;
     #[cfg(unix)]
-    count(signal_hook::consts::SIGHUP, &TERMINATIONS)?;
-    std::thread::Builder::new().name("signals".into()).spawn(|| {
+    count(signal_hook::consts::SIGHUP, &TERMINATIONS, &LAST_TERMINATION_MS)?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
         let (mut requests, mut seen) = (Requests::default(), (0, 0));
         loop {
             std::thread::sleep(POLL);
             let now = (INTERRUPTS.load(Ordering::SeqCst), TERMINATIONS.load(Ordering::SeqCst));
-            // Signals of one kind between two looks are one arrival.
-            let arrived = [(now.0 > seen.0, Signal::Interrupt), (now.1 > seen.1, Signal::Terminate)];
+            let at = |last: &AtomicU64| started + Duration::from_millis(last.load(Ordering::SeqCst));
+            // Signals of one kind between two looks are one arrival, at the last one's time.
+            let mut arrived = vec![];
+            if now.0 > seen.0 {
+                arrived.push((at(&LAST_INTERRUPT_MS), Signal::Interrupt));
+            }
+            if now.1 > seen.1 {
+                arrived.push((at(&LAST_TERMINATION_MS), Signal::Terminate));
+            }
+            arrived.sort_by_key(|(at, _)| *at);
             seen = now;
-            for signal in arrived.into_iter().filter_map(|(came, s)| came.then_some(s)) {
-                act(requests.on(signal, Instant::now()), signal);
+            for (at, signal) in arrived {
+                act(requests.on(signal, at), signal);
             }
         }
     })?;
@@ -129,8 +155,15 @@ fn act(action: Action, signal: Signal) {
             eprintln!("\nStopping after this step, with a checkpoint{again}...");
         }
         Action::AlreadyStopping => {}
+        Action::SayHowToQuit => {
+            eprintln!(
+                "\nAlready stopping after this step, with a checkpoint (Ctrl-C again to quit at once)..."
+            )
+        }
         Action::QuitNow => {
             let kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            // Before the run's directory is taken there is nothing to lose yet.
+            let kept = if kept.is_empty() { "nothing was saved.".to_string() } else { kept };
             eprintln!("\nQuit at once, without writing a checkpoint: {kept}");
             std::process::exit(130);
         }
@@ -153,7 +186,7 @@ mod tests {
         let burst = actions(&[(Terminate, 0), (Terminate, 0), (Terminate, 5_000), (Terminate, 60_000)]);
         assert_eq!(burst, [StopGracefully, AlreadyStopping, AlreadyStopping, AlreadyStopping]);
         // A Ctrl-C arriving with a SIGTERM (a terminal's and a scheduler's) is one request.
-        assert_eq!(actions(&[(Terminate, 0), (Interrupt, 10)]), [StopGracefully, AlreadyStopping]);
+        assert_eq!(actions(&[(Terminate, 0), (Interrupt, 10)]), [StopGracefully, SayHowToQuit]);
     }
 
     #[test]
@@ -162,6 +195,8 @@ mod tests {
         use Signal::*;
         assert_eq!(actions(&[(Interrupt, 0), (Interrupt, 200)]), [StopGracefully, AlreadyStopping]);
         assert_eq!(actions(&[(Interrupt, 0), (Interrupt, 1_500)]), [StopGracefully, QuitNow]);
-        assert_eq!(actions(&[(Terminate, 0), (Interrupt, 3_000)]), [StopGracefully, QuitNow]);
+        // After a scheduler's SIGTERM, a person's first Ctrl-C is told how to quit; the next quits.
+        let after_term = actions(&[(Terminate, 0), (Interrupt, 3_000), (Interrupt, 4_500)]);
+        assert_eq!(after_term, [StopGracefully, SayHowToQuit, QuitNow]);
     }
 }
