@@ -465,7 +465,7 @@ fn adapters() -> Result<()> {
         };
         println!("   {verdict}");
         // The full CIFAR-10 run, before its kernels are chosen.
-        let run = RunSize { batch: 128, train_images: 50_000, test_images: 10_000 };
+        let run = RunSize { batch: 128, train_images: 50_000, test_images: 10_000, bn_group: None };
         let on_gpu = a.get_info().device_type != wgpu::DeviceType::Cpu;
         println!("   that run needs at most {} of device memory", Memory::at_most(default, run, on_gpu));
     }

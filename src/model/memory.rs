@@ -17,6 +17,8 @@ pub struct RunSize {
     pub batch: usize,
     pub train_images: usize,
     pub test_images: usize,
+    /// Training batch norms over ghost batches of this many images (`--bn-group`).
+    pub bn_group: Option<usize>,
 }
 
 /// Bytes a run needs on the device, by kind.
@@ -51,7 +53,7 @@ impl Memory {
     ) -> Result<Memory, E> {
         let mut total = Memory { parameters: parameter_bytes(config), ..Memory::default() };
         for (mode, images) in [(Mode::Train, run.train_images), (Mode::Eval, run.test_images)] {
-            let full = Graph::build(config, run.batch.min(images), mode);
+            let full = Graph::build(config, run.batch.min(images), mode).with_ghost_batches(run.bn_group);
             total.add(&StepSizes::of(&full, conv_scratch(&full)?, on_gpu).memory());
             let rest = images % run.batch;
             if images > run.batch && rest > 0 {
@@ -188,7 +190,7 @@ mod tests {
     #[test]
     fn the_largest_batch_within_a_budget_is_the_one_that_fills_it() {
         let config = ModelConfig::new(8, 16).unwrap();
-        let run = RunSize { batch: 128, train_images: 1000, test_images: 500 };
+        let run = RunSize { batch: 128, train_images: 1000, test_images: 500, bn_group: None };
         let need = |batch| Memory::at_most(config, RunSize { batch, ..run }, true).total();
         assert!(need(64) < need(65));
         assert_eq!(Memory::largest_batch_within(config, run, true, need(64)), 64);
@@ -201,10 +203,16 @@ mod tests {
     #[test]
     fn a_last_batch_adds_only_its_images() {
         let config = ModelConfig::new(8, 8).unwrap();
-        let even =
-            Memory::at_most(config, RunSize { batch: 100, train_images: 1000, test_images: 100 }, false);
-        let odd =
-            Memory::at_most(config, RunSize { batch: 100, train_images: 1030, test_images: 100 }, false);
+        let even = Memory::at_most(
+            config,
+            RunSize { batch: 100, train_images: 1000, test_images: 100, bn_group: None },
+            false,
+        );
+        let odd = Memory::at_most(
+            config,
+            RunSize { batch: 100, train_images: 1030, test_images: 100, bn_group: None },
+            false,
+        );
         assert_eq!(odd.total() - even.total(), 30 * (IMAGE_BYTES as u64 + 4));
     }
 }

@@ -115,7 +115,12 @@ pub fn train(
         opts.epochs,
         opts.lr
     );
-    let size = RunSize { batch: opts.batch_size, train_images: train_set.len(), test_images: test_set.len() };
+    let size = RunSize {
+        batch: opts.batch_size,
+        train_images: train_set.len(),
+        test_images: test_set.len(),
+        bn_group: opts.bn_group,
+    };
     let (session, train_graphs, eval_graphs) = open_session(gpu, run, &store, momentum, size)?;
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
