@@ -181,7 +181,9 @@ pub fn train(
                 let rate = (CPU_WARNING_AFTER_STEPS as usize * opts.batch_size) as f64
                     / invocation_started.elapsed().as_secs_f64();
                 let images_left = (total_steps - step) as f64 * opts.batch_size as f64;
-                bar.suspend(|| eprintln!("{}", cpu_adapter_note(&session.gpu.info.name, rate, images_left)));
+                let larger = (opts.epochs * train_set.len()) as f64 > QUICK_LOOK_IMAGES;
+                let note = cpu_adapter_note(&session.gpu.info.name, rate, images_left, larger);
+                bar.suspend(|| eprintln!("{note}"));
             }
 
             let stop = stop::requested() || stop_at_step == Some(step);
@@ -327,8 +329,15 @@ fn open_session(
 }
 
 /// What a run on a CPU adapter is told once it knows its speed.
-fn cpu_adapter_note(adapter: &str, images_per_second: f64, images_left: f64) -> String {
-    let quick = if images_left > QUICK_LOOK_IMAGES {
+/// `larger_than_a_quick_look`: the run trains on more images than the quick look suggested
+/// here (which is then not suggested to itself).
+fn cpu_adapter_note(
+    adapter: &str,
+    images_per_second: f64,
+    images_left: f64,
+    larger_than_a_quick_look: bool,
+) -> String {
+    let quick = if larger_than_a_quick_look {
         " For a quick look: --depth 8 --width 16 --epochs 10 --train-subset 10000."
     } else {
         ""
@@ -531,5 +540,19 @@ fn running_message(m: &[f32], done: u64, started: Instant) -> String {
         format!("{rate:.0} img/s  loss {:.4}  acc {:.1}%", m[0] / m[2], 100.0 * m[1] / m[2])
     } else {
         format!("{rate:.0} img/s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The note on a CPU adapter suggests the quick look only to a run larger than it.
+    #[test]
+    fn the_quick_look_is_suggested_only_to_larger_runs() {
+        let note = |larger| cpu_adapter_note("lavapipe", 100.0, 6_000.0, larger);
+        assert!(note(true).contains("For a quick look: --depth 8"), "{}", note(true));
+        assert!(!note(false).contains("quick look"), "{}", note(false));
+        assert!(note(false).contains("about 1m 00s more"), "{}", note(false));
     }
 }
