@@ -101,6 +101,20 @@ impl BatchNorm {
         self.groups > 1 || self.shape.ghosts() > 1
     }
 
+    /// The dispatch of `entry` that finishes a reduction, one thread a channel, where one is
+    /// needed (`merges`).
+    fn merge(
+        &self,
+        gpu: &Gpu,
+        entry: &str,
+        bindings: &[(Binding, Slice)],
+    ) -> Result<Option<Dispatch>, CompileError> {
+        if !self.merges() {
+            return Ok(None);
+        }
+        Ok(Some(self.kernel(gpu, entry)?.dispatch(gpu, bindings, gpu.grid_1d(self.shape.channels))))
+    }
+
     /// The reductions' grid: channels, workgroups a channel, ghost batches.
     fn reduction_grid(&self) -> [u32; 3] {
         [self.shape.channels as u32, self.groups as u32, self.shape.ghosts() as u32]
@@ -190,10 +204,7 @@ impl BatchNorm {
         ];
         let stats = self.kernel(gpu, "statistics")?.dispatch(gpu, &reads, self.reduction_grid());
         let mut dispatches = vec![stats];
-        if self.merges() {
-            let grid = gpu.grid_1d(self.shape.channels);
-            dispatches.push(self.kernel(gpu, "merge_statistics")?.dispatch(gpu, &reads, grid));
-        }
+        dispatches.extend(self.merge(gpu, "merge_statistics", &reads)?);
         Ok(dispatches)
     }
 
@@ -238,12 +249,8 @@ impl BatchNorm {
         ];
         let reduce = self.kernel(gpu, "backward_reduce")?.dispatch(gpu, &reads, self.reduction_grid());
         let mut dispatches = vec![reduce];
-        if self.merges() {
-            let merge =
-                [(PARAMS, (&params).into()), (GRAD_GAMMA_BETA, grad_gamma_beta), (PARTIALS, b.partials)];
-            let grid = gpu.grid_1d(self.shape.channels);
-            dispatches.push(self.kernel(gpu, "merge_gradients")?.dispatch(gpu, &merge, grid));
-        }
+        let merge = [(PARAMS, (&params).into()), (GRAD_GAMMA_BETA, grad_gamma_beta), (PARTIALS, b.partials)];
+        dispatches.extend(self.merge(gpu, "merge_gradients", &merge)?);
         dispatches.push(self.kernel(gpu, "backward_apply")?.dispatch(
             gpu,
             &[&reads[..], &[(DX, dx)]].concat(),
