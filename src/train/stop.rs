@@ -10,8 +10,8 @@
 //! and no word, about one run in three.) Each signal's time is taken when it arrives, by its
 //! handler, not when the listener thread gets to it.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Signals closer together than this are one request.
@@ -93,20 +93,19 @@ pub fn set_kept(checkpoint: bool, what: String) {
 }
 
 /// Signals counted by the handlers, by kind, and when the last of each arrived (milliseconds
-/// since `STARTED`). A handler may only do what is safe inside a signal handler (atomics, the
+/// since `listen`). A handler may only do what is safe inside a signal handler (atomics, the
 /// monotonic clock), so it counts and notes the time, and the listener thread does the rest.
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 static TERMINATIONS: AtomicUsize = AtomicUsize::new(0);
 static LAST_INTERRUPT_MS: AtomicU64 = AtomicU64::new(0);
 static LAST_TERMINATION_MS: AtomicU64 = AtomicU64::new(0);
-static STARTED: OnceLock<Instant> = OnceLock::new();
 
 /// Catches Ctrl-C, SIGTERM and SIGHUP for the rest of the process and acts on them as the
 /// module says: `StopGracefully` asks the loop to stop and says so; `QuitNow` says what
 /// was lost and exits with 130.
 pub fn listen() -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let started = *STARTED.get_or_init(Instant::now);
+    let started = Instant::now();
     let count = |signal, counter: &'static AtomicUsize, last: &'static AtomicU64| {
         let note = move || {
             last.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
