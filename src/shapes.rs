@@ -156,6 +156,11 @@ impl BnShape {
         self.batch.div_ceil(self.ghost)
     }
 
+    /// " ghost N" where there are ghost batches, for the checks' labels; else nothing.
+    pub fn ghost_label(&self) -> String {
+        if self.ghosts() > 1 { format!(" ghost {}", self.ghost) } else { String::new() }
+    }
+
     /// Each ghost batch as a batch of its own, and the range of its elements.
     pub fn ghost_batches(&self) -> impl Iterator<Item = (BnShape, std::ops::Range<usize>)> + '_ {
         let image = self.channels * self.plane;

@@ -81,10 +81,7 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     )?);
     gpu.run(&dispatches.iter().collect::<Vec<_>>());
     let variant = format!("{}groups {}", if s.relu { "relu, " } else { "" }, bn.groups);
-    let mut shape = format!("{}x{}x{} mean {offset}", s.batch, s.channels, s.plane);
-    if s.ghosts() > 1 {
-        shape += &format!(" ghost {}", s.ghost);
-    }
+    let shape = format!("{}x{}x{} mean {offset}{}", s.batch, s.channels, s.plane, s.ghost_label());
     let check = |pass: &str, got: &[f32], want: &[f64]| {
         compare("batch_norm", pass, &variant, &shape, got, want, TOLERANCE)
     };

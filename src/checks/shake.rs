@@ -65,10 +65,7 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
     let (shortcut_b, dy_b) = (upload(gpu, &shortcut), upload(gpu, &dy));
     let step = StepUniform { step: 17, seed: 42, lr: 0.0, _pad: 0 };
     let step_buffer = gpu.uniform("step", &step);
-    let mut shape = format!("{batch}x{}x{}", s.channels, s.plane);
-    if s.ghosts() > 1 {
-        shape += &format!(" ghost {}", s.ghost);
-    }
+    let shape = format!("{batch}x{}x{}{}", s.channels, s.plane, s.ghost_label());
     let mut checks = vec![];
     for forward in [ForwardMode::Shake, ForwardMode::Even] {
         for backward in [BackwardMode::Shake, BackwardMode::Even, BackwardMode::Keep] {
