@@ -7,6 +7,10 @@
 struct LossParams {
     batch: u32,
     classes: u32,
+    // The gradient is of the mean over this many images: the batch, or the step's whole
+    // batch when this is one device's share of it (the devices' gradients are then summed).
+    mean_over: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> lp: LossParams;
@@ -75,7 +79,7 @@ fn count_step() {
     metrics[4] += 1.0;
 }
 
-// d(mean loss)/d logits = (softmax - onehot) / batch.
+// d(mean loss)/d logits = (softmax - onehot) / mean_over.
 @compute @workgroup_size(WG_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = flat_index(gid, nwg);
@@ -86,6 +90,6 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     for (var k = 0u; k < lp.classes; k++) {
         let target_prob = select(0.0, 1.0, labels[n] == k);
         let prob = exp(logits[n * lp.classes + k] - lse);
-        dlogits[n * lp.classes + k] = (prob - target_prob) / f32(lp.batch);
+        dlogits[n * lp.classes + k] = (prob - target_prob) / f32(lp.mean_over);
     }
 }

@@ -2,7 +2,8 @@
 // CIFAR bytes to a normalised f32 NCHW batch. Training draws, per image, a crop offset of
 // 0..=8 in each direction of the image zero-padded by 4 (zero after normalisation, as the
 // authors' Torch code pads) and a horizontal flip, from random.wgsl keyed by
-// (seed, step, stream, image).
+// (seed, step, stream, image), the image counted in the step's whole batch (`first_image`:
+// where a device's share of it starts).
 
 // Stream numbers, mirrored in src/random.rs; far from the shake streams.
 const STREAM_CROP_ROW: u32 = 0x80000000u;
@@ -15,7 +16,7 @@ const IMAGE_BYTES: u32 = 3072u;
 struct PrepareParams {
     batch: u32,
     augment: u32,
-    _pad0: u32,
+    first_image: u32,
     _pad1: u32,
     mean: vec4<f32>,      // per channel, 0-255 scale
     inv_std: vec4<f32>,
@@ -41,11 +42,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var row = (i / SIDE) % SIDE;
     var col = i % SIDE;
     if (pp.augment != 0u) {
-        if (random_unit(st.seed, st.step, STREAM_FLIP, img) < 0.5) {
+        let key = pp.first_image + img;
+        if (random_unit(st.seed, st.step, STREAM_FLIP, key) < 0.5) {
             col = SIDE - 1u - col;
         }
-        row = row + random_u32(st.seed, st.step, STREAM_CROP_ROW, img) % 9u;
-        col = col + random_u32(st.seed, st.step, STREAM_CROP_COL, img) % 9u;
+        row = row + random_u32(st.seed, st.step, STREAM_CROP_ROW, key) % 9u;
+        col = col + random_u32(st.seed, st.step, STREAM_CROP_COL, key) % 9u;
         // Coordinates in the padded image; 4 is the padding.
         if (row < 4u || row >= SIDE + 4u || col < 4u || col >= SIDE + 4u) {
             images[i] = 0.0;

@@ -6,7 +6,9 @@
 // (a = bn(a_x) with that norm's saved statistics and gamma, beta): the norm's own pass only
 // computes statistics, and the normalised branches are never stored.
 // Coefficients are drawn here, per image or per batch, from random.wgsl keyed by
-// (seed, step, block, image): nothing is uploaded per step and runs repeat exactly.
+// (seed, step, block, image): nothing is uploaded per step and runs repeat exactly. The
+// image is counted in the step's whole batch, so a device holding a share of it draws what
+// one device would for those images.
 // Elements go a quad at a time (quad_vec4.wgsl when a plane's length is a multiple of 4,
 // quad_scalar.wgsl otherwise).
 // Log (lavapipe, 8 2x16d step, 3 dispatches each): one element an invocation, forward
@@ -40,7 +42,7 @@ struct ShakeParams {
     backward_mode: u32,
     level: u32,
     ghost: u32,  // images a ghost batch of the branches' norms (batch_norm.wgsl)
-    _pad1: u32,
+    first_image: u32,  // this batch's first image in the step's whole batch (several devices)
     _pad2: u32,
 }
 
@@ -69,7 +71,7 @@ fn image_of(q: u32) -> u32 {
 }
 
 fn draw(kind: u32, img: u32) -> f32 {
-    let index = select(0u, img, sp.level == LEVEL_IMAGE);
+    let index = select(0u, sp.first_image + img, sp.level == LEVEL_IMAGE);
     return random_unit(st.seed, st.step, sp.block * 2u + kind, index);
 }
 

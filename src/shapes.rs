@@ -179,6 +179,26 @@ impl BnShape {
 }
 
 /// A fully connected layer y = x W^T + b over a batch; W is [outputs][inputs].
+/// Where a batch sits in a step's whole batch. One device holds the whole batch; with
+/// several (`train --adapter 0,1`), each holds a share of consecutive images. A share's crops,
+/// flips and shake coefficients are those its images get on one device (they are drawn by
+/// the image's place in the whole batch), and its loss gradient is of the mean over the whole
+/// batch, so that the devices' gradients add up to one device's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchShare {
+    /// The share's first image in the whole batch.
+    pub first_image: usize,
+    /// Images of the whole batch.
+    pub whole_batch: usize,
+}
+
+impl BatchShare {
+    /// A batch that is a step's whole batch.
+    pub fn whole(batch: usize) -> BatchShare {
+        BatchShare { first_image: 0, whole_batch: batch }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinearShape {
     pub batch: usize,

@@ -8,7 +8,7 @@ use crate::model::graph::{ForwardOp, Node};
 use crate::model::{Graph, Mode, ModelConfig};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
 use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
-use crate::shapes::{BnShape, CLASSES, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::shapes::{BatchShare, BnShape, CLASSES, IMAGE_BYTES, Normalization, SgdSettings};
 use crate::tuning::VariantChooser;
 use serde::Serialize;
 
@@ -202,8 +202,8 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let (forward, backward) = graph.shake_modes();
     let level = graph.config.level;
     let (channels, plane) = (bn_shape.channels, bn_shape.plane);
-    let ghost = bn_shape.ghost;
-    let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level, ghost };
+    let (ghost, first_image) = (bn_shape.ghost, 0);
+    let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level, ghost, first_image };
     let [branch_a, branch_b] =
         [a, b].map(|x| shake::Branch { x: x.into(), saved: bb.saved, gamma_beta: bb.gamma_beta });
     let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), branch_a, branch_b, d.into(), e.into())?])?;
@@ -242,7 +242,8 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let forward = cross_entropy::forward(gpu, batch, CLASSES, a.into(), (&labels).into(), (&metrics).into())?;
     let ms = timed(gpu, &[forward])?;
     report(memory_figure("cross_entropy", "forward", shape.clone(), ms, 4 * batch * (CLASSES + 1)));
-    let backward = cross_entropy::backward(gpu, batch, CLASSES, a.into(), (&labels).into(), b.into())?;
+    let whole = BatchShare::whole(batch);
+    let backward = cross_entropy::backward(gpu, batch, whole, CLASSES, a.into(), (&labels).into(), b.into())?;
     let ms = timed(gpu, &[backward])?;
     report(memory_figure("cross_entropy", "backward", shape, ms, 4 * batch * (2 * CLASSES + 1)));
 
@@ -250,7 +251,7 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let ms = timed(gpu, &update)?;
     report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
 
-    let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true };
+    let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true, first_image: 0 };
     let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())?])?;
     let shape = format!("{batch}x3x32x32");
     report(memory_figure("prepare_batch", "forward", shape, ms, 5 * IMAGE_BYTES * batch));

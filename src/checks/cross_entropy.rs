@@ -5,6 +5,7 @@ use super::{Checked, compare, upload};
 use crate::cpu::{self, gradcheck::test_values};
 use crate::gpu::Gpu;
 use crate::ops;
+use crate::shapes::BatchShare;
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -14,19 +15,25 @@ pub fn metrics_and_gradient(gpu: &Gpu) -> Checked {
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % classes as u32).collect();
     let (lb, labb) = (upload(gpu, &logits), gpu.storage_from("labels", &labels));
     let metrics = gpu.storage("metrics", ops::cross_entropy::METRICS_FLOATS);
-    let dl = gpu.storage("dlogits", logits.len());
+    let (dl, dl_share) = (gpu.storage("dlogits", logits.len()), gpu.storage("dlogits", logits.len()));
     let forward =
         ops::cross_entropy::forward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&metrics).into())?;
-    let backward =
-        ops::cross_entropy::backward(gpu, batch, classes, (&lb).into(), (&labb).into(), (&dl).into())?;
+    let backward = |share, dl: &wgpu::Buffer| {
+        ops::cross_entropy::backward(gpu, batch, share, classes, (&lb).into(), (&labb).into(), dl.into())
+    };
+    // These images as a share, from image 100, of a step's 512 (one of several devices).
+    let share = BatchShare { first_image: 100, whole_batch: 512 };
+    let (whole_backward, share_backward) =
+        (backward(BatchShare::whole(batch), &dl)?, backward(share, &dl_share)?);
     let count = ops::cross_entropy::count_step(gpu, (&metrics).into())?;
     // Twice: the totals accumulate, the last mean does not; so do the steps counted.
-    gpu.run(&[&forward, &count, &forward, &backward, &count]);
+    gpu.run(&[&forward, &count, &forward, &whole_backward, &share_backward, &count]);
     let (loss, correct) = cpu::cross_entropy::forward(&logits, &labels, classes);
     assert!(correct > 0 && correct < batch, "the case's data should have some right and some wrong");
     let n = batch as f64;
     let want = [2.0 * loss * n, 2.0 * correct as f64, 2.0 * n, loss, 2.0];
-    let want_dl = cpu::cross_entropy::backward(&logits, &labels, classes);
+    let want_dl = cpu::cross_entropy::backward(&logits, &labels, classes, batch);
+    let want_dl_share = cpu::cross_entropy::backward(&logits, &labels, classes, share.whole_batch);
     let shape = format!("{batch}x{classes}");
     Ok(vec![
         compare(
@@ -39,5 +46,14 @@ pub fn metrics_and_gradient(gpu: &Gpu) -> Checked {
             TOLERANCE,
         ),
         compare("cross_entropy", "dlogits", "-", &shape, &gpu.read(&dl), &want_dl, TOLERANCE),
+        compare(
+            "cross_entropy",
+            "dlogits",
+            "a share of 512",
+            &shape,
+            &gpu.read(&dl_share),
+            &want_dl_share,
+            TOLERANCE,
+        ),
     ])
 }

@@ -20,18 +20,28 @@ pub fn normalise_crop_flip(gpu: &Gpu) -> Checked {
     let draws: std::collections::HashSet<_> =
         (0..batch).map(|i| cpu::prepare_batch::augmentation(step.seed, step.step, i)).collect();
     assert!(draws.len() > 1, "the case's images should be augmented differently");
-    [false, true]
+    // Plain, augmented, and augmented as a share from image 7 of a step's batch (one of
+    // several devices): its draws are those of images 7 onward.
+    [(false, 0), (true, 0), (true, 7)]
         .into_iter()
-        .map(|augment| {
-            let prep = ops::prepare_batch::Prepare { batch, norm, augment };
+        .map(|(augment, first_image)| {
+            let prep = ops::prepare_batch::Prepare { batch, norm, augment, first_image };
             gpu.run(&[&prep.dispatch(gpu, (&sb).into(), (&pb).into(), (&out).into())?]);
-            let draws = augment.then_some((step.seed, step.step));
+            let draws = augment.then_some(cpu::prepare_batch::Draws {
+                seed: step.seed,
+                step: step.step,
+                first_image,
+            });
             let want = cpu::prepare_batch::prepare(&pixels, norm.mean64(), norm.std64(), draws);
-            let variant = if augment { "augmented" } else { "plain" };
+            let variant = match (augment, first_image) {
+                (false, _) => "plain".to_string(),
+                (true, 0) => "augmented".to_string(),
+                (true, first) => format!("augmented, from image {first}"),
+            };
             Ok(compare(
                 "prepare_batch",
                 "images",
-                variant,
+                &variant,
                 &format!("{batch} images"),
                 &gpu.read(&out),
                 &want,

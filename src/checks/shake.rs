@@ -72,9 +72,23 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
             for level in [Level::Batch, Level::Image] {
                 let (channels, plane) = (s.channels, s.plane);
                 let ghost = s.ghost;
-                let op =
-                    ops::shake::Shake { batch, channels, plane, block: 3, forward, backward, level, ghost };
-                let key = ShakeKey { forward, backward, level, seed: step.seed, step: step.step, block: 3 };
+                // Per-image draws as a share from image 5 of a step's batch (one of several
+                // devices); the network step's check has shares from image 0.
+                let first_image = if level == Level::Image { 5 } else { 0 };
+                let op = ops::shake::Shake {
+                    batch,
+                    channels,
+                    plane,
+                    block: 3,
+                    forward,
+                    backward,
+                    level,
+                    ghost,
+                    first_image,
+                };
+                let (seed, step_number) = (step.seed, step.step);
+                let key =
+                    ShakeKey { forward, backward, level, seed, step: step_number, block: 3, first_image };
                 let (y, da, db) = (gpu.storage("y", len), gpu.storage("da", len), gpu.storage("db", len));
                 let ds = gpu.storage("ds", len);
                 let st = (&step_buffer).into();

@@ -24,9 +24,10 @@ pub fn forward(logits: &[f64], labels: &[u32], classes: usize) -> (f64, usize) {
     (loss / labels.len() as f64, correct)
 }
 
-/// d(mean loss) / d logits.
-pub fn backward(logits: &[f64], labels: &[u32], classes: usize) -> Vec<f64> {
-    let n = labels.len() as f64;
+/// d(mean loss) / d logits, the mean taken over `mean_over` images: these, or a step's
+/// whole batch when these are a share of it.
+pub fn backward(logits: &[f64], labels: &[u32], classes: usize, mean_over: usize) -> Vec<f64> {
+    let n = mean_over as f64;
     logits
         .chunks(classes)
         .zip(labels)

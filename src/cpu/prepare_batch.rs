@@ -13,13 +13,22 @@ pub fn augmentation(seed: u32, step: u32, img: usize) -> (usize, usize, bool) {
     (row, col, random_unit(seed, step, STREAM_FLIP, img) < 0.5)
 }
 
+/// What a training batch's crops and flips are drawn from: the seed, the step, and where the
+/// batch starts in the step's whole batch (its images are counted from there).
+#[derive(Clone, Copy, Debug)]
+pub struct Draws {
+    pub seed: u32,
+    pub step: u32,
+    pub first_image: usize,
+}
+
 /// `pixels`: batch x 3072 bytes (planes R, G, B). Mean and std on the 0-255 scale.
-pub fn prepare(pixels: &[u8], mean: [f64; 3], std: [f64; 3], augment: Option<(u32, u32)>) -> Vec<f64> {
+pub fn prepare(pixels: &[u8], mean: [f64; 3], std: [f64; 3], augment: Option<Draws>) -> Vec<f64> {
     let batch = pixels.len() / IMAGE_BYTES;
     let mut out = vec![0.0; pixels.len()];
     for img in 0..batch {
         let (dr, dc, flip) = match augment {
-            Some((seed, step)) => augmentation(seed, step, img),
+            Some(d) => augmentation(d.seed, d.step, d.first_image + img),
             None => (PAD, PAD, false),
         };
         for c in 0..3 {

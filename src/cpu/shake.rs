@@ -3,7 +3,8 @@
 use crate::random::{STREAM_ALPHA, STREAM_BETA, random_unit};
 use crate::shapes::{BackwardMode, ForwardMode, Level};
 
-/// Which coefficients a block draws, keyed like the shader (seed, step, block, image).
+/// Which coefficients a block draws, keyed like the shader (seed, step, block, image; the
+/// image counted from `first_image`, the batch's place in the step's whole batch).
 #[derive(Clone, Copy, Debug)]
 pub struct ShakeKey {
     pub forward: ForwardMode,
@@ -12,11 +13,12 @@ pub struct ShakeKey {
     pub seed: u32,
     pub step: u32,
     pub block: u32,
+    pub first_image: usize,
 }
 
 impl ShakeKey {
     fn draw(&self, kind: u32, img: usize) -> f64 {
-        let index = if self.level == Level::Image { img as u32 } else { 0 };
+        let index = if self.level == Level::Image { (self.first_image + img) as u32 } else { 0 };
         random_unit(self.seed, self.step, self.block * 2 + kind, index) as f64
     }
 
@@ -70,8 +72,13 @@ mod tests {
             seed: 1,
             step,
             block: 0,
+            first_image: 0,
         };
         assert_ne!(key(0, Level::Image).alpha(0), key(0, Level::Image).alpha(1));
+        // A share starting at image 2 draws image 2's coefficients for its image 0.
+        let share = ShakeKey { first_image: 2, ..key(0, Level::Image) };
+        assert_eq!(share.alpha(0), key(0, Level::Image).alpha(2));
+        assert_eq!(share.beta(1), key(0, Level::Image).beta(3));
         assert_eq!(key(0, Level::Batch).alpha(0), key(0, Level::Batch).alpha(1));
         assert_ne!(key(0, Level::Batch).alpha(0), key(1, Level::Batch).alpha(0));
         assert_ne!(key(0, Level::Image).alpha(2), key(0, Level::Image).beta(2));

@@ -117,7 +117,8 @@ impl Context<'_> {
     fn key(&self, block: u32) -> ShakeKey {
         let (forward, backward) = self.g.shake_modes();
         let (seed, step) = (self.batch.seed, self.batch.step);
-        ShakeKey { forward, backward, level: self.g.config.level, seed, step, block }
+        let (level, first_image) = (self.g.config.level, self.g.share.first_image);
+        ShakeKey { forward, backward, level, seed, step, block, first_image }
     }
 
     fn image_len(&self, x: TensorId) -> usize {
@@ -135,7 +136,8 @@ impl State<'_> {
         let (t, p) = (&mut self.t, &mut self.p);
         match *op {
             ForwardOp::Prepare { out } => {
-                let augment = g.augment.then_some((c.batch.seed, c.batch.step));
+                let (seed, step, first_image) = (c.batch.seed, c.batch.step, g.share.first_image);
+                let augment = g.augment.then_some(cpu::prepare_batch::Draws { seed, step, first_image });
                 let (mean, std) = (c.norm.mean64(), c.norm.std64());
                 t[out] = cpu::prepare_batch::prepare(c.batch.pixels, mean, std, augment);
             }
@@ -180,7 +182,8 @@ impl State<'_> {
         match *op {
             BackwardOp::Loss { logits, dlogits } => {
                 let classes = c.g.tensors[logits].dims[1];
-                t[dlogits] = cpu::cross_entropy::backward(&t[logits], c.batch.labels, classes);
+                let mean_over = c.g.share.whole_batch;
+                t[dlogits] = cpu::cross_entropy::backward(&t[logits], c.batch.labels, classes, mean_over);
             }
             BackwardOp::Linear { shape: l, x, param, dy, dx } => {
                 let w = &p[param][..l.outputs * l.inputs];

@@ -275,8 +275,8 @@ impl<'a> Recorder<'a> {
         let (forward, backward) = self.graph.shake_modes();
         let [batch, channels, h, w] = self.graph.tensors[t].dims;
         let level = self.graph.config.level;
-        let ghost = self.graph.bn_ghost;
-        shake::Shake { batch, channels, plane: h * w, block, forward, backward, level, ghost }
+        let (ghost, first_image) = (self.graph.bn_ghost, self.graph.share.first_image);
+        shake::Shake { batch, channels, plane: h * w, block, forward, backward, level, ghost, first_image }
     }
 
     /// A branch as the mix reads it: its norm's input, statistics and affine parameters.
@@ -296,8 +296,12 @@ impl<'a> Recorder<'a> {
         let step = Slice::from(&params.step);
         Ok(match *op {
             ForwardOp::Prepare { out } => {
-                let prep =
-                    prepare_batch::Prepare { batch: graph.batch, norm: *self.norm, augment: graph.augment };
+                let prep = prepare_batch::Prepare {
+                    batch: graph.batch,
+                    norm: *self.norm,
+                    augment: graph.augment,
+                    first_image: graph.share.first_image,
+                };
                 vec![prep.dispatch(gpu, step, self.pixels.into(), self.act(out))?]
             }
             ForwardOp::Conv { shape, window, x, weight, out } => {
@@ -349,7 +353,8 @@ impl<'a> Recorder<'a> {
             BackwardOp::Loss { logits, dlogits } => {
                 let classes = graph.tensors[logits].dims[1];
                 let (logits, dlogits) = (self.act(logits), self.act(dlogits));
-                vec![cross_entropy::backward(gpu, graph.batch, classes, logits, self.labels.into(), dlogits)?]
+                let (batch, share, labels) = (graph.batch, graph.share, self.labels.into());
+                vec![cross_entropy::backward(gpu, batch, share, classes, logits, labels, dlogits)?]
             }
             BackwardOp::Linear { shape, x, param, dy, dx } => {
                 let (w, grad) = (params.param(param), params.grad(param));

@@ -4,7 +4,9 @@
 
 use super::config::{ModelConfig, STEM_CHANNELS};
 use super::params::{ParamKind, ParamSpec};
-use crate::shapes::{BackwardMode, BnShape, CLASSES, ChannelWindow, Conv2dShape, ForwardMode, LinearShape};
+use crate::shapes::{
+    BackwardMode, BatchShare, BnShape, CLASSES, ChannelWindow, Conv2dShape, ForwardMode, LinearShape,
+};
 use std::collections::{HashMap, HashSet};
 
 /// A tensor of the step, by position in `Graph::tensors`.
@@ -282,6 +284,9 @@ pub struct Graph {
     /// Images a batch norm's ghost batch (`BnShape::ghost`): the batch unless a training run
     /// asks for fewer (`with_ghost_batches`).
     pub bn_ghost: usize,
+    /// Where this batch sits in the step's whole batch: the whole of it, unless this graph
+    /// is one device's share (`as_share`).
+    pub share: BatchShare,
     pub images: TensorId,
     pub logits: TensorId,
 }
@@ -314,6 +319,7 @@ impl Graph {
                 nodes: vec![],
                 bn_channels: vec![],
                 bn_ghost: batch,
+                share: BatchShare::whole(batch),
                 images: TensorId(0),
                 logits: TensorId(0),
             },
@@ -341,6 +347,14 @@ impl Graph {
                 _ => {}
             }
         }
+        self
+    }
+
+    /// This graph as one device's share of a step's whole batch: its images start at
+    /// `share.first_image` of it (see `BatchShare`).
+    pub fn as_share(mut self, share: BatchShare) -> Graph {
+        assert!(share.first_image + self.batch <= share.whole_batch, "a share lies inside its batch");
+        self.share = share;
         self
     }
 

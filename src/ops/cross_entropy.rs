@@ -1,6 +1,7 @@
 //! Softmax cross-entropy (shaders/cross_entropy.wgsl; reference `cpu::cross_entropy`).
 
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::shapes::BatchShare;
 use crate::struct_layout;
 
 /// The metrics accumulators: loss sum, correct, images (accumulated), last batch's mean loss.
@@ -16,6 +17,8 @@ pub const METRICS_FLOATS: usize = METRICS_LEN + 1;
 struct LossParams {
     batch: u32,
     classes: u32,
+    mean_over: u32,
+    _pad: u32,
 }
 
 const PARAMS: Binding = Binding::new(0, "lp");
@@ -27,12 +30,13 @@ const DLOGITS: Binding = Binding::new(4, "dlogits");
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["cross_entropy"],
     bindings: &[PARAMS, LOGITS, LABELS, METRICS, DLOGITS],
-    structs: &[struct_layout!(LossParams { batch, classes })],
+    structs: &[struct_layout!(LossParams { batch, classes, mean_over })],
     constants: &[],
 };
 
-fn params(gpu: &Gpu, batch: usize, classes: usize) -> wgpu::Buffer {
-    gpu.uniform("loss params", &LossParams { batch: batch as u32, classes: classes as u32 })
+fn params(gpu: &Gpu, batch: usize, classes: usize, mean_over: usize) -> wgpu::Buffer {
+    let (batch, classes, mean_over) = (batch as u32, classes as u32, mean_over as u32);
+    gpu.uniform("loss params", &LossParams { batch, classes, mean_over, _pad: 0 })
 }
 
 /// Adds this batch's loss and correct count into `metrics` (see METRICS_LEN).
@@ -44,7 +48,7 @@ pub fn forward(
     labels: Slice,
     metrics: Slice,
 ) -> Result<Dispatch, CompileError> {
-    let p = params(gpu, batch, classes);
+    let p = params(gpu, batch, classes, batch);
     Ok(Kernel::new(gpu, "cross_entropy", "forward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (METRICS, metrics)],
@@ -57,16 +61,17 @@ pub fn count_step(gpu: &Gpu, metrics: Slice) -> Result<Dispatch, CompileError> {
     Ok(Kernel::new(gpu, "cross_entropy", "count_step", &[])?.dispatch(gpu, &[(METRICS, metrics)], [1, 1, 1]))
 }
 
-/// dlogits of the batch-mean loss.
+/// dlogits of the loss's mean over `share.whole_batch` images, of which these are `batch`.
 pub fn backward(
     gpu: &Gpu,
     batch: usize,
+    share: BatchShare,
     classes: usize,
     logits: Slice,
     labels: Slice,
     dlogits: Slice,
 ) -> Result<Dispatch, CompileError> {
-    let p = params(gpu, batch, classes);
+    let p = params(gpu, batch, classes, share.whole_batch);
     Ok(Kernel::new(gpu, "cross_entropy", "backward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (DLOGITS, dlogits)],

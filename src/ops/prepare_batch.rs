@@ -12,7 +12,8 @@ use crate::struct_layout;
 struct PrepareParams {
     batch: u32,
     augment: u32,
-    _pad: [u32; 2],
+    first_image: u32,
+    _pad: u32,
     mean: [f32; 4],
     inv_std: [f32; 4],
 }
@@ -25,7 +26,7 @@ const IMAGES: Binding = Binding::new(3, "images");
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["prepare_batch"],
     bindings: &[PARAMS, STEP, PIXELS, IMAGES],
-    structs: &[struct_layout!(PrepareParams { batch, augment, mean, inv_std }), STEP_UNIFORM],
+    structs: &[struct_layout!(PrepareParams { batch, augment, first_image, mean, inv_std }), STEP_UNIFORM],
     constants: &[
         ("STREAM_CROP_ROW", STREAM_CROP_ROW),
         ("STREAM_CROP_COL", STREAM_CROP_COL),
@@ -43,6 +44,8 @@ pub struct Prepare {
     pub batch: usize,
     pub norm: Normalization,
     pub augment: bool,
+    /// The batch's first image in the step's whole batch: the draws are keyed by it.
+    pub first_image: usize,
 }
 
 impl Prepare {
@@ -61,7 +64,8 @@ impl Prepare {
             &PrepareParams {
                 batch: self.batch as u32,
                 augment: self.augment as u32,
-                _pad: [0; 2],
+                first_image: self.first_image as u32,
+                _pad: 0,
                 mean: [mean[0], mean[1], mean[2], 0.0],
                 inv_std: [1.0 / std[0], 1.0 / std[1], 1.0 / std[2], 0.0],
             },

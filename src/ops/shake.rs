@@ -17,7 +17,8 @@ struct ShakeParams {
     backward_mode: u32,
     level: u32,
     ghost: u32,
-    _pad: [u32; 2],
+    first_image: u32,
+    _pad: u32,
 }
 
 const PARAMS: Binding = Binding::new(0, "sp");
@@ -63,7 +64,7 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
         B_GAMMA_BETA,
     ],
     structs: &[
-        struct_layout!(ShakeParams { batch, block, forward_mode, backward_mode, level, ghost }),
+        struct_layout!(ShakeParams { batch, block, forward_mode, backward_mode, level, ghost, first_image }),
         STEP_UNIFORM,
     ],
     constants: &[
@@ -102,6 +103,8 @@ pub struct Shake {
     pub level: Level,
     /// Images a ghost batch of the branches' norms (`BnShape::ghost`).
     pub ghost: usize,
+    /// The batch's first image in the step's whole batch: per-image draws are keyed by it.
+    pub first_image: usize,
 }
 
 impl Shake {
@@ -128,7 +131,8 @@ impl Shake {
                 backward_mode,
                 level,
                 ghost: self.ghost as u32,
-                _pad: [0; 2],
+                first_image: self.first_image as u32,
+                _pad: 0,
             },
         )
     }

@@ -70,6 +70,7 @@ fn shake_keep_is_the_true_gradient() {
         seed: 3,
         step: 5,
         block: 1,
+        first_image: 0,
     };
     let (n, image_len) = (3, 4);
     let a = test_values(n * image_len, 6);
@@ -117,5 +118,8 @@ fn relu_pool_linear_and_loss_gradients() {
     let logits = test_values(3 * 4, 17).iter().map(|v| v * 3.0).collect::<Vec<_>>();
     let labels = [2u32, 0, 3];
     let num = numeric_gradient(|l| cpu::cross_entropy::forward(l, &labels, 4).0, &logits, EPS);
-    assert_grad(&cpu::cross_entropy::backward(&logits, &labels, 4), &num, "cross entropy");
+    assert_grad(&cpu::cross_entropy::backward(&logits, &labels, 4, 3), &num, "cross entropy");
+    // As a share of a batch of 5: the gradient of the mean over 5 images.
+    let num = numeric_gradient(|l| cpu::cross_entropy::forward(l, &labels, 4).0 * 3.0 / 5.0, &logits, EPS);
+    assert_grad(&cpu::cross_entropy::backward(&logits, &labels, 4, 5), &num, "cross entropy, a share");
 }
