@@ -31,16 +31,47 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct AdapterArg {
     /// Which GPU: high-performance, low-power, an index from `shakeshake adapters`, or part
-    /// of an adapter's name. Default: $SHAKESHAKE_ADAPTER, else high-performance.
+    /// of an adapter's name. Default: $SHAKESHAKE_ADAPTER, else high-performance. `train`
+    /// takes several, separated by commas (0,1; 0,0 is two devices on one adapter).
     #[arg(long)]
     adapter: Option<String>,
 }
 
 impl AdapterArg {
     fn open(&self) -> Result<Gpu> {
-        let gpu = Gpu::open(&AdapterChoice::from_flag_or_env(self.adapter.as_deref()))?;
+        let choices = AdapterChoice::list_from_flag_or_env(self.adapter.as_deref());
+        if choices.len() > 1 {
+            anyhow::bail!(
+                "--adapter (or SHAKESHAKE_ADAPTER) lists {} adapters; only `train` runs on several, every \
+                 other command on one",
+                choices.len()
+            );
+        }
+        let gpu = Gpu::open(&choices[0])?;
         eprintln!("GPU: {} — {}", gpu.describe(), gpu.reason);
         Ok(gpu)
+    }
+
+    /// Every adapter listed, opened in order (one device each, even for the same adapter).
+    fn open_all(&self) -> Result<Vec<Gpu>> {
+        let choices = AdapterChoice::list_from_flag_or_env(self.adapter.as_deref());
+        if choices.len() == 1 {
+            return Ok(vec![self.open()?]);
+        }
+        choices
+            .iter()
+            .enumerate()
+            .map(|(d, choice)| {
+                let gpu = Gpu::open(choice)?;
+                eprintln!("GPU {d}: {} — {}", gpu.describe(), gpu.reason);
+                Ok(gpu)
+            })
+            .collect()
+    }
+
+    /// How many adapters are listed.
+    fn count(&self) -> usize {
+        AdapterChoice::list_from_flag_or_env(self.adapter.as_deref()).len()
     }
 }
 
@@ -71,7 +102,7 @@ enum Command {
         #[command(flatten)]
         adapter: AdapterArg,
         #[command(flatten)]
-        options: TrainOptions,
+        options: Box<TrainOptions>,
         /// Where the run's files go: options.json, metrics.csv, curves.png, checkpoints.
         /// Default: runs/<depth>-2x<width>d-seed<seed>.
         #[arg(long)]
@@ -264,7 +295,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         } => {
             let given = matches.subcommand_matches("train").map(given_flags).unwrap_or_default();
             let start = RunStart { run_dir, resume, given, fetch, stop_after, checkpoint_every };
-            train(&adapter, options, start)
+            train(&adapter, *options, start)
         }
         Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {
             eval(&adapter, &checkpoint, &dir, batch_size, records_per_file, json)
@@ -320,11 +351,24 @@ fn train(adapter: &AdapterArg, options: TrainOptions, start: RunStart) -> Result
     if let Some(epochs) = start.stop_after {
         at_least_one("--stop-after", epochs)?;
     }
+    let devices = adapter.count();
     let run = match start.resume {
-        Some(dir) => resume_run(&dir, &start.given, options.data)?,
+        Some(dir) => {
+            let run = resume_run(&dir, &start.given, options.data)?;
+            let recorded = run.options.device_shares(run.options.shares.as_ref().map_or(1, Vec::len));
+            if recorded.devices() != devices {
+                eprintln!(
+                    "Note: this run trained on {} device(s) and continues on {devices}. Batch norm takes its \
+                     statistics over each device's share of a batch, so the run goes on, but not as it would \
+                     have on {0}; for that, resume with --adapter listing {0} adapters.",
+                    recorded.devices()
+                );
+            }
+            run
+        }
         None => {
             let dir = start.run_dir.unwrap_or_else(|| default_run_dir(&options));
-            Run::new(options, dir)?
+            Run::new(with_shares(options, devices)?, dir)?
         }
     };
     // The data before the device: a missing file should not wait for one.
@@ -333,8 +377,23 @@ fn train(adapter: &AdapterArg, options: TrainOptions, start: RunStart) -> Result
     shakeshake::train::stop::listen()?;
     let checkpoint_every = (!start.checkpoint_every.is_zero()).then_some(start.checkpoint_every);
     let schedule = trainer::Schedule { stop_after: start.stop_after, checkpoint_every };
-    trainer::train(adapter.open()?, &run, train, test, schedule)?;
+    trainer::train(adapter.open_all()?, &run, train, test, schedule)?;
     Ok(())
+}
+
+/// A new run's options with the shares of its `devices` recorded: `--shares` must list one
+/// for each; equal ones when it is not given.
+fn with_shares(mut options: TrainOptions, devices: usize) -> Result<TrainOptions> {
+    match &options.shares {
+        Some(weights) if weights.len() != devices => anyhow::bail!(
+            "--shares lists {} weights, but --adapter lists {devices} adapters: give one weight an adapter",
+            weights.len()
+        ),
+        Some(_) => {}
+        None if devices > 1 => options.shares = Some(vec![1; devices]),
+        None => {}
+    }
+    Ok(options)
 }
 
 fn eval(

@@ -80,16 +80,26 @@ impl Gpu {
     /// Copy a whole buffer back to the CPU (waits for the GPU), unless the device is lost.
     pub fn try_read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>, DeviceLost> {
         self.check_alive()?;
-        let size = buffer.size();
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back"),
-            size,
+        let staging = self.staging("read-back", buffer.size());
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+        self.queue.submit([encoder.finish()]);
+        self.try_read_staged(&staging)
+    }
+
+    /// A buffer of `bytes` that copies land in to be read back (`try_read_staged`).
+    pub fn staging(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
+        })
+    }
+
+    /// The contents of a `staging` buffer once the copies submitted into it are done (waits
+    /// for the GPU), unless the device is lost. The buffer is unmapped again after.
+    pub fn try_read_staged<T: bytemuck::Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>, DeviceLost> {
         let slice = staging.slice(..);
         let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
         let on_mapped = mapped.clone();
@@ -112,8 +122,9 @@ impl Gpu {
             self.fail(format!("reading a buffer back failed: {e}"));
         }
         self.check_alive()?;
-        let data = slice.get_mapped_range().expect("mapped range");
-        Ok(bytemuck::cast_slice(&data).to_vec())
+        let values = bytemuck::cast_slice(&slice.get_mapped_range().expect("mapped range")).to_vec();
+        staging.unmap();
+        Ok(values)
     }
 
     /// Record dispatches into one compute pass, submit, and wait.

@@ -27,13 +27,17 @@ impl std::str::FromStr for AdapterChoice {
 }
 
 impl AdapterChoice {
-    /// `--adapter` if given, else the `SHAKESHAKE_ADAPTER` environment variable, else high-performance.
-    pub fn from_flag_or_env(flag: Option<&str>) -> Self {
+    /// `--adapter` if given, else the `SHAKESHAKE_ADAPTER` environment variable, else
+    /// high-performance; several separated by commas (`0,1`, `high-performance,low-power`).
+    pub fn list_from_flag_or_env(flag: Option<&str>) -> Vec<Self> {
         let env = std::env::var("SHAKESHAKE_ADAPTER").ok();
-        flag.or(env.as_deref())
-            .unwrap_or("high-performance")
-            .parse()
-            .expect("parsing an adapter choice cannot fail")
+        let text = flag.or(env.as_deref()).unwrap_or("high-performance");
+        text.split(',').map(|one| one.parse().expect("parsing an adapter choice cannot fail")).collect()
+    }
+
+    /// The first adapter `list_from_flag_or_env` lists.
+    pub fn from_flag_or_env(flag: Option<&str>) -> Self {
+        Self::list_from_flag_or_env(flag).swap_remove(0)
     }
 }
 

@@ -18,8 +18,14 @@ use std::collections::HashMap;
 /// One graph made ready to run: every pipeline, buffer and bind group created.
 pub struct StepGraph {
     pub batch: usize,
+    /// The step's whole batch, of which this graph runs `batch` images (the same, on one
+    /// device; see `BatchShare`).
+    pub whole_batch: usize,
     mode: Mode,
     dispatches: Vec<Dispatch>,
+    /// Where the update (SGD and the step's count) starts in `dispatches`: what comes before
+    /// leaves the step's gradients, which several devices sum before they update.
+    update_from: usize,
     /// The ranges of `dispatches` each submitted as a command buffer of its own (see
     /// `command_buffers`).
     command_buffers: Vec<std::ops::Range<usize>>,
@@ -109,7 +115,7 @@ impl StepGraph {
             labels: &labels,
             norm,
         };
-        let record = || -> Result<Vec<Dispatch>, CompileError> {
+        let record = || -> Result<(Vec<Dispatch>, usize), CompileError> {
             let mut dispatches = vec![];
             for node in &graph.nodes {
                 dispatches.extend(match node {
@@ -117,6 +123,7 @@ impl StepGraph {
                     Node::Backward(op) => recorder.backward(op)?,
                 });
             }
+            let update_from = dispatches.len();
             if graph.mode == Mode::Train {
                 let (w, g, v) = ((&params.weights).into(), (&params.grads).into(), (&params.velocity).into());
                 let step = (&params.step).into();
@@ -124,11 +131,11 @@ impl StepGraph {
             }
             // Last: the step ran to its end (see `cross_entropy::count_step`).
             dispatches.push(cross_entropy::count_step(gpu, (&params.metrics).into())?);
-            Ok(dispatches)
+            Ok((dispatches, update_from))
         };
         // Convolutions have other variants (the chooser skips one that does not compile);
         // the other kernels are the only ones of their op.
-        let dispatches = record().with_context(|| {
+        let (dispatches, update_from) = record().with_context(|| {
             format!(
                 "{} cannot run a kernel the network needs. Run `shakeshake selftest` and include its \
                  output in a bug report; `shakeshake adapters` lists other adapters to try with --adapter",
@@ -138,9 +145,11 @@ impl StepGraph {
         let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
         Ok(StepGraph {
             batch: graph.batch,
+            whole_batch: graph.share.whole_batch,
             mode: graph.mode,
             command_buffers: command_buffers(&dispatches, gpu.dispatch_budget_ms),
             dispatches,
+            update_from,
             pixels,
             labels,
             activations: buffers,
@@ -172,21 +181,72 @@ impl StepGraph {
         step: StepUniform,
         after: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> wgpu::SubmissionIndex {
+        self.write_inputs(gpu, params, pixels, labels, step);
+        self.submit_part(gpu, 0..self.dispatches.len(), step, after)
+    }
+
+    /// The first part of a training step, as `submit_then`: the forward and backward passes,
+    /// which leave the step's gradients in `params.grads` (to be summed across devices),
+    /// then `after`. `submit_update` ends the step.
+    pub fn submit_gradients(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        pixels: &[u8],
+        labels: &[u32],
+        step: StepUniform,
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> wgpu::SubmissionIndex {
+        self.write_inputs(gpu, params, pixels, labels, step);
+        self.submit_part(gpu, 0..self.update_from, step, after)
+    }
+
+    /// The rest of the step `submit_gradients` began, from the gradients in `params.grads`:
+    /// SGD and the step's count, then `after`.
+    pub fn submit_update(
+        &self,
+        gpu: &Gpu,
+        step: StepUniform,
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> wgpu::SubmissionIndex {
+        self.submit_part(gpu, self.update_from..self.dispatches.len(), step, after)
+    }
+
+    fn write_inputs(&self, gpu: &Gpu, params: &GpuParams, pixels: &[u8], labels: &[u32], step: StepUniform) {
         assert_eq!(labels.len(), self.batch, "batch size");
         gpu.queue.write_buffer(&self.pixels, 0, pixels);
         gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
         gpu.queue.write_buffer(&params.step, 0, bytemuck::bytes_of(&step));
+    }
+
+    /// Record `part` of the dispatches, in the command buffers they belong to, and `after`
+    /// in the last; submit.
+    fn submit_part(
+        &self,
+        gpu: &Gpu,
+        part: std::ops::Range<usize>,
+        step: StepUniform,
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> wgpu::SubmissionIndex {
         let dropped = self.mode == Mode::Train && dropped_step() == Some(step.step);
-        let mut encoders: Vec<wgpu::CommandEncoder> = vec![];
-        for range in &self.command_buffers {
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            if !dropped {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                for d in &self.dispatches[range.clone()] {
-                    d.record(&mut pass);
+        let mut encoders: Vec<wgpu::CommandEncoder> = self
+            .command_buffers
+            .iter()
+            .map(|range| range.start.max(part.start)..range.end.min(part.end))
+            .filter(|range| !range.is_empty())
+            .map(|range| {
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                if !dropped {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    for d in &self.dispatches[range] {
+                        d.record(&mut pass);
+                    }
                 }
-            }
-            encoders.push(encoder);
+                encoder
+            })
+            .collect();
+        if encoders.is_empty() {
+            encoders.push(gpu.device.create_command_encoder(&Default::default()));
         }
         after(encoders.last_mut().expect("a step has a command buffer"));
         gpu.queue.submit(encoders.into_iter().map(wgpu::CommandEncoder::finish))

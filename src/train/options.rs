@@ -1,6 +1,7 @@
 //! Everything a training run is made of; saved as `options.json` in the run directory, so
 //! `--resume` continues with exactly the same settings.
 
+use super::replicas::Shares;
 use crate::model::ModelConfig;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
@@ -53,6 +54,11 @@ pub struct TrainOptions {
     #[arg(long, value_name = "SIZE")]
     #[serde(default)]
     pub bn_group: Option<usize>,
+    /// With several adapters (`--adapter 0,1`): how each batch is split among them, in
+    /// proportion (3,1: three quarters of every batch on the first). Default: equal shares.
+    #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
+    #[serde(default)]
+    pub shares: Option<Vec<usize>>,
     /// Folder holding cifar-10-batches-bin/ or cifar-10-binary.tar.gz.
     #[arg(long, default_value = "assets")]
     pub data: PathBuf,
@@ -62,6 +68,15 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// How each batch is split among `devices` devices: as `--shares` where it lists that
+    /// many, else equally (a run resumed on another number of devices).
+    pub fn device_shares(&self, devices: usize) -> Shares {
+        match &self.shares {
+            Some(weights) if weights.len() == devices => Shares(weights.clone()),
+            _ => Shares::equal(devices),
+        }
+    }
+
     /// The network; an error if the depth, width or variant is not one.
     pub fn model(&self) -> Result<ModelConfig> {
         ModelConfig::with_variant(self.depth, self.width, &self.variant)
@@ -92,6 +107,11 @@ impl TrainOptions {
             && !(1..=self.batch_size).contains(&group)
         {
             bail!("--bn-group must be from 1 to the batch size ({}), not {group}", self.batch_size);
+        }
+        if let Some(weights) = &self.shares
+            && weights.contains(&0)
+        {
+            bail!("--shares must all be at least 1, not {weights:?}");
         }
         Ok(config)
     }

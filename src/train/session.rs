@@ -2,6 +2,7 @@
 //! (one for full batches, one for the last, smaller batch of an epoch, sharing buffers).
 
 use super::data::Dataset;
+use super::replicas::Shares;
 use crate::gpu::{DeviceLost, Gpu};
 use crate::model::gpu_params::GpuParams;
 use crate::model::gpu_step::StepGraph;
@@ -10,7 +11,7 @@ use crate::model::requirements::Requirements;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::cross_entropy::{METRICS_LEN, STEP_COUNTER};
-use crate::shapes::{IMAGE_BYTES, Normalization, SgdSettings};
+use crate::shapes::{BatchShare, IMAGE_BYTES, Normalization, SgdSettings};
 use crate::tuning::VariantChooser;
 use anyhow::{Result, bail};
 
@@ -22,10 +23,19 @@ pub struct Graphs {
 
 impl Graphs {
     fn new(s: &GraphSettings, mode: Mode, batch: usize, images: usize) -> Result<Graphs> {
-        let build = |n, share| {
-            let mut graph = Graph::build(s.config, n, mode).with_ghost_batches(s.bn_group);
+        let build = |n, buffers_of| {
+            let mut graph = match (mode, s.device_share) {
+                (Mode::Train, Some((shares, device))) => {
+                    let share = shares.split(n)[device].clone();
+                    let whole = BatchShare { first_image: share.start, whole_batch: n };
+                    Graph::build(s.config, share.len(), mode).as_share(whole)
+                }
+                _ => Graph::build(s.config, n, mode),
+            }
+            .with_ghost_batches(s.bn_group);
             graph.augment &= s.augment;
-            StepGraph::new(s.gpu, &graph, s.params, &s.norm, &s.sgd, &mut s.chooser.borrow_mut(), share)
+            let chooser = &mut s.chooser.borrow_mut();
+            StepGraph::new(s.gpu, &graph, s.params, &s.norm, &s.sgd, chooser, buffers_of)
         };
         let full = build(batch.min(images), None)?;
         let rest_size = images % batch;
@@ -33,12 +43,12 @@ impl Graphs {
         Ok(Graphs { full, rest })
     }
 
-    /// The graph for a batch of `n` images.
+    /// The graph for a batch of `n` images (its share of them, on one of several devices).
     pub fn for_batch(&self, n: usize) -> &StepGraph {
-        if n == self.full.batch {
+        if n == self.full.whole_batch {
             &self.full
         } else {
-            self.rest.as_ref().filter(|g| g.batch == n).expect("a graph for every batch size")
+            self.rest.as_ref().filter(|g| g.whole_batch == n).expect("a graph for every batch size")
         }
     }
 }
@@ -51,6 +61,7 @@ struct GraphSettings<'a> {
     sgd: SgdSettings,
     augment: bool,
     bn_group: Option<usize>,
+    device_share: Option<(&'a Shares, usize)>,
     chooser: &'a std::cell::RefCell<VariantChooser>,
 }
 
@@ -68,6 +79,9 @@ pub struct Session {
     pub sgd: SgdSettings,
     /// Images a training batch norm's ghost batch (`--bn-group`); `None`: the whole batch.
     pub bn_group: Option<usize>,
+    /// With several devices, how batches are split among them, and which device this is:
+    /// its training graphs run its share of each batch (see `train::replicas`).
+    pub device_share: Option<(Shares, usize)>,
 }
 
 /// Accuracy on a data set, overall and per class, and the mean loss.
@@ -97,6 +111,7 @@ impl Session {
             variants_file: None,
             sgd: SgdSettings::PAPER,
             bn_group: None,
+            device_share: None,
         })
     }
 
@@ -188,6 +203,7 @@ impl Session {
             sgd: self.sgd,
             augment: self.augment,
             bn_group: self.bn_group,
+            device_share: self.device_share.as_ref().map(|(shares, device)| (shares, *device)),
             chooser: &chooser,
         };
         Graphs::new(&settings, mode, batch, images)

@@ -4,6 +4,7 @@
 use super::checkpoint::{self, Checkpoint, Position};
 use super::data::Dataset;
 use super::plot;
+use super::replicas::{Replica, Replicas, Shares};
 use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
 };
@@ -81,9 +82,10 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Train `run` on the given data sets (subsets as its options say), as `schedule` says.
+/// Train `run` on the given data sets (subsets as its options say), as `schedule` says, on
+/// `gpus` (several: each takes its share of every batch, see `replicas`).
 pub fn train(
-    gpu: Gpu,
+    gpus: Vec<Gpu>,
     run: &Run,
     mut train_set: Dataset,
     mut test_set: Dataset,
@@ -97,12 +99,26 @@ pub fn train(
     if let Some(n) = opts.test_subset {
         test_set.truncate(n);
     }
-    check_fits(&gpu, config, opts.batch_size, Mode::Train)?;
+    let shares = opts.device_shares(gpus.len());
+    let rest =
+        Some(train_set.len() % opts.batch_size).filter(|r| *r > 0 && train_set.len() > opts.batch_size);
+    shares.check(opts.batch_size.min(train_set.len()), rest)?;
+    let device_batches: Vec<usize> = shares.split(opts.batch_size).iter().map(|s| s.len()).collect();
+    for (gpu, batch) in gpus.iter().zip(&device_batches) {
+        check_fits(gpu, config, *batch, Mode::Train)?;
+    }
 
     let _lock = run.begin()?;
     let mut checkpoints = Checkpoints::new(run, schedule.checkpoint_every);
     let (store, momentum, start, mut rows) = starting_point(run, config);
-    let ghosts = opts.bn_group.map_or(String::new(), |n| format!(" (batch norm over groups of {n})"));
+    let ghosts = match (opts.bn_group, gpus.len()) {
+        (Some(n), _) => format!(" (batch norm over groups of {n})"),
+        (None, 1) => String::new(),
+        (None, devices) => format!(
+            " split {} over {devices} devices (batch norm over each device's share)",
+            device_batches.iter().map(usize::to_string).collect::<Vec<_>>().join(" + ")
+        ),
+    };
     eprintln!(
         "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}{ghosts}, {} epochs, lr {} \
          cosine.",
@@ -121,7 +137,8 @@ pub fn train(
         test_images: test_set.len(),
         bn_group: opts.bn_group,
     };
-    let (session, train_graphs, eval_graphs) = open_session(gpu, run, &store, momentum, size)?;
+    let (replicas, eval_graphs) = open_devices(gpus, shares, run, &store, momentum, size)?;
+    let session = replicas.first();
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
     let total_steps = steps_per_epoch * opts.epochs as u64;
@@ -140,7 +157,7 @@ pub fn train(
         // An epoch resumed in its middle sums on from where it stopped.
         let skip = if epoch == start.epoch { start.batches } else { 0 };
         let metrics = if skip > 0 { start.metrics } else { [0.0; METRICS_LEN] };
-        session.params.set_metrics(&session.gpu, &metrics, skip);
+        replicas.set_metrics(&metrics, skip);
         bar.inc((skip * opts.batch_size).min(train_set.len()) as u64);
         let order = epoch_order(opts.seed, epoch, train_set.len());
         let mut in_flight: VecDeque<wgpu::SubmissionIndex> = VecDeque::new();
@@ -150,16 +167,13 @@ pub fn train(
             let lr = learning_rate(opts.lr, step, total_steps);
             let uniform =
                 StepUniform { step: step as u32, seed: shader_seed(opts.seed), lr: lr as f32, _pad: 0 };
-            let graph = train_graphs.for_batch(n);
             let metrics = &session.params.metrics;
-            in_flight.push_back(graph.submit_then(
-                &session.gpu,
-                &session.params,
-                &pixels[..n * IMAGE_BYTES],
-                &labels[..n],
-                uniform,
-                |encoder| probe.record_copy(encoder, metrics),
-            ));
+            let submitted = replicas
+                .submit(&pixels[..n * IMAGE_BYTES], &labels[..n], uniform, |encoder| {
+                    probe.record_copy(encoder, metrics)
+                })
+                .map_err(checkpoints.lost(epoch, step))?;
+            in_flight.push_back(submitted);
             probe.after_submit();
             step += 1;
             if lose_at_step == Some(step) {
@@ -188,14 +202,12 @@ pub fn train(
 
             let stop = stop::requested() || stop_at_step == Some(step);
             if stop || checkpoints.due() {
-                let m = probe
-                    .finish(&session.gpu, metrics)
-                    .and_then(|m| counted(m, batch + 1, "steps"))
-                    .map_err(checkpoints.lost(epoch, step))?;
+                let m = replicas.metrics(&mut probe).map_err(checkpoints.lost(epoch, step))?;
+                let m = counted(&m, batch + 1, "steps").map_err(checkpoints.lost(epoch, step))?;
                 check_finite(m, epoch, step)?;
                 let metrics = m[..METRICS_LEN].try_into().expect("the probe reads the metrics buffer");
                 let position = Position { epoch, step, seed: opts.seed, batches: batch + 1, metrics };
-                checkpoints.save(&session, epoch, position)?;
+                checkpoints.save(&replicas, epoch, position)?;
                 if stop {
                     bar.abandon();
                     return Err(Interrupted(format!(
@@ -210,10 +222,8 @@ pub fn train(
                 }
             }
         }
-        let m = probe
-            .finish(&session.gpu, &session.params.metrics)
-            .and_then(|m| counted(m, steps_per_epoch as usize, "steps"))
-            .map_err(checkpoints.lost(epoch, step))?;
+        let m = replicas.metrics(&mut probe).map_err(checkpoints.lost(epoch, step))?;
+        let m = counted(&m, steps_per_epoch as usize, "steps").map_err(checkpoints.lost(epoch, step))?;
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
@@ -233,7 +243,7 @@ pub fn train(
         rows.push(row);
         write_metrics(&run.dir, &rows)?;
         plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
-        checkpoints.save(&session, epoch, Position::epoch_end(epoch + 1, step, opts.seed))?;
+        checkpoints.save(&replicas, epoch, Position::epoch_end(epoch + 1, step, opts.seed))?;
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
         write_model(run, last)?;
@@ -266,20 +276,52 @@ fn starting_point(
     }
 }
 
-/// The run's session with its kernels chosen (a progress bar while they are), its memory
-/// checked and printed, and its training and evaluation graphs allocated.
+/// The run's devices, each with its kernels chosen, its memory checked and printed, and its
+/// training graphs allocated; and device 0's evaluation graphs.
+fn open_devices(
+    gpus: Vec<Gpu>,
+    shares: Shares,
+    run: &Run,
+    store: &ParamStore,
+    momentum: Option<&[Vec<f32>]>,
+    size: RunSize,
+) -> Result<(Replicas, Graphs)> {
+    let several = gpus.len() > 1;
+    let mut devices = vec![];
+    let mut eval_graphs = None;
+    for (d, gpu) in gpus.into_iter().enumerate() {
+        // Each device's memory and kernels are those of its share of a batch.
+        let device_size = RunSize { batch: shares.split(size.batch)[d].len(), ..size };
+        let device = several.then(|| (shares.clone(), d));
+        let (session, train, eval) =
+            open_session(gpu, run, store, momentum, device_size, size.batch, device)?;
+        devices.push(Replica::new(session, train));
+        eval_graphs = eval_graphs.or(eval);
+    }
+    Ok((Replicas { devices, shares }, eval_graphs.expect("device 0 evaluates")))
+}
+
+/// One device's session with its kernels chosen (a progress bar while they are), its memory
+/// checked and printed, and its training graphs allocated for batches of `whole_batch`
+/// (its share of each, for `device` of several); and its evaluation graphs if it is the
+/// first. `size`: the device's, its batch the images it runs at once.
 fn open_session(
     gpu: Gpu,
     run: &Run,
     store: &ParamStore,
     momentum: Option<&[Vec<f32>]>,
     size: RunSize,
-) -> Result<(Session, Graphs, Graphs)> {
+    whole_batch: usize,
+    device: Option<(Shares, usize)>,
+) -> Result<(Session, Graphs, Option<Graphs>)> {
     let opts = &run.options;
     let on_cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let evaluates = device.as_ref().is_none_or(|(_, d)| *d == 0);
+    let name = device.as_ref().map_or("Device".to_string(), |(_, d)| format!("Device {d}"));
     let mut session = Session::new(gpu, opts.model()?, store, momentum)?;
     session.augment = !opts.no_augment;
     session.bn_group = opts.bn_group;
+    session.device_share = device;
     session.variants_file = Some(run.file(VARIANTS_FILE));
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!(
@@ -302,10 +344,11 @@ fn open_session(
     });
     bar.finish_and_clear();
     let memory = memory?;
-    eprintln!("Device memory: {memory}.");
-    let graphs = session
-        .graphs(Mode::Train, size.batch, size.train_images)
-        .and_then(|train| Ok((train, session.graphs(Mode::Eval, size.batch, size.test_images)?)));
+    eprintln!("{name} memory: {memory}.");
+    let graphs = session.graphs(Mode::Train, whole_batch, size.train_images).and_then(|train| {
+        let eval = evaluates.then(|| session.graphs(Mode::Eval, size.batch, size.test_images)).transpose()?;
+        Ok((train, eval))
+    });
     let (train_graphs, eval_graphs) = session.allocated(graphs, size, memory)?;
     if let (Some(budget), Some(longest)) =
         (session.gpu.dispatch_budget_ms, train_graphs.full.longest_expected())
@@ -452,10 +495,11 @@ impl<'a> Checkpoints<'a> {
         self.every.is_some_and(|every| self.last.elapsed() >= every)
     }
 
-    /// The session's state at `position`, reached in `epoch` (counted from 0), as the run's
-    /// checkpoint.
-    fn save(&mut self, session: &Session, epoch: usize, position: Position) -> Result<()> {
-        save_checkpoint(session, self.run, epoch, position, self.saved)?;
+    /// Device 0's state at `position`, reached in `epoch` (counted from 0), as the run's
+    /// checkpoint, once every device is found to hold the same weights.
+    fn save(&mut self, replicas: &Replicas, epoch: usize, position: Position) -> Result<()> {
+        replicas.check_identical()?;
+        save_checkpoint(replicas.first(), self.run, epoch, position, self.saved)?;
         self.saved = Some(position);
         stop::set_kept(true, what_is_kept(self.saved, self.run));
         self.last = Instant::now();

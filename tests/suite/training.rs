@@ -2,10 +2,16 @@
 //! and a resumed run equals an uninterrupted one.
 
 use crate::common::*;
+use shakeshake::gpu::probe::ReadbackProbe;
 use shakeshake::gpu::{AdapterChoice, Gpu};
+use shakeshake::model::gpu_params::GpuParams;
+use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
+use shakeshake::ops::StepUniform;
 use shakeshake::train::checkpoint;
 use shakeshake::train::options::TrainOptions;
+use shakeshake::train::replicas::{Replica, Replicas, Shares};
 use shakeshake::train::run_dir::{CHECKPOINT_FILE, EpochRow, Run};
+use shakeshake::train::session::Session;
 use shakeshake::train::{data, trainer};
 use std::path::Path;
 
@@ -25,6 +31,7 @@ fn options(data: &Path) -> TrainOptions {
         test_subset: Some(20),
         no_augment: false,
         bn_group: None,
+        shares: None,
         data: data.to_path_buf(),
         records_per_file: 20,
     }
@@ -40,9 +47,14 @@ fn train(gpu: Gpu, opts: &TrainOptions, dir: &Path, stop_after: Option<usize>) -
 }
 
 fn run(gpu: Gpu, run: &Run, stop_after: Option<usize>) -> Vec<EpochRow> {
+    run_on(vec![gpu], run, stop_after)
+}
+
+/// `run` on several devices, each taking its share of every batch.
+fn run_on(gpus: Vec<Gpu>, run: &Run, stop_after: Option<usize>) -> Vec<EpochRow> {
     let (train_set, test_set) = data::load(&run.options.data, Some(run.options.records_per_file)).unwrap();
     let schedule = trainer::Schedule { stop_after, ..Default::default() };
-    trainer::train(gpu, run, train_set, test_set, schedule).unwrap()
+    trainer::train(gpus, run, train_set, test_set, schedule).unwrap()
 }
 
 #[test]
@@ -80,7 +92,7 @@ fn checkpoints_inside_epochs_do_not_change_the_run() {
     let every_step =
         trainer::Schedule { stop_after: None, checkpoint_every: Some(std::time::Duration::from_nanos(1)) };
     let run = Run::new(opts.clone(), dir.join("every-step")).unwrap();
-    let checkpointed = trainer::train(gpu, &run, train_set, test_set, every_step).unwrap();
+    let checkpointed = trainer::train(vec![gpu], &run, train_set, test_set, every_step).unwrap();
     let losses = |rows: &[EpochRow]| rows.iter().map(|r| (r.train_loss, r.test_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&plain), losses(&checkpointed));
     let weights = |run: &str| checkpoint::load(&dir.join(run).join(CHECKPOINT_FILE), None).unwrap();
@@ -142,4 +154,104 @@ fn ghost_batches_change_the_run_and_a_resume_keeps_them() {
     // learning rate's schedule).
     assert_ne!(losses(&whole), losses(&straight), "ghost batches should change the run");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two devices on one adapter, each training on its half of every batch, resumed after an
+/// epoch: bit for bit the uninterrupted two-device run. Each device's batch norm takes its
+/// half, so an epoch trains as one device with ghost batches of 8 does (to rounding: the
+/// gradients are summed in another order). And a two-device checkpoint resumes on one device.
+#[test]
+fn two_devices_train_as_ghost_batches_and_resume_bit_for_bit() {
+    let dir = temp_dir("two-devices");
+    tiny_cifar(&dir, 20);
+    let two = TrainOptions { shares: Some(vec![1, 1]), ..options(&dir) };
+    let train_on = |devices: usize, opts: &TrainOptions, name: &str, stop_after| {
+        let run = Run::new(opts.clone(), dir.join(name)).unwrap();
+        run_on((0..devices).map(|_| device()).collect(), &run, stop_after)
+    };
+    let straight = train_on(2, &two, "straight", None);
+    let first_epoch = train_on(2, &two, "resumed", Some(1));
+    let resumed = run_on(vec![device(), device()], &Run::resume(&dir.join("resumed")).unwrap(), None);
+    assert_eq!(losses(&straight), losses(&resumed), "resumed two-device run differs");
+    assert_eq!(weights(&dir, "straight").params, weights(&dir, "resumed").params);
+    assert_eq!(weights(&dir, "straight").momentum, weights(&dir, "resumed").momentum);
+
+    // Rounding differences grow fast in training (a change of one weight by 1e-7 of itself
+    // reaches 1e-3 in six steps): the steps' equivalence is the test below; here, an epoch.
+    let ghosts = train_on(1, &TrainOptions { bn_group: Some(8), ..options(&dir) }, "ghosts", Some(1));
+    let (a, b) = (&first_epoch[0], &ghosts[0]);
+    assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{} vs {}", a.train_loss, b.train_loss);
+    assert_eq!(a.train_accuracy, b.train_accuracy);
+
+    train_on(2, &two, "on-one", Some(1));
+    let on_one = run(device(), &Run::resume(&dir.join("on-one")).unwrap(), None);
+    assert_eq!(on_one.len(), 3, "a two-device run resumes on one device");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The largest difference between `a` and `b` over the largest magnitude in `b`.
+fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(1e-12f32, |m, v| m.max(v.abs())) as f64;
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale
+}
+
+/// One step of 128 images on two devices (64 each, on one adapter) against one device whose
+/// batch norm takes groups of 64, the computation the authors' two GPUs did: the loss, every
+/// gradient after the devices' sum, and the weights after the update.
+#[test]
+fn a_two_device_step_is_one_device_with_ghost_batches() {
+    let config = ModelConfig::new(8, 8).unwrap();
+    let store = ParamStore::init(&Graph::build(config, 1, Mode::Eval).params, 5);
+    let (pixels, labels) = shakeshake::selftest::test_batch(128);
+    let step = StepUniform { step: 3, seed: 9, lr: 0.2, _pad: 0 };
+
+    let mut single = Session::new(device(), config, &store, None).unwrap();
+    single.bn_group = Some(64);
+    let graphs = single.graphs(Mode::Train, 128, 128).unwrap();
+    single.params.set_metrics(&single.gpu, &[0.0; 4], 0);
+    graphs.full.submit(&single.gpu, &single.params, &pixels, &labels, step);
+    let single_metrics: Vec<f32> = single.gpu.read(&single.params.metrics);
+
+    let shares = Shares::equal(2);
+    let devices = (0..2)
+        .map(|d| {
+            let mut session = Session::new(device(), config, &store, None).unwrap();
+            session.device_share = Some((shares.clone(), d));
+            let graphs = session.graphs(Mode::Train, 128, 128).unwrap();
+            Replica::new(session, graphs)
+        })
+        .collect();
+    let replicas = Replicas { devices, shares };
+    replicas.set_metrics(&[0.0; 4], 0);
+    replicas.submit(&pixels, &labels, step, |_| {}).unwrap();
+    let first = replicas.first();
+    let mut probe = ReadbackProbe::new(&first.gpu, 5);
+    let metrics = replicas.metrics(&mut probe).unwrap();
+    let loss_error = ((metrics[0] - single_metrics[0]) / single_metrics[0]).abs();
+    assert!(loss_error < 1e-6, "loss sums {} and {}", metrics[0], single_metrics[0]);
+    assert_eq!(metrics[1], single_metrics[1], "correct predictions");
+    let (ours, theirs) = (
+        first.params.download_grads(&first.gpu).unwrap(),
+        single.params.download_grads(&single.gpu).unwrap(),
+    );
+    let (ours_after, theirs_after) =
+        (first.params.download(&first.gpu).unwrap(), single.params.download(&single.gpu).unwrap());
+    for (p, spec) in store.specs.iter().enumerate().filter(|(_, s)| s.trainable()) {
+        // Each device's share of a sum over images is summed apart, then the two added.
+        let err = relative_error(&ours[p], &theirs[p]);
+        assert!(err < 1e-5, "the gradient of {} differs by {err:.2e}", spec.prefix);
+        let err = relative_error(&ours_after.values[p], &theirs_after.values[p]);
+        assert!(err < 1e-6, "{} after the update differs by {err:.2e}", spec.prefix);
+    }
+    replicas.check_identical().unwrap();
+
+    // A device whose weights went their own way is an error naming the tensor.
+    let mut replicas = replicas;
+    let mut other = ours_after.clone();
+    let p = other.specs.iter().position(|s| s.prefix == "stages.1.0.branch2.conv1").unwrap();
+    other.values[p][5] += 1e-3;
+    let second = &mut replicas.devices[1].session;
+    second.params = GpuParams::upload(&second.gpu, &other, None);
+    let err = replicas.check_identical().unwrap_err().to_string();
+    assert!(err.contains("device 1 differ from device 0's in stages.1.0.branch2.conv1"), "{err}");
 }

@@ -1,0 +1,250 @@
+//! Data-parallel training on several devices in one process (`train --adapter 0,1`).
+//!
+//! Every device holds the whole model and runs the recorded step on its share of each batch
+//! (`Shares`: consecutive images, device 0 first). After the backward pass the gradients
+//! are read back, summed on the host in device order (so a run repeats bit for bit), and
+//! the sum is written to every device, which then applies the same SGD update: the weights
+//! stay identical on every device, which `check_identical` confirms at every checkpoint.
+//!
+//! Batch norm normalises each device's share on its own, as the authors' two GPUs did: one
+//! device with `--bn-group` the size of a share computes the same step. The running
+//! statistics are device 0's (as PyTorch DDP's `broadcast_buffers` keeps rank 0's): device
+//! 0 evaluates and writes the checkpoints, and a resumed run gives them to every device.
+//!
+//! One device is the plain case: its step is submitted whole, with nothing read back.
+
+use super::session::{Graphs, Session};
+use crate::gpu::DeviceLost;
+use crate::gpu::probe::ReadbackProbe;
+use crate::ops::StepUniform;
+use crate::ops::cross_entropy::{METRICS_LEN, STEP_COUNTER};
+use crate::shapes::IMAGE_BYTES;
+use std::ops::Range;
+
+/// How each batch is split among devices: in proportion to these weights (`--shares 3,1`:
+/// three quarters of every batch on the first device), consecutive images, device 0 first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shares(pub Vec<usize>);
+
+impl Shares {
+    /// Equal shares among `devices`.
+    pub fn equal(devices: usize) -> Shares {
+        Shares(vec![1; devices])
+    }
+
+    pub fn devices(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The images of a batch of `n` each device takes, device 0 first: `n` times its weight
+    /// over the total, rounded down, and the images left over one each to the devices whose
+    /// shares lost the most to rounding (the first of equals first).
+    pub fn split(&self, n: usize) -> Vec<Range<usize>> {
+        let total: usize = self.0.iter().sum();
+        let mut sizes: Vec<usize> = self.0.iter().map(|w| n * w / total).collect();
+        let mut by_remainder: Vec<usize> = (0..sizes.len()).collect();
+        by_remainder.sort_by_key(|&d| std::cmp::Reverse(n * self.0[d] % total));
+        for &d in by_remainder.iter().take(n - sizes.iter().sum::<usize>()) {
+            sizes[d] += 1;
+        }
+        let mut start = 0;
+        sizes
+            .into_iter()
+            .map(|size| {
+                start += size;
+                start - size..start
+            })
+            .collect()
+    }
+
+    /// An error unless every device gets at least one image of every batch the run has
+    /// (`batch`, and `rest`, the epoch's last when it is smaller).
+    pub fn check(&self, batch: usize, rest: Option<usize>) -> anyhow::Result<()> {
+        for n in std::iter::once(batch).chain(rest) {
+            if let Some(d) = self.split(n).iter().position(Range::is_empty) {
+                anyhow::bail!(
+                    "a batch of {n} images gives device {d} none of them with --shares {}: every device needs \
+                     at least one image of every batch (the epoch's last batch is the images left over). Use \
+                     fewer devices, more even --shares, or a --batch-size or --train-subset that leaves more \
+                     images in the last batch",
+                    self.describe()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// "1:1", "3:1".
+    pub fn describe(&self) -> String {
+        self.0.iter().map(usize::to_string).collect::<Vec<_>>().join(":")
+    }
+}
+
+/// One device of a run: its session and its training graphs over its shares.
+pub struct Replica {
+    pub session: Session,
+    pub graphs: Graphs,
+    /// Where the device's gradients are copied to be read back (several devices only).
+    gradients: wgpu::Buffer,
+}
+
+impl Replica {
+    pub fn new(session: Session, graphs: Graphs) -> Replica {
+        let bytes = session.params.grads.size();
+        let gradients = session.gpu.staging("gradients read back", bytes);
+        Replica { session, graphs, gradients }
+    }
+}
+
+/// The devices a run trains on, device 0 first.
+pub struct Replicas {
+    pub devices: Vec<Replica>,
+    pub shares: Shares,
+}
+
+impl Replicas {
+    /// Device 0: it evaluates, checkpoints, and is watched.
+    pub fn first(&self) -> &Session {
+        &self.devices[0].session
+    }
+
+    /// Submit one training step of a whole batch (`labels.len()` images, `pixels` theirs):
+    /// each device's share, the gradients summed, every device's update. `after` records
+    /// more commands into device 0's last submission, whose index is returned. With several
+    /// devices this waits for their gradients; with one it returns at once. An error names
+    /// the device that failed.
+    pub fn submit(
+        &self,
+        pixels: &[u8],
+        labels: &[u32],
+        step: StepUniform,
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<wgpu::SubmissionIndex, DeviceLost> {
+        let n = labels.len();
+        if let [only] = &self.devices[..] {
+            let s = &only.session;
+            return Ok(only.graphs.for_batch(n).submit_then(&s.gpu, &s.params, pixels, labels, step, after));
+        }
+        let shares = self.shares.split(n);
+        for (device, share) in self.devices.iter().zip(&shares) {
+            let (s, grads) = (&device.session, &device.session.params.grads);
+            let bytes = &pixels[share.start * IMAGE_BYTES..share.end * IMAGE_BYTES];
+            let graph = device.graphs.for_batch(n);
+            graph.submit_gradients(&s.gpu, &s.params, bytes, &labels[share.clone()], step, |encoder| {
+                encoder.copy_buffer_to_buffer(grads, 0, &device.gradients, 0, grads.size())
+            });
+        }
+        let mut sum: Vec<f32> = vec![];
+        for (d, device) in self.devices.iter().enumerate() {
+            let gradients: Vec<f32> =
+                device.session.gpu.try_read_staged(&device.gradients).map_err(named(d))?;
+            if d == 0 {
+                sum = gradients;
+            } else {
+                sum.iter_mut().zip(&gradients).for_each(|(s, g)| *s += g);
+            }
+        }
+        let mut after = Some(after);
+        let mut first = None;
+        for device in &self.devices {
+            let s = &device.session;
+            s.gpu.queue.write_buffer(&s.params.grads, 0, bytemuck::cast_slice(&sum));
+            let graph = device.graphs.for_batch(n);
+            let index = graph.submit_update(&s.gpu, step, |encoder| {
+                if let Some(after) = after.take() {
+                    after(encoder);
+                }
+            });
+            first.get_or_insert(index);
+        }
+        Ok(first.expect("a run has a device"))
+    }
+
+    /// Set the metrics accumulators (on device 0; the others start from zero) and every
+    /// device's count of the steps that ran.
+    pub fn set_metrics(&self, values: &[f32; METRICS_LEN], steps: usize) {
+        for (d, device) in self.devices.iter().enumerate() {
+            let s = &device.session;
+            s.params.set_metrics(&s.gpu, if d == 0 { values } else { &[0.0; METRICS_LEN] }, steps);
+        }
+    }
+
+    /// Every device's metrics added up, once every step submitted has finished: the loss and
+    /// accuracy sums over every share, the fewest steps any device ran to their end, and
+    /// device 0's share's mean loss of the last batch. Device 0's through `probe`.
+    pub fn metrics(&self, probe: &mut ReadbackProbe) -> Result<Vec<f32>, DeviceLost> {
+        let first = self.first();
+        let mut total = probe.finish(&first.gpu, &first.params.metrics).map_err(named(0))?.to_vec();
+        for (d, device) in self.devices.iter().enumerate().skip(1) {
+            let s = &device.session;
+            let m: Vec<f32> = s.gpu.try_read(&s.params.metrics).map_err(named(d))?;
+            for i in [0, 1, 2] {
+                total[i] += m[i];
+            }
+            total[STEP_COUNTER] = total[STEP_COUNTER].min(m[STEP_COUNTER]);
+        }
+        Ok(total)
+    }
+
+    /// An error unless every device holds the same weights as device 0, bit for bit, naming
+    /// the first tensor that differs. Running statistics may differ (they are device 0's).
+    pub fn check_identical(&self) -> anyhow::Result<()> {
+        let Some((first, others)) = self.devices.split_first() else { return Ok(()) };
+        let reference = first.session.params.download(&first.session.gpu).map_err(named(0))?;
+        for (d, device) in others.iter().enumerate() {
+            let s = &device.session;
+            let theirs = s.params.download(&s.gpu).map_err(named(d + 1))?;
+            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            let differing = (reference.specs.iter().zip(&reference.values).zip(&theirs.values))
+                .find(|((spec, a), b)| spec.trainable() && !same(a, b));
+            if let Some(((spec, _), _)) = differing {
+                anyhow::bail!(
+                    "the weights of device {} differ from device 0's in {}: the devices no longer train the \
+                     same network, which is a bug; please report it with the command you ran. The last \
+                     checkpoint is kept as it was",
+                    d + 1,
+                    spec.prefix
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Each device's name, device 0 first.
+    pub fn describe(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.session.gpu.describe()).collect()
+    }
+}
+
+/// A lost device's error, naming it when there are several.
+fn named(device: usize) -> impl Fn(DeviceLost) -> DeviceLost {
+    move |e| DeviceLost(format!("device {device}: {}", e.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shares;
+
+    #[test]
+    fn shares_split_a_batch_in_proportion_in_order() {
+        assert_eq!(Shares::equal(2).split(128), vec![0..64, 64..128]);
+        assert_eq!(Shares::equal(2).split(15), vec![0..8, 8..15]);
+        assert_eq!(Shares(vec![3, 1]).split(128), vec![0..96, 96..128]);
+        assert_eq!(Shares(vec![1, 1, 1]).split(10), vec![0..4, 4..7, 7..10]);
+        // 5 x 2/5 = 2, 5 x 3/5 = 3: exact. 7 x (2, 3) / 5 = 2.8, 4.2: the first takes the spare one.
+        assert_eq!(Shares(vec![2, 3]).split(7), vec![0..3, 3..7]);
+        for n in 1..40 {
+            let split = Shares(vec![5, 2, 3]).split(n);
+            assert_eq!(split.last().unwrap().end, n);
+            assert!(split.windows(2).all(|w| w[0].end == w[1].start));
+        }
+    }
+
+    #[test]
+    fn a_device_without_images_is_refused() {
+        assert!(Shares::equal(2).check(128, Some(16)).is_ok());
+        let err = Shares::equal(2).check(128, Some(1)).unwrap_err().to_string();
+        assert!(err.contains("a batch of 1 images gives device 1 none"), "{err}");
+        assert!(Shares(vec![1, 9]).check(3, None).is_err());
+    }
+}
