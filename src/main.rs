@@ -12,6 +12,7 @@ use shakeshake::model::{Graph, Mode, ModelConfig};
 use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
 use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
+use shakeshake::train::replicas::Shares;
 use shakeshake::train::run_dir::{Run, default_run_dir};
 use shakeshake::train::session::{Session, check_fits, max_batch};
 use shakeshake::train::{checkpoint, download, trainer};
@@ -447,15 +448,19 @@ fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: 
     let config = network.config()?;
     at_least_one("--batch-size", network.batch_size)?;
     at_least_one("--steps", steps)?;
-    let gpu = adapter.open()?;
-    check_fits(&gpu, config, network.batch_size, Mode::Train)?;
-    let f = bench::train_figure(&gpu, config, network.batch_size, 2, steps)?;
+    let gpus = adapter.open_all()?;
+    let shares = Shares::equal(gpus.len());
+    shares.check(network.batch_size, None)?;
+    for (gpu, share) in gpus.iter().zip(shares.split(network.batch_size)) {
+        check_fits(gpu, config, share.len(), Mode::Train)?;
+    }
+    let f = bench::train_figure(gpus, config, network.batch_size, 2, steps)?;
     if json {
         println!("{}", serde_json::to_string(&f)?);
         return Ok(());
     }
     println!(
-        "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB; \
+        "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB{}; \
          {} pipelines created)",
         config.paper_name(),
         f.variant,
@@ -464,8 +469,17 @@ fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: 
         f.step_ms,
         f.dispatches_per_step,
         f.bytes_per_step as f64 / 1e6,
+        if f.devices > 1 { " on device 0" } else { "" },
         f.pipelines
     );
+    if let Some(ms) = f.all_reduce_ms {
+        println!(
+            "  the batch split over {} devices: summing the gradients costs {ms:.1} ms a step ({:.1}%), over \
+             each device running its share alone",
+            f.devices,
+            100.0 * ms / f.step_ms
+        );
+    }
     for k in &f.kinds {
         let time = match (k.ms, k.share) {
             (Some(ms), Some(share)) => format!("{ms:9.2} ms {:5.1}%", share * 100.0),

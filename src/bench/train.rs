@@ -2,12 +2,10 @@
 //! operation kind, its dispatches, the bytes they bind and its share of GPU time.
 
 use crate::gpu::{Dispatch, Gpu};
-use crate::model::gpu_params::GpuParams;
-use crate::model::gpu_step::StepGraph;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
-use crate::shapes::{Normalization, SgdSettings};
-use crate::tuning::VariantChooser;
+use crate::train::replicas::{Replica, Replicas, Shares};
+use crate::train::session::Session;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -22,9 +20,15 @@ pub struct TrainFigure {
     pub variant: String,
     pub dispatches_per_step: usize,
     /// Bytes bound by every dispatch of a step (see `Dispatch::bytes`): the memory traffic
-    /// the step cannot do without.
+    /// the step cannot do without. This and the dispatches and kinds are device 0's.
     pub bytes_per_step: u64,
     pub adapter: String,
+    /// Devices the step ran on, each with its share of the batch (`--adapter 0,1`).
+    pub devices: usize,
+    /// With several devices: milliseconds a step the gradients' sum costs, measured as the
+    /// step time less that of the same devices each running its share's step alone (reading
+    /// the gradients back, adding them, writing the sum, and the wait between the passes).
+    pub all_reduce_ms: Option<f64>,
     /// Pipelines this process created: the step's and those the tuner checked and timed (a
     /// driver compiles each one, on lavapipe at its first dispatch).
     pub pipelines: usize,
@@ -43,37 +47,53 @@ pub struct KindFigure {
     pub share: Option<f64>,
 }
 
-/// Time `steps` training steps after `warm_up` steps (the first compiles every pipeline).
+/// Time `steps` training steps after `warm_up` steps (the first compiles every pipeline),
+/// on every device of `gpus`, each with its share of the batch (see `train::replicas`).
 pub fn train_figure(
-    gpu: &Gpu,
+    gpus: Vec<Gpu>,
     config: ModelConfig,
     batch: usize,
     warm_up: usize,
     steps: usize,
 ) -> anyhow::Result<TrainFigure> {
-    let graph = Graph::build(config, batch, Mode::Train);
-    let params = GpuParams::upload(gpu, &ParamStore::init(&graph.params, 0), None);
-    let settings = SgdSettings::PAPER;
-    let mut chooser = VariantChooser::for_adapter(gpu);
-    let step_graph =
-        StepGraph::new(gpu, &graph, &params, &Normalization::CIFAR10, &settings, &mut chooser, None)?;
+    let store = ParamStore::init(&Graph::build(config, batch, Mode::Train).params, 0);
+    let shares = Shares::equal(gpus.len());
+    let several = gpus.len() > 1;
+    let devices = gpus
+        .into_iter()
+        .enumerate()
+        .map(|(d, gpu)| {
+            let mut session = Session::new(gpu, config, &store, None)?;
+            session.device_share = several.then(|| (shares.clone(), d));
+            let graphs = session.graphs(Mode::Train, batch, batch)?;
+            Ok(Replica::new(session, graphs))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let replicas = Replicas { devices, shares };
     let pixels: Vec<u8> =
         (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let run = |step: u32| {
-        step_graph.submit(gpu, &params, &pixels, &labels, StepUniform { step, seed: 1, lr: 0.01, _pad: 0 });
-    };
-    for s in 0..warm_up {
-        run(s as u32);
-    }
-    gpu.wait();
-    let start = Instant::now();
-    for s in 0..steps {
-        run((warm_up + s) as u32);
-    }
-    gpu.wait();
-    let step_ms = start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
-
+    let uniform = |step: u32| StepUniform { step, seed: 1, lr: 0.01, _pad: 0 };
+    let step_ms = timed_steps(&replicas, warm_up, steps, |step| {
+        replicas.submit(&pixels, &labels, uniform(step), |_| {})?;
+        Ok(())
+    })?;
+    // The same devices, each its share's whole step, with nothing summed.
+    let all_reduce_ms = several
+        .then(|| {
+            timed_steps(&replicas, warm_up, steps, |step| {
+                for (device, share) in replicas.devices.iter().zip(replicas.shares.split(batch)) {
+                    let (s, graph) = (&device.session, device.graphs.for_batch(batch));
+                    let bytes = &pixels[share.start * 3072..share.end * 3072];
+                    graph.submit(&s.gpu, &s.params, bytes, &labels[share], uniform(step));
+                }
+                Ok(())
+            })
+            .map(|apart_ms| step_ms - apart_ms)
+        })
+        .transpose()?;
+    let first = replicas.first();
+    let (gpu, step_graph) = (&first.gpu, &replicas.devices[0].graphs.full);
     let dispatches: Vec<&Dispatch> = step_graph.dispatches().iter().collect();
     let mut kinds: Vec<KindFigure> = vec![];
     for d in &dispatches {
@@ -107,10 +127,33 @@ pub fn train_figure(
         variant: config.variant_name(),
         dispatches_per_step: dispatches.len(),
         bytes_per_step: dispatches.iter().map(|d| d.bytes).sum(),
-        adapter: gpu.describe(),
+        adapter: replicas.describe().join(" + "),
+        devices: replicas.devices.len(),
+        all_reduce_ms,
         pipelines: gpu.kernels_made().0,
         kinds,
     })
+}
+
+/// Milliseconds a step of `step`, over `steps` steps after `warm_up`, every device waited
+/// for at both ends.
+fn timed_steps(
+    replicas: &Replicas,
+    warm_up: usize,
+    steps: usize,
+    step: impl Fn(u32) -> Result<(), crate::gpu::DeviceLost>,
+) -> anyhow::Result<f64> {
+    let wait = || replicas.devices.iter().try_for_each(|d| d.session.gpu.try_wait());
+    for s in 0..warm_up {
+        step(s as u32)?;
+    }
+    wait()?;
+    let start = Instant::now();
+    for s in 0..steps {
+        step((warm_up + s) as u32)?;
+    }
+    wait()?;
+    Ok(start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64)
 }
 
 /// "conv2d_forward_register_subgroup::main[...]" -> "conv2d_forward", "batch_norm::normalize[]"

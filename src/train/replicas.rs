@@ -84,15 +84,18 @@ impl Shares {
 pub struct Replica {
     pub session: Session,
     pub graphs: Graphs,
-    /// Where the device's gradients are copied to be read back (several devices only).
+    /// Where the device's gradients and metrics are copied to be read back (several
+    /// devices only).
     gradients: wgpu::Buffer,
+    metrics: wgpu::Buffer,
 }
 
 impl Replica {
     pub fn new(session: Session, graphs: Graphs) -> Replica {
         let bytes = session.params.grads.size();
         let gradients = session.gpu.staging("gradients read back", bytes);
-        Replica { session, graphs, gradients }
+        let metrics = session.gpu.staging("metrics read back", session.params.metrics.size());
+        Replica { session, graphs, gradients, metrics }
     }
 }
 
@@ -127,22 +130,40 @@ impl Replicas {
         }
         let shares = self.shares.split(n);
         for (device, share) in self.devices.iter().zip(&shares) {
-            let (s, grads) = (&device.session, &device.session.params.grads);
+            let (s, grads, metrics) =
+                (&device.session, &device.session.params.grads, &device.session.params.metrics);
             let bytes = &pixels[share.start * IMAGE_BYTES..share.end * IMAGE_BYTES];
             let graph = device.graphs.for_batch(n);
             graph.submit_gradients(&s.gpu, &s.params, bytes, &labels[share.clone()], step, |encoder| {
-                encoder.copy_buffer_to_buffer(grads, 0, &device.gradients, 0, grads.size())
+                encoder.copy_buffer_to_buffer(grads, 0, &device.gradients, 0, grads.size());
+                encoder.copy_buffer_to_buffer(metrics, 0, &device.metrics, 0, metrics.size());
             });
         }
         let mut sum: Vec<f32> = vec![];
-        for (d, device) in self.devices.iter().enumerate() {
-            let gradients: Vec<f32> =
-                device.session.gpu.try_read_staged(&device.gradients).map_err(named(d))?;
+        let mut metrics = [0.0f32; METRICS_LEN];
+        for ((d, device), share) in self.devices.iter().enumerate().zip(&shares) {
+            let gpu = &device.session.gpu;
+            let gradients: Vec<f32> = gpu.try_read_staged(&device.gradients).map_err(named(d))?;
             if d == 0 {
                 sum = gradients;
             } else {
                 sum.iter_mut().zip(&gradients).for_each(|(s, g)| *s += g);
             }
+            let m: Vec<f32> = gpu.try_read_staged(&device.metrics).map_err(named(d))?;
+            for i in 0..3 {
+                metrics[i] += m[i];
+            }
+            metrics[3] += m[3] * share.len() as f32 / n as f32;
+        }
+        // The metrics move to device 0 every step, added in device order: so a run resumed
+        // with them there (`set_metrics`) sums on exactly as the uninterrupted run.
+        for (d, device) in self.devices.iter().enumerate() {
+            let values = if d == 0 { metrics } else { [0.0; METRICS_LEN] };
+            device.session.gpu.queue.write_buffer(
+                &device.session.params.metrics,
+                0,
+                bytemuck::cast_slice(&values),
+            );
         }
         let mut after = Some(after);
         let mut first = None;
@@ -169,18 +190,15 @@ impl Replicas {
         }
     }
 
-    /// Every device's metrics added up, once every step submitted has finished: the loss and
-    /// accuracy sums over every share, the fewest steps any device ran to their end, and
-    /// device 0's share's mean loss of the last batch. Device 0's through `probe`.
+    /// The run's metrics once every step submitted has finished: device 0's (where every
+    /// step leaves the sums of all, see `submit`), with the fewest steps any device ran to
+    /// their end. Device 0's through `probe`.
     pub fn metrics(&self, probe: &mut ReadbackProbe) -> Result<Vec<f32>, DeviceLost> {
         let first = self.first();
         let mut total = probe.finish(&first.gpu, &first.params.metrics).map_err(named(0))?.to_vec();
         for (d, device) in self.devices.iter().enumerate().skip(1) {
             let s = &device.session;
             let m: Vec<f32> = s.gpu.try_read(&s.params.metrics).map_err(named(d))?;
-            for i in [0, 1, 2] {
-                total[i] += m[i];
-            }
             total[STEP_COUNTER] = total[STEP_COUNTER].min(m[STEP_COUNTER]);
         }
         Ok(total)

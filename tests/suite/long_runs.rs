@@ -311,10 +311,29 @@ fn stopped_at_any_step_and_resumed_a_run_equals_an_uninterrupted_one() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_or_a_burst_of_signals_writes_one_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one() {
-    let dir = temp_dir("ctrl-c");
+    interrupted_and_resumed("ctrl-c", &[]);
+}
+
+/// The same on two devices (one adapter twice): one Ctrl-C stops both at the same step,
+/// with one checkpoint, and the run resumed on both equals the uninterrupted one.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_two_devices_at_one_step_and_the_resumed_run_equals_an_uninterrupted_one() {
+    interrupted_and_resumed("ctrl-c-two-devices", &["--adapter", "high-performance,high-performance"]);
+}
+
+/// A run of `devices` (extra `train` arguments, given again to the resume) interrupted by a
+/// burst of signals after its first epoch, then resumed: equal to the uninterrupted run.
+#[cfg(unix)]
+fn interrupted_and_resumed(name: &str, devices: &[&str]) {
+    let dir = temp_dir(name);
     tiny_cifar(&dir, 20);
     let cache = warm_cache(&dir);
-    let args = |run: &Path| tiny_train(&dir, run, &["--epochs", "20", "--train-subset", "32"]);
+    let args = |run: &Path| {
+        let mut args = tiny_train(&dir, run, &["--epochs", "20", "--train-subset", "32"]);
+        args.extend(devices.iter().map(|a| a.to_string()));
+        args
+    };
     let run = dir.join("interrupted");
     let child = command(&cache, &strs(&args(&run))).stderr(std::process::Stdio::piped()).spawn().unwrap();
     // Once the first epoch is written, interrupt it as a terminal's Ctrl-C would, in a burst
@@ -337,7 +356,8 @@ fn ctrl_c_or_a_burst_of_signals_writes_one_checkpoint_and_the_resumed_run_equals
     // What a kill -9 during a checkpoint's write leaves: its temporary file, cut short.
     let leftover = run.join(format!("checkpoint.{pid}-ThreadId(1).tmp"));
     std::fs::write(&leftover, &std::fs::read(run.join("checkpoint.safetensors")).unwrap()[..100]).unwrap();
-    let resumed = resume(&cache, &run);
+    let r = run.to_str().unwrap();
+    let resumed = shakeshake(&cache, &[&["train", "--resume", r][..], devices].concat());
     assert_ok(&resumed);
     assert!(text(&resumed).contains("Removed what a killed run left half-written"), "{}", text(&resumed));
     assert!(!leftover.exists());
