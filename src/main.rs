@@ -12,11 +12,13 @@ use shakeshake::model::{Graph, Mode, ModelConfig};
 use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
 use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
+use shakeshake::train::ranks::Ranks;
 use shakeshake::train::replicas::Shares;
 use shakeshake::train::run_dir::{Run, default_run_dir};
 use shakeshake::train::session::{Session, check_fits, max_batch};
 use shakeshake::train::{checkpoint, download, trainer};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 #[derive(Parser)]
 #[command(
@@ -259,7 +261,10 @@ fn main() -> Result<()> {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli, &matches) {
         Err(e) if e.downcast_ref::<trainer::Interrupted>().is_some() => {
-            eprintln!("{e}");
+            // Empty in the ranks but 0 of an MPI run: rank 0 says it.
+            if !e.to_string().is_empty() {
+                eprintln!("{e}");
+            }
             // The conventional status of a program stopped by SIGINT.
             std::process::exit(130)
         }
@@ -352,17 +357,76 @@ fn train(adapter: &AdapterArg, options: TrainOptions, start: RunStart) -> Result
     if let Some(epochs) = start.stop_after {
         at_least_one("--stop-after", epochs)?;
     }
-    let devices = adapter.count();
+    let Some(ranks) = join_ranks()? else {
+        return train_in_process(adapter, options, start, None);
+    };
+    let (rank, size) = (ranks.rank(), ranks.size());
+    // The ranks but 0 print only their errors (once this is dropped), unless asked.
+    #[cfg(feature = "mpi")]
+    let quiet = (rank > 0 && std::env::var_os("SHAKESHAKE_VERBOSE_RANKS").is_none())
+        .then(shakeshake::train::ranks::mpi_world::Quiet::begin);
+    let result = train_in_process(adapter, options, start, Some(ranks.clone()));
+    #[cfg(feature = "mpi")]
+    drop(quiet);
+    match result {
+        Err(e) if e.downcast_ref::<trainer::Interrupted>().is_none() => {
+            // The other ranks would wait for this one in their next sum: end them all.
+            eprintln!("Error in rank {rank} of {size}: {e:#}");
+            ranks.abort(1)
+        }
+        other => other,
+    }
+}
+
+/// MPI's other processes, when `mpirun` started this one with others.
+#[cfg(feature = "mpi")]
+fn join_ranks() -> Result<Option<Rc<dyn Ranks>>> {
+    Ok(shakeshake::train::ranks::mpi_world::join()?.map(|world| Rc::new(world) as Rc<dyn Ranks>))
+}
+
+/// Without MPI, a process `mpirun` started beside others would train alone: refused.
+#[cfg(not(feature = "mpi"))]
+fn join_ranks() -> Result<Option<Rc<dyn Ranks>>> {
+    match shakeshake::train::ranks::launched_size() {
+        Some(size) if size > 1 => anyhow::bail!(
+            "mpirun started {size} processes, but this build has no MPI: build with `cargo build --release \
+             --features mpi` (it needs Open MPI or MPICH)"
+        ),
+        _ => Ok(None),
+    }
+}
+
+/// `train` in this process, on the adapters `--adapter` lists, with `ranks` under MPI.
+fn train_in_process(
+    adapter: &AdapterArg,
+    options: TrainOptions,
+    start: RunStart,
+    ranks: Option<Rc<dyn Ranks>>,
+) -> Result<()> {
+    // Under MPI a process trains on one device, the run's devices being the ranks.
+    let devices = ranks.as_ref().map_or(adapter.count(), |r| r.size());
+    if ranks.is_some() && start.fetch {
+        anyhow::bail!(
+            "under mpirun, download the data first (`shakeshake download`), then train without --download"
+        );
+    }
     let run = match start.resume {
         Some(dir) => {
             let run = resume_run(&dir, &start.given, options.data)?;
-            let recorded = run.options.device_shares(run.options.shares.as_ref().map_or(1, Vec::len));
-            if recorded.devices() != devices {
+            let recorded = run.options.shares.as_ref().map_or(1, Vec::len);
+            if recorded != devices && ranks.is_some() {
+                anyhow::bail!(
+                    "{} trained on {recorded} device(s); under mpirun it resumes on as many processes \
+                     (mpirun -np {recorded}), so that it continues exactly. Without mpirun it resumes on \
+                     any number of devices, not exactly",
+                    dir.display()
+                );
+            }
+            if recorded != devices {
                 eprintln!(
-                    "Note: this run trained on {} device(s) and continues on {devices}. Batch norm takes its \
-                     statistics over each device's share of a batch, so the run goes on, but not as it would \
-                     have on {0}; for that, resume with --adapter listing {0} adapters.",
-                    recorded.devices()
+                    "Note: this run trained on {recorded} device(s) and continues on {devices}. Batch norm takes \
+                     its statistics over each device's share of a batch, so the run goes on, but not as it \
+                     would have on {recorded}; for that, resume with --adapter listing {recorded} adapters."
                 );
             }
             run
@@ -378,7 +442,7 @@ fn train(adapter: &AdapterArg, options: TrainOptions, start: RunStart) -> Result
     shakeshake::train::stop::listen()?;
     let checkpoint_every = (!start.checkpoint_every.is_zero()).then_some(start.checkpoint_every);
     let schedule = trainer::Schedule { stop_after: start.stop_after, checkpoint_every };
-    trainer::train(adapter.open_all()?, &run, train, test, schedule)?;
+    trainer::train(adapter.open_all()?, ranks, &run, train, test, schedule)?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //!
 //! One device is the plain case: its step is submitted whole, with nothing read back.
 
+use super::ranks::Ranks;
 use super::session::{Graphs, Session};
 use crate::gpu::DeviceLost;
 use crate::gpu::probe::ReadbackProbe;
@@ -99,16 +100,42 @@ impl Replica {
     }
 }
 
-/// The devices a run trains on, device 0 first.
+/// The devices of a run this process trains on, and the run's other processes (MPI).
 pub struct Replicas {
+    /// This process's devices, in the run's order.
     pub devices: Vec<Replica>,
+    /// How a batch is split among all the run's devices.
     pub shares: Shares,
+    /// The place of this process's first device among the run's: its rank, under MPI.
+    pub first: usize,
+    /// The run's other processes, under MPI: the gradients are summed across them too.
+    pub ranks: Option<std::rc::Rc<dyn Ranks>>,
 }
 
 impl Replicas {
-    /// Device 0: it evaluates, checkpoints, and is watched.
+    /// The run's devices, all in this process.
+    pub fn new(devices: Vec<Replica>, shares: Shares) -> Replicas {
+        Replicas { devices, shares, first: 0, ranks: None }
+    }
+
+    /// This process's first device: it is watched, and in the leading process it evaluates
+    /// and checkpoints.
     pub fn first(&self) -> &Session {
         &self.devices[0].session
+    }
+
+    /// Whether this process writes the run's files: it holds the run's device 0.
+    pub fn leads(&self) -> bool {
+        self.first == 0
+    }
+
+    /// `(stop, checkpoint)` as any process asks: every process stops, or checkpoints, after the
+    /// same step.
+    pub fn agree(&self, stop: bool, checkpoint: bool) -> (bool, bool) {
+        let Some(ranks) = &self.ranks else { return (stop, checkpoint) };
+        let mut asked = [stop as u8 as f32, checkpoint as u8 as f32];
+        ranks.sum(&mut asked);
+        (asked[0] > 0.0, asked[1] > 0.0)
     }
 
     /// Submit one training step of a whole batch (`labels.len()` images, `pixels` theirs):
@@ -124,12 +151,12 @@ impl Replicas {
         after: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> Result<wgpu::SubmissionIndex, DeviceLost> {
         let n = labels.len();
-        if let [only] = &self.devices[..] {
+        if let ([only], None) = (&self.devices[..], &self.ranks) {
             let s = &only.session;
             return Ok(only.graphs.for_batch(n).submit_then(&s.gpu, &s.params, pixels, labels, step, after));
         }
-        let shares = self.shares.split(n);
-        for (device, share) in self.devices.iter().zip(&shares) {
+        let shares = &self.shares.split(n)[self.first..];
+        for (device, share) in self.devices.iter().zip(shares) {
             let (s, grads, metrics) =
                 (&device.session, &device.session.params.grads, &device.session.params.metrics);
             let bytes = &pixels[share.start * IMAGE_BYTES..share.end * IMAGE_BYTES];
@@ -141,24 +168,31 @@ impl Replicas {
         }
         let mut sum: Vec<f32> = vec![];
         let mut metrics = [0.0f32; METRICS_LEN];
-        for ((d, device), share) in self.devices.iter().enumerate().zip(&shares) {
+        for ((d, device), share) in self.devices.iter().enumerate().zip(shares) {
             let gpu = &device.session.gpu;
-            let gradients: Vec<f32> = gpu.try_read_staged(&device.gradients).map_err(named(d))?;
+            let gradients: Vec<f32> =
+                gpu.try_read_staged(&device.gradients).map_err(named(self.first + d))?;
             if d == 0 {
                 sum = gradients;
             } else {
                 sum.iter_mut().zip(&gradients).for_each(|(s, g)| *s += g);
             }
-            let m: Vec<f32> = gpu.try_read_staged(&device.metrics).map_err(named(d))?;
+            let m: Vec<f32> = gpu.try_read_staged(&device.metrics).map_err(named(self.first + d))?;
             for i in 0..3 {
                 metrics[i] += m[i];
             }
             metrics[3] += m[3] * share.len() as f32 / n as f32;
         }
-        // The metrics move to device 0 every step, added in device order: so a run resumed
-        // with them there (`set_metrics`) sums on exactly as the uninterrupted run.
+        if let Some(ranks) = &self.ranks {
+            sum.extend(metrics);
+            ranks.sum(&mut sum);
+            let all = sum.split_off(sum.len() - METRICS_LEN);
+            metrics.copy_from_slice(&all);
+        }
+        // The metrics move to the run's device 0 every step, added in device order: so a run
+        // resumed with them there (`set_metrics`) sums on exactly as the uninterrupted run.
         for (d, device) in self.devices.iter().enumerate() {
-            let values = if d == 0 { metrics } else { [0.0; METRICS_LEN] };
+            let values = if d == 0 && self.leads() { metrics } else { [0.0; METRICS_LEN] };
             device.session.gpu.queue.write_buffer(
                 &device.session.params.metrics,
                 0,
@@ -181,12 +215,13 @@ impl Replicas {
         Ok(first.expect("a run has a device"))
     }
 
-    /// Set the metrics accumulators (on device 0; the others start from zero) and every
-    /// device's count of the steps that ran.
+    /// Set the metrics accumulators (on the run's device 0; the others start from zero) and
+    /// every device's count of the steps that ran.
     pub fn set_metrics(&self, values: &[f32; METRICS_LEN], steps: usize) {
         for (d, device) in self.devices.iter().enumerate() {
             let s = &device.session;
-            s.params.set_metrics(&s.gpu, if d == 0 { values } else { &[0.0; METRICS_LEN] }, steps);
+            let values = if d == 0 && self.leads() { values } else { &[0.0; METRICS_LEN] };
+            s.params.set_metrics(&s.gpu, values, steps);
         }
     }
 
@@ -204,24 +239,28 @@ impl Replicas {
         Ok(total)
     }
 
-    /// An error unless every device holds the same weights as device 0, bit for bit, naming
-    /// the first tensor that differs. Running statistics may differ (they are device 0's).
+    /// An error unless every device of the run (every process's, under MPI) holds the same
+    /// weights as device 0, bit for bit, naming the first tensor that differs. Running
+    /// statistics may differ (they are device 0's). Every process calls it at the same step.
     pub fn check_identical(&self) -> anyhow::Result<()> {
-        let Some((first, others)) = self.devices.split_first() else { return Ok(()) };
-        let reference = first.session.params.download(&first.session.gpu).map_err(named(0))?;
-        for (d, device) in others.iter().enumerate() {
+        let specs = &self.first().params.specs;
+        let mut all = vec![];
+        for (d, device) in self.devices.iter().enumerate() {
             let s = &device.session;
-            let theirs = s.params.download(&s.gpu).map_err(named(d + 1))?;
-            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            let differing = (reference.specs.iter().zip(&reference.values).zip(&theirs.values))
-                .find(|((spec, a), b)| spec.trainable() && !same(a, b));
-            if let Some(((spec, _), _)) = differing {
+            let params = s.params.download(&s.gpu).map_err(named(self.first + d))?;
+            all.push(params.values.iter().map(|v| checksum(v)).collect::<Vec<u64>>());
+        }
+        if let Some(ranks) = &self.ranks {
+            all = ranks.gather(&all[0]).chunks(specs.len()).map(<[u64]>::to_vec).collect();
+        }
+        for (d, sums) in all.iter().enumerate().skip(1) {
+            let differs = |p: &usize| specs[*p].trainable() && sums[*p] != all[0][*p];
+            if let Some(p) = (0..specs.len()).find(differs) {
                 anyhow::bail!(
-                    "the weights of device {} differ from device 0's in {}: the devices no longer train the \
+                    "the weights of device {d} differ from device 0's in {}: the devices no longer train the \
                      same network, which is a bug; please report it with the command you ran. The last \
                      checkpoint is kept as it was",
-                    d + 1,
-                    spec.prefix
+                    specs[p].prefix
                 );
             }
         }
@@ -232,6 +271,15 @@ impl Replicas {
     pub fn describe(&self) -> Vec<String> {
         self.devices.iter().map(|d| d.session.gpu.describe()).collect()
     }
+}
+
+/// A tensor's values, bit for bit, as one number to compare across processes.
+fn checksum(values: &[f32]) -> u64 {
+    use std::hash::Hasher;
+    // SipHash with fixed keys: the same in every process of the same program.
+    let mut hasher = std::hash::DefaultHasher::new();
+    values.iter().for_each(|v| hasher.write_u32(v.to_bits()));
+    hasher.finish()
 }
 
 /// A lost device's error, naming it when there are several.

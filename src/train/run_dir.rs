@@ -16,6 +16,16 @@ pub const PLOT_FILE: &str = "curves.png";
 pub const LOCK_FILE: &str = "train.lock";
 /// The kernel variants the run computes with (see `tuning::chooser`).
 pub const VARIANTS_FILE: &str = "variants.json";
+
+/// The file of the kernel variants device `device` of a run computes with: device 0's is
+/// `VARIANTS_FILE`; with several devices (or MPI ranks, which may be other machines) each
+/// keeps its own.
+pub fn variants_file(device: usize) -> String {
+    match device {
+        0 => VARIANTS_FILE.to_string(),
+        d => format!("variants-device{d}.json"),
+    }
+}
 const CSV_HEADER: &str =
     "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,images_per_second";
 

@@ -1,5 +1,6 @@
 //! How a training run is asked to stop: a person's Ctrl-C, a scheduler's SIGTERM, a closed
-//! terminal's SIGHUP. Each asks for one graceful stop (after the step in flight, with a
+//! terminal's SIGHUP, and SIGUSR1, which `mpirun` passes to every rank at once (it gives the
+//! ranks a SIGTERM only a moment before it kills them). Each asks for one graceful stop (after the step in flight, with a
 //! checkpoint). Only a second Ctrl-C, from a person, quits at once, and says what was lost.
 //!
 //! Signals often come in bursts that mean one thing: GNU `timeout` sends SIGTERM to the
@@ -25,7 +26,8 @@ const POLL: Duration = Duration::from_millis(50);
 pub enum Signal {
     /// Ctrl-C (SIGINT): a person at the terminal.
     Interrupt,
-    /// SIGTERM or SIGHUP: a scheduler, a container runtime, `timeout`, a closed terminal.
+    /// SIGTERM, SIGHUP or SIGUSR1: a scheduler, a container runtime, `timeout`, a closed
+    /// terminal, `mpirun` passing on a user's `kill -USR1`.
     Terminate,
 }
 
@@ -100,7 +102,7 @@ static TERMINATIONS: AtomicUsize = AtomicUsize::new(0);
 static LAST_INTERRUPT_MS: AtomicU64 = AtomicU64::new(0);
 static LAST_TERMINATION_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Catches Ctrl-C, SIGTERM and SIGHUP for the rest of the process and acts on them as the
+/// Catches Ctrl-C, SIGTERM, SIGHUP and SIGUSR1 for the rest of the process and acts on them as the
 /// module says: `StopGracefully` asks the loop to stop and says so; `QuitNow` says what
 /// was lost and exits with 130.
 pub fn listen() -> anyhow::Result<()> {
@@ -119,6 +121,8 @@ pub fn listen() -> anyhow::Result<()> {
     count(SIGTERM, &TERMINATIONS, &LAST_TERMINATION_MS)?;
     #[cfg(unix)]
     count(signal_hook::consts::SIGHUP, &TERMINATIONS, &LAST_TERMINATION_MS)?;
+    #[cfg(unix)]
+    count(signal_hook::consts::SIGUSR1, &TERMINATIONS, &LAST_TERMINATION_MS)?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let (mut requests, mut seen) = (Requests::default(), (0, 0));
         loop {

@@ -4,9 +4,10 @@
 use super::checkpoint::{self, Checkpoint, Position};
 use super::data::Dataset;
 use super::plot;
+use super::ranks::Ranks;
 use super::replicas::{Replica, Replicas, Shares};
 use super::run_dir::{
-    CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, VARIANTS_FILE, write_metrics,
+    CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, variants_file, write_metrics,
 };
 use super::session::{Graphs, Session, check_fits, counted};
 use super::stop;
@@ -83,9 +84,11 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 /// Train `run` on the given data sets (subsets as its options say), as `schedule` says, on
-/// `gpus` (several: each takes its share of every batch, see `replicas`).
+/// `gpus` (several: each takes its share of every batch, see `replicas`), and with `ranks`,
+/// the other processes of an MPI run (this process then has one device).
 pub fn train(
     gpus: Vec<Gpu>,
+    ranks: Option<std::rc::Rc<dyn Ranks>>,
     run: &Run,
     mut train_set: Dataset,
     mut test_set: Dataset,
@@ -99,19 +102,31 @@ pub fn train(
     if let Some(n) = opts.test_subset {
         test_set.truncate(n);
     }
-    let shares = opts.device_shares(gpus.len());
+    // Under MPI each rank has one device, its place among the run's devices its rank.
+    let (first, devices) = match &ranks {
+        Some(r) if gpus.len() > 1 => bail!(
+            "under mpirun each process trains on one adapter, but --adapter lists {}: start a process an \
+             adapter instead",
+            gpus.len()
+        ),
+        Some(r) => (r.rank(), r.size()),
+        None => (0, gpus.len()),
+    };
+    let shares = opts.device_shares(devices);
     let rest =
         Some(train_set.len() % opts.batch_size).filter(|r| *r > 0 && train_set.len() > opts.batch_size);
     shares.check(opts.batch_size.min(train_set.len()), rest)?;
     let device_batches: Vec<usize> = shares.split(opts.batch_size).iter().map(|s| s.len()).collect();
-    for (gpu, batch) in gpus.iter().zip(&device_batches) {
+    for (gpu, batch) in gpus.iter().zip(&device_batches[first..]) {
         check_fits(gpu, config, *batch, Mode::Train)?;
     }
 
-    let _lock = run.begin()?;
+    let leads = ranks.as_ref().is_none_or(|r| r.rank() == 0);
+    // Rank 0 alone writes the run's files (the others only their kernel choices).
+    let _lock = if leads { Some(run.begin()?) } else { None };
     let mut checkpoints = Checkpoints::new(run, schedule.checkpoint_every);
     let (store, momentum, start, mut rows) = starting_point(run, config);
-    let ghosts = match (opts.bn_group, gpus.len()) {
+    let ghosts = match (opts.bn_group, devices) {
         (Some(n), _) => format!(" (batch norm over groups of {n})"),
         (None, 1) => String::new(),
         (None, devices) => format!(
@@ -137,7 +152,8 @@ pub fn train(
         test_images: test_set.len(),
         bn_group: opts.bn_group,
     };
-    let (replicas, eval_graphs) = open_devices(gpus, shares, run, &store, momentum, size)?;
+    let (devices, eval_graphs) = open_devices(gpus, &shares, first, run, &store, momentum, size)?;
+    let replicas = Replicas { devices, shares, first, ranks };
     let session = replicas.first();
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
@@ -200,8 +216,10 @@ pub fn train(
                 bar.suspend(|| eprintln!("{note}"));
             }
 
-            let stop = stop::requested() || stop_at_step == Some(step);
-            if stop || checkpoints.due() {
+            // Every process stops and checkpoints at the same step, whichever was asked.
+            let (stop, due) =
+                replicas.agree(stop::requested() || stop_at_step == Some(step), checkpoints.due());
+            if stop || due {
                 let m = replicas.metrics(&mut probe).map_err(checkpoints.lost(epoch, step))?;
                 let m = counted(&m, batch + 1, "steps").map_err(checkpoints.lost(epoch, step))?;
                 check_finite(m, epoch, step)?;
@@ -210,6 +228,9 @@ pub fn train(
                 checkpoints.save(&replicas, epoch, position)?;
                 if stop {
                     bar.abandon();
+                    if !replicas.leads() {
+                        return Err(Interrupted(String::new()).into());
+                    }
                     return Err(Interrupted(format!(
                         "Stopped after step {step} ({} of {} batches of epoch {}), with a checkpoint. Continue \
                          with: shakeshake train --resume {}",
@@ -227,22 +248,25 @@ pub fn train(
         check_finite(m, epoch, step)?;
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let test = session.evaluate(&eval_graphs, &test_set).map_err(checkpoints.lost(epoch, step))?;
-        let row = EpochRow {
-            epoch: epoch + 1,
-            train_loss: (m[0] / m[2].max(1.0)) as f64,
-            train_accuracy: (m[1] / m[2].max(1.0)) as f64,
-            test_loss: test.loss,
-            test_accuracy: test.accuracy,
-            // The last step's rate, which the epoch ended at.
-            lr: learning_rate(opts.lr, step - 1, total_steps),
-            seconds: started.elapsed().as_secs_f64(),
-            images_per_second: train_set.len() as f64 / train_seconds,
-        };
-        eprintln!("{}", epoch_line(&row, opts.epochs));
-        rows.push(row);
-        write_metrics(&run.dir, &rows)?;
-        plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
+        // The run's device 0 evaluates and writes the run's files; the other processes go on.
+        if let Some(eval_graphs) = &eval_graphs {
+            let test = session.evaluate(eval_graphs, &test_set).map_err(checkpoints.lost(epoch, step))?;
+            let row = EpochRow {
+                epoch: epoch + 1,
+                train_loss: (m[0] / m[2].max(1.0)) as f64,
+                train_accuracy: (m[1] / m[2].max(1.0)) as f64,
+                test_loss: test.loss,
+                test_accuracy: test.accuracy,
+                // The last step's rate, which the epoch ended at.
+                lr: learning_rate(opts.lr, step - 1, total_steps),
+                seconds: started.elapsed().as_secs_f64(),
+                images_per_second: train_set.len() as f64 / train_seconds,
+            };
+            eprintln!("{}", epoch_line(&row, opts.epochs));
+            rows.push(row);
+            write_metrics(&run.dir, &rows)?;
+            plot::write_curves(&run.file(PLOT_FILE), &config, &rows)?;
+        }
         checkpoints.save(&replicas, epoch, Position::epoch_end(epoch + 1, step, opts.seed))?;
     }
     if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
@@ -276,20 +300,22 @@ fn starting_point(
     }
 }
 
-/// The run's devices, each with its kernels chosen, its memory checked and printed, and its
-/// training graphs allocated; and device 0's evaluation graphs.
+/// This process's devices (the run's from `first` on), each with its kernels chosen, its
+/// memory checked and printed, and its training graphs allocated; and the evaluation graphs,
+/// on the run's device 0 (none in another process).
 fn open_devices(
     gpus: Vec<Gpu>,
-    shares: Shares,
+    shares: &Shares,
+    first: usize,
     run: &Run,
     store: &ParamStore,
     momentum: Option<&[Vec<f32>]>,
     size: RunSize,
-) -> Result<(Replicas, Graphs)> {
-    let several = gpus.len() > 1;
+) -> Result<(Vec<Replica>, Option<Graphs>)> {
+    let several = shares.devices() > 1;
     let mut devices = vec![];
     let mut eval_graphs = None;
-    for (d, gpu) in gpus.into_iter().enumerate() {
+    for (d, gpu) in (first..).zip(gpus) {
         // Each device's memory and kernels are those of its share of a batch.
         let device_size = RunSize { batch: shares.split(size.batch)[d].len(), ..size };
         let device = several.then(|| (shares.clone(), d));
@@ -298,7 +324,7 @@ fn open_devices(
         devices.push(Replica::new(session, train));
         eval_graphs = eval_graphs.or(eval);
     }
-    Ok((Replicas { devices, shares }, eval_graphs.expect("device 0 evaluates")))
+    Ok((devices, eval_graphs))
 }
 
 /// One device's session with its kernels chosen (a progress bar while they are), its memory
@@ -321,8 +347,8 @@ fn open_session(
     let mut session = Session::new(gpu, opts.model()?, store, momentum)?;
     session.augment = !opts.no_augment;
     session.bn_group = opts.bn_group;
+    session.variants_file = Some(run.file(&variants_file(device.as_ref().map_or(0, |(_, d)| *d))));
     session.device_share = device;
-    session.variants_file = Some(run.file(VARIANTS_FILE));
     session.sgd = SgdSettings { momentum: opts.momentum, weight_decay: opts.weight_decay, nesterov: true };
     eprintln!(
         "Preparing kernels (the first run on a new adapter checks and times each kernel variant once)..."
@@ -499,7 +525,9 @@ impl<'a> Checkpoints<'a> {
     /// checkpoint, once every device is found to hold the same weights.
     fn save(&mut self, replicas: &Replicas, epoch: usize, position: Position) -> Result<()> {
         replicas.check_identical()?;
-        save_checkpoint(replicas.first(), self.run, epoch, position, self.saved)?;
+        if replicas.leads() {
+            save_checkpoint(replicas.first(), self.run, epoch, position, self.saved)?;
+        }
         self.saved = Some(position);
         stop::set_kept(true, what_is_kept(self.saved, self.run));
         self.last = Instant::now();

@@ -182,3 +182,22 @@ pub fn assert_fails_with(out: &Output, needles: &[&str]) {
         assert!(t.contains(n), "the error should mention {n:?}:\n{t}");
     }
 }
+
+/// Per epoch: train loss and accuracy, test loss and accuracy, learning rate (metrics.csv).
+pub fn losses(run: &Path) -> Vec<Vec<String>> {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    csv.lines().skip(1).map(|l| l.split(',').skip(1).take(5).map(str::to_string).collect()).collect()
+}
+
+#[track_caller]
+pub fn assert_same_run(a: &Path, b: &Path) {
+    use shakeshake::train::checkpoint::load;
+    assert_eq!(losses(a), losses(b), "losses differ");
+    let (x, y) = (
+        load(&a.join("model.safetensors"), None).unwrap(),
+        load(&b.join("model.safetensors"), None).unwrap(),
+    );
+    assert_eq!(x.params, y.params, "weights differ");
+    assert_eq!(x.momentum, y.momentum, "momentum differs");
+    assert_eq!(x.position, y.position);
+}

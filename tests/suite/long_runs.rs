@@ -247,25 +247,6 @@ fn flags_beside_resume_are_refused_and_a_relative_data_folder_still_resumes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Per epoch: train loss and accuracy, test loss and accuracy, learning rate (metrics.csv).
-fn losses(run: &Path) -> Vec<Vec<String>> {
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    csv.lines().skip(1).map(|l| l.split(',').skip(1).take(5).map(str::to_string).collect()).collect()
-}
-
-#[track_caller]
-fn assert_same_run(a: &Path, b: &Path) {
-    use shakeshake::train::checkpoint::load;
-    assert_eq!(losses(a), losses(b), "losses differ");
-    let (x, y) = (
-        load(&a.join("model.safetensors"), None).unwrap(),
-        load(&b.join("model.safetensors"), None).unwrap(),
-    );
-    assert_eq!(x.params, y.params, "weights differ");
-    assert_eq!(x.momentum, y.momentum, "momentum differs");
-    assert_eq!(x.position, y.position);
-}
-
 /// A tiny run of 3 epochs of 3 batches (16, 16 and 8 images), stopped as `stop_steps` say.
 fn stopped_train(cache: &Path, data: &Path, run: &Path, stop_steps: Option<u64>) -> Output {
     let args = tiny_train(data, run, &["--epochs", "3", "--train-subset", "40", "--lr", "0.05"]);

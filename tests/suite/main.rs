@@ -8,6 +8,8 @@ mod cli;
 mod common;
 mod cpu_gradients;
 mod long_runs;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod network;
 mod ops;
 mod training;

@@ -54,7 +54,7 @@ fn run(gpu: Gpu, run: &Run, stop_after: Option<usize>) -> Vec<EpochRow> {
 fn run_on(gpus: Vec<Gpu>, run: &Run, stop_after: Option<usize>) -> Vec<EpochRow> {
     let (train_set, test_set) = data::load(&run.options.data, Some(run.options.records_per_file)).unwrap();
     let schedule = trainer::Schedule { stop_after, ..Default::default() };
-    trainer::train(gpus, run, train_set, test_set, schedule).unwrap()
+    trainer::train(gpus, None, run, train_set, test_set, schedule).unwrap()
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn checkpoints_inside_epochs_do_not_change_the_run() {
     let every_step =
         trainer::Schedule { stop_after: None, checkpoint_every: Some(std::time::Duration::from_nanos(1)) };
     let run = Run::new(opts.clone(), dir.join("every-step")).unwrap();
-    let checkpointed = trainer::train(vec![gpu], &run, train_set, test_set, every_step).unwrap();
+    let checkpointed = trainer::train(vec![gpu], None, &run, train_set, test_set, every_step).unwrap();
     let losses = |rows: &[EpochRow]| rows.iter().map(|r| (r.train_loss, r.test_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&plain), losses(&checkpointed));
     let weights = |run: &str| checkpoint::load(&dir.join(run).join(CHECKPOINT_FILE), None).unwrap();
@@ -221,7 +221,7 @@ fn a_two_device_step_is_one_device_with_ghost_batches() {
             Replica::new(session, graphs)
         })
         .collect();
-    let replicas = Replicas { devices, shares };
+    let replicas = Replicas::new(devices, shares);
     replicas.set_metrics(&[0.0; 4], 0);
     replicas.submit(&pixels, &labels, step, |_| {}).unwrap();
     let first = replicas.first();
