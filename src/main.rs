@@ -56,7 +56,15 @@ impl AdapterArg {
     }
 
     /// Every adapter listed, opened in order (one device each, even for the same adapter).
+    /// Under MPI, without --adapter or SHAKESHAKE_ADAPTER, each process on a machine takes its
+    /// own GPU (by its local rank).
     fn open_all(&self) -> Result<Vec<Gpu>> {
+        let given = self.adapter.is_some() || std::env::var_os("SHAKESHAKE_ADAPTER").is_some();
+        if let (false, Some(n)) = (given, shakeshake::train::ranks::local_rank()) {
+            let gpu = Gpu::open(&AdapterChoice::NthHighPerformance(n))?;
+            eprintln!("GPU: {} — {}", gpu.describe(), gpu.reason);
+            return Ok(vec![gpu]);
+        }
         let choices = AdapterChoice::list_from_flag_or_env(self.adapter.as_deref());
         if choices.len() == 1 {
             return Ok(vec![self.open()?]);
@@ -512,13 +520,22 @@ fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: 
     let config = network.config()?;
     at_least_one("--batch-size", network.batch_size)?;
     at_least_one("--steps", steps)?;
+    let ranks = join_ranks()?;
+    // Under MPI, rank 0 reports; the others only their errors.
+    #[cfg(feature = "mpi")]
+    let _quiet =
+        ranks.as_ref().filter(|r| r.rank() > 0).map(|_| shakeshake::train::ranks::mpi_world::Quiet::begin());
     let gpus = adapter.open_all()?;
-    let shares = Shares::equal(gpus.len());
+    let (first, devices) = ranks.as_ref().map_or((0, gpus.len()), |r| (r.rank(), r.size()));
+    let shares = Shares::equal(devices);
     shares.check(network.batch_size, None)?;
-    for (gpu, share) in gpus.iter().zip(shares.split(network.batch_size)) {
+    for (gpu, share) in gpus.iter().zip(shares.split(network.batch_size).into_iter().skip(first)) {
         check_fits(gpu, config, share.len(), Mode::Train)?;
     }
-    let f = bench::train_figure(gpus, config, network.batch_size, 2, steps)?;
+    let f = bench::train_figure(gpus, ranks, config, network.batch_size, 2, steps)?;
+    if first > 0 {
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string(&f)?);
         return Ok(());

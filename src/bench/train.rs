@@ -4,9 +4,11 @@
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
+use crate::train::ranks::Ranks;
 use crate::train::replicas::{Replica, Replicas, Shares};
 use crate::train::session::Session;
 use serde::Serialize;
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Steady-state training throughput, and where the GPU's time goes.
@@ -48,20 +50,22 @@ pub struct KindFigure {
 }
 
 /// Time `steps` training steps after `warm_up` steps (the first compiles every pipeline),
-/// on every device of `gpus`, each with its share of the batch (see `train::replicas`).
+/// on every device of `gpus`, each with its share of the batch (see `train::replicas`), or
+/// with `ranks`, on this process's device as one of an MPI run's.
 pub fn train_figure(
     gpus: Vec<Gpu>,
+    ranks: Option<Rc<dyn Ranks>>,
     config: ModelConfig,
     batch: usize,
     warm_up: usize,
     steps: usize,
 ) -> anyhow::Result<TrainFigure> {
     let store = ParamStore::init(&Graph::build(config, batch, Mode::Train).params, 0);
-    let shares = Shares::equal(gpus.len());
-    let several = gpus.len() > 1;
-    let devices = gpus
-        .into_iter()
-        .enumerate()
+    let (first, devices) = ranks.as_ref().map_or((0, gpus.len()), |r| (r.rank(), r.size()));
+    let shares = Shares::equal(devices);
+    let several = devices > 1;
+    let devices = (first..)
+        .zip(gpus)
         .map(|(d, gpu)| {
             let mut session = Session::new(gpu, config, &store, None)?;
             session.device_share = several.then(|| (shares.clone(), d));
@@ -69,7 +73,7 @@ pub fn train_figure(
             Ok(Replica::new(session, graphs))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let replicas = Replicas::new(devices, shares);
+    let replicas = Replicas { devices, shares, first, ranks };
     let pixels: Vec<u8> =
         (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
@@ -82,7 +86,8 @@ pub fn train_figure(
     let all_reduce_ms = several
         .then(|| {
             timed_steps(&replicas, warm_up, steps, |step| {
-                for (device, share) in replicas.devices.iter().zip(replicas.shares.split(batch)) {
+                let shares = replicas.shares.split(batch);
+                for (device, share) in replicas.devices.iter().zip(shares.into_iter().skip(first)) {
                     let (s, graph) = (&device.session, device.graphs.for_batch(batch));
                     let bytes = &pixels[share.start * 3072..share.end * 3072];
                     graph.submit(&s.gpu, &s.params, bytes, &labels[share], uniform(step));
@@ -128,7 +133,7 @@ pub fn train_figure(
         dispatches_per_step: dispatches.len(),
         bytes_per_step: dispatches.iter().map(|d| d.bytes).sum(),
         adapter: replicas.describe().join(" + "),
-        devices: replicas.devices.len(),
+        devices: replicas.shares.devices(),
         all_reduce_ms,
         pipelines: gpu.kernels_made().0,
         kinds,

@@ -10,6 +10,10 @@ pub enum AdapterChoice {
     LowPower,
     Index(usize),
     NameContains(String),
+    /// One of several processes on a machine (MPI ranks), this one the n-th there: the n-th of
+    /// the adapters as capable as the high-performance one (so each rank takes its own GPU),
+    /// counted round.
+    NthHighPerformance(usize),
 }
 
 impl std::str::FromStr for AdapterChoice {
@@ -227,6 +231,18 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<(wgpu::Adapter, String)>
         AdapterChoice::LowPower => {
             let (i, a) = pick_best(low_power_rank)?;
             (i, a, "low-power: integrated GPUs first".to_string())
+        }
+        AdapterChoice::NthHighPerformance(n) => {
+            let (best, _) = pick_best(performance_rank)?;
+            let best_rank = performance_rank(&adapters[best].get_info());
+            let alike: Vec<&(usize, &wgpu::Adapter)> =
+                usable.iter().filter(|(_, a)| performance_rank(&a.get_info()) == best_rank).collect();
+            let (i, a) = alike[n % alike.len()];
+            let why = format!(
+                "it is process {n} on this machine, and the adapters as capable as the best are {}",
+                alike.len()
+            );
+            (*i, (*a).clone(), why)
         }
         AdapterChoice::Index(i) => {
             let a = adapters

@@ -14,6 +14,13 @@ pub fn launched_size() -> Option<usize> {
     SIZE_VARIABLES.iter().find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
+/// This process's place among those a launcher started on this machine (its local rank).
+pub fn local_rank() -> Option<usize> {
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
 /// The other processes of a run, as `replicas` uses them.
 pub trait Ranks {
     /// This process's rank, 0 to `size() - 1`.

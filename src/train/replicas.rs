@@ -166,6 +166,36 @@ impl Replicas {
                 encoder.copy_buffer_to_buffer(metrics, 0, &device.metrics, 0, metrics.size());
             });
         }
+        let (gradients, metrics) = self.summed(shares, n)?;
+        // The metrics move to the run's device 0 every step, added in device order: so a run
+        // resumed with them there (`set_metrics`) sums on exactly as the uninterrupted run.
+        for (d, device) in self.devices.iter().enumerate() {
+            let (s, values) =
+                (&device.session, if d == 0 && self.leads() { metrics } else { [0.0; METRICS_LEN] });
+            s.gpu.queue.write_buffer(&s.params.metrics, 0, bytemuck::cast_slice(&values));
+            s.gpu.queue.write_buffer(&s.params.grads, 0, bytemuck::cast_slice(&gradients));
+        }
+        let mut after = Some(after);
+        let mut first = None;
+        for device in &self.devices {
+            let index = device.graphs.for_batch(n).submit_update(&device.session.gpu, step, |encoder| {
+                if let Some(after) = after.take() {
+                    after(encoder);
+                }
+            });
+            first.get_or_insert(index);
+        }
+        Ok(first.expect("a run has a device"))
+    }
+
+    /// The step's gradients and metrics, once every device of the run has computed its share
+    /// (of a batch of `n`): this process's devices' added in device order, then every
+    /// process's (MPI). The metrics' batch mean loss is weighted by the shares.
+    fn summed(
+        &self,
+        shares: &[Range<usize>],
+        n: usize,
+    ) -> Result<(Vec<f32>, [f32; METRICS_LEN]), DeviceLost> {
         let mut sum: Vec<f32> = vec![];
         let mut metrics = [0.0f32; METRICS_LEN];
         for ((d, device), share) in self.devices.iter().enumerate().zip(shares) {
@@ -184,35 +214,12 @@ impl Replicas {
             metrics[3] += m[3] * share.len() as f32 / n as f32;
         }
         if let Some(ranks) = &self.ranks {
+            // One all-reduce a step: the metrics ride after the gradients.
             sum.extend(metrics);
             ranks.sum(&mut sum);
-            let all = sum.split_off(sum.len() - METRICS_LEN);
-            metrics.copy_from_slice(&all);
+            metrics.copy_from_slice(&sum.split_off(sum.len() - METRICS_LEN));
         }
-        // The metrics move to the run's device 0 every step, added in device order: so a run
-        // resumed with them there (`set_metrics`) sums on exactly as the uninterrupted run.
-        for (d, device) in self.devices.iter().enumerate() {
-            let values = if d == 0 && self.leads() { metrics } else { [0.0; METRICS_LEN] };
-            device.session.gpu.queue.write_buffer(
-                &device.session.params.metrics,
-                0,
-                bytemuck::cast_slice(&values),
-            );
-        }
-        let mut after = Some(after);
-        let mut first = None;
-        for device in &self.devices {
-            let s = &device.session;
-            s.gpu.queue.write_buffer(&s.params.grads, 0, bytemuck::cast_slice(&sum));
-            let graph = device.graphs.for_batch(n);
-            let index = graph.submit_update(&s.gpu, step, |encoder| {
-                if let Some(after) = after.take() {
-                    after(encoder);
-                }
-            });
-            first.get_or_insert(index);
-        }
-        Ok(first.expect("a run has a device"))
+        Ok((sum, metrics))
     }
 
     /// Set the metrics accumulators (on the run's device 0; the others start from zero) and

@@ -269,7 +269,7 @@ pub fn train(
         }
         checkpoints.save(&replicas, epoch, Position::epoch_end(epoch + 1, step, opts.seed))?;
     }
-    if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs) {
+    if let Some(last) = rows.last().filter(|r| r.epoch >= opts.epochs && replicas.leads()) {
         write_model(run, last)?;
     }
     Ok(rows)

@@ -10,9 +10,10 @@ use std::process::{Command, Output};
 /// set for rank 1 alone.
 fn mpirun(cache: &Path, args: &[String], rank_1_env: &[(&str, &str)]) -> Command {
     let program = env!("CARGO_BIN_EXE_shakeshake");
-    let mut command = Command::new("mpirun");
+    // A rank left waiting in a sum would wait for ever: a test fails after 5 minutes instead.
+    let mut command = Command::new("timeout");
     // Root in CI containers; two ranks on two cores.
-    command.args(["--allow-run-as-root", "--oversubscribe", "-np", "1", program]).args(args);
+    command.args(["300", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "1", program]).args(args);
     command.args([":", "-np", "1"]);
     for (name, value) in rank_1_env {
         command.args(["-x", &format!("{name}={value}")]);
@@ -51,7 +52,9 @@ fn two_ranks_train_as_two_devices_stop_on_one_signal_and_resume_exactly() {
         assert!(started.elapsed().as_secs() < 180, "the ranks never finished two epochs");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap();
+    // mpirun is the child of `timeout` (see `mpirun`).
+    let parent = child.id().to_string();
+    assert!(Command::new("pkill").args(["-USR1", "-P", &parent, "mpirun"]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
