@@ -9,6 +9,7 @@ pub mod ranks;
 pub mod replicas;
 pub mod run_dir;
 pub mod session;
+pub mod shares;
 pub mod stop;
 pub mod trainer;
 pub mod watchdog;

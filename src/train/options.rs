@@ -1,7 +1,7 @@
 //! Everything a training run is made of; saved as `options.json` in the run directory, so
 //! `--resume` continues with exactly the same settings.
 
-use super::replicas::Shares;
+use super::shares::Shares;
 use crate::model::ModelConfig;
 use anyhow::{Result, bail};
 use std::path::PathBuf;

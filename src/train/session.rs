@@ -2,7 +2,7 @@
 //! (one for full batches, one for the last, smaller batch of an epoch, sharing buffers).
 
 use super::data::Dataset;
-use super::replicas::Shares;
+use super::shares::Shares;
 use crate::gpu::{DeviceLost, Gpu};
 use crate::model::gpu_params::GpuParams;
 use crate::model::gpu_step::StepGraph;

@@ -5,11 +5,12 @@ use super::checkpoint::{self, Checkpoint, Position};
 use super::data::Dataset;
 use super::plot;
 use super::ranks::Ranks;
-use super::replicas::{Replica, Replicas, Shares};
+use super::replicas::{Replica, Replicas};
 use super::run_dir::{
     CHECKPOINT_FILE, EpochRow, MODEL_FILE, PLOT_FILE, Run, Start, variants_file, write_metrics,
 };
 use super::session::{Graphs, Session, check_fits, counted};
+use super::shares::Shares;
 use super::stop;
 use super::watchdog::Watchdog;
 use crate::gpu::Gpu;

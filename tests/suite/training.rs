@@ -9,9 +9,10 @@ use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
 use shakeshake::ops::StepUniform;
 use shakeshake::train::checkpoint;
 use shakeshake::train::options::TrainOptions;
-use shakeshake::train::replicas::{Replica, Replicas, Shares};
+use shakeshake::train::replicas::{Replica, Replicas};
 use shakeshake::train::run_dir::{CHECKPOINT_FILE, EpochRow, Run};
 use shakeshake::train::session::Session;
+use shakeshake::train::shares::Shares;
 use shakeshake::train::{data, trainer};
 use std::path::Path;
 
