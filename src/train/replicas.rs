@@ -142,14 +142,13 @@ impl Replicas {
         let mut metrics = [0.0f32; METRICS_LEN];
         for ((d, device), share) in self.devices.iter().enumerate().zip(shares) {
             let gpu = &device.session.gpu;
-            let gradients: Vec<f32> =
-                gpu.try_read_staged(&device.gradients).map_err(named(self.first + d))?;
+            let gradients: Vec<f32> = gpu.try_read_staged(&device.gradients).map_err(self.named(d))?;
             if d == 0 {
                 sum = gradients;
             } else {
                 sum.iter_mut().zip(&gradients).for_each(|(s, g)| *s += g);
             }
-            let m: Vec<f32> = gpu.try_read_staged(&device.metrics).map_err(named(self.first + d))?;
+            let m: Vec<f32> = gpu.try_read_staged(&device.metrics).map_err(self.named(d))?;
             for i in 0..3 {
                 metrics[i] += m[i];
             }
@@ -179,10 +178,10 @@ impl Replicas {
     /// their end. Device 0's through `probe`.
     pub fn metrics(&self, probe: &mut ReadbackProbe) -> Result<Vec<f32>, DeviceLost> {
         let first = self.first();
-        let mut total = probe.finish(&first.gpu, &first.params.metrics).map_err(named(0))?.to_vec();
+        let mut total = probe.finish(&first.gpu, &first.params.metrics).map_err(self.named(0))?.to_vec();
         for (d, device) in self.devices.iter().enumerate().skip(1) {
             let s = &device.session;
-            let m: Vec<f32> = s.gpu.try_read(&s.params.metrics).map_err(named(d))?;
+            let m: Vec<f32> = s.gpu.try_read(&s.params.metrics).map_err(self.named(d))?;
             total[STEP_COUNTER] = total[STEP_COUNTER].min(m[STEP_COUNTER]);
         }
         Ok(total)
@@ -196,7 +195,7 @@ impl Replicas {
         let mut all = vec![];
         for (d, device) in self.devices.iter().enumerate() {
             let s = &device.session;
-            let params = s.params.download(&s.gpu).map_err(named(self.first + d))?;
+            let params = s.params.download(&s.gpu).map_err(self.named(d))?;
             all.push(params.values.iter().map(|v| checksum(v)).collect::<Vec<u64>>());
         }
         if let Some(ranks) = &self.ranks {
@@ -216,6 +215,12 @@ impl Replicas {
         Ok(())
     }
 
+    /// The error of this process's device `d` lost, naming it when the run has several.
+    fn named(&self, d: usize) -> impl Fn(DeviceLost) -> DeviceLost {
+        let (device, several) = (self.first + d, self.shares.devices() > 1);
+        move |e| if several { DeviceLost(format!("device {device}: {}", e.0)) } else { e }
+    }
+
     /// Each device's name, device 0 first.
     pub fn describe(&self) -> Vec<String> {
         self.devices.iter().map(|d| d.session.gpu.describe()).collect()
@@ -229,9 +234,4 @@ fn checksum(values: &[f32]) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     values.iter().for_each(|v| hasher.write_u32(v.to_bits()));
     hasher.finish()
-}
-
-/// A lost device's error, naming it when there are several.
-fn named(device: usize) -> impl Fn(DeviceLost) -> DeviceLost {
-    move |e| DeviceLost(format!("device {device}: {}", e.0))
 }
