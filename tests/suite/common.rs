@@ -73,10 +73,16 @@ pub fn breadth() -> Breadth {
 }
 
 /// Run `test` once on every adapter of `gpus()`; `gpu()` returns each in turn, and
-/// `assert_close` names it.
+/// `assert_close` names it. On a GL device one test at a time: wgpu's GL backend has one
+/// context a device, which a thread waits at most 6 s for and then panics ("Could not lock
+/// adapter context"), and on a new machine one test's pipelines can hold it longer while
+/// two cores compile everything (seen once, in `ops::batch_norm`).
 pub fn on_every_gpu(test: impl Fn()) {
+    static GL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     for i in 0..gpus().len() {
         CURRENT.set(i);
+        let _one_at_a_time = (gpus()[i].info.backend == wgpu::Backend::Gl)
+            .then(|| GL.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         test();
     }
     CURRENT.set(0);
