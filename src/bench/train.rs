@@ -74,7 +74,7 @@ pub fn train_figure(
             Ok(Replica::new(session, graphs))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let replicas = Replicas { devices, shares, first, ranks };
+    let replicas = Replicas { devices, shares, first_device: first, ranks };
     let pixels: Vec<u8> =
         (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();

@@ -49,7 +49,7 @@ pub struct Replicas {
     /// How a batch is split among all the run's devices.
     pub shares: Shares,
     /// The place of this process's first device among the run's: its rank, under MPI.
-    pub first: usize,
+    pub first_device: usize,
     /// The run's other processes, under MPI: the gradients are summed across them too.
     pub ranks: Option<std::rc::Rc<dyn Ranks>>,
 }
@@ -57,7 +57,7 @@ pub struct Replicas {
 impl Replicas {
     /// The run's devices, all in this process.
     pub fn new(devices: Vec<Replica>, shares: Shares) -> Replicas {
-        Replicas { devices, shares, first: 0, ranks: None }
+        Replicas { devices, shares, first_device: 0, ranks: None }
     }
 
     /// This process's first device: it is watched, and in the leading process it evaluates
@@ -68,7 +68,7 @@ impl Replicas {
 
     /// Whether this process writes the run's files: it holds the run's device 0.
     pub fn leads(&self) -> bool {
-        self.first == 0
+        self.first_device == 0
     }
 
     /// `(stop, checkpoint)` as any process asks: every process stops, or checkpoints, after the
@@ -97,7 +97,7 @@ impl Replicas {
             let s = &only.session;
             return Ok(only.graphs.for_batch(n).submit_then(&s.gpu, &s.params, pixels, labels, step, after));
         }
-        let shares = &self.shares.split(n)[self.first..];
+        let shares = &self.shares.split(n)[self.first_device..];
         for (device, share) in self.devices.iter().zip(shares) {
             let (s, grads, metrics) =
                 (&device.session, &device.session.params.grads, &device.session.params.metrics);
@@ -191,6 +191,9 @@ impl Replicas {
     /// weights as device 0, bit for bit, naming the first tensor that differs. Running
     /// statistics may differ (they are device 0's). Every process calls it at the same step.
     pub fn check_identical(&self) -> anyhow::Result<()> {
+        if self.devices.len() == 1 && self.ranks.is_none() {
+            return Ok(());
+        }
         let specs = &self.first().params.specs;
         let mut all = vec![];
         for (d, device) in self.devices.iter().enumerate() {
@@ -217,7 +220,7 @@ impl Replicas {
 
     /// The error of this process's device `d` lost, naming it when the run has several.
     fn named(&self, d: usize) -> impl Fn(DeviceLost) -> DeviceLost {
-        let (device, several) = (self.first + d, self.shares.devices() > 1);
+        let (device, several) = (self.first_device + d, self.shares.devices() > 1);
         move |e| if several { DeviceLost(format!("device {device}: {}", e.0)) } else { e }
     }
 

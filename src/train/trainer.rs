@@ -154,7 +154,7 @@ pub fn train(
         bn_group: opts.bn_group,
     };
     let (devices, eval_graphs) = open_devices(gpus, &shares, first, run, &store, momentum, size)?;
-    let replicas = Replicas { devices, shares, first, ranks };
+    let replicas = Replicas { devices, shares, first_device: first, ranks };
     let session = replicas.first();
 
     let steps_per_epoch = train_set.len().div_ceil(opts.batch_size) as u64;
