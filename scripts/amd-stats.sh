@@ -8,7 +8,8 @@
 #   scripts/amd-stats.sh [OUT]      tables in OUT (default amd-stats-out/): one CSV a family
 #                                   and network, and table.md (docs/amd-stats.md is one)
 #
-# `shakeshake kernels --all-variants` creates every convolution variant of every pass at the
+# `shakeshake kernels --all-variants` creates every convolution variant of every pass, with
+# f32 activations and with f16 (the `_f16` twins of shaders/element_f16.wgsl), at the
 # layers of 26 2x32d and 26 2x96d, batch 128, and the other ops' kernels, printing each
 # pipeline's label before creating it; the layer prints the compiler's statistics after, so
 # each line is named by the one before. It exits non-zero when a pipeline does not compile
@@ -30,15 +31,18 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 status=0
 for family in phoenix navi21; do
     for width in 32 96; do
-        log="$out/$family-26x${width}.log"
-        if ! LD_LIBRARY_PATH="$root/root/usr/lib/x86_64-linux-gnu" VK_ICD_FILENAMES="$root/icd/radeon_icd.json" \
-            RADV_FORCE_FAMILY=$family VK_LAYER_PATH="$out/layer" VK_INSTANCE_LAYERS=VK_LAYER_SHADERSTATS \
-            MESA_SHADER_CACHE_DISABLE=true SHAKESHAKE_PIPELINE_CACHE=off timeout 600 "$bin" kernels --all-variants --one-at-a-time --depth 26 --width "$width" \
-            --adapter "Null hardware" >"$log" 2>"$log.err"; then
-            echo "$family, 26 2x${width}d: shakeshake kernels failed:" >&2
-            grep -h "FAILED\|Error" "$log" "$log.err" >&2 || tail -5 "$log.err" >&2
-            status=1
-        fi
+        for precision in f32 f16; do
+            log="$out/$family-26x${width}-$precision.log"
+            if ! LD_LIBRARY_PATH="$root/root/usr/lib/x86_64-linux-gnu" VK_ICD_FILENAMES="$root/icd/radeon_icd.json" \
+                RADV_FORCE_FAMILY=$family VK_LAYER_PATH="$out/layer" VK_INSTANCE_LAYERS=VK_LAYER_SHADERSTATS \
+                MESA_SHADER_CACHE_DISABLE=true SHAKESHAKE_PIPELINE_CACHE=off timeout 600 "$bin" kernels --all-variants \
+                --one-at-a-time --depth 26 --width "$width" --precision "$precision" \
+                --adapter "Null hardware" >"$log" 2>"$log.err"; then
+                echo "$family, 26 2x${width}d, $precision: shakeshake kernels failed:" >&2
+                grep -h "FAILED\|Error" "$log" "$log.err" >&2 || tail -5 "$log.err" >&2
+                status=1
+            fi
+        done
     done
 done
 
@@ -47,7 +51,7 @@ import csv, glob, json, os, sys
 out = sys.argv[1]
 rows, spilled = [], []
 for log in sorted(glob.glob(f"{out}/*-26x*.log")):
-    family, net = os.path.basename(log)[:-4].split("-")
+    family, net, precision = os.path.basename(log)[:-4].split("-")
     context, label = "-", "-"
     for line in open(log):
         if line.startswith("conv2d "):
@@ -61,7 +65,8 @@ for log in sorted(glob.glob(f"{out}/*-26x*.log")):
             if label == "-":
                 continue  # wgpu's own pipelines, made before any of ours
             wave = j["subgroup_size"]
-            row = dict(family=family, network="26 2x%sd" % net[3:], conv=context, kernel=label.split("[")[0],
+            row = dict(family=family, network="26 2x%sd" % net[3:], precision=precision, conv=context,
+                       kernel=label.split("[")[0],
                        constants=label[len(label.split("[")[0]):], wave=wave, vgprs=s["VGPRs"],
                        spilled_vgprs=s["Spilled VGPRs"], spilled_sgprs=s["Spilled SGPRs"], lds=s["LDS size"],
                        waves=s["Subgroups per SIMD"] * 32 // wave, instructions=s.get("Instructions", ""))

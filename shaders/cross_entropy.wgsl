@@ -1,4 +1,4 @@
-// requires: WG_SIZE, flat_index
+// requires: LossScaleState, WG_SIZE, flat_index
 // Softmax cross-entropy averaged over the batch, and the number of correct predictions.
 // `metrics` accumulates on the GPU so the trainer reads it only when it wants to show it:
 //   [0] sum of per-image losses, [1] correct predictions, [2] images seen (all accumulated),
@@ -18,6 +18,8 @@ struct LossParams {
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read_write> metrics: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+// The backward multiplies the gradient by the loss scale (1 without f16 activations).
+@group(0) @binding(5) var<storage, read_write> loss_scale: LossScaleState;
 
 var<workgroup> partial_sums: array<vec2<f32>, 256>;
 
@@ -79,7 +81,7 @@ fn count_step() {
     metrics[4] += 1.0;
 }
 
-// d(mean loss)/d logits = (softmax - onehot) / mean_over.
+// d(mean loss)/d logits = (softmax - onehot) / mean_over, times the loss scale.
 @compute @workgroup_size(WG_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = flat_index(gid, nwg);
@@ -90,6 +92,6 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     for (var k = 0u; k < lp.classes; k++) {
         let target_prob = select(0.0, 1.0, labels[n] == k);
         let prob = exp(logits[n * lp.classes + k] - lse);
-        dlogits[n * lp.classes + k] = (prob - target_prob) / f32(lp.mean_over);
+        dlogits[n * lp.classes + k] = (prob - target_prob) / f32(lp.mean_over) * loss_scale.scale;
     }
 }

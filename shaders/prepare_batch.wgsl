@@ -1,5 +1,5 @@
-// requires: StepUniform, WG_SIZE, flat_index, random_u32, random_unit
-// CIFAR bytes to a normalised f32 NCHW batch. Training draws, per image, a crop offset of
+// requires: Act, StepUniform, WG_SIZE, flat_index, random_u32, random_unit
+// CIFAR bytes to a normalised NCHW batch of activations (Act). Training draws, per image, a crop offset of
 // 0..=8 in each direction of the image zero-padded by 4 (zero after normalisation, as the
 // authors' Torch code pads) and a horizontal flip, from random.wgsl keyed by
 // (seed, step, stream, image), the image counted in the step's whole batch (`first_image`:
@@ -25,7 +25,7 @@ struct PrepareParams {
 @group(0) @binding(0) var<uniform> pp: PrepareParams;
 @group(0) @binding(1) var<uniform> st: StepUniform;
 @group(0) @binding(2) var<storage, read> pixels: array<u32>;   // CIFAR records' bytes, 4 a word
-@group(0) @binding(3) var<storage, read_write> images: array<f32>;
+@group(0) @binding(3) var<storage, read_write> images: array<Act>;
 
 fn pixel_byte(i: u32) -> f32 {
     return f32((pixels[i / 4u] >> (8u * (i % 4u))) & 255u);
@@ -50,12 +50,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         col = col + random_u32(st.seed, st.step, STREAM_CROP_COL, key) % 9u;
         // Coordinates in the padded image; 4 is the padding.
         if (row < 4u || row >= SIDE + 4u || col < 4u || col >= SIDE + 4u) {
-            images[i] = 0.0;
+            images[i] = Act(0.0);
             return;
         }
         row -= 4u;
         col -= 4u;
     }
     let v = pixel_byte(img * IMAGE_BYTES + c * PLANE + row * SIDE + col);
-    images[i] = (v - pp.mean[c]) * pp.inv_std[c];
+    images[i] = Act((v - pp.mean[c]) * pp.inv_std[c]);
 }

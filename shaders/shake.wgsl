@@ -121,9 +121,9 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let q = flat_index(gid, nwg);
     if (q < sp.batch * CHANNELS * plane_quads()) {
         let k = beta(image_of(q));
-        let g = dy[q];
-        da[q] = k * g;
-        db[q] = (1.0 - k) * g;
-        dshortcut[q] = g;
+        let g = widen(dy[q]);
+        da[q] = narrow(k * g);
+        db[q] = narrow((1.0 - k) * g);
+        dshortcut[q] = dy[q];
     }
 }

@@ -9,7 +9,7 @@ use crate::model::gpu_params::GpuParams;
 use crate::model::gpu_step::StepGraph;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
-use crate::shapes::{Normalization, SgdSettings};
+use crate::shapes::{Normalization, Precision, SgdSettings};
 use crate::tuning::{VariantChooser, conv2d as tuner};
 
 /// What was created, and what would not compile.
@@ -29,14 +29,15 @@ pub enum Order {
     OneAtATime,
 }
 
-/// Every convolution variant of every pass of `config`'s layers at `batch` (with
-/// `all_variants`, every one the device supports; else those the tuner would consider
-/// here), then the rest of the training and evaluation steps with the first variant of each
-/// pass that compiled. `report` gets a line for each convolution tried.
+/// Every convolution variant of every pass of `config`'s layers at `batch`, activations in
+/// `precision` (with `all_variants`, every one the device supports; else those the tuner
+/// would consider here), then the rest of the training and evaluation steps with the first
+/// variant of each pass that compiled. `report` gets a line for each convolution tried.
 pub fn create_all(
     gpu: &Gpu,
     config: ModelConfig,
     batch: usize,
+    precision: Precision,
     all_variants: bool,
     order: Order,
     mut report: impl FnMut(&str),
@@ -45,7 +46,7 @@ pub fn create_all(
     // a cut pass run the whole pass's pipelines anyway).
     let gpu = &gpu.with_dispatch_budget_ms(None);
     gpu.announce_new_kernels();
-    let train = Graph::build(config, batch, Mode::Train);
+    let train = Graph::build(config, batch, Mode::Train).in_precision(precision);
     let mut chooser = VariantChooser::in_memory(gpu);
     let mut failed = vec![];
     let shapes = train.conv_shapes();
@@ -84,7 +85,7 @@ pub fn create_all(
     report("the rest of the training and evaluation steps");
     let params = GpuParams::upload(gpu, &ParamStore::init(&train.params, 0), None);
     for mode in [Mode::Train, Mode::Eval] {
-        let graph = Graph::build(config, batch, mode);
+        let graph = Graph::build(config, batch, mode).in_precision(precision);
         let (norm, sgd) = (Normalization::CIFAR10, SgdSettings::PAPER);
         if let Err(e) = StepGraph::new(gpu, &graph, &params, &norm, &sgd, &mut chooser, None) {
             failed.push(format!("{e:#}"));

@@ -4,12 +4,12 @@ use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shakeshake::bench;
 use shakeshake::cpu::cross_entropy::softmax;
-use shakeshake::gpu::{AdapterChoice, Gpu, describe_info, list_adapters};
+use shakeshake::gpu::{AdapterChoice, Gpu, PrecisionChoice, describe_info, list_adapters};
 use shakeshake::kernels::Order;
 use shakeshake::model::graph::Node;
 use shakeshake::model::memory::{Memory, RunSize};
 use shakeshake::model::{Graph, Mode, ModelConfig};
-use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES};
+use shakeshake::shapes::{CLASS_NAMES, IMAGE_BYTES, Precision};
 use shakeshake::train::data::{self, Dataset};
 use shakeshake::train::options::TrainOptions;
 use shakeshake::train::ranks::Ranks;
@@ -183,6 +183,10 @@ enum Command {
         /// One JSON object a check, instead of the table.
         #[arg(long)]
         json: bool,
+        /// Check the kernels of this precision only. Default: every precision the adapter
+        /// runs (f16 where it has f16 in shaders).
+        #[arg(long, value_enum)]
+        precision: Option<PrecisionChoice>,
     },
     /// Create every pipeline a network's training and evaluation could use on this adapter,
     /// running nothing: each pipeline's label is printed as it is created, and one the driver
@@ -200,6 +204,9 @@ enum Command {
         /// a driver layer that reports on each, as scripts/amd-stats.sh uses), not on every core.
         #[arg(long)]
         one_at_a_time: bool,
+        /// The kernels for activations in f32, f16, or auto (f16 on a GPU that has it).
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionChoice,
     },
     /// Print a shader module as the driver gets it: its WGSL files (shaders/) joined in
     /// order. Without a module, list the modules and their files.
@@ -248,6 +255,9 @@ enum BenchCommand {
         /// (known for some GPUs by name).
         #[arg(long)]
         peak_gflops: Option<f64>,
+        /// What activations are stored in: f32, f16, or auto (f16 on a GPU that has it).
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionChoice,
     },
     /// Steady-state training throughput, and the share of GPU time per operation kind.
     Train {
@@ -321,18 +331,32 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Adapters => adapters(),
-        Command::Selftest { adapter, json } => selftest(&adapter, json),
-        Command::Kernels { adapter, network, all_variants, one_at_a_time } => {
+        Command::Selftest { adapter, json, precision } => selftest(&adapter, json, precision),
+        Command::Kernels { adapter, network, all_variants, one_at_a_time, precision } => {
             let order = if one_at_a_time { Order::OneAtATime } else { Order::Parallel };
-            kernels(&adapter.open()?, &network, all_variants, order)
+            let gpu = adapter.open()?;
+            let (precision, _) = gpu.precision(precision)?;
+            kernels(&gpu, &network, precision, all_variants, order)
         }
         Command::Shader { module } => shader(module.as_deref()),
         Command::Graph { network, backward } => graph(&network, backward),
         Command::Bench {
-            what: BenchCommand::Ops { adapter, width, json, all_variants, batch_size, filter, peak_gflops },
+            what:
+                BenchCommand::Ops {
+                    adapter,
+                    width,
+                    json,
+                    all_variants,
+                    batch_size,
+                    filter,
+                    peak_gflops,
+                    precision,
+                },
         } => {
             at_least_one("--batch-size", batch_size)?;
             let gpu = adapter.open()?;
+            let (precision, why) = gpu.precision(precision)?;
+            eprintln!("Activations in {}: {why}", precision.name());
             check_fits(&gpu, ModelConfig::new(26, width)?, batch_size, Mode::Train)?;
             let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
@@ -342,7 +366,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
                     println!("{}", bench::format_figure(&f));
                 }
             };
-            bench::op_figures(&gpu, batch_size, width, all_variants, &filter, peak_gflops, print)
+            let ops = bench::OpsBench { batch: batch_size, width, precision, all_variants };
+            bench::op_figures(&gpu, &ops, &filter, peak_gflops, print)
         }
         Command::Bench { what: BenchCommand::Train { adapter, network, steps, json } } => {
             bench_train(&adapter, &network, steps, json)
@@ -626,23 +651,35 @@ fn adapters() -> Result<()> {
     Ok(())
 }
 
-fn kernels(gpu: &Gpu, network: &NetworkArgs, all_variants: bool, order: Order) -> Result<()> {
+fn kernels(
+    gpu: &Gpu,
+    network: &NetworkArgs,
+    precision: Precision,
+    all_variants: bool,
+    order: Order,
+) -> Result<()> {
     at_least_one("--batch-size", network.batch_size)?;
     let config = network.config()?;
     let started = std::time::Instant::now();
-    let created =
-        shakeshake::kernels::create_all(gpu, config, network.batch_size, all_variants, order, |line| {
-            println!("{line}")
-        })?;
+    let created = shakeshake::kernels::create_all(
+        gpu,
+        config,
+        network.batch_size,
+        precision,
+        all_variants,
+        order,
+        |line| println!("{line}"),
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     for failure in &created.failed {
         println!("FAILED: {failure}");
     }
     let summary = format!(
-        "{} pipelines for {} at batch {} on {} (in {seconds:.1} s)",
+        "{} pipelines for {} at batch {}, {} activations, on {} (in {seconds:.1} s)",
         created.pipelines,
         config.paper_name(),
         network.batch_size,
+        precision.name(),
         gpu.describe()
     );
     if !created.failed.is_empty() {
@@ -668,16 +705,24 @@ fn shader(module: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
+fn selftest(adapter: &AdapterArg, json: bool, precision: Option<PrecisionChoice>) -> Result<()> {
     let gpu = adapter.open()?;
+    let precisions = match precision {
+        Some(choice) => vec![gpu.precision(choice)?.0],
+        None if gpu.features.f16 => Precision::ALL.to_vec(),
+        None => {
+            eprintln!("Checking f32 kernels only: this adapter has no f16 in shaders.");
+            vec![Precision::F32]
+        }
+    };
     let started = std::time::Instant::now();
     if !json {
         println!(
-            "{:<14} {:<36} {:<24} {:<32} {:>10} {:>9}  result",
-            "op", "pass", "variant", "shape", "max error", "tolerance"
+            "{:<14} {:<36} {:<24} {:<32} {:>4} {:>10} {:>9}  result",
+            "op", "pass", "variant", "shape", "", "max error", "tolerance"
         );
     }
-    let checks = shakeshake::selftest::run(&gpu, |c| {
+    let checks = shakeshake::selftest::run(&gpu, &precisions, |c| {
         if json {
             let mut object = serde_json::to_value(c).expect("checks serialise");
             object["passed"] = c.passed().into();
@@ -685,8 +730,8 @@ fn selftest(adapter: &AdapterArg, json: bool) -> Result<()> {
         } else {
             let result = if c.passed() { "pass" } else { "FAIL" };
             println!(
-                "{:<14} {:<36} {:<24} {:<32} {:>10.2e} {:>9.0e}  {result}",
-                c.op, c.pass, c.variant, c.shape, c.max_error, c.tolerance
+                "{:<14} {:<36} {:<24} {:<32} {:>4} {:>10.2e} {:>9.0e}  {result}",
+                c.op, c.pass, c.variant, c.shape, c.precision, c.max_error, c.tolerance
             );
             if let Some(failure) = &c.failure {
                 println!("    {failure}");

@@ -31,6 +31,45 @@ impl Normalization {
     }
 }
 
+/// The element type a step stores activations and their gradients in. Arithmetic is f32 in
+/// both: kernels widen what they load and narrow what they store (shaders/element_*.wgsl).
+/// Weights, their gradients, the optimizer's state, batch-norm statistics, the pooled
+/// features and the logits stay f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Half the bytes; needs a device with f16 in shaders (wgpu's SHADER_F16).
+    F16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::F16];
+
+    /// Bytes of one stored element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// `v` as stored in this precision (round to nearest even).
+    pub fn round(self, v: f64) -> f64 {
+        match self {
+            Precision::F32 => v as f32 as f64,
+            Precision::F16 => half::f16::from_f64(v).to_f64(),
+        }
+    }
+}
+
 /// A 2-D convolution without bias. Output size is explicit: the projection shortcut's
 /// shifted path pads only before the first row and column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,6 +84,8 @@ pub struct Conv2dShape {
     pub pad: usize,
     pub out_h: usize,
     pub out_w: usize,
+    /// The element type of the input, the output and their gradients.
+    pub precision: Precision,
 }
 
 impl Conv2dShape {
@@ -61,7 +102,8 @@ impl Conv2dShape {
         pad: usize,
     ) -> Self {
         let out = |n: usize| (n + 2 * pad - ksize) / stride + 1;
-        Conv2dShape { batch, cin, h, w, cout, ksize, stride, pad, out_h: out(h), out_w: out(w) }
+        let (out_h, out_w) = (out(h), out(w));
+        Conv2dShape { batch, cin, h, w, cout, ksize, stride, pad, out_h, out_w, precision: Precision::F32 }
     }
 
     /// The shortcut's second path: shift the input one pixel right and down (reading
@@ -79,6 +121,7 @@ impl Conv2dShape {
             pad: 1,
             out_h: h.div_ceil(stride),
             out_w: w.div_ceil(stride),
+            precision: Precision::F32,
         }
     }
 
@@ -100,13 +143,18 @@ impl Conv2dShape {
     pub fn with_batch(&self, batch: usize) -> Self {
         Conv2dShape { batch, ..*self }
     }
-    /// "3x3 32->64 s2 @32": kernel, channels, stride (when not 1) and input size (HxW when
-    /// not square): everything but the batch.
+    /// The same convolution over activations stored in `precision`.
+    pub fn in_precision(&self, precision: Precision) -> Self {
+        Conv2dShape { precision, ..*self }
+    }
+    /// "3x3 32->64 s2 @32": kernel, channels, stride (when not 1), input size (HxW when
+    /// not square) and " f16" for f16 activations: everything but the batch.
     pub fn name(&self) -> String {
         let stride = if self.stride > 1 { format!(" s{}", self.stride) } else { String::new() };
         let shifted = if self.ksize == 1 && self.pad == 1 { " shifted" } else { "" };
         let size = if self.h == self.w { self.h.to_string() } else { format!("{}x{}", self.h, self.w) };
-        format!("{k}x{k} {}->{}{stride}{shifted} @{size}", self.cin, self.cout, k = self.ksize)
+        let f16 = if self.precision == Precision::F16 { " f16" } else { "" };
+        format!("{k}x{k} {}->{}{stride}{shifted} @{size}{f16}", self.cin, self.cout, k = self.ksize)
     }
 }
 
@@ -140,16 +188,32 @@ pub struct BnShape {
     /// (the last may be shorter) with its own statistics, as each of several GPUs normalises
     /// its share. The whole batch unless a run asks for fewer (`--bn-group`); 1 to `batch`.
     pub ghost: usize,
+    /// The element type of the input, the output and their gradients.
+    pub precision: Precision,
 }
 
 impl BnShape {
     pub fn new(batch: usize, channels: usize, plane: usize, relu: bool) -> Self {
-        BnShape { batch, channels, plane, relu, momentum: 0.1, eps: 1e-5, ghost: batch }
+        BnShape {
+            batch,
+            channels,
+            plane,
+            relu,
+            momentum: 0.1,
+            eps: 1e-5,
+            ghost: batch,
+            precision: Precision::F32,
+        }
     }
 
     /// Ghost batches of `images` images (at least 1, at most the batch).
     pub fn with_ghost_batches(self, images: usize) -> Self {
         BnShape { ghost: images.clamp(1, self.batch.max(1)), ..self }
+    }
+
+    /// The same batch norm over activations stored in `precision`.
+    pub fn in_precision(self, precision: Precision) -> Self {
+        BnShape { precision, ..self }
     }
 
     pub fn ghosts(&self) -> usize {
@@ -249,6 +313,43 @@ pub struct SgdSettings {
 impl SgdSettings {
     /// The paper's: Nesterov momentum 0.9, weight decay 1e-4.
     pub const PAPER: SgdSettings = SgdSettings { momentum: 0.9, weight_decay: 1e-4, nesterov: true };
+}
+
+/// Dynamic loss scaling, which training with f16 activations needs (their small gradients
+/// would otherwise lose bits or vanish): PyTorch's GradScaler with its defaults. The scale
+/// starts at `initial`, halves on a step whose gradients overflow (the step is skipped) and
+/// doubles after `growth_interval` clean steps in a row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScaling {
+    pub initial: f32,
+    pub growth_interval: u32,
+}
+
+impl LossScaling {
+    /// GradScaler's: 2^16, doubling after 2000 clean steps.
+    pub const PYTORCH: LossScaling = LossScaling { initial: 65536.0, growth_interval: 2000 };
+}
+
+/// Where loss scaling stands: the scale (a power of two; 1 without f16 activations), the
+/// clean steps since it last changed, and the steps skipped for an overflow so far.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScale {
+    pub scale: f32,
+    pub clean_steps: u32,
+    pub skipped: u32,
+}
+
+impl LossScale {
+    /// No scaling: f32 activations.
+    pub const NONE: LossScale = LossScale { scale: 1.0, clean_steps: 0, skipped: 0 };
+
+    /// A run's start in `precision`.
+    pub fn start(precision: Precision, scaling: &LossScaling) -> LossScale {
+        match precision {
+            Precision::F32 => LossScale::NONE,
+            Precision::F16 => LossScale { scale: scaling.initial, ..LossScale::NONE },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,5 +5,5 @@
 pub mod ops;
 pub mod train;
 
-pub use ops::{Filter, OpFigure, format_figure, op_figures};
+pub use ops::{Filter, OpFigure, OpsBench, format_figure, op_figures};
 pub use train::{TrainFigure, train_figure};

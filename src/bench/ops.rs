@@ -1,14 +1,19 @@
 //! `shakeshake bench ops`: every operation of Shake-Shake timed alone on the chosen adapter
 //! (GPU timestamps where the adapter has them), at the shapes `Graph::build` gives the
 //! network of the requested width: every distinct convolution, and the other operations at
-//! the size of their largest layer.
+//! the size of their largest layer, with the activations in the requested precision (the
+//! bytes of a memory-bound figure count each activation at its size).
 
 use crate::gpu::{DeviceLost, Dispatch, Gpu, GpuError};
 use crate::model::graph::{ForwardOp, Node};
 use crate::model::{Graph, Mode, ModelConfig};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
-use crate::ops::{StepUniform, batch_norm, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
-use crate::shapes::{BatchShare, BnShape, CLASSES, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::ops::{
+    StepUniform, batch_norm, cross_entropy, linear, loss_scale, pool, prepare_batch, relu, sgd, shake,
+};
+use crate::shapes::{
+    BatchShare, BnShape, CLASSES, IMAGE_BYTES, LossScale, Normalization, Precision, SgdSettings,
+};
 use crate::tuning::VariantChooser;
 use serde::Serialize;
 
@@ -61,8 +66,17 @@ impl Filter {
 }
 
 /// The network whose operations are timed: the paper's depth, the requested width.
-fn network(batch: usize, width: usize) -> anyhow::Result<Graph> {
-    Ok(Graph::build(ModelConfig::new(26, width)?, batch, Mode::Train))
+fn network(batch: usize, width: usize, precision: Precision) -> anyhow::Result<Graph> {
+    Ok(Graph::build(ModelConfig::new(26, width)?, batch, Mode::Train).in_precision(precision))
+}
+
+/// What `bench ops` times: the network of `width` at `batch`, its activations in
+/// `precision`; every convolution variant, or the chosen one.
+pub struct OpsBench {
+    pub batch: usize,
+    pub width: usize,
+    pub precision: Precision,
+    pub all_variants: bool,
 }
 
 /// Every figure of `bench ops`: convolutions first, then the other operations.
@@ -70,14 +84,12 @@ fn network(batch: usize, width: usize) -> anyhow::Result<Graph> {
 /// `KNOWN_PEAKS`).
 pub fn op_figures(
     gpu: &Gpu,
-    batch: usize,
-    width: usize,
-    all_variants: bool,
+    bench: &OpsBench,
     filter: &Filter,
     peak_gflops: Option<f64>,
     mut report: impl FnMut(OpFigure),
 ) -> anyhow::Result<()> {
-    let graph = network(batch, width)?;
+    let (all_variants, graph) = (bench.all_variants, network(bench.batch, bench.width, bench.precision)?);
     let peak = peak_gflops.or_else(|| known_peak_gflops(&gpu.info.name));
     let mut report = |mut f: OpFigure| {
         f.peak_fraction = peak.zip(f.gflops).map(|(peak, g)| g / peak);
@@ -166,24 +178,27 @@ fn first<T>(graph: &Graph, pick: impl Fn(&ForwardOp) -> Option<T>) -> T {
 /// Every other op, each at its largest layer: batch norm, ReLU and the shake mix at the
 /// first stage's size, pooling and the linear layer at the head, SGD over every parameter.
 fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) -> Result<(), GpuError> {
-    let batch = graph.batch;
+    let (batch, precision) = (graph.batch, graph.precision);
+    // Bytes of one activation.
+    let elem = precision.bytes();
     let bn_shape: BnShape = first(graph, |op| match op {
         ForwardOp::BatchNorm { shape, .. } if shape.relu => Some(*shape),
         _ => None,
     });
     let len = bn_shape.len();
     let side = (bn_shape.plane as f64).sqrt() as usize;
-    let act = format!("{batch}x{}x{side}x{side}", bn_shape.channels);
+    let f16 = if precision == Precision::F16 { " f16" } else { "" };
+    let act = format!("{batch}x{}x{side}x{side}{f16}", bn_shape.channels);
     let params: usize = graph.params.iter().filter(|p| p.trainable()).map(|p| p.len()).sum();
     let bufs: Vec<wgpu::Buffer> =
         (0..4).map(|i| gpu.storage(&format!("bench {i}"), len.max(params))).collect();
     let [a, b, d, e] = [&bufs[0], &bufs[1], &bufs[2], &bufs[3]];
     let step = gpu.uniform("step", &StepUniform { step: 1, seed: 1, lr: 0.1, _pad: 0 });
 
-    let ms = timed(gpu, &[relu::forward(gpu, len, a.into(), b.into())?])?;
-    report(memory_figure("relu", "forward", act.clone(), ms, 2 * 4 * len));
-    let ms = timed(gpu, &[relu::backward(gpu, len, a.into(), b.into(), d.into(), false)?])?;
-    report(memory_figure("relu", "backward", act.clone(), ms, 3 * 4 * len));
+    let ms = timed(gpu, &[relu::forward(gpu, precision, len, a.into(), b.into())?])?;
+    report(memory_figure("relu", "forward", act.clone(), ms, 2 * elem * len));
+    let ms = timed(gpu, &[relu::backward(gpu, precision, len, a.into(), b.into(), d.into(), false)?])?;
+    report(memory_figure("relu", "backward", act.clone(), ms, 3 * elem * len));
 
     let bn = batch_norm::BatchNorm::for_device(gpu, bn_shape);
     let saved_floats = batch_norm::BatchNorm::saved_floats(&bn_shape);
@@ -195,21 +210,32 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
         partials: (&partials).into(),
     };
     let ms = timed(gpu, &bn.forward_train(gpu, a.into(), bb, (&small[1]).into(), b.into())?)?;
-    report(memory_figure("batch_norm", "forward", act.clone(), ms, 3 * 4 * len));
+    report(memory_figure("batch_norm", "forward", act.clone(), ms, 3 * elem * len));
     let ms = timed(gpu, &bn.backward(gpu, a.into(), bb, b.into(), (&small[3]).into(), d.into())?)?;
-    report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * 4 * len));
+    report(memory_figure("batch_norm", "backward", act.clone(), ms, 5 * elem * len));
 
     let (forward, backward) = graph.shake_modes();
     let level = graph.config.level;
     let (channels, plane) = (bn_shape.channels, bn_shape.plane);
     let (ghost, first_image) = (bn_shape.ghost, 0);
-    let mix = shake::Shake { batch, channels, plane, block: 0, forward, backward, level, ghost, first_image };
+    let mix = shake::Shake {
+        batch,
+        channels,
+        plane,
+        block: 0,
+        forward,
+        backward,
+        level,
+        ghost,
+        first_image,
+        precision,
+    };
     let [branch_a, branch_b] =
         [a, b].map(|x| shake::Branch { x: x.into(), saved: bb.saved, gamma_beta: bb.gamma_beta });
     let ms = timed(gpu, &[mix.forward(gpu, (&step).into(), branch_a, branch_b, d.into(), e.into())?])?;
-    report(memory_figure("shake", "forward", act.clone(), ms, 4 * 4 * len));
+    report(memory_figure("shake", "forward", act.clone(), ms, 4 * elem * len));
     let ms = timed(gpu, &[mix.backward(gpu, (&step).into(), a.into(), b.into(), d.into(), e.into())?])?;
-    report(memory_figure("shake", "backward", act, ms, 4 * 4 * len));
+    report(memory_figure("shake", "backward", act, ms, 4 * elem * len));
 
     let pooled = first(graph, |op| match op {
         ForwardOp::Pool { x, .. } => Some(graph.tensors[*x].dims),
@@ -217,11 +243,11 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     });
     let [_, pc, pside, _] = pooled;
     let (planes, plane) = (batch * pc, pside * pside);
-    let shape = format!("{batch}x{pc}x{pside}x{pside}");
-    let ms = timed(gpu, &[pool::forward(gpu, planes, plane, a.into(), b.into())?])?;
-    report(memory_figure("avg_pool", "forward", shape.clone(), ms, 4 * planes * (plane + 1)));
-    let ms = timed(gpu, &[pool::backward(gpu, planes, plane, a.into(), b.into())?])?;
-    report(memory_figure("avg_pool", "backward", shape, ms, 4 * planes * (plane + 1)));
+    let shape = format!("{batch}x{pc}x{pside}x{pside}{f16}");
+    let ms = timed(gpu, &[pool::forward(gpu, precision, planes, plane, a.into(), b.into())?])?;
+    report(memory_figure("avg_pool", "forward", shape.clone(), ms, planes * (elem * plane + 4)));
+    let ms = timed(gpu, &[pool::backward(gpu, precision, planes, plane, a.into(), b.into())?])?;
+    report(memory_figure("avg_pool", "backward", shape, ms, planes * (elem * plane + 4)));
 
     let fc = first(graph, |op| match op {
         ForwardOp::Linear { shape, .. } => Some(*shape),
@@ -243,18 +269,23 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     let ms = timed(gpu, &[forward])?;
     report(memory_figure("cross_entropy", "forward", shape.clone(), ms, 4 * batch * (CLASSES + 1)));
     let whole = BatchShare::whole(batch);
-    let backward = cross_entropy::backward(gpu, batch, whole, CLASSES, a.into(), (&labels).into(), b.into())?;
+    let state = loss_scale::state_buffer(gpu, LossScale::NONE);
+    let (labels, scale) = ((&labels).into(), (&state).into());
+    let backward = cross_entropy::backward(gpu, batch, whole, CLASSES, a.into(), labels, b.into(), scale)?;
     let ms = timed(gpu, &[backward])?;
     report(memory_figure("cross_entropy", "backward", shape, ms, 4 * batch * (2 * CLASSES + 1)));
 
-    let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), a.into(), b.into(), d.into())?;
+    let buffers =
+        sgd::SgdBuffers { weights: a.into(), grads: b.into(), velocity: d.into(), loss_scale: scale };
+    let update = sgd::step(gpu, &SgdSettings::PAPER, params, (&step).into(), buffers)?;
     let ms = timed(gpu, &update)?;
     report(memory_figure("sgd", "update", format!("{params} params"), ms, 5 * 4 * params));
 
-    let prep = prepare_batch::Prepare { batch, norm: Normalization::CIFAR10, augment: true, first_image: 0 };
+    let norm = Normalization::CIFAR10;
+    let prep = prepare_batch::Prepare { batch, norm, augment: true, first_image: 0, precision };
     let ms = timed(gpu, &[prep.dispatch(gpu, (&step).into(), a.into(), b.into())?])?;
-    let shape = format!("{batch}x3x32x32");
-    report(memory_figure("prepare_batch", "forward", shape, ms, 5 * IMAGE_BYTES * batch));
+    let shape = format!("{batch}x3x32x32{f16}");
+    report(memory_figure("prepare_batch", "forward", shape, ms, (1 + elem) * IMAGE_BYTES * batch));
     Ok(())
 }
 

@@ -5,18 +5,21 @@
 //! spread the evaluation statistics' grid. Each runs with one workgroup a channel and with
 //! the reductions spread over groups of images (what GPUs get), two and as many as a ghost
 //! batch has images; and over ghost batches (`--bn-group`), the last one shorter, down to
-//! single images, at channels and planes whose pipelines the other shapes compile anyway. Tolerance 1e-4 of the largest reference value.
+//! single images, at channels and planes whose pipelines the other shapes compile anyway.
+//! Tolerance 1e-4 of the largest reference value; with f16 activations, `F16_STORED` for the
+//! outputs stored in f16 (y, dx), 1e-4 still for the f32 statistics and dgamma, dbeta.
 
-use super::{Checked, compare, upload, values};
+use super::{Checked, compare, stored_tolerance, upload, upload_in, values, values_in};
 use crate::cpu;
 use crate::gpu::Gpu;
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
-use crate::shapes::BnShape;
+use crate::shapes::{BnShape, Precision};
 
 const TOLERANCE: f64 = 1e-4;
 
-pub fn small_shapes(gpu: &Gpu) -> Checked {
+pub fn small_shapes(gpu: &Gpu, precision: Precision) -> Checked {
     let mut checks = vec![];
+    let check = |gpu, s: BnShape, offset| check(gpu, s.in_precision(precision), offset);
     for relu in [false, true] {
         checks.extend(check(gpu, BnShape::new(1, 3, 5 * 7, relu), 0.0)?);
         checks.extend(check(gpu, BnShape::new(3, 5, 9, relu), 0.5)?);
@@ -32,8 +35,8 @@ pub fn small_shapes(gpu: &Gpu) -> Checked {
     Ok(checks)
 }
 
-pub fn full_batch(gpu: &Gpu) -> Checked {
-    check(gpu, BnShape::new(128, 2, 32 * 32, true), 100.0)
+pub fn full_batch(gpu: &Gpu, precision: Precision) -> Checked {
+    check(gpu, BnShape::new(128, 2, 32 * 32, true).in_precision(precision), 100.0)
 }
 
 fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Checked {
@@ -48,8 +51,9 @@ fn check(gpu: &Gpu, s: BnShape, offset: f64) -> Checked {
 fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     let s = bn.shape;
     let c = s.channels;
-    let x: Vec<f64> = values(s.len(), 13).iter().map(|v| (v * 3.0 + offset) as f32 as f64).collect();
-    let dy = values(s.len(), 14);
+    let p = s.precision;
+    let x: Vec<f64> = values(s.len(), 13).iter().map(|v| p.round(v * 3.0 + offset)).collect();
+    let dy = values_in(s.len(), 14, p);
     let mut gamma_beta = values(2 * c, 11);
     gamma_beta[..c].iter_mut().for_each(|g| *g += 1.5);
     let mut running = values(2 * c, 12);
@@ -59,7 +63,7 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     let (want_y, want_rm, want_rv) = cpu::batch_norm::forward_train(&s, &x, gamma, beta, rm, rv);
     let (want_dx, want_dgamma, want_dbeta) = cpu::batch_norm::backward(&s, &x, gamma, beta, &dy);
 
-    let (xb, dyb) = (upload(gpu, &x), upload(gpu, &dy));
+    let (xb, dyb) = (upload_in(gpu, &x, p), upload_in(gpu, &dy, p));
     let saved = gpu.storage("saved", BatchNorm::saved_floats(&s));
     let running_b = upload(gpu, &running);
     let gamma_beta_b = upload(gpu, &gamma_beta);
@@ -69,7 +73,8 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
         gamma_beta: (&gamma_beta_b).into(),
         partials: (&partials).into(),
     };
-    let (y, dx, grads) = (gpu.storage("y", s.len()), gpu.storage("dx", s.len()), gpu.storage("g", 2 * c));
+    let (y, dx, grads) =
+        (gpu.activations("y", s.len(), p), gpu.activations("dx", s.len(), p), gpu.storage("g", 2 * c));
     let mut dispatches = bn.forward_train(gpu, (&xb).into(), buffers, (&running_b).into(), (&y).into())?;
     dispatches.extend(bn.backward(
         gpu,
@@ -85,12 +90,16 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     let check = |pass: &str, got: &[f32], want: &[f64]| {
         compare("batch_norm", pass, &variant, &shape, got, want, TOLERANCE)
     };
+    let check_stored = |pass: &str, got: &wgpu::Buffer, want: &[f64]| {
+        let got = gpu.read_activations(got, s.len(), p);
+        compare("batch_norm", pass, &variant, &shape, &got, want, stored_tolerance(TOLERANCE, p))
+    };
     let want_running: Vec<f64> = want_rm.iter().chain(&want_rv).cloned().collect();
     let want_grads: Vec<f64> = want_dgamma.iter().chain(&want_dbeta).cloned().collect();
     let mut checks = vec![
-        check("forward", &gpu.read(&y), &want_y),
+        check_stored("forward", &y, &want_y),
         check("running stats", &gpu.read(&running_b), &want_running),
-        check("dx", &gpu.read(&dx), &want_dx),
+        check_stored("dx", &dx, &want_dx),
         check("dgamma dbeta", &gpu.read(&grads), &want_grads),
     ];
 
@@ -99,6 +108,6 @@ fn check_groups(gpu: &Gpu, bn: BatchNorm, offset: f64) -> Checked {
     gpu.run(&eval.iter().collect::<Vec<_>>());
     let want_eval = cpu::batch_norm::normalize(&s, &x, &want_rm, &want_rv, gamma, beta);
     // (Evaluation has no ghost batches: the running statistics serve every image.)
-    checks.push(check("eval", &gpu.read(&y), &want_eval));
+    checks.push(check_stored("eval", &y, &want_eval));
     Ok(checks)
 }

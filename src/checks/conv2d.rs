@@ -1,15 +1,27 @@
-//! Every convolution kernel variant, in every pass, against `cpu::conv2d` in f64.
+//! Every convolution kernel variant, in every pass, against `cpu::conv2d` in f64, with the
+//! activations in f32 and in f16 (the shape's `precision`).
 //! Tolerance: 1e-4 of the largest reference value (f32 sums of up to a few thousand terms of
-//! values in [-1, 1) stay well inside it).
+//! values in [-1, 1) stay well inside it); an output stored in f16 (the forward's y, the input
+//! gradient) `F16_STORED`. The weight gradient is f32 in either precision, and its f16 inputs
+//! are the reference's too (rounded before it sees them): 1e-4 holds for it.
 
-use super::{Breadth, Check, Checked, compare, upload, values};
+use super::{Breadth, Check, Checked, compare, stored_tolerance, upload, upload_in, values, values_in};
 use crate::cpu;
 use crate::gpu::{CompileError, DeviceLost, Dispatch, Gpu, GpuError};
 use crate::layout::{conv_weight_from_gpu, conv_weight_to_gpu};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
-use crate::shapes::{ChannelWindow, Conv2dShape};
+use crate::shapes::{ChannelWindow, Conv2dShape, Precision};
 
 pub const TOLERANCE: f64 = 1e-4;
+
+/// The tolerance of `pass` of `shape`: its output is stored in the shape's precision but for
+/// the weight gradient's.
+fn tolerance(shape: &Conv2dShape, pass: ConvPass) -> f64 {
+    match pass {
+        ConvPass::Forward | ConvPass::GradInput => stored_tolerance(TOLERANCE, shape.precision),
+        ConvPass::GradWeight => TOLERANCE,
+    }
+}
 
 /// Edge shapes: batch 1, odd sizes, stride 2, channel counts off the 32-wide blocks (20: a
 /// 32-wide tile or block only partly used, past the 16-wide ones), 1x1, the shifted 1x1 of
@@ -66,11 +78,12 @@ struct Data {
 
 impl Data {
     fn new(s: &Conv2dShape) -> Data {
+        let p = s.precision;
         Data {
-            x: values(s.input_len(), 1),
+            x: values_in(s.input_len(), 1, p),
             w_oihw: values(s.weight_len(), 2),
-            dy: values(s.output_len(), 3),
-            before: values(s.input_len(), 4),
+            dy: values_in(s.output_len(), 3, p),
+            before: values_in(s.input_len(), 4, p),
             zeros: vec![0.0; s.input_len()],
         }
     }
@@ -134,9 +147,10 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
     let s = &conv.shape;
     let (batch, plane) = (s.batch, s.out_h * s.out_w);
     let window = form.window(s);
+    let p = s.precision;
     let dy = match form {
-        Form::Whole => upload(gpu, &d.dy),
-        Form::InWindow => upload(gpu, &widen(&d.dy, batch, s.cout, plane, 7.0)),
+        Form::Whole => upload_in(gpu, &d.dy, p),
+        Form::InWindow => upload_in(gpu, &widen(&d.dy, batch, s.cout, plane, 7.0), p),
     };
     let w = gpu_weights(gpu, s, &d.w_oihw);
     let scratch = gpu.storage("scratch", conv.scratch_floats());
@@ -145,10 +159,11 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
     };
     match pass {
         ConvPass::Forward => {
-            let x = upload(gpu, &d.x);
-            let y = gpu.storage("y", batch * window.channels * plane);
+            let x = upload_in(gpu, &d.x, p);
+            let len = batch * window.channels * plane;
+            let y = gpu.activations("y", len, p);
             run(conv.forward(gpu, (&x).into(), (&w).into(), (&y).into(), window, Some((&scratch).into())))?;
-            let y = gpu.try_read(&y)?;
+            let y = gpu.try_read_activations(&y, len, p)?;
             Ok(match form {
                 Form::Whole => y,
                 Form::InWindow => narrow(&y, batch, s.cout, plane),
@@ -156,13 +171,13 @@ fn run_pass(gpu: &Gpu, conv: &Conv2d, pass: ConvPass, d: &Data, form: Form) -> R
         }
         ConvPass::GradInput => {
             let accumulate = form == Form::InWindow;
-            let dx = upload(gpu, if accumulate { &d.before } else { &d.zeros });
+            let dx = upload_in(gpu, if accumulate { &d.before } else { &d.zeros }, p);
             let (dy_b, w_b, dx_b) = ((&dy).into(), (&w).into(), (&dx).into());
             run(conv.grad_input(gpu, dy_b, w_b, dx_b, window, accumulate, Some((&scratch).into())))?;
-            Ok(gpu.try_read(&dx)?)
+            Ok(gpu.try_read_activations(&dx, s.input_len(), p)?)
         }
         ConvPass::GradWeight => {
-            let x = upload(gpu, &d.x);
+            let x = upload_in(gpu, &d.x, p);
             let dw = gpu.storage("dw", s.weight_len());
             run(conv.grad_weight(
                 gpu,
@@ -196,10 +211,11 @@ pub fn verify(
         _ => want.clone(),
     };
     let mut checks = vec![];
+    let tolerance = tolerance(shape, pass);
     for &v in variants {
         let conv = Conv2d::with_variants(*shape, [v; 3]).planned_for(planned_batch);
         let check = |got: &[f32], want: &[f64]| {
-            compare("conv2d", pass.name(), v.name(), &text(shape), got, want, TOLERANCE)
+            compare("conv2d", pass.name(), v.name(), &text(shape), got, want, tolerance)
         };
         let worse = || -> Result<Check, GpuError> {
             let whole = check(&run_pass(gpu, &conv, pass, &d, Form::Whole)?, &want);
@@ -209,7 +225,7 @@ pub fn verify(
         checks.push(match worse() {
             Ok(check) => check,
             Err(GpuError::Compile(failed)) => {
-                Check::not_compiled("conv2d", pass.name(), v.name(), &text(shape), TOLERANCE, &failed)
+                Check::not_compiled("conv2d", pass.name(), v.name(), &text(shape), tolerance, &failed)
             }
             Err(GpuError::Lost(lost)) => return Err(lost),
         });
@@ -218,18 +234,18 @@ pub fn verify(
 }
 
 /// Every pass of every variant on every edge shape.
-pub fn edge_shapes(gpu: &Gpu) -> Checked {
-    check_edges(gpu, Breadth::Full)
+pub fn edge_shapes(gpu: &Gpu, precision: Precision) -> Checked {
+    check_edges(gpu, Breadth::Full, precision)
 }
 
 /// Every pass of every variant on one edge shape (`Breadth::Sampled`).
-pub fn edge_shapes_sampled(gpu: &Gpu) -> Checked {
-    check_edges(gpu, Breadth::Sampled)
+pub fn edge_shapes_sampled(gpu: &Gpu, precision: Precision) -> Checked {
+    check_edges(gpu, Breadth::Sampled, precision)
 }
 
-fn check_edges(gpu: &Gpu, breadth: Breadth) -> Checked {
+fn check_edges(gpu: &Gpu, breadth: Breadth, precision: Precision) -> Checked {
     let mut checks = vec![];
-    for (s, pass, variants) in edge_passes(gpu, breadth) {
+    for (s, pass, variants) in edge_passes(gpu, breadth, precision) {
         checks.extend(verify(gpu, &s, s.batch, pass, &variants).unwrap_or_else(|e| panic!("{e}")));
     }
     Ok(checks)
@@ -238,9 +254,13 @@ fn check_edges(gpu: &Gpu, breadth: Breadth) -> Checked {
 /// The edge shapes' passes, each with the variants checked there: all that run it, or with
 /// `Sampled` each variant's pass only at the last edge shape it runs (the largest, whose
 /// weight gradient is split, at whose pipelines the full-batch check runs).
-fn edge_passes(gpu: &Gpu, breadth: Breadth) -> Vec<(Conv2dShape, ConvPass, Vec<ConvVariant>)> {
-    let every =
-        shapes().into_iter().flat_map(|s| ConvPass::ALL.map(|pass| (s, pass, variants_for(gpu, pass, &s))));
+fn edge_passes(
+    gpu: &Gpu,
+    breadth: Breadth,
+    precision: Precision,
+) -> Vec<(Conv2dShape, ConvPass, Vec<ConvVariant>)> {
+    let every = shapes().into_iter().map(|s| s.in_precision(precision));
+    let every = every.flat_map(|s| ConvPass::ALL.map(|pass| (s, pass, variants_for(gpu, pass, &s))));
     let mut passes: Vec<_> = every.collect();
     if breadth == Breadth::Sampled {
         let mut seen = std::collections::HashSet::new();
@@ -257,23 +277,23 @@ fn edge_passes(gpu: &Gpu, breadth: Breadth) -> Vec<(Conv2dShape, ConvPass, Vec<C
 /// pass longer than the device's dispatch budget runs (`Gpu::dispatch_budget_ms`). The edge
 /// shapes, and the full batch whose weight gradient is split into partial sums. The pieces
 /// run the whole pass's pipelines, so nothing new is compiled.
-pub fn cut_by_images(gpu: &Gpu) -> Checked {
-    check_cuts(gpu, Breadth::Full)
+pub fn cut_by_images(gpu: &Gpu, precision: Precision) -> Checked {
+    check_cuts(gpu, Breadth::Full, precision)
 }
 
 /// `cut_by_images` at the variants' sampled edge shapes (`Breadth::Sampled`).
-pub fn cut_by_images_sampled(gpu: &Gpu) -> Checked {
-    check_cuts(gpu, Breadth::Sampled)
+pub fn cut_by_images_sampled(gpu: &Gpu, precision: Precision) -> Checked {
+    check_cuts(gpu, Breadth::Sampled, precision)
 }
 
-fn check_cuts(gpu: &Gpu, breadth: Breadth) -> Checked {
+fn check_cuts(gpu: &Gpu, breadth: Breadth, precision: Precision) -> Checked {
     let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
     let mut checks = vec![];
     // The full batch on whole tensors only: the edge shapes cover the window.
-    let edge = edge_passes(gpu, breadth)
+    let edge = edge_passes(gpu, breadth, precision)
         .into_iter()
         .map(|(s, pass, vs)| (s, pass, vs, &[Form::Whole, Form::InWindow][..]));
-    let full = full_batch();
+    let full = full_batch().in_precision(precision);
     let full_batch =
         (full, ConvPass::GradWeight, variants_for(gpu, ConvPass::GradWeight, &full), &[Form::Whole][..]);
     for (s, pass, variants, forms) in edge.chain([full_batch]) {
@@ -316,8 +336,8 @@ const SHORTCUT: (usize, usize, usize, usize, usize, usize) = (2, 7, 9, 6, 16, 2)
 /// splits) stays within 1e-4 of the f64 sum. The last edge shape at another batch: the
 /// batch is not in any convolution pipeline's constants, so it runs the pipelines already
 /// compiled for that shape (a new machine compiles each once).
-pub fn full_batch_grad_weight(gpu: &Gpu) -> Checked {
-    let s = full_batch();
+pub fn full_batch_grad_weight(gpu: &Gpu, precision: Precision) -> Checked {
+    let s = full_batch().in_precision(precision);
     assert!(Conv2d::with_variants(s, [ConvVariant::Tiled; 3]).splits() > 1, "the case must split");
     Ok(verify(gpu, &s, s.batch, ConvPass::GradWeight, &variants_for(gpu, ConvPass::GradWeight, &s))
         .unwrap_or_else(|e| panic!("{e}")))
@@ -327,12 +347,12 @@ pub fn full_batch_grad_weight(gpu: &Gpu) -> Checked {
 /// halves of one buffer, and their gradients read back from those halves) against the
 /// authors' subsample / shift / concat spelled out on the CPU. Its two paths are edge shapes
 /// of `shapes()`, so they run pipelines already compiled for those.
-pub fn projection_shortcut(gpu: &Gpu) -> Checked {
+pub fn projection_shortcut(gpu: &Gpu, precision: Precision) -> Checked {
     let (n, cin, h, w, cout, stride) = SHORTCUT;
     let half = cout / 2;
-    let path1 = Conv2dShape::new(n, cin, h, w, half, 1, stride, 0);
-    let path2 = Conv2dShape::shifted_1x1(n, cin, h, w, half, stride);
-    let x = values(n * cin * h * w, 5);
+    let path1 = Conv2dShape::new(n, cin, h, w, half, 1, stride, 0).in_precision(precision);
+    let path2 = Conv2dShape::shifted_1x1(n, cin, h, w, half, stride).in_precision(precision);
+    let x = values_in(n * cin * h * w, 5, precision);
     let w1 = values(half * cin, 6);
     let w2 = values(half * cin, 7);
     let (oh, ow) = (path1.out_h, path1.out_w);
@@ -341,7 +361,7 @@ pub fn projection_shortcut(gpu: &Gpu) -> Checked {
     let y1 = cpu::conv2d::forward(&plain_1x1, &sub(&x), &w1);
     let y2 = cpu::conv2d::forward(&plain_1x1, &sub(&cpu::shortcut::shift(&x, n, cin, h, w)), &w2);
     let want = cpu::shortcut::concat(&y1, half, &y2, half, n, oh * ow);
-    let dy = values(n * cout * oh * ow, 8);
+    let dy = values_in(n * cout * oh * ow, 8, precision);
     // dx of the whole shortcut, through the CPU's explicit pieces.
     let dy1: Vec<f64> = (0..n).flat_map(|i| dy[i * cout * oh * ow..][..half * oh * ow].to_vec()).collect();
     let dy2: Vec<f64> =
@@ -355,8 +375,9 @@ pub fn projection_shortcut(gpu: &Gpu) -> Checked {
     let shape = format!("{n}x{cin}x{h}x{w} -> {cout} stride {stride}");
     let (first, second) =
         (ChannelWindow { channels: cout, offset: 0 }, ChannelWindow { channels: cout, offset: half });
-    let xb = upload(gpu, &x);
-    let dyb = upload(gpu, &dy);
+    let xb = upload_in(gpu, &x, precision);
+    let dyb = upload_in(gpu, &dy, precision);
+    let tolerance = stored_tolerance(TOLERANCE, precision);
     let (w1b, w2b) = (gpu_weights(gpu, &path1, &w1), gpu_weights(gpu, &path2, &w2));
     // Each pass with every variant that runs it on both paths (direct has a forward here,
     // no input gradient at stride 2). 1x1: no variant here needs scratch.
@@ -372,14 +393,15 @@ pub fn projection_shortcut(gpu: &Gpu) -> Checked {
         checks.push(match dispatches {
             Ok(dispatches) => {
                 gpu.run(&dispatches.iter().collect::<Vec<_>>());
-                compare("conv2d", pass, v.name(), &shape, &gpu.read(out), want, TOLERANCE)
+                let got = gpu.read_activations(out, want.len(), precision);
+                compare("conv2d", pass, v.name(), &shape, &got, want, tolerance)
             }
-            Err(failed) => Check::not_compiled("conv2d", pass, v.name(), &shape, TOLERANCE, &failed),
+            Err(failed) => Check::not_compiled("conv2d", pass, v.name(), &shape, tolerance, &failed),
         })
     };
     for v in both(ConvPass::Forward) {
         let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
-        let y = gpu.storage("concat", n * cout * oh * ow);
+        let y = gpu.activations("concat", n * cout * oh * ow, precision);
         let both_paths =
             c1.forward(gpu, (&xb).into(), (&w1b).into(), (&y).into(), first, None).and_then(|mut d| {
                 d.extend(c2.forward(gpu, (&xb).into(), (&w2b).into(), (&y).into(), second, None)?);
@@ -389,7 +411,7 @@ pub fn projection_shortcut(gpu: &Gpu) -> Checked {
     }
     for v in both(ConvPass::GradInput) {
         let (c1, c2) = (Conv2d::with_variants(path1, [v; 3]), Conv2d::with_variants(path2, [v; 3]));
-        let dx = gpu.storage("dx", x.len());
+        let dx = gpu.activations("dx", x.len(), precision);
         let (dy, w1, w2, dx_b) = ((&dyb).into(), (&w1b).into(), (&w2b).into(), (&dx).into());
         let both_paths = c1.grad_input(gpu, dy, w1, dx_b, first, false, None).and_then(|mut d| {
             d.extend(c2.grad_input(gpu, dy, w2, dx_b, second, true, None)?);

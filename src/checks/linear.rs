@@ -6,11 +6,11 @@ use super::{Checked, compare, upload, values};
 use crate::cpu;
 use crate::gpu::Gpu;
 use crate::ops;
-use crate::shapes::LinearShape;
+use crate::shapes::{LinearShape, Precision};
 
 const TOLERANCE: f64 = 1e-5;
 
-pub fn forward_and_backward(gpu: &Gpu) -> Checked {
+pub fn forward_and_backward(gpu: &Gpu, _: Precision) -> Checked {
     let fc = LinearShape { batch: 29, inputs: 37, outputs: 10 };
     let x = values(fc.batch * fc.inputs, 51);
     let wb = values(fc.param_len(), 52);

@@ -6,11 +6,18 @@
 //!
 //! Errors are relative: the largest |got - want| over the largest |want| (or 1, when the
 //! values are small), as `cpu::gradcheck::relative_error` measures.
+//!
+//! Cases of ops that read or write activations run in each precision the device offers
+//! (`Precision`): with f16, their inputs are rounded to f16 before the reference sees them,
+//! and an output stored in f16 is held to `F16_STORED` (below) rather than the case's own
+//! tolerance; an f32 output (a weight gradient, statistics) keeps the case's tolerance, since
+//! every kernel computes in f32 whatever it stores.
 
 pub mod batch_norm;
 pub mod conv2d;
 pub mod cross_entropy;
 pub mod linear;
+pub mod loss_scale;
 pub mod pool;
 pub mod prepare_batch;
 pub mod relu;
@@ -19,6 +26,19 @@ pub mod shake;
 
 use crate::cpu::gradcheck::relative_error;
 use crate::gpu::{CompileError, Gpu};
+use crate::shapes::Precision;
+
+/// The tolerance of an output stored in f16: its 11 significant bits round a value by up to
+/// 2^-11 (4.9e-4) of itself, so of the largest; twice that leaves room for the f32 sums.
+pub const F16_STORED: f64 = 1e-3;
+
+/// The tolerance of an output stored in `precision`, for a case whose f32 tolerance is `f32`.
+pub fn stored_tolerance(f32: f64, precision: Precision) -> f64 {
+    match precision {
+        Precision::F32 => f32,
+        Precision::F16 => f32.max(F16_STORED),
+    }
+}
 
 /// A case's checks, or the kernel the driver would not compile for it.
 pub type Checked = Result<Vec<Check>, CompileError>;
@@ -32,6 +52,8 @@ pub struct Check {
     /// The kernel variant, or `-` for ops with one kernel.
     pub variant: String,
     pub shape: String,
+    /// The element type of the activations the kernel read and wrote: "f32" or "f16".
+    pub precision: &'static str,
     pub max_error: f64,
     pub tolerance: f64,
     /// Why the kernel could not run at all (the driver would not compile it); the error is
@@ -55,6 +77,7 @@ impl Check {
             pass: pass.to_string(),
             variant: variant.to_string(),
             shape: shape.to_string(),
+            precision: Precision::F32.name(),
             max_error: f64::NAN,
             tolerance,
             failure: Some(failed.to_string()),
@@ -67,14 +90,17 @@ impl Check {
     }
 }
 
-/// A group of checks of one op, run together on one device.
+/// A group of checks of one op, run together on one device in one precision.
 pub struct Case {
     pub op: &'static str,
     pub name: &'static str,
-    pub run: fn(&Gpu) -> Checked,
+    pub run: fn(&Gpu, Precision) -> Checked,
     /// The same checks at fewer shapes, where `run` checks each kernel at many: every variant
     /// and pass still once (see `Breadth::Sampled`).
-    pub sampled: Option<fn(&Gpu) -> Checked>,
+    pub sampled: Option<fn(&Gpu, Precision) -> Checked>,
+    /// The precisions its kernels store activations in: both for an op that has activations,
+    /// f32 alone for one that has none (linear, the loss, SGD).
+    precisions: &'static [Precision],
 }
 
 /// How many of the edge shapes a case checks each kernel at.
@@ -89,19 +115,38 @@ pub enum Breadth {
 }
 
 impl Case {
-    const fn new(op: &'static str, name: &'static str, run: fn(&Gpu) -> Checked) -> Case {
-        Case { op, name, run, sampled: None }
+    const fn new(op: &'static str, name: &'static str, run: fn(&Gpu, Precision) -> Checked) -> Case {
+        Case { op, name, run, sampled: None, precisions: &Precision::ALL }
     }
 
-    const fn sampled_by(self, sampled: fn(&Gpu) -> Checked) -> Case {
+    const fn sampled_by(self, sampled: fn(&Gpu, Precision) -> Checked) -> Case {
         Case { sampled: Some(sampled), ..self }
     }
 
-    pub fn run_at(&self, gpu: &Gpu, breadth: Breadth) -> Checked {
-        match (breadth, self.sampled) {
-            (Breadth::Sampled, Some(sampled)) => sampled(gpu),
-            (Breadth::Sampled, None) | (Breadth::Full, _) => (self.run)(gpu),
-        }
+    /// A case of an op without activations: f32 alone.
+    const fn f32_only(self) -> Case {
+        Case { precisions: &[Precision::F32], ..self }
+    }
+
+    /// Whether its op reads or writes activations (so has f16 kernels to check).
+    pub fn has_activations(&self) -> bool {
+        self.precisions.contains(&Precision::F16)
+    }
+
+    /// Whether it runs in `precision` on `gpu` (f16 needs f16 in shaders).
+    pub fn runs_in(&self, gpu: &Gpu, precision: Precision) -> bool {
+        self.precisions.contains(&precision) && (precision == Precision::F32 || gpu.features.f16)
+    }
+
+    /// The checks in `precision` (which must be one it `runs_in`).
+    pub fn run_at(&self, gpu: &Gpu, precision: Precision, breadth: Breadth) -> Checked {
+        assert!(self.runs_in(gpu, precision), "{} {}: not in {precision:?} here", self.op, self.name);
+        let mut checks = match (breadth, self.sampled) {
+            (Breadth::Sampled, Some(sampled)) => sampled(gpu, precision),
+            (Breadth::Sampled, None) | (Breadth::Full, _) => (self.run)(gpu, precision),
+        }?;
+        checks.iter_mut().for_each(|c| c.precision = precision.name());
+        Ok(checks)
     }
 }
 
@@ -118,10 +163,16 @@ pub const CASES: &[Case] = &[
     Case::new("relu", "forward and backward", relu::forward_and_backward),
     Case::new("shake", "every mode and level", shake::every_mode),
     Case::new("pool", "forward and backward", pool::forward_and_backward),
-    Case::new("linear", "forward and backward", linear::forward_and_backward),
-    Case::new("cross_entropy", "metrics and gradient", cross_entropy::metrics_and_gradient),
-    Case::new("sgd", "two steps", sgd::two_steps),
-    Case::new("sgd", "ranges equal one range", sgd::ranges_equal_one_range),
+    Case::new("linear", "forward and backward", linear::forward_and_backward).f32_only(),
+    Case::new("cross_entropy", "metrics and gradient", cross_entropy::metrics_and_gradient).f32_only(),
+    Case::new("sgd", "two steps", sgd::two_steps).f32_only(),
+    Case::new("sgd", "ranges equal one range", sgd::ranges_equal_one_range).f32_only(),
+    Case::new(
+        "loss_scale",
+        "an overflow skips the step, clean steps grow the scale",
+        loss_scale::overflow_skips_and_clean_steps_grow,
+    )
+    .f32_only(),
     Case::new("prepare_batch", "normalise, crop and flip", prepare_batch::normalise_crop_flip),
 ];
 
@@ -141,6 +192,7 @@ pub fn compare(
         pass: pass.to_string(),
         variant: variant.to_string(),
         shape: shape.to_string(),
+        precision: Precision::F32.name(),
         max_error,
         tolerance,
         failure: None,
@@ -155,10 +207,26 @@ pub fn upload(gpu: &Gpu, data: &[f64]) -> wgpu::Buffer {
 
 /// The values as the GPU sees them (rounded to f32), so references start from the same inputs.
 pub fn rounded(data: &[f64]) -> Vec<f64> {
-    data.iter().map(|x| *x as f32 as f64).collect()
+    rounded_to(data, Precision::F32)
+}
+
+/// The values as stored in `precision`.
+pub fn rounded_to(data: &[f64], precision: Precision) -> Vec<f64> {
+    data.iter().map(|x| precision.round(*x)).collect()
 }
 
 /// Test values in [-1, 1), rounded to f32.
 pub fn values(n: usize, salt: u32) -> Vec<f64> {
-    rounded(&crate::cpu::gradcheck::test_values(n, salt))
+    values_in(n, salt, Precision::F32)
+}
+
+/// Test values in [-1, 1), rounded to `precision`: activations' inputs.
+pub fn values_in(n: usize, salt: u32, precision: Precision) -> Vec<f64> {
+    rounded_to(&crate::cpu::gradcheck::test_values(n, salt), precision)
+}
+
+/// A buffer of activations holding `data` in `precision`.
+pub fn upload_in(gpu: &Gpu, data: &[f64], precision: Precision) -> wgpu::Buffer {
+    let v: Vec<f32> = data.iter().map(|x| *x as f32).collect();
+    gpu.activations_from("check input", &v, precision)
 }

@@ -1,19 +1,20 @@
 //! Batch preparation against `cpu::prepare_batch`: normalisation, and the same crops and
-//! flips drawn from the step. Tolerance 1e-5 of the largest reference value.
+//! flips drawn from the step. Tolerance 1e-5 of the largest reference value; images stored in
+//! f16, `F16_STORED`.
 
-use super::{Checked, compare};
+use super::{Checked, compare, stored_tolerance};
 use crate::cpu;
 use crate::gpu::Gpu;
 use crate::ops::{self, StepUniform};
-use crate::shapes::Normalization;
+use crate::shapes::{Normalization, Precision};
 
-pub fn normalise_crop_flip(gpu: &Gpu) -> Checked {
+pub fn normalise_crop_flip(gpu: &Gpu, precision: Precision) -> Checked {
     let batch = 5;
     let pixels: Vec<u8> =
         (0..batch * 3072).map(|i| (crate::random::pcg_hash(i as u32) % 256) as u8).collect();
     let norm = Normalization::CIFAR10;
     let pb = gpu.storage_from("pixels", &pixels);
-    let out = gpu.storage("images", pixels.len());
+    let out = gpu.activations("images", pixels.len(), precision);
     let step = StepUniform { step: 9, seed: 1234, lr: 0.0, _pad: 0 };
     let sb = gpu.uniform("step", &step);
     // The draws vary across images: not every image gets the same crop and flip.
@@ -25,7 +26,7 @@ pub fn normalise_crop_flip(gpu: &Gpu) -> Checked {
     [(false, 0), (true, 0), (true, 7)]
         .into_iter()
         .map(|(augment, first_image)| {
-            let prep = ops::prepare_batch::Prepare { batch, norm, augment, first_image };
+            let prep = ops::prepare_batch::Prepare { batch, norm, augment, first_image, precision };
             gpu.run(&[&prep.dispatch(gpu, (&sb).into(), (&pb).into(), (&out).into())?]);
             let draws = augment.then_some(cpu::prepare_batch::Draws {
                 seed: step.seed,
@@ -43,9 +44,9 @@ pub fn normalise_crop_flip(gpu: &Gpu) -> Checked {
                 "images",
                 &variant,
                 &format!("{batch} images"),
-                &gpu.read(&out),
+                &gpu.read_activations(&out, pixels.len(), precision),
                 &want,
-                1e-5,
+                stored_tolerance(1e-5, precision),
             ))
         })
         .collect()

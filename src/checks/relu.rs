@@ -1,33 +1,36 @@
 //! ReLU against `cpu::relu`: forward, backward, and backward accumulating into dx, as vec4s
 //! (a length that is a multiple of 4) and as single elements (one that is not).
-//! Exact (tolerance 0): the kernel only compares and copies.
+//! Exact (tolerance 0) in either precision: the kernel only compares and copies, and the
+//! accumulating backward doubles values of [-1, 1), which f16 holds exactly too.
 
-use super::{Checked, compare, upload, values};
+use super::{Checked, compare, upload_in, values_in};
 use crate::cpu;
 use crate::gpu::Gpu;
 use crate::ops;
+use crate::shapes::Precision;
 
-pub fn forward_and_backward(gpu: &Gpu) -> Checked {
-    Ok([checks_of_length(gpu, 1000)?, checks_of_length(gpu, 1001)?].concat())
+pub fn forward_and_backward(gpu: &Gpu, precision: Precision) -> Checked {
+    Ok([checks_of_length(gpu, precision, 1000)?, checks_of_length(gpu, precision, 1001)?].concat())
 }
 
-fn checks_of_length(gpu: &Gpu, len: usize) -> Checked {
-    let x = values(len, 21);
-    let dy = values(len, 22);
-    let (xb, dyb) = (upload(gpu, &x), upload(gpu, &dy));
-    let (y, dx) = (gpu.storage("y", len), gpu.storage("dx", len));
+fn checks_of_length(gpu: &Gpu, precision: Precision, len: usize) -> Checked {
+    let x = values_in(len, 21, precision);
+    let dy = values_in(len, 22, precision);
+    let (xb, dyb) = (upload_in(gpu, &x, precision), upload_in(gpu, &dy, precision));
+    let (y, dx) = (gpu.activations("y", len, precision), gpu.activations("dx", len, precision));
     gpu.run(&[
-        &ops::relu::forward(gpu, len, (&xb).into(), (&y).into())?,
-        &ops::relu::backward(gpu, len, (&xb).into(), (&dyb).into(), (&dx).into(), false)?,
+        &ops::relu::forward(gpu, precision, len, (&xb).into(), (&y).into())?,
+        &ops::relu::backward(gpu, precision, len, (&xb).into(), (&dyb).into(), (&dx).into(), false)?,
     ]);
     let shape = len.to_string();
+    let read = |b: &wgpu::Buffer| gpu.read_activations(b, len, precision);
     let want_dx = cpu::relu::backward(&x, &dy);
     let mut checks = vec![
-        compare("relu", "forward", "-", &shape, &gpu.read(&y), &cpu::relu::forward(&x), 0.0),
-        compare("relu", "backward", "-", &shape, &gpu.read(&dx), &want_dx, 0.0),
+        compare("relu", "forward", "-", &shape, &read(&y), &cpu::relu::forward(&x), 0.0),
+        compare("relu", "backward", "-", &shape, &read(&dx), &want_dx, 0.0),
     ];
-    gpu.run(&[&ops::relu::backward(gpu, len, (&xb).into(), (&dyb).into(), (&dx).into(), true)?]);
+    gpu.run(&[&ops::relu::backward(gpu, precision, len, (&xb).into(), (&dyb).into(), (&dx).into(), true)?]);
     let doubled: Vec<f64> = want_dx.iter().map(|v| 2.0 * v).collect();
-    checks.push(compare("relu", "backward +=", "-", &shape, &gpu.read(&dx), &doubled, 0.0));
+    checks.push(compare("relu", "backward +=", "-", &shape, &read(&dx), &doubled, 0.0));
     Ok(checks)
 }

@@ -2,21 +2,23 @@
 //! them (the GPU mix applies the branches' norms as it reads): every forward mode, backward
 //! mode and level, on planes of 7 elements (single elements) and of 4 (vec4 quads), the
 //! norms over the whole batch or over ghost batches (the last one shorter).
-//! Tolerance 1e-5 of the largest reference value (the shortcut's gradient is a copy: 0).
+//! Tolerance 1e-5 of the largest reference value (the shortcut's gradient is a copy: 0), and
+//! with f16 activations `F16_STORED` (every output is stored in f16; the copy is still exact).
 
-use super::{Checked, compare, rounded, upload, values};
+use super::{Checked, compare, rounded, stored_tolerance, upload, upload_in, values, values_in};
 use crate::cpu::{self, shake::ShakeKey};
 use crate::gpu::Gpu;
 use crate::ops::{self, StepUniform};
-use crate::shapes::{BackwardMode, BnShape, ForwardMode, Level};
+use crate::shapes::{BackwardMode, BnShape, ForwardMode, Level, Precision};
 
 const TOLERANCE: f64 = 1e-5;
 
-pub fn every_mode(gpu: &Gpu) -> Checked {
+pub fn every_mode(gpu: &Gpu, precision: Precision) -> Checked {
     let checks: Result<Vec<_>, _> = [(5, 3, 7, 5), (3, 5, 4, 3), (5, 3, 7, 2), (4, 5, 4, 3)]
         .into_iter()
         .map(|(batch, channels, plane, ghost)| {
-            every_mode_of(gpu, BnShape::new(batch, channels, plane, false).with_ghost_batches(ghost))
+            let s = BnShape::new(batch, channels, plane, false).with_ghost_batches(ghost);
+            every_mode_of(gpu, s.in_precision(precision))
         })
         .collect();
     Ok(checks?.concat())
@@ -34,7 +36,7 @@ struct BranchNorm {
 /// Statistics of each ghost batch of `s`, each normalising its own images.
 fn branch_norm(s: &BnShape, salt: u32) -> BranchNorm {
     let c = s.channels;
-    let x = values(s.len(), salt);
+    let x = values_in(s.len(), salt, s.precision);
     let gamma_beta = values(2 * c, salt + 3);
     let (gamma, beta) = gamma_beta.split_at(c);
     let (mut saved, mut normalized) = (vec![], vec![]);
@@ -59,10 +61,12 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
     let (batch, len) = (s.batch, s.len());
     let image_len = len / batch;
     let norms = [branch_norm(&s, 31), branch_norm(&s, 41)];
-    let (shortcut, dy) = (values(len, 33), values(len, 34));
-    let uploaded = |n: &BranchNorm| [&n.x, &n.saved, &n.gamma_beta].map(|v| upload(gpu, v));
+    let p = s.precision;
+    let (shortcut, dy) = (values_in(len, 33, p), values_in(len, 34, p));
+    let uploaded =
+        |n: &BranchNorm| [upload_in(gpu, &n.x, p), upload(gpu, &n.saved), upload(gpu, &n.gamma_beta)];
     let [a_bufs, b_bufs] = [uploaded(&norms[0]), uploaded(&norms[1])];
-    let (shortcut_b, dy_b) = (upload(gpu, &shortcut), upload(gpu, &dy));
+    let (shortcut_b, dy_b) = (upload_in(gpu, &shortcut, p), upload_in(gpu, &dy, p));
     let step = StepUniform { step: 17, seed: 42, lr: 0.0, _pad: 0 };
     let step_buffer = gpu.uniform("step", &step);
     let shape = format!("{batch}x{}x{}{}", s.channels, s.plane, s.ghost_label());
@@ -85,12 +89,12 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
                     level,
                     ghost,
                     first_image,
+                    precision: p,
                 };
                 let (seed, step_number) = (step.seed, step.step);
                 let key =
                     ShakeKey { forward, backward, level, seed, step: step_number, block: 3, first_image };
-                let (y, da, db) = (gpu.storage("y", len), gpu.storage("da", len), gpu.storage("db", len));
-                let ds = gpu.storage("ds", len);
+                let [y, da, db, ds] = ["y", "da", "db", "ds"].map(|name| gpu.activations(name, len, p));
                 let st = (&step_buffer).into();
                 gpu.run(&[
                     &op.forward(
@@ -108,12 +112,13 @@ fn every_mode_of(gpu: &Gpu, s: BnShape) -> Checked {
                 let want_y = cpu::shake::forward(&key, image_len, a, b, &shortcut);
                 let (want_da, want_db) = cpu::shake::backward(&key, image_len, &dy);
                 let check = |pass: &str, got: &wgpu::Buffer, want: &[f64], tolerance: f64| {
-                    compare("shake", pass, &variant, &shape, &gpu.read(got), want, tolerance)
+                    let got = gpu.read_activations(got, len, p);
+                    compare("shake", pass, &variant, &shape, &got, want, tolerance)
                 };
                 checks.extend([
-                    check("forward", &y, &want_y, TOLERANCE),
-                    check("da", &da, &want_da, TOLERANCE),
-                    check("db", &db, &want_db, TOLERANCE),
+                    check("forward", &y, &want_y, stored_tolerance(TOLERANCE, p)),
+                    check("da", &da, &want_da, stored_tolerance(TOLERANCE, p)),
+                    check("db", &db, &want_db, stored_tolerance(TOLERANCE, p)),
                     check("dshortcut", &ds, &dy, 0.0),
                 ]);
             }

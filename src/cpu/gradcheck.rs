@@ -33,6 +33,16 @@ pub fn relative_error<G: Copy + Into<f64>>(got: &[G], want: &[f64], floor: f64) 
         / scale
 }
 
+/// |got - want| over |want|, as vectors (Euclidean norms): how far a whole tensor is off,
+/// where a few entries' rounding may be amplified (f16 gradients through batch norm). NaN
+/// if any value is NaN; `floor` bounds |want| from below.
+pub fn relative_l2_error<G: Copy + Into<f64>>(got: &[G], want: &[f64], floor: f64) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let diff: f64 = got.iter().zip(want).map(|(g, w)| ((*g).into() - w).powi(2)).sum();
+    let norm: f64 = want.iter().map(|w| w * w).sum();
+    diff.sqrt() / norm.sqrt().max(floor)
+}
+
 /// Deterministic pseudo-random values in [-1, 1) for tests.
 pub fn test_values(n: usize, salt: u32) -> Vec<f64> {
     (0..n).map(|i| crate::random::random_unit(salt, 0xC0FFEE, 7, i as u32) as f64 * 2.0 - 1.0).collect()

@@ -7,6 +7,7 @@ pub mod conv2d;
 pub mod cross_entropy;
 pub mod gradcheck;
 pub mod linear;
+pub mod loss_scale;
 pub mod pool;
 pub mod prepare_batch;
 pub mod relu;

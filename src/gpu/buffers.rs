@@ -1,6 +1,7 @@
 //! Creating, filling and reading buffers.
 
 use super::{DeviceLost, Dispatch, Gpu};
+use crate::shapes::Precision;
 use wgpu::util::DeviceExt;
 
 const STORAGE: wgpu::BufferUsages =
@@ -44,6 +45,40 @@ impl Gpu {
         let mb = (*limit)?;
         let used = self.device.generate_allocator_report()?.total_allocated_bytes;
         (used + bytes > mb * 1_000_000).then_some(used)
+    }
+
+    /// A zeroed buffer of `len` activations stored in `precision`.
+    pub fn activations(&self, label: &str, len: usize, precision: Precision) -> wgpu::Buffer {
+        self.storage(label, (len * precision.bytes()).div_ceil(4))
+    }
+
+    /// A buffer of activations holding `data`, rounded to `precision`.
+    pub fn activations_from(&self, label: &str, data: &[f32], precision: Precision) -> wgpu::Buffer {
+        match precision {
+            Precision::F32 => self.storage_from(label, data),
+            Precision::F16 => {
+                let halves: Vec<half::f16> = data.iter().map(|v| half::f16::from_f32(*v)).collect();
+                self.storage_from(label, &halves)
+            }
+        }
+    }
+
+    /// The first `len` activations of `buffer`, stored in `precision`, as f32; panics if the
+    /// device is lost.
+    pub fn read_activations(&self, buffer: &wgpu::Buffer, len: usize, precision: Precision) -> Vec<f32> {
+        self.try_read_activations(buffer, len, precision).unwrap_or_else(|lost| panic!("{lost}"))
+    }
+
+    pub fn try_read_activations(
+        &self,
+        buffer: &wgpu::Buffer,
+        len: usize,
+        precision: Precision,
+    ) -> Result<Vec<f32>, DeviceLost> {
+        Ok(match precision {
+            Precision::F32 => self.try_read::<f32>(buffer)?[..len].to_vec(),
+            Precision::F16 => self.try_read::<half::f16>(buffer)?[..len].iter().map(|v| v.to_f32()).collect(),
+        })
     }
 
     /// A storage buffer holding `data` (f32, u32, ...).

@@ -1,5 +1,6 @@
 //! Choosing an adapter and opening a device with the limits and features it really has.
 
+use crate::shapes::Precision;
 use anyhow::{Context as _, Result, anyhow, bail};
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +46,22 @@ impl AdapterChoice {
     }
 }
 
+/// `--precision`: what activations and their gradients are stored in.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionChoice {
+    /// f32 everywhere: the paper's recipe, and every learning check's default.
+    #[default]
+    F32,
+    /// f16 activations and gradients, f32 arithmetic, weights and optimizer (needs f16 in
+    /// shaders).
+    F16,
+    /// f16 on a GPU that has f16 in shaders, f32 elsewhere (a CPU adapter gains nothing).
+    Auto,
+}
+
 /// Which limits and features a device is opened with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitsMode {
@@ -78,6 +95,8 @@ pub struct GrantedFeatures {
     /// timing here uses; not timestamps inside encoders, which Apple GPUs lack.
     pub timestamps: bool,
     pub subgroups: bool,
+    /// f16 in shaders (`SHADER_F16`): the f16 twins of the kernels (shaders/element_f16.wgsl).
+    pub f16: bool,
 }
 
 /// An open device and what we know about it. Shared by every op; cheap to clone.
@@ -359,6 +378,7 @@ impl Gpu {
                     wgpu::Features::TIMESTAMP_QUERY,
                     wgpu::Features::SUBGROUP,
                     wgpu::Features::PIPELINE_CACHE,
+                    wgpu::Features::SHADER_F16,
                 ]
             }
             LimitsMode::WebGpuDefault => vec![],
@@ -381,8 +401,11 @@ impl Gpu {
         // Subgroup kernels broadcast across 8 lanes; a device whose subgroups can be smaller
         // cannot run them.
         let subgroups = granted.contains(wgpu::Features::SUBGROUP) && smallest_subgroup(&info) >= 8;
-        let features =
-            GrantedFeatures { timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY), subgroups };
+        let features = GrantedFeatures {
+            timestamps: granted.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroups,
+            f16: granted.contains(wgpu::Features::SHADER_F16),
+        };
         let dispatch_budget_ms = dispatch_budget(&info);
         let pipelines_on_disk =
             super::pipeline_cache::DiskPipelineCache::open(&device, &info, failure.clone()).map(Arc::new);
@@ -402,6 +425,30 @@ impl Gpu {
             failure,
             allocated_at_oom,
             wait_limit: Default::default(),
+        })
+    }
+
+    /// The precision `choice` gives on this device, and why; f16 on a device without f16 in
+    /// shaders is an error that says what to do.
+    pub fn precision(&self, choice: PrecisionChoice) -> Result<(Precision, &'static str)> {
+        let cpu = self.info.device_type == wgpu::DeviceType::Cpu;
+        Ok(match choice {
+            PrecisionChoice::F32 => (Precision::F32, "asked for (--precision f32)"),
+            PrecisionChoice::F16 if self.features.f16 => (Precision::F16, "asked for (--precision f16)"),
+            PrecisionChoice::F16 => bail!(
+                "{} has no f16 in shaders (wgpu's SHADER_F16), so it cannot store activations in f16: use \
+                 --precision f32, or auto (f16 where a GPU offers it); docs/kernels.md lists which backends \
+                 offer it",
+                self.describe()
+            ),
+            PrecisionChoice::Auto if !self.features.f16 => {
+                (Precision::F32, "auto: no f16 in this adapter's shaders")
+            }
+            PrecisionChoice::Auto if cpu => (
+                Precision::F32,
+                "auto: f32 on a CPU adapter, whose f16 converts on every load and saves no bandwidth",
+            ),
+            PrecisionChoice::Auto => (Precision::F16, "auto: this GPU has f16 in shaders"),
         })
     }
 

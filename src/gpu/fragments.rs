@@ -42,7 +42,7 @@ fn contract(text: &str) -> Contract {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::shaders::{FILES, MODULES};
+    use crate::gpu::shaders::{FILES, all_modules};
     use std::collections::BTreeMap;
 
     /// The text without `//` comments.
@@ -230,7 +230,7 @@ mod tests {
     }
 
     fn shader_modules() -> Vec<(&'static str, &'static [&'static str])> {
-        MODULES.iter().map(|m| (m.name, m.files)).collect()
+        all_modules().map(|m| (m.name, m.files)).collect()
     }
 
     #[test]

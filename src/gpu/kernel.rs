@@ -122,6 +122,10 @@ impl Kernel {
             !def.needs_subgroups || gpu.features.subgroups,
             "{module} needs subgroups, which this device lacks"
         );
+        assert!(
+            def.precision() == crate::shapes::Precision::F32 || gpu.features.f16,
+            "{module} needs f16 in shaders, which this device lacks"
+        );
         // The cache is locked only to find or add the slots; creating runs outside it.
         let (shader, pipeline, announce) = {
             let mut cache = gpu.kernels.lock().expect("kernel cache poisoned");
@@ -290,7 +294,12 @@ impl<'a> Slice<'a> {
 
     /// A sub-range, in f32 elements.
     pub fn floats(&self, first: u64, count: u64) -> Slice<'a> {
-        Slice { buffer: self.buffer, offset: self.offset + first * 4, size: count * 4 }
+        self.bytes(first * 4, count * 4)
+    }
+
+    /// `count` bytes from byte `first` of this slice.
+    pub fn bytes(&self, first: u64, count: u64) -> Slice<'a> {
+        Slice { buffer: self.buffer, offset: self.offset + first, size: count }
     }
 }
 

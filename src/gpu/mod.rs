@@ -14,8 +14,8 @@ pub mod shaders;
 pub mod timing;
 
 pub use context::{
-    AdapterChoice, DeviceLost, GRID_MAX_X, Gpu, GrantedFeatures, LimitsMode, WaitLimit, choose_adapter,
-    describe_info, list_adapters, other_usable_adapters, unusable,
+    AdapterChoice, DeviceLost, GRID_MAX_X, Gpu, GrantedFeatures, LimitsMode, PrecisionChoice, WaitLimit,
+    choose_adapter, describe_info, list_adapters, other_usable_adapters, unusable,
 };
 pub use interface::{Binding, ShaderInterface};
 pub use kernel::{CompileError, Dispatch, GpuError, Kernel, Slice, create_in_parallel};

@@ -3,6 +3,8 @@
 //! WGSL has no includes, so a module is the concatenation of a few files: shared pieces
 //! (the random generator, the conv shape, the lane strategy) are written once and composed.
 
+use crate::shapes::Precision;
+
 /// `(file name, its text)`, from the file in `shaders/<folder>`.
 macro_rules! wgsl {
     ($folder:literal, $name:literal) => {
@@ -17,8 +19,12 @@ pub const FILES: &[(&str, &str)] = &[
     wgsl!("", "activations.wgsl"),
     wgsl!("", "batch_norm.wgsl"),
     wgsl!("", "cross_entropy.wgsl"),
+    wgsl!("", "element_f16.wgsl"),
+    wgsl!("", "element_f32.wgsl"),
     wgsl!("", "grid.wgsl"),
     wgsl!("", "linear.wgsl"),
+    wgsl!("", "loss_scale.wgsl"),
+    wgsl!("", "loss_scale_state.wgsl"),
     wgsl!("", "pool.wgsl"),
     wgsl!("", "prepare_batch.wgsl"),
     wgsl!("", "quad_scalar.wgsl"),
@@ -60,6 +66,7 @@ pub const FILES: &[(&str, &str)] = &[
 ];
 
 /// A shader module: the files it is made of, in order.
+#[derive(Clone, Copy, Debug)]
 pub struct ModuleDef {
     pub name: &'static str,
     pub files: &'static [&'static str],
@@ -86,6 +93,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_subgroup_module(
         "conv2d_forward_register_subgroup",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_forward_register.wgsl",
             "register_block.wgsl",
@@ -97,6 +105,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_forward_register_plain",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_forward_register.wgsl",
             "register_block.wgsl",
@@ -107,6 +116,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_forward_tiled",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "gemm_shape.wgsl",
             "conv2d_forward_gemm.wgsl",
@@ -117,6 +127,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_forward_tiled_scalar",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "gemm_shape.wgsl",
             "conv2d_forward_gemm.wgsl",
@@ -127,11 +138,18 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_forward_direct",
-        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_forward_direct.wgsl", "conv2d_direct.wgsl"],
+        &[
+            "element_f32.wgsl",
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "conv2d_forward_direct.wgsl",
+            "conv2d_direct.wgsl",
+        ],
     ),
     conv_subgroup_module(
         "conv2d_grad_input_register_subgroup",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_grad_input_register.wgsl",
             "register_block.wgsl",
@@ -143,6 +161,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_grad_input_register_plain",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_grad_input_register.wgsl",
             "register_block.wgsl",
@@ -153,6 +172,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_grad_input_tiled",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "gemm_shape.wgsl",
             "conv2d_grad_input_gemm.wgsl",
@@ -162,11 +182,18 @@ pub const MODULES: &[ModuleDef] = &[
     ),
     conv_module(
         "conv2d_grad_input_direct",
-        &["conv2d_params.wgsl", "gemm_shape.wgsl", "conv2d_grad_input_direct.wgsl", "conv2d_direct.wgsl"],
+        &[
+            "element_f32.wgsl",
+            "conv2d_params.wgsl",
+            "gemm_shape.wgsl",
+            "conv2d_grad_input_direct.wgsl",
+            "conv2d_direct.wgsl",
+        ],
     ),
     conv_subgroup_module(
         "conv2d_grad_weight_register_subgroup",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_grad_weight_register.wgsl",
             "grad_weight_taps.wgsl",
@@ -178,6 +205,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_grad_weight_register_plain",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_grad_weight_register.wgsl",
             "grad_weight_taps.wgsl",
@@ -188,6 +216,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_subgroup_module(
         "conv2d_grad_weight_quads_subgroup",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "conv2d_grad_weight_quads.wgsl",
             "grad_weight_taps.wgsl",
@@ -198,6 +227,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "conv2d_grad_weight_tiled",
         &[
+            "element_f32.wgsl",
             "conv2d_params.wgsl",
             "gemm_shape.wgsl",
             "conv2d_grad_weight_gemm.wgsl",
@@ -234,6 +264,7 @@ pub const MODULES: &[ModuleDef] = &[
     conv_module(
         "winograd4_transforms",
         &[
+            "element_f32.wgsl",
             "grid.wgsl",
             "conv2d_params.wgsl",
             "gemm_shape.wgsl",
@@ -243,17 +274,39 @@ pub const MODULES: &[ModuleDef] = &[
         ],
     ),
     conv_module("reduce_splits", &["grid.wgsl", "reduce_splits.wgsl"]),
-    module("batch_norm_vec4", &["grid.wgsl", "quad_vec4.wgsl", "activations.wgsl", "batch_norm.wgsl"]),
-    module("batch_norm_scalar", &["grid.wgsl", "quad_scalar.wgsl", "activations.wgsl", "batch_norm.wgsl"]),
-    module("relu_vec4", &["grid.wgsl", "quad_vec4.wgsl", "activations.wgsl", "relu.wgsl"]),
-    module("relu_scalar", &["grid.wgsl", "quad_scalar.wgsl", "activations.wgsl", "relu.wgsl"]),
-    module("shake_vec4", &["grid.wgsl", "step.wgsl", "random.wgsl", "quad_vec4.wgsl", "shake.wgsl"]),
-    module("shake_scalar", &["grid.wgsl", "step.wgsl", "random.wgsl", "quad_scalar.wgsl", "shake.wgsl"]),
-    module("pool", &["grid.wgsl", "pool.wgsl"]),
+    module(
+        "batch_norm_vec4",
+        &["element_f32.wgsl", "grid.wgsl", "quad_vec4.wgsl", "activations.wgsl", "batch_norm.wgsl"],
+    ),
+    module(
+        "batch_norm_scalar",
+        &["element_f32.wgsl", "grid.wgsl", "quad_scalar.wgsl", "activations.wgsl", "batch_norm.wgsl"],
+    ),
+    module(
+        "relu_vec4",
+        &["element_f32.wgsl", "grid.wgsl", "quad_vec4.wgsl", "activations.wgsl", "relu.wgsl"],
+    ),
+    module(
+        "relu_scalar",
+        &["element_f32.wgsl", "grid.wgsl", "quad_scalar.wgsl", "activations.wgsl", "relu.wgsl"],
+    ),
+    module(
+        "shake_vec4",
+        &["element_f32.wgsl", "grid.wgsl", "step.wgsl", "random.wgsl", "quad_vec4.wgsl", "shake.wgsl"],
+    ),
+    module(
+        "shake_scalar",
+        &["element_f32.wgsl", "grid.wgsl", "step.wgsl", "random.wgsl", "quad_scalar.wgsl", "shake.wgsl"],
+    ),
+    module("pool", &["element_f32.wgsl", "grid.wgsl", "pool.wgsl"]),
     module("linear", &["grid.wgsl", "linear.wgsl"]),
-    module("cross_entropy", &["grid.wgsl", "cross_entropy.wgsl"]),
-    module("sgd", &["grid.wgsl", "step.wgsl", "sgd.wgsl"]),
-    module("prepare_batch", &["grid.wgsl", "step.wgsl", "random.wgsl", "prepare_batch.wgsl"]),
+    module("cross_entropy", &["grid.wgsl", "loss_scale_state.wgsl", "cross_entropy.wgsl"]),
+    module("sgd", &["grid.wgsl", "step.wgsl", "loss_scale_state.wgsl", "sgd.wgsl"]),
+    module("loss_scale", &["grid.wgsl", "loss_scale_state.wgsl", "loss_scale.wgsl"]),
+    module(
+        "prepare_batch",
+        &["element_f32.wgsl", "grid.wgsl", "step.wgsl", "random.wgsl", "prepare_batch.wgsl"],
+    ),
 ];
 
 pub fn file(name: &str) -> &'static str {
@@ -261,7 +314,58 @@ pub fn file(name: &str) -> &'static str {
 }
 
 pub fn module_def(name: &str) -> &'static ModuleDef {
-    MODULES.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no shader module {name}"))
+    all_modules().find(|m| m.name == name).unwrap_or_else(|| panic!("no shader module {name}"))
+}
+
+/// The file that makes a module's activations f32, and the one its f16 twin joins instead.
+const F32_ELEMENTS: &str = "element_f32.wgsl";
+const F16_ELEMENTS: &str = "element_f16.wgsl";
+
+/// Every module that reads or writes activations joins element_f32.wgsl; each has an f16
+/// twin, made here rather than listed, so the two can never differ but in that file:
+/// `<name>_f16`, with element_f16.wgsl in its place.
+fn f16_twins() -> &'static [ModuleDef] {
+    static TWINS: std::sync::OnceLock<Vec<ModuleDef>> = std::sync::OnceLock::new();
+    TWINS.get_or_init(|| {
+        let twin = |m: &ModuleDef| {
+            let files: Vec<&'static str> =
+                m.files.iter().map(|f| if *f == F32_ELEMENTS { F16_ELEMENTS } else { f }).collect();
+            ModuleDef {
+                name: Box::leak(format!("{}_f16", m.name).into_boxed_str()),
+                files: Box::leak(files.into_boxed_slice()),
+                ..*m
+            }
+        };
+        MODULES.iter().filter(|m| m.files.contains(&F32_ELEMENTS)).map(twin).collect()
+    })
+}
+
+/// `MODULES` and their f16 twins.
+pub fn all_modules() -> impl Iterator<Item = &'static ModuleDef> {
+    MODULES.iter().chain(f16_twins())
+}
+
+/// The module that runs `name` (one of `MODULES`) with activations in `precision`: its f16
+/// twin, or `name` itself where it reads and writes no activations (Winograd's GEMMs, the
+/// reductions), which serves both.
+pub fn module_in(name: &'static str, precision: Precision) -> &'static str {
+    let def = MODULES.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no shader module {name}"));
+    match precision {
+        Precision::F32 => name,
+        Precision::F16 if !def.files.contains(&F32_ELEMENTS) => name,
+        Precision::F16 => {
+            let twin = format!("{name}_f16");
+            f16_twins().iter().find(|m| m.name == twin).expect("a module of activations has a twin").name
+        }
+    }
+}
+
+impl ModuleDef {
+    /// The element type of the activations it reads and writes (f32 for a module that has
+    /// none).
+    pub fn precision(&self) -> Precision {
+        if self.files.contains(&F16_ELEMENTS) { Precision::F16 } else { Precision::F32 }
+    }
 }
 
 /// The WGSL text of a module: its files joined in order.
@@ -274,7 +378,7 @@ pub fn validate(name: &str) -> Result<(), String> {
     let text = source(name);
     let module =
         naga::front::wgsl::parse_str(&text).map_err(|e| format!("{name}: {}", e.emit_to_string(&text)))?;
-    let caps = naga::valid::Capabilities::SUBGROUP;
+    let caps = naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16;
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
         .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
         .subgroup_operations(naga::valid::SubgroupOperationSet::all())
@@ -409,7 +513,7 @@ impl ModuleNeeds {
 /// The most any module needs: what a device must offer to run every kernel variant.
 pub fn most_needed() -> ModuleNeeds {
     static MOST: std::sync::OnceLock<ModuleNeeds> = std::sync::OnceLock::new();
-    *MOST.get_or_init(|| MODULES.iter().map(|m| needs(m.name)).fold(ModuleNeeds::default(), ModuleNeeds::max))
+    *MOST.get_or_init(|| all_modules().map(|m| needs(m.name)).fold(ModuleNeeds::default(), ModuleNeeds::max))
 }
 
 #[cfg(test)]
@@ -418,7 +522,7 @@ mod tests {
 
     #[test]
     fn every_module_validates() {
-        let errors: Vec<String> = MODULES.iter().filter_map(|m| validate(m.name).err()).collect();
+        let errors: Vec<String> = all_modules().filter_map(|m| validate(m.name).err()).collect();
         assert!(errors.is_empty(), "{}", errors.join("\n\n"));
     }
 
@@ -575,7 +679,7 @@ mod tests {
         assert_eq!(found.len(), FILES.len(), "a file twice in FILES, or two files of one name");
         for (name, text) in &found {
             assert!(FILES.contains(&(name.as_str(), text.as_str())), "{name} is not embedded");
-            assert!(MODULES.iter().any(|m| m.files.contains(&name.as_str())), "{name} is in no module");
+            assert!(all_modules().any(|m| m.files.contains(&name.as_str())), "{name} is in no module");
         }
     }
 }

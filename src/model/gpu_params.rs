@@ -6,7 +6,8 @@
 use super::graph::ParamId;
 use super::params::{ParamSpec, ParamStore};
 use crate::gpu::{DeviceLost, Gpu, Slice};
-use crate::ops::{StepUniform, cross_entropy};
+use crate::ops::{StepUniform, cross_entropy, loss_scale};
+use crate::shapes::LossScale;
 
 /// Where each binding starts in its flat buffer (trainable or running), and the two
 /// buffers' lengths, in floats: bindings start at the device's storage offset alignment.
@@ -37,6 +38,9 @@ pub struct GpuParams {
     pub step: wgpu::Buffer,
     /// Loss and accuracy accumulators (see `ops::cross_entropy::METRICS_LEN`).
     pub metrics: wgpu::Buffer,
+    /// Where dynamic loss scaling stands (`ops::loss_scale`): scale 1 until a run with f16
+    /// activations sets it (`set_loss_scale`).
+    pub loss_scale: wgpu::Buffer,
 }
 
 impl GpuParams {
@@ -66,7 +70,17 @@ impl GpuParams {
             running,
             step: gpu.uniform("step", &StepUniform::default()),
             metrics: gpu.storage("metrics", cross_entropy::METRICS_FLOATS),
+            loss_scale: loss_scale::state_buffer(gpu, LossScale::NONE),
         }
+    }
+
+    pub fn set_loss_scale(&self, gpu: &Gpu, state: LossScale) {
+        loss_scale::write_state(gpu, &self.loss_scale, state);
+    }
+
+    /// Where loss scaling stands after the last submitted step (waits for it).
+    pub fn read_loss_scale(&self, gpu: &Gpu) -> Result<LossScale, DeviceLost> {
+        loss_scale::read_state(gpu, &self.loss_scale)
     }
 
     fn slice_in<'a>(&self, buffer: &'a wgpu::Buffer, p: ParamId) -> Slice<'a> {

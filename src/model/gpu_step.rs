@@ -9,8 +9,9 @@ use super::plan::BufferPlan;
 use crate::gpu::{CompileError, Dispatch, Gpu, Slice};
 use crate::ops::batch_norm::{BatchNorm, BnBuffers};
 use crate::ops::conv2d::Conv2d;
-use crate::ops::{StepUniform, cross_entropy, linear, pool, prepare_batch, relu, sgd, shake};
-use crate::shapes::{Conv2dShape, Normalization, SgdSettings};
+use crate::ops::sgd::SgdBuffers;
+use crate::ops::{StepUniform, cross_entropy, linear, loss_scale, pool, prepare_batch, relu, sgd, shake};
+use crate::shapes::{Conv2dShape, LossScaling, Normalization, Precision, SgdSettings};
 use crate::tuning::VariantChooser;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -90,7 +91,7 @@ impl StepGraph {
             }
             _ => floats.iter().enumerate().map(|(i, f)| gpu.storage(&format!("{label} {i}"), *f)).collect(),
         };
-        let buffers = shared(|s| &s.activations, &sizes.activation_floats, "activations");
+        let buffers = shared(|s| &s.activations, &sizes.activation_words, "activations");
         let scratch_floats = [sizes.saved_floats, sizes.conv_scratch_floats, sizes.bn_partials_floats];
         let scratch_buffers = shared(|s| &s.scratch, &scratch_floats, "scratch");
         let [saved, scratch, bn_partials] = [0, 1, 2].map(|i| scratch_buffers[i].clone());
@@ -125,9 +126,22 @@ impl StepGraph {
             }
             let update_from = dispatches.len();
             if graph.mode == Mode::Train {
-                let (w, g, v) = ((&params.weights).into(), (&params.grads).into(), (&params.velocity).into());
-                let step = (&params.step).into();
-                dispatches.extend(sgd::step(gpu, sgd_settings, params.trainable_floats, step, w, g, v)?);
+                let b = SgdBuffers {
+                    weights: (&params.weights).into(),
+                    grads: (&params.grads).into(),
+                    velocity: (&params.velocity).into(),
+                    loss_scale: (&params.loss_scale).into(),
+                };
+                let len = params.trainable_floats;
+                // f16 activations: the gradients are scaled; SGD skips a step that overflowed.
+                let scaled = graph.precision == Precision::F16;
+                if scaled {
+                    dispatches.extend(loss_scale::find_overflow(gpu, len, b.grads, b.loss_scale)?);
+                }
+                dispatches.extend(sgd::step(gpu, sgd_settings, len, (&params.step).into(), b)?);
+                if scaled {
+                    dispatches.push(loss_scale::update(gpu, &LossScaling::PYTORCH, b.loss_scale)?);
+                }
             }
             // Last: the step ran to its end (see `cross_entropy::count_step`).
             dispatches.push(cross_entropy::count_step(gpu, (&params.metrics).into())?);
@@ -318,9 +332,10 @@ struct Recorder<'a> {
 }
 
 impl<'a> Recorder<'a> {
-    /// Tensor `t`, in the buffer the plan put it in.
+    /// Tensor `t`, in the buffer the plan put it in (its words: `Graph::stored_in`).
     fn act(&self, t: TensorId) -> Slice<'a> {
-        Slice::from(&self.activations[self.plan.buffer_of[t]]).floats(0, self.graph.tensor_len(t) as u64)
+        let words = self.graph.tensor_bytes(t).div_ceil(4);
+        Slice::from(&self.activations[self.plan.buffer_of[t]]).floats(0, words as u64)
     }
 
     /// A batch norm layer's buffers: its saved statistics and its gamma and beta.
@@ -336,7 +351,20 @@ impl<'a> Recorder<'a> {
         let [batch, channels, h, w] = self.graph.tensors[t].dims;
         let level = self.graph.config.level;
         let (ghost, first_image) = (self.graph.bn_ghost, self.graph.share.first_image);
-        shake::Shake { batch, channels, plane: h * w, block, forward, backward, level, ghost, first_image }
+        let precision = self.graph.precision;
+        let plane = h * w;
+        shake::Shake {
+            batch,
+            channels,
+            plane,
+            block,
+            forward,
+            backward,
+            level,
+            ghost,
+            first_image,
+            precision,
+        }
     }
 
     /// A branch as the mix reads it: its norm's input, statistics and affine parameters.
@@ -361,6 +389,7 @@ impl<'a> Recorder<'a> {
                     norm: *self.norm,
                     augment: graph.augment,
                     first_image: graph.share.first_image,
+                    precision: graph.precision,
                 };
                 vec![prep.dispatch(gpu, step, self.pixels.into(), self.act(out))?]
             }
@@ -384,7 +413,7 @@ impl<'a> Recorder<'a> {
                 }
             }
             ForwardOp::Relu { x, out } => {
-                vec![relu::forward(gpu, graph.tensor_len(x), self.act(x), self.act(out))?]
+                vec![relu::forward(gpu, graph.precision, graph.tensor_len(x), self.act(x), self.act(out))?]
             }
             ForwardOp::Shake { block, branches: [a, b], shortcut, out } => {
                 let mix = self.shake(out, block);
@@ -393,7 +422,7 @@ impl<'a> Recorder<'a> {
             }
             ForwardOp::Pool { x, out } => {
                 let (planes, plane) = self.planes(x);
-                vec![pool::forward(gpu, planes, plane, self.act(x), self.act(out))?]
+                vec![pool::forward(gpu, graph.precision, planes, plane, self.act(x), self.act(out))?]
             }
             ForwardOp::Linear { shape, x, param, out } => {
                 vec![linear::forward(gpu, &shape, self.act(x), params.param(param), self.act(out))?]
@@ -414,7 +443,8 @@ impl<'a> Recorder<'a> {
                 let classes = graph.tensors[logits].dims[1];
                 let (logits, dlogits) = (self.act(logits), self.act(dlogits));
                 let (batch, share, labels) = (graph.batch, graph.share, self.labels.into());
-                vec![cross_entropy::backward(gpu, batch, share, classes, logits, labels, dlogits)?]
+                let scale = (&params.loss_scale).into();
+                vec![cross_entropy::backward(gpu, batch, share, classes, logits, labels, dlogits, scale)?]
             }
             BackwardOp::Linear { shape, x, param, dy, dx } => {
                 let (w, grad) = (params.param(param), params.grad(param));
@@ -422,7 +452,7 @@ impl<'a> Recorder<'a> {
             }
             BackwardOp::Pool { dy, dx } => {
                 let (planes, plane) = self.planes(dx);
-                vec![pool::backward(gpu, planes, plane, self.act(dy), self.act(dx))?]
+                vec![pool::backward(gpu, graph.precision, planes, plane, self.act(dy), self.act(dx))?]
             }
             BackwardOp::Shake { block, dy, da, db, dshortcut } => {
                 let mix = self.shake(dy, block);
@@ -437,7 +467,8 @@ impl<'a> Recorder<'a> {
             }
             BackwardOp::Relu { x, dy, dx, accumulate } => {
                 let len = graph.tensor_len(x);
-                vec![relu::backward(gpu, len, self.act(x), self.act(dy), self.act(dx), accumulate)?]
+                let (x, dy, dx) = (self.act(x), self.act(dy), self.act(dx));
+                vec![relu::backward(gpu, graph.precision, len, x, dy, dx, accumulate)?]
             }
             BackwardOp::BatchNorm { shape, x, affine, saved, dy, dx } => {
                 let b = self.bn_buffers(saved, affine);

@@ -6,6 +6,7 @@ use super::config::{ModelConfig, STEM_CHANNELS};
 use super::params::{ParamKind, ParamSpec};
 use crate::shapes::{
     BackwardMode, BatchShare, BnShape, CLASSES, ChannelWindow, Conv2dShape, ForwardMode, LinearShape,
+    Precision,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -287,6 +288,8 @@ pub struct Graph {
     /// Where this batch sits in the step's whole batch: the whole of it, unless this graph
     /// is one device's share (`as_share`).
     pub share: BatchShare,
+    /// What activations and their gradients are stored in (`in_precision`; see `stored_in`).
+    pub precision: Precision,
     pub images: TensorId,
     pub logits: TensorId,
 }
@@ -320,6 +323,7 @@ impl Graph {
                 bn_channels: vec![],
                 bn_ghost: batch,
                 share: BatchShare::whole(batch),
+                precision: Precision::F32,
                 images: TensorId(0),
                 logits: TensorId(0),
             },
@@ -348,6 +352,41 @@ impl Graph {
             }
         }
         self
+    }
+
+    /// Activations and their gradients stored in `precision`: every convolution and batch
+    /// norm runs its kernels for it (their shapes say so), and each tensor is `stored_in` it
+    /// but for the head's.
+    pub fn in_precision(mut self, precision: Precision) -> Graph {
+        self.precision = precision;
+        for node in &mut self.nodes {
+            match node {
+                Node::Forward(ForwardOp::Conv { shape, .. })
+                | Node::Backward(BackwardOp::ConvWeight { shape, .. })
+                | Node::Backward(BackwardOp::ConvInput { shape, .. }) => {
+                    *shape = shape.in_precision(precision)
+                }
+                Node::Forward(ForwardOp::BatchNorm { shape, .. })
+                | Node::Backward(BackwardOp::BatchNorm { shape, .. }) => {
+                    *shape = shape.in_precision(precision)
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+
+    /// What tensor `t` is stored in: the graph's precision, but f32 for the head's pooled
+    /// features and logits (H = W = 1) and their gradients, which the pooling writes and
+    /// reads in f32 for the linear layer and the loss, kernels without activations.
+    pub fn stored_in(&self, t: TensorId) -> Precision {
+        let [_, _, h, w] = self.tensors[t].dims;
+        if h * w == 1 { Precision::F32 } else { self.precision }
+    }
+
+    /// The bytes tensor `t` takes.
+    pub fn tensor_bytes(&self, t: TensorId) -> usize {
+        self.tensor_len(t) * self.stored_in(t).bytes()
     }
 
     /// This graph as one device's share of a step's whole batch: its images start at

@@ -114,9 +114,10 @@ fn parameter_bytes(config: ModelConfig) -> u64 {
     (4 * (3 * trainable + running)) as u64
 }
 
-/// The sizes, in floats (words for the images), of the buffers a step graph allocates.
+/// The sizes, in 4-byte words (f32s, or two f16 activations, or four image bytes), of the
+/// buffers a step graph allocates.
 pub struct StepSizes {
-    pub activation_floats: Vec<usize>,
+    pub activation_words: Vec<usize>,
     pub pixel_words: usize,
     pub labels: usize,
     /// Batch-norm statistics saved for the backward pass, each layer's at a multiple of 64.
@@ -146,7 +147,7 @@ impl StepSizes {
             .max()
             .unwrap_or(4);
         StepSizes {
-            activation_floats: BufferPlan::new(graph).buffer_floats,
+            activation_words: BufferPlan::new(graph).buffer_words,
             pixel_words: graph.batch * IMAGE_BYTES / 4,
             labels: graph.batch,
             saved_floats: saved_offsets(graph).last().map_or(0, |(end, _)| *end),
@@ -159,7 +160,7 @@ impl StepSizes {
     pub fn memory(&self) -> Memory {
         let bytes = |floats: usize| (floats * 4) as u64;
         Memory {
-            activations: bytes(self.activation_floats.iter().sum()),
+            activations: bytes(self.activation_words.iter().sum()),
             batches: bytes(self.pixel_words + self.labels),
             scratch: bytes(self.saved_floats + self.conv_scratch_floats + self.bn_partials_floats),
             parameters: 0,

@@ -7,8 +7,9 @@ use super::graph::{Graph, TensorId};
 pub struct BufferPlan {
     /// The buffer each tensor lives in.
     pub buffer_of: Vec<usize>,
-    /// Each buffer's size in floats (its largest tensor).
-    pub buffer_floats: Vec<usize>,
+    /// Each buffer's size in 4-byte words (its largest tensor; an f16 tensor takes half a
+    /// word an element).
+    pub buffer_words: Vec<usize>,
 }
 
 impl BufferPlan {
@@ -27,29 +28,28 @@ impl BufferPlan {
         order.sort_by_key(|t| first[*t]);
 
         let mut buffer_of = vec![usize::MAX; g.tensors.len()];
-        let mut buffer_floats: Vec<usize> = vec![];
+        let mut buffer_words: Vec<usize> = vec![];
         let mut free_after: Vec<usize> = vec![]; // node index after which each buffer is free
         for t in order {
-            let need = g.tensor_len(t);
+            let need = g.tensor_bytes(t).div_ceil(4);
             // The free buffer that fits with least waste, else the largest free one (grown).
-            let free: Vec<usize> = (0..buffer_floats.len()).filter(|b| free_after[*b] < first[t]).collect();
-            let fitting =
-                free.iter().filter(|b| buffer_floats[**b] >= need).min_by_key(|b| buffer_floats[**b]);
-            let chosen = fitting.or_else(|| free.iter().max_by_key(|b| buffer_floats[**b])).copied();
+            let free: Vec<usize> = (0..buffer_words.len()).filter(|b| free_after[*b] < first[t]).collect();
+            let fitting = free.iter().filter(|b| buffer_words[**b] >= need).min_by_key(|b| buffer_words[**b]);
+            let chosen = fitting.or_else(|| free.iter().max_by_key(|b| buffer_words[**b])).copied();
             let b = chosen.unwrap_or_else(|| {
-                buffer_floats.push(0);
+                buffer_words.push(0);
                 free_after.push(0);
-                buffer_floats.len() - 1
+                buffer_words.len() - 1
             });
-            buffer_floats[b] = buffer_floats[b].max(need);
+            buffer_words[b] = buffer_words[b].max(need);
             free_after[b] = last[t];
             buffer_of[t] = b;
         }
-        BufferPlan { buffer_of, buffer_floats }
+        BufferPlan { buffer_of, buffer_words }
     }
 
-    pub fn total_floats(&self) -> usize {
-        self.buffer_floats.iter().sum()
+    pub fn total_words(&self) -> usize {
+        self.buffer_words.iter().sum()
     }
 }
 
@@ -77,7 +77,7 @@ mod tests {
             .filter(|t| g.nodes.iter().any(|n| n.writes().contains(t)))
             .collect();
         for &a in &used {
-            assert!(plan.buffer_floats[plan.buffer_of[a]] >= g.tensor_len(a));
+            assert!(plan.buffer_words[plan.buffer_of[a]] * 4 >= g.tensor_bytes(a));
             for &b in &used {
                 if a < b && plan.buffer_of[a] == plan.buffer_of[b] {
                     let ((a0, a1), (b0, b1)) = (live(a), live(b));
@@ -86,6 +86,6 @@ mod tests {
             }
         }
         let naive: usize = used.iter().map(|t| g.tensor_len(*t)).sum();
-        assert!(plan.total_floats() * 2 < naive, "reuse should at least halve memory");
+        assert!(plan.total_words() * 2 < naive, "reuse should at least halve memory");
     }
 }

@@ -29,8 +29,7 @@ impl Requirements {
         let plan = BufferPlan::new(graph);
         let floats = |n: usize| (n * 4) as u64;
         // The longest activation buffer, or the images (bytes, read as u32s).
-        let longest =
-            plan.buffer_floats.iter().copied().max().unwrap_or(0).max(graph.batch * IMAGE_BYTES / 4);
+        let longest = plan.buffer_words.iter().copied().max().unwrap_or(0).max(graph.batch * IMAGE_BYTES / 4);
         let mut largest_binding = floats(longest);
         // Each parameter (and its gradient) is bound on its own.
         largest_binding =

@@ -86,8 +86,8 @@ impl Graph {
             self.batch,
             self.nodes.len(),
             self.tensors.len(),
-            plan.buffer_floats.len(),
-            plan.total_floats() as f64 * 4.0 / (1 << 20) as f64
+            plan.buffer_words.len(),
+            plan.total_words() as f64 * 4.0 / (1 << 20) as f64
         )
     }
 }

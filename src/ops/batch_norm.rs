@@ -1,5 +1,6 @@
 //! Batch norm (shaders/batch_norm.wgsl; reference `cpu::batch_norm`).
 
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::shapes::BnShape;
 use crate::struct_layout;
@@ -122,7 +123,8 @@ impl BatchNorm {
 
     /// Planes that are a multiple of 4 (every plane of the network) load vec4s.
     fn module(&self) -> &'static str {
-        if self.shape.plane.is_multiple_of(4) { "batch_norm_vec4" } else { "batch_norm_scalar" }
+        let module = if self.shape.plane.is_multiple_of(4) { "batch_norm_vec4" } else { "batch_norm_scalar" };
+        module_in(module, self.shape.precision)
     }
 
     fn elementwise_grid(&self, gpu: &Gpu) -> [u32; 3] {

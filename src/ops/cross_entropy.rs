@@ -26,11 +26,12 @@ const LOGITS: Binding = Binding::new(1, "logits");
 const LABELS: Binding = Binding::new(2, "labels");
 const METRICS: Binding = Binding::new(3, "metrics");
 const DLOGITS: Binding = Binding::new(4, "dlogits");
+const LOSS_SCALE: Binding = Binding::new(5, "loss_scale");
 
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["cross_entropy"],
-    bindings: &[PARAMS, LOGITS, LABELS, METRICS, DLOGITS],
-    structs: &[struct_layout!(LossParams { batch, classes, mean_over })],
+    bindings: &[PARAMS, LOGITS, LABELS, METRICS, DLOGITS, LOSS_SCALE],
+    structs: &[struct_layout!(LossParams { batch, classes, mean_over }), super::loss_scale::STATE_LAYOUT],
     constants: &[],
 };
 
@@ -61,7 +62,9 @@ pub fn count_step(gpu: &Gpu, metrics: Slice) -> Result<Dispatch, CompileError> {
     Ok(Kernel::new(gpu, "cross_entropy", "count_step", &[])?.dispatch(gpu, &[(METRICS, metrics)], [1, 1, 1]))
 }
 
-/// dlogits of the loss's mean over `share.whole_batch` images, of which these are `batch`.
+/// dlogits of the loss's mean over `share.whole_batch` images, of which these are `batch`,
+/// times the scale in `loss_scale` (a state buffer of `ops::loss_scale`).
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     gpu: &Gpu,
     batch: usize,
@@ -70,11 +73,15 @@ pub fn backward(
     logits: Slice,
     labels: Slice,
     dlogits: Slice,
+    loss_scale: Slice,
 ) -> Result<Dispatch, CompileError> {
     let p = params(gpu, batch, classes, share.whole_batch);
-    Ok(Kernel::new(gpu, "cross_entropy", "backward", &[])?.dispatch(
-        gpu,
-        &[(PARAMS, (&p).into()), (LOGITS, logits), (LABELS, labels), (DLOGITS, dlogits)],
-        gpu.grid_1d(batch),
-    ))
+    let bindings = [
+        (PARAMS, (&p).into()),
+        (LOGITS, logits),
+        (LABELS, labels),
+        (DLOGITS, dlogits),
+        (LOSS_SCALE, loss_scale),
+    ];
+    Ok(Kernel::new(gpu, "cross_entropy", "backward", &[])?.dispatch(gpu, &bindings, gpu.grid_1d(batch)))
 }

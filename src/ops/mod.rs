@@ -8,6 +8,7 @@ pub mod batch_norm;
 pub mod conv2d;
 pub mod cross_entropy;
 pub mod linear;
+pub mod loss_scale;
 pub mod pool;
 pub mod prepare_batch;
 pub mod relu;
@@ -38,6 +39,7 @@ pub fn interfaces() -> Vec<crate::gpu::ShaderInterface> {
         linear::INTERFACE,
         cross_entropy::INTERFACE,
         sgd::INTERFACE,
+        loss_scale::INTERFACE,
         prepare_batch::INTERFACE,
     ]);
     all
@@ -45,6 +47,18 @@ pub fn interfaces() -> Vec<crate::gpu::ShaderInterface> {
 
 pub(crate) const STEP_UNIFORM: crate::gpu::interface::StructLayout =
     crate::struct_layout!(StepUniform { step, seed, lr });
+
+/// The most floats of a flat parameter buffer one storage binding may hold on `gpu`: its
+/// binding limit, rounded down to where a binding may start.
+pub(crate) fn floats_per_binding(gpu: &crate::gpu::Gpu) -> usize {
+    let align = crate::gpu::buffers::binding_alignment_floats(&gpu.limits);
+    (gpu.limits.max_storage_buffer_binding_size as usize / 4) / align * align
+}
+
+/// `len` floats in ranges of at most `per_range`: (first, count) each.
+pub(crate) fn ranges(len: usize, per_range: usize) -> impl Iterator<Item = (u64, u64)> {
+    (0..len).step_by(per_range).map(move |first| (first as u64, per_range.min(len - first) as u64))
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! Global average pooling (shaders/pool.wgsl; reference `cpu::pool`).
 
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::shapes::Precision;
 use crate::struct_layout;
 
 #[repr(C)]
@@ -28,9 +30,16 @@ fn params(gpu: &Gpu, planes: usize, plane: usize) -> wgpu::Buffer {
 }
 
 /// y[plane] = mean of x's plane; `planes` = N * C.
-pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Result<Dispatch, CompileError> {
+pub fn forward(
+    gpu: &Gpu,
+    precision: Precision,
+    planes: usize,
+    plane: usize,
+    x: Slice,
+    y: Slice,
+) -> Result<Dispatch, CompileError> {
     let p = params(gpu, planes, plane);
-    Ok(Kernel::new(gpu, "pool", "forward", &[])?.dispatch(
+    Ok(Kernel::new(gpu, module_in("pool", precision), "forward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (X, x), (Y, y)],
         gpu.grid_1d(planes),
@@ -39,13 +48,14 @@ pub fn forward(gpu: &Gpu, planes: usize, plane: usize, x: Slice, y: Slice) -> Re
 
 pub fn backward(
     gpu: &Gpu,
+    precision: Precision,
     planes: usize,
     plane: usize,
     dy: Slice,
     dx: Slice,
 ) -> Result<Dispatch, CompileError> {
     let p = params(gpu, planes, plane);
-    Ok(Kernel::new(gpu, "pool", "backward", &[])?.dispatch(
+    Ok(Kernel::new(gpu, module_in("pool", precision), "backward", &[])?.dispatch(
         gpu,
         &[(PARAMS, (&p).into()), (DY, dy), (DX, dx)],
         gpu.grid_1d(planes * plane),

@@ -2,9 +2,10 @@
 //! `cpu::prepare_batch`).
 
 use super::STEP_UNIFORM;
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::random::{STREAM_CROP_COL, STREAM_CROP_ROW, STREAM_FLIP};
-use crate::shapes::{IMAGE_BYTES, Normalization, SIDE};
+use crate::shapes::{IMAGE_BYTES, Normalization, Precision, SIDE};
 use crate::struct_layout;
 
 #[repr(C)]
@@ -46,6 +47,8 @@ pub struct Prepare {
     pub augment: bool,
     /// The batch's first image in the step's whole batch: the draws are keyed by it.
     pub first_image: usize,
+    /// The element type of the images written.
+    pub precision: Precision,
 }
 
 impl Prepare {
@@ -70,7 +73,7 @@ impl Prepare {
                 inv_std: [1.0 / std[0], 1.0 / std[1], 1.0 / std[2], 0.0],
             },
         );
-        Ok(Kernel::new(gpu, "prepare_batch", "main", &[])?.dispatch(
+        Ok(Kernel::new(gpu, module_in("prepare_batch", self.precision), "main", &[])?.dispatch(
             gpu,
             &[(PARAMS, (&p).into()), (STEP, step), (PIXELS, pixels), (IMAGES, images)],
             gpu.grid_1d(self.batch * IMAGE_BYTES),

@@ -1,7 +1,9 @@
 //! ReLU (shaders/relu.wgsl; reference `cpu::relu`): vec4 quads when the length is a multiple
 //! of 4 (every tensor of the network), single elements otherwise.
 
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
+use crate::shapes::Precision;
 use crate::struct_layout;
 
 #[repr(C)]
@@ -27,6 +29,7 @@ pub const INTERFACE: ShaderInterface = ShaderInterface {
 /// The kernel of `entry` for `len` elements, its params, and its grid.
 fn kernel(
     gpu: &Gpu,
+    precision: Precision,
     entry: &str,
     len: usize,
     accumulate: bool,
@@ -34,23 +37,34 @@ fn kernel(
     let (module, quad) = if len.is_multiple_of(4) { ("relu_vec4", 4) } else { ("relu_scalar", 1) };
     let quads = len / quad;
     let params = ReluParams { quads: quads as u32, accumulate: accumulate as u32 };
-    Ok((Kernel::new(gpu, module, entry, &[])?, gpu.uniform("relu params", &params), gpu.grid_1d(quads)))
+    Ok((
+        Kernel::new(gpu, module_in(module, precision), entry, &[])?,
+        gpu.uniform("relu params", &params),
+        gpu.grid_1d(quads),
+    ))
 }
 
-pub fn forward(gpu: &Gpu, len: usize, x: Slice, y: Slice) -> Result<Dispatch, CompileError> {
-    let (kernel, p, grid) = kernel(gpu, "forward", len, false)?;
+pub fn forward(
+    gpu: &Gpu,
+    precision: Precision,
+    len: usize,
+    x: Slice,
+    y: Slice,
+) -> Result<Dispatch, CompileError> {
+    let (kernel, p, grid) = kernel(gpu, precision, "forward", len, false)?;
     Ok(kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (Y, y)], grid))
 }
 
 /// dx = (or += with `accumulate`) dy where the forward input `x` was positive.
 pub fn backward(
     gpu: &Gpu,
+    precision: Precision,
     len: usize,
     x: Slice,
     dy: Slice,
     dx: Slice,
     accumulate: bool,
 ) -> Result<Dispatch, CompileError> {
-    let (kernel, p, grid) = kernel(gpu, "backward", len, accumulate)?;
+    let (kernel, p, grid) = kernel(gpu, precision, "backward", len, accumulate)?;
     Ok(kernel.dispatch(gpu, &[(PARAMS, (&p).into()), (X, x), (DY, dy), (DX, dx)], grid))
 }

@@ -19,13 +19,28 @@ const STEP: Binding = Binding::new(1, "st");
 const WEIGHTS: Binding = Binding::new(2, "weights");
 const GRADS: Binding = Binding::new(3, "grads");
 const VELOCITY: Binding = Binding::new(4, "velocity");
+const LOSS_SCALE: Binding = Binding::new(5, "loss_scale");
 
 pub const INTERFACE: ShaderInterface = ShaderInterface {
     modules: &["sgd"],
-    bindings: &[PARAMS, STEP, WEIGHTS, GRADS, VELOCITY],
-    structs: &[struct_layout!(SgdParams { len, momentum, weight_decay, nesterov }), STEP_UNIFORM],
+    bindings: &[PARAMS, STEP, WEIGHTS, GRADS, VELOCITY, LOSS_SCALE],
+    structs: &[
+        struct_layout!(SgdParams { len, momentum, weight_decay, nesterov }),
+        STEP_UNIFORM,
+        super::loss_scale::STATE_LAYOUT,
+    ],
     constants: &[],
 };
+
+/// The flat buffers SGD updates, and the loss scale it divides the gradients by (a state
+/// buffer of `ops::loss_scale`: 1 without f16 activations).
+#[derive(Clone, Copy)]
+pub struct SgdBuffers<'a> {
+    pub weights: Slice<'a>,
+    pub grads: Slice<'a>,
+    pub velocity: Slice<'a>,
+    pub loss_scale: Slice<'a>,
+}
 
 /// Updates `len` weights in place; the learning rate is read from the StepUniform `step`.
 /// The flat buffers are bound in ranges no larger than the device's storage binding limit
@@ -36,13 +51,9 @@ pub fn step(
     s: &SgdSettings,
     len: usize,
     step: Slice,
-    weights: Slice,
-    grads: Slice,
-    velocity: Slice,
+    buffers: SgdBuffers,
 ) -> Result<Vec<Dispatch>, CompileError> {
-    let align = alignment_floats(gpu);
-    let per_binding = (gpu.limits.max_storage_buffer_binding_size as usize / 4) / align * align;
-    step_in_ranges(gpu, s, len, per_binding, step, weights, grads, velocity)
+    step_in_ranges(gpu, s, len, super::floats_per_binding(gpu), step, buffers)
 }
 
 /// Where a range may start.
@@ -51,16 +62,13 @@ fn alignment_floats(gpu: &Gpu) -> usize {
 }
 
 /// As `step`, in ranges of at most `per_range` floats (a multiple of `alignment_floats`).
-#[allow(clippy::too_many_arguments)]
 pub fn step_in_ranges(
     gpu: &Gpu,
     s: &SgdSettings,
     len: usize,
     per_range: usize,
     step: Slice,
-    weights: Slice,
-    grads: Slice,
-    velocity: Slice,
+    b: SgdBuffers,
 ) -> Result<Vec<Dispatch>, CompileError> {
     assert!(
         per_range > 0 && per_range.is_multiple_of(alignment_floats(gpu)),
@@ -68,20 +76,19 @@ pub fn step_in_ranges(
     );
     let kernel = Kernel::new(gpu, "sgd", "main", &[])?;
     let (momentum, weight_decay, nesterov) = (s.momentum as f32, s.weight_decay as f32, s.nesterov as u32);
-    let dispatches = (0..len)
-        .step_by(per_range)
-        .map(|first| {
-            let n = per_range.min(len - first);
-            let p = gpu.uniform("sgd params", &SgdParams { len: n as u32, momentum, weight_decay, nesterov });
-            let (first, count) = (first as u64, n as u64);
+    let dispatches = super::ranges(len, per_range)
+        .map(|(first, count)| {
+            let p =
+                gpu.uniform("sgd params", &SgdParams { len: count as u32, momentum, weight_decay, nesterov });
             let bindings = [
                 (PARAMS, (&p).into()),
                 (STEP, step),
-                (WEIGHTS, weights.floats(first, count)),
-                (GRADS, grads.floats(first, count)),
-                (VELOCITY, velocity.floats(first, count)),
+                (WEIGHTS, b.weights.floats(first, count)),
+                (GRADS, b.grads.floats(first, count)),
+                (VELOCITY, b.velocity.floats(first, count)),
+                (LOSS_SCALE, b.loss_scale),
             ];
-            kernel.dispatch(gpu, &bindings, gpu.grid_1d(n))
+            kernel.dispatch(gpu, &bindings, gpu.grid_1d(count as usize))
         })
         .collect();
     Ok(dispatches)

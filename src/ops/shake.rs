@@ -3,9 +3,10 @@
 //! (every tensor of the network), single elements otherwise.
 
 use super::STEP_UNIFORM;
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, ShaderInterface, Slice};
 use crate::random::{STREAM_ALPHA, STREAM_BETA};
-use crate::shapes::{BackwardMode, ForwardMode, Level};
+use crate::shapes::{BackwardMode, ForwardMode, Level, Precision};
 use crate::struct_layout;
 
 #[repr(C)]
@@ -105,6 +106,8 @@ pub struct Shake {
     pub ghost: usize,
     /// The batch's first image in the step's whole batch: per-image draws are keyed by it.
     pub first_image: usize,
+    /// The element type of the branches, the shortcut, the output and their gradients.
+    pub precision: Precision,
 }
 
 impl Shake {
@@ -146,7 +149,7 @@ impl Shake {
     fn kernel(&self, gpu: &Gpu, entry: &str) -> Result<Kernel, CompileError> {
         let module = if self.quad() == 4 { "shake_vec4" } else { "shake_scalar" };
         let shape = [("CHANNELS", self.channels as f64), ("PLANE", self.plane as f64)];
-        Kernel::new(gpu, module, entry, &shape)
+        Kernel::new(gpu, module_in(module, self.precision), entry, &shape)
     }
 
     fn grid(&self, gpu: &Gpu) -> [u32; 3] {

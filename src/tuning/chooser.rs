@@ -267,6 +267,7 @@ mod tests {
             pass: "forward".into(),
             variant: variant.into(),
             shape: "s".into(),
+            precision: "f32",
             max_error,
             tolerance: 0.5,
             failure: None,

@@ -104,7 +104,8 @@ fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `selftest` on the first adapter (lavapipe here): all pass, one JSON object a check; and
+/// `selftest` on the first adapter (lavapipe here): all pass, one JSON object a check, in f32
+/// and in f16 (lavapipe has f16 in shaders); and
 /// with one variant computing wrongly and another not compiling, it fails naming both and
 /// still runs the rest. The broken run comes after: it breaks register variants, whose
 /// pipelines do not depend on the shape, so it compiles nothing new. (Its name sorts it
@@ -113,7 +114,13 @@ fn a_damaged_or_edited_kernel_cache_is_ignored_with_a_warning() {
 #[test]
 fn a_broken_or_uncompilable_variant_fails_selftest_and_the_first_adapter_passes_it() {
     let dir = temp_dir("selftest");
-    assert_selftest_passed(&shakeshake(&dir, &["selftest", "--json", "--adapter", "0"]));
+    let checks = assert_selftest_passed(&shakeshake(&dir, &["selftest", "--json", "--adapter", "0"]));
+    for precision in ["f32", "f16"] {
+        for op in ["conv2d", "network"] {
+            let found = checks.iter().any(|l| l["op"] == op && l["precision"] == precision);
+            assert!(found, "no {precision} check of {op}");
+        }
+    }
     let broken = command(&dir, &["selftest"])
         .env("SHAKESHAKE_BREAK_VARIANT", "register_subgroup")
         .env("SHAKESHAKE_UNCOMPILABLE_VARIANT", "register_plain")
@@ -150,13 +157,16 @@ fn selftest_passes_on_every_other_adapter() {
         runs.into_iter().map(|run| run.join().unwrap()).collect()
     });
     assert!(!outputs.is_empty(), "a second adapter (apt-get install libegl1 libegl-mesa0 libgles2)");
-    outputs.iter().for_each(assert_selftest_passed);
+    outputs.iter().for_each(|out| {
+        assert_selftest_passed(out);
+    });
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `selftest --json` passed every check, of every op and the network, more than 100 in all.
+/// `selftest --json` passed every check, of every op and the network, more than 100 in all:
+/// the checks.
 #[track_caller]
-fn assert_selftest_passed(out: &Output) {
+fn assert_selftest_passed(out: &Output) -> Vec<serde_json::Value> {
     assert_ok(out);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -164,9 +174,12 @@ fn assert_selftest_passed(out: &Output) {
         .collect();
     assert!(lines.len() > 100, "{} checks", lines.len());
     assert!(lines.iter().all(|l| l["passed"] == true));
-    for op in ["conv2d", "batch_norm", "relu", "shake", "pool", "linear", "cross_entropy", "sgd", "network"] {
+    let ops =
+        ["conv2d", "batch_norm", "relu", "shake", "pool", "linear", "cross_entropy", "sgd", "loss_scale"];
+    for op in ops.into_iter().chain(["network"]) {
         assert!(lines.iter().any(|l| l["op"] == op), "no check of {op}");
     }
+    lines
 }
 
 #[test]

@@ -10,7 +10,7 @@ use shakeshake::model::cpu_exec::{self, Batch};
 use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
 use shakeshake::ops::conv2d::ConvPass;
 use shakeshake::selftest::{self, test_batch};
-use shakeshake::shapes::Normalization;
+use shakeshake::shapes::{Normalization, Precision};
 use shakeshake::tuning::VariantChooser;
 use shakeshake::tuning::conv2d::{candidates, key};
 
@@ -52,10 +52,31 @@ fn cpu_reference_gradients_match_finite_differences() {
 /// (`selftest` on every adapter, an ignored test, measures them there).
 #[test]
 fn gpu_training_step_matches_cpu_reference() {
+    step_matches_cpu_reference(Precision::F32);
+}
+
+/// The same step with f16 activations (and the loss scale f16 training starts with), on the
+/// devices that have f16 in shaders: the loss and running statistics within f16's rounding,
+/// the gradients within `selftest::NETWORK_GRADIENT_L2_F16` of their norm (see there why
+/// not closer).
+#[test]
+fn gpu_training_step_in_f16_matches_cpu_reference() {
+    step_matches_cpu_reference(Precision::F16);
+}
+
+/// `selftest::network` in `precision` on every device that runs it (at least one).
+fn step_matches_cpu_reference(precision: Precision) {
+    let ran = std::cell::Cell::new(0);
     on_every_gpu(|| {
+        if precision == Precision::F16 && !gpu().features.f16 {
+            return;
+        }
+        ran.set(ran.get() + 1);
         let checks = match breadth() {
-            Breadth::Full => selftest::network(gpu()).unwrap(),
-            Breadth::Sampled => selftest::network_with(gpu(), &mut first_candidates(gpu())).unwrap(),
+            Breadth::Full => selftest::network(gpu(), precision).unwrap(),
+            Breadth::Sampled => {
+                selftest::network_with(gpu(), precision, &mut first_candidates(gpu(), precision)).unwrap()
+            }
         };
         let failed: Vec<String> = checks
             .iter()
@@ -64,14 +85,15 @@ fn gpu_training_step_matches_cpu_reference() {
             .collect();
         assert!(failed.is_empty(), "on {}:\n{}", gpu().describe(), failed.join("\n"));
         let worst = checks.iter().filter(|c| c.pass.starts_with("gradient")).map(|c| c.max_error);
-        eprintln!("largest gradient error: {:.2e}", worst.fold(0.0, f64::max));
+        eprintln!("largest gradient error ({precision:?}): {:.2e}", worst.fold(0.0, f64::max));
     });
+    assert!(ran.get() > 0, "no test device runs the step in {precision:?} (lavapipe has f16 in shaders)");
 }
 
 /// A chooser that takes each pass of the network's convolutions to its first candidate.
-fn first_candidates(gpu: &Gpu) -> VariantChooser {
+fn first_candidates(gpu: &Gpu, precision: Precision) -> VariantChooser {
     let mut chooser = VariantChooser::in_memory(gpu);
-    for shape in selftest::network_graph().conv_shapes() {
+    for shape in selftest::network_graph(precision).conv_shapes() {
         for pass in ConvPass::ALL {
             let first = candidates(gpu, &shape, pass)[0];
             chooser.assume(&key(pass, &shape), first.name());

@@ -1,26 +1,37 @@
 //! Every GPU operation against its plain-Rust CPU reference: the cases of
 //! `shakeshake::checks` (the same list `shakeshake selftest` runs), on every device of
-//! `common::gpus()`. One test an op.
+//! `common::gpus()`. One test an op and precision: f32 everywhere, f16 on the devices that
+//! have f16 in shaders (lavapipe does, llvmpipe through GL does not).
 
 use crate::common::*;
 use shakeshake::checks::{Breadth, CASES};
+use shakeshake::shapes::Precision;
 
 /// Every case of `op` on every device, at each device's breadth (`common::breadths`); a
 /// failure lists every check that failed.
 fn passes_everywhere(op: &str) {
-    passes_everywhere_at(op, breadth);
+    passes_everywhere_at(op, Precision::F32, breadth);
 }
 
-/// As `passes_everywhere`, with each device's breadth from `breadth_here`.
-fn passes_everywhere_at(op: &str, breadth_here: fn() -> Breadth) {
+/// As `passes_everywhere`, the f16 kernels, on the devices that run them (at least one).
+fn passes_in_f16(op: &str) {
+    passes_everywhere_at(op, Precision::F16, breadth);
+}
+
+/// As `passes_everywhere`, in `precision`, with each device's breadth from `breadth_here`.
+fn passes_everywhere_at(op: &str, precision: Precision, breadth_here: fn() -> Breadth) {
+    let ran = std::cell::Cell::new(0);
     on_every_gpu(|| {
         let gpu = gpu();
         let cases: Vec<_> = CASES.iter().filter(|c| c.op == op).collect();
         assert!(!cases.is_empty(), "no cases of {op}");
+        let cases: Vec<_> = cases.into_iter().filter(|c| c.runs_in(gpu, precision)).collect();
+        ran.set(ran.get() + cases.len());
         let mut failed = vec![];
         for case in cases {
-            let checks =
-                case.run_at(gpu, breadth_here()).unwrap_or_else(|e| panic!("{op}: {}: {e}", case.name));
+            let checks = case
+                .run_at(gpu, precision, breadth_here())
+                .unwrap_or_else(|e| panic!("{op}: {}: {e}", case.name));
             assert!(!checks.is_empty(), "{op}: {} checks nothing", case.name);
             failed.extend(checks.into_iter().filter(|c| !c.passed()).map(|c| {
                 format!(
@@ -37,15 +48,31 @@ fn passes_everywhere_at(op: &str, breadth_here: fn() -> Breadth) {
         }
         assert!(failed.is_empty(), "on {}:\n{}", gpu.describe(), failed.join("\n"));
     });
+    assert!(ran.get() > 0, "no test device runs {op} in {precision:?} (lavapipe has f16 in shaders)");
 }
 
-const TESTED: &[&str] =
-    &["conv2d", "batch_norm", "relu", "shake", "pool", "linear", "cross_entropy", "sgd", "prepare_batch"];
+const TESTED: &[&str] = &[
+    "conv2d",
+    "batch_norm",
+    "relu",
+    "shake",
+    "pool",
+    "linear",
+    "cross_entropy",
+    "sgd",
+    "loss_scale",
+    "prepare_batch",
+];
+
+/// The ops with activations, whose f16 kernels have a test of their own.
+const TESTED_IN_F16: &[&str] = &["conv2d", "batch_norm", "relu", "shake", "pool", "prepare_batch"];
 
 #[test]
 fn every_op_of_the_case_list_is_tested() {
     for case in CASES {
         assert!(TESTED.contains(&case.op), "{} has cases but no test here", case.op);
+        let f16_tested = TESTED_IN_F16.contains(&case.op);
+        assert_eq!(case.has_activations(), f16_tested, "{}: f16 kernels and f16 tests differ", case.op);
     }
 }
 
@@ -59,7 +86,38 @@ fn conv2d() {
 #[test]
 #[ignore = "the exhaustive matrix (minutes on a new machine): cargo test --release -- --ignored"]
 fn conv2d_at_every_edge_shape_on_every_device() {
-    passes_everywhere_at("conv2d", || Breadth::Full);
+    passes_everywhere_at("conv2d", Precision::F32, || Breadth::Full);
+    passes_everywhere_at("conv2d", Precision::F16, || Breadth::Full);
+}
+
+#[test]
+fn conv2d_f16() {
+    passes_in_f16("conv2d");
+}
+
+#[test]
+fn batch_norm_f16() {
+    passes_in_f16("batch_norm");
+}
+
+#[test]
+fn relu_f16() {
+    passes_in_f16("relu");
+}
+
+#[test]
+fn shake_f16() {
+    passes_in_f16("shake");
+}
+
+#[test]
+fn pool_f16() {
+    passes_in_f16("pool");
+}
+
+#[test]
+fn prepare_batch_f16() {
+    passes_in_f16("prepare_batch");
 }
 
 #[test]
@@ -95,6 +153,11 @@ fn cross_entropy() {
 #[test]
 fn sgd() {
     passes_everywhere("sgd");
+}
+
+#[test]
+fn loss_scale() {
+    passes_everywhere("loss_scale");
 }
 
 #[test]

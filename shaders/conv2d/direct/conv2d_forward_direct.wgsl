@@ -1,13 +1,13 @@
 // fills: direct_pass
-// requires: CIN, COUT, H, KS, OH, OW, PAD, W, y_index
+// requires: Act, CIN, COUT, H, KS, OH, OW, PAD, W, y_index
 // provides: conv_pad, in_channels, load_pixel, out_channels, out_cols, out_rows, store_out,
 // provides: weight_quad
 // The forward pass for conv2d_direct.wgsl: x (CIN x H x W) to the y window (COUT x OH x OW).
 // Safety: loads are selected to index 0 and masked outside x and past the channels.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Act>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;   // [cin*KS*KS][cout]
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<Act>;
 
 // The convolution as conv2d_direct.wgsl sees it: its input channels, its output's shape.
 fn in_channels() -> u32 {
@@ -29,7 +29,7 @@ fn conv_pad() -> i32 {
 
 fn load_pixel(img: u32, ci: u32, r: i32, c: i32) -> f32 {
     let ok = ci < CIN && r >= 0 && r < i32(H) && c >= 0 && c < i32(W);
-    return select(0.0, x[select(0u, ((img * CIN + ci) * H + u32(r)) * W + u32(c), ok)], ok);
+    return select(0.0, f32(x[select(0u, ((img * CIN + ci) * H + u32(r)) * W + u32(c), ok)]), ok);
 }
 
 // Output channels o..o+3 of input channel ci at tap `tap`.
@@ -46,5 +46,5 @@ fn weight_at(ci: u32, tap: u32, o: u32) -> f32 {
 }
 
 fn store_out(img: u32, o: u32, r: u32, c: u32, v: f32) {
-    y[y_index(img, o, r, c)] = v;
+    y[y_index(img, o, r, c)] = Act(v);
 }

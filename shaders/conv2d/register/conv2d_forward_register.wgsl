@@ -1,5 +1,5 @@
 // fills: register_pass
-// requires: Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, accumulate_rows, accumulate_span,
+// requires: Act, Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, accumulate_rows, accumulate_span,
 // requires: block_array, block_value, columns, load_span, p, y_index
 // provides: lane_vec4, load_in, run
 // Forward convolution, register-blocked: each invocation computes ROWS neighbouring output
@@ -13,9 +13,9 @@
 // Safety: `q` is clamped to the last row of pixels, `load_in` and `lane_vec4` select index 0
 // and mask the value outside the input or past the last channel; stores are guarded.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Act>;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [cin*KS*KS][cout/4]
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<Act>;
 
 // Four output channels of weight row `base` (= tap * cout/4); zero past the last channel.
 fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
@@ -25,7 +25,7 @@ fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
 
 fn load_in(plane: u32, ih: i32, iw: i32) -> f32 {
     let ok = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
-    return select(0.0, x[select(0u, plane + u32(ih) * p.w + u32(iw), ok)], ok);
+    return select(0.0, f32(x[select(0u, plane + u32(ih) * p.w + u32(iw), ok)]), ok);
 }
 
 fn run(gx: u32, block: u32, _split: u32, lane: u32) {
@@ -73,7 +73,7 @@ fn run(gx: u32, block: u32, _split: u32, lane: u32) {
             let co = (first_col4 + l) * 4u + c;
             for (var j = 0u; j < ROWS; j++) {
                 if (co < p.cout && ow0 + j < p.ow) {
-                    y[y_index(img, co, oh, ow0 + j)] = block_value(&acc, j, l, c);
+                    y[y_index(img, co, oh, ow0 + j)] = Act(block_value(&acc, j, l, c));
                 }
             }
         }

@@ -1,5 +1,5 @@
 // fills: register_pass
-// requires: Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, accumulate_rows, accumulate_span,
+// requires: Act, Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, accumulate_rows, accumulate_span,
 // requires: block_array, block_value, columns, load_span, p
 // provides: lane_vec4, load_in, run
 // Gradient of a convolution with respect to its input, register-blocked like the forward
@@ -19,9 +19,9 @@
 // Safety: indices into dy and wt are selected to 0 and the value masked outside the output
 // or past the last channel; the pixel row is clamped; stores are guarded.
 
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<Act>;
 @group(0) @binding(2) var<storage, read> wt: array<f32>;   // [cin][KS][KS][cout]
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<Act>;
 
 // Input channel 4 col4 + c of the weights at (kh, kw, co), `base` = (kh*KS + kw)*cout + co.
 fn lane_weight(base: u32, col4: u32, c: u32) -> f32 {
@@ -40,7 +40,7 @@ fn lane_vec4(base: u32, col4: u32) -> vec4<f32> {
 
 fn load_in(plane: u32, orow: i32, ocol: i32) -> f32 {
     let ok = orow >= 0 && ocol >= 0 && orow < i32(p.oh) && ocol < i32(p.ow);
-    return select(0.0, dy[select(0u, plane + u32(orow) * p.ow + u32(ocol), ok)], ok);
+    return select(0.0, f32(dy[select(0u, plane + u32(orow) * p.ow + u32(ocol), ok)]), ok);
 }
 
 // Where channel `co` of dy's window starts for image `img`.
@@ -127,9 +127,9 @@ fn run(gx: u32, block: u32, parity: u32, lane: u32) {
                     let value = block_value(&acc, j, l, c);
                     // A branch, not select (which would read dx even when overwriting it).
                     if (p.accumulate != 0u) {
-                        dx[i] += value;
+                        dx[i] = Act(f32(dx[i]) + value);
                     } else {
-                        dx[i] = value;
+                        dx[i] = Act(value);
                     }
                 }
             }

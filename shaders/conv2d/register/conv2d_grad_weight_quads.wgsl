@@ -1,5 +1,5 @@
 // fills: register_pass
-// requires: Block, COL4S, Pixel, Taps, accumulate_rows, next_pixel, p, pixel_at, split_range,
+// requires: Act, Block, COL4S, Pixel, Taps, accumulate_rows, next_pixel, p, pixel_at, split_range,
 // requires: store_partial, tap_values, taps_of
 // provides: run
 // The weight gradient's register kernel (see conv2d_grad_weight_register.wgsl) for devices
@@ -11,7 +11,7 @@
 // Safety: dy indices are selected to 0 and the value masked past the last channel; the rest
 // is in grad_weight_taps.wgsl.
 
-@group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy: array<vec4<Act>>;
 
 // dy of four output channels (matrix columns) at four pixels (rows); `base` = index of the
 // pixels' quad of channel 0.
@@ -26,7 +26,7 @@ fn lane_quads(base: u32, col4: u32) -> mat4x4<f32> {
 fn lane_quad(base: u32, col4: u32, c: u32) -> vec4<f32> {
     let co = col4 * 4u + c;
     let ok = co < p.cout;
-    return select(vec4<f32>(0.0), dy[select(0u, base + co * (p.oh * p.ow / 4u), ok)], ok);
+    return select(vec4<f32>(0.0), vec4<f32>(dy[select(0u, base + co * (p.oh * p.ow / 4u), ok)]), ok);
 }
 
 // Lane l's quads, transposed (row k: pixel k's four channels), for l < 8.

@@ -1,5 +1,5 @@
 // fills: register_pass
-// requires: Block, COL4S, accumulate_rows, columns, next_pixel, p, pixel_at, split_range,
+// requires: Act, Block, COL4S, accumulate_rows, columns, next_pixel, p, pixel_at, split_range,
 // requires: store_partial, tap_values, taps_of
 // provides: lane_vec4, run
 // Gradient of a convolution with respect to its weights, register-blocked: each invocation
@@ -16,13 +16,13 @@
 // Safety: dy indices are selected to 0 and the value masked past the last channel; the
 // rest is in grad_weight_taps.wgsl.
 
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<Act>;
 
 // dy of output channel 4 col4 + c at one pixel, `base` = index of (img, channel 0, pixel).
 fn lane_dy(base: u32, col4: u32, c: u32) -> f32 {
     let co = col4 * 4u + c;
     let ok = co < p.cout;
-    return select(0.0, dy[select(0u, base + co * p.oh * p.ow, ok)], ok);
+    return select(0.0, f32(dy[select(0u, base + co * p.oh * p.ow, ok)]), ok);
 }
 
 // dy for four output channels at one pixel.

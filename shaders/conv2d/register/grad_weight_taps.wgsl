@@ -1,4 +1,4 @@
-// requires: Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, block_array, block_value, p
+// requires: Act, Block, COL4S, KS, PAD, ROWS, ROWS_MAX, STRIDE, block_array, block_value, p
 // provides: Pixel, Taps, next_pixel, pixel_at, split_range, store_partial, tap_values, taps_of
 // What the weight-gradient register kernels share: an invocation's taps, the output pixels
 // of a split, and the stores of its partial sums. conv2d_grad_weight_register.wgsl reads dy
@@ -7,7 +7,7 @@
 // Safety: the tap row is clamped to the last one; x indices are selected to 0 and the value
 // masked outside the input or past the last tap; stores are guarded.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Act>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;  // [split][cin*KS*KS][cout]
 
 // Where an invocation's ROWS taps read, relative to an output pixel's window.
@@ -74,7 +74,7 @@ fn tap_values(t: ptr<function, Taps>, px: Pixel) -> array<f32, ROWS_MAX> {
         let r = r0 + (*t).r[j];
         let c = c0 + (*t).c[j];
         let ok = (*t).ok[j] && r >= 0 && r < i32(p.h) && c >= 0 && c < i32(p.w);
-        a[j] = select(0.0, x[select(0u, x_img + (*t).plane_off[j] + u32(r) * p.w + u32(c), ok)], ok);
+        a[j] = select(0.0, f32(x[select(0u, x_img + (*t).plane_off[j] + u32(r) * p.w + u32(c), ok)]), ok);
     }
     return a;
 }

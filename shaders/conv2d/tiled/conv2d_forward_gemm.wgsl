@@ -1,5 +1,5 @@
 // fills: gemm_pass
-// requires: CIN, COUT, H, KS, OH, OW, PAD, STRIDE, W, p, y_index
+// requires: Act, CIN, COUT, H, KS, OH, OW, PAD, STRIDE, W, p, y_index
 // provides: Row, a_row, gemm_shape, load_a, store_c
 // Forward convolution as an implicit GEMM for gemm_tiled.wgsl:
 // M = output pixels (img, oh, ow), N = output channels, K = taps (ci, kh, kw). B, the
@@ -11,8 +11,8 @@
 // gemm_tiled.wgsl clamps the m and k it passes in into the matrices (load_b_quad masks the
 // n past N) and calls store_c only inside C; load_a masks the image padding.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Act>;
+@group(0) @binding(3) var<storage, read_write> y: array<Act>;
 
 fn gemm_shape() -> vec4<u32> {
     let k = CIN * KS * KS;
@@ -38,9 +38,9 @@ fn load_a(row: Row, k: u32) -> f32 {
     let r = row.r0 + i32((k / KS) % KS);
     let c = row.c0 + i32(k % KS);
     let ok = r >= 0 && r < i32(H) && c >= 0 && c < i32(W);
-    return select(0.0, x[select(0u, row.image + (ci * H + u32(r)) * W + u32(c), ok)], ok);
+    return select(0.0, f32(x[select(0u, row.image + (ci * H + u32(r)) * W + u32(c), ok)]), ok);
 }
 
 fn store_c(m: u32, n: u32, _split: u32, v: f32) {
-    y[y_index(m / (OW * OH), n, (m / OW) % OH, m % OW)] = v;
+    y[y_index(m / (OW * OH), n, (m / OW) % OH, m % OW)] = Act(v);
 }

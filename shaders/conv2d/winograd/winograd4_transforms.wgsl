@@ -1,6 +1,6 @@
-// requires: CIN, COUT, H, W, WG_SIZE, channels_in, channels_out, dst, flat_index, input_at,
+// requires: CIN, COUT, H, W, WG_SIZE, channels_in, channels_out, flat_index, input_at,
 // requires: input_quad, kernel_at, src, store_output, tile_at, tile_cols, tile_stride, tiles, u, v,
-// requires: y_index
+// requires: weight_grad, y_index
 // Winograd F(4x4, 3x3): the transforms into and out of the 6 x 6 domain (see
 // winograd_shape.wgsl; bindings in winograd_io.wgsl), with Lavin and Gray's matrices
 // (interpolation points 0, 1, -1, 2, -2 and infinity). One invocation a kernel pair, or 4
@@ -232,8 +232,8 @@ fn gradient_at(img: u32, n4: u32, row: u32, col: u32, live: bool) -> vec4<f32> {
     let r = select(0u, row, ok);
     let c = select(0u, col, ok);
     let n = 4u * n4;
-    let g = vec4<f32>(src[y_index(img, n, r, c)], src[y_index(img, n + 1u, r, c)],
-                      src[y_index(img, n + 2u, r, c)], src[y_index(img, n + 3u, r, c)]);
+    let g = vec4<f32>(f32(src[y_index(img, n, r, c)]), f32(src[y_index(img, n + 1u, r, c)]),
+                      f32(src[y_index(img, n + 2u, r, c)]), f32(src[y_index(img, n + 3u, r, c)]));
     return select(vec4<f32>(0.0), g, ok);
 }
 
@@ -323,10 +323,10 @@ fn finish_weight_gradient(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     for (var r = 0u; r < 3u; r++) {
         for (var c = 0u; c < 3u; c++) {
             let at = ((k * 3u + r) * 3u + c) * COUT + 4u * n4;
-            dst[at] = dw[r][c].x;
-            dst[at + 1u] = dw[r][c].y;
-            dst[at + 2u] = dw[r][c].z;
-            dst[at + 3u] = dw[r][c].w;
+            weight_grad[at] = dw[r][c].x;
+            weight_grad[at + 1u] = dw[r][c].y;
+            weight_grad[at + 2u] = dw[r][c].z;
+            weight_grad[at + 3u] = dw[r][c].w;
         }
     }
 }

@@ -12,8 +12,9 @@ mod register;
 mod tiled;
 mod winograd;
 
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, GpuError, Kernel, ShaderInterface, Slice};
-use crate::shapes::{ChannelWindow, Conv2dShape};
+use crate::shapes::{ChannelWindow, Conv2dShape, Precision};
 use crate::struct_layout;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,6 +162,7 @@ impl ConvVariant {
     /// Whether this variant can run `pass` of `shape` on this device, and if not, why.
     pub fn admits(self, gpu: &Gpu, pass: ConvPass, shape: &Conv2dShape) -> Result<(), Rejection> {
         require(!self.needs_subgroups() || gpu.features.subgroups, Rejection::NoSubgroups)?;
+        require(shape.precision == Precision::F32 || gpu.features.f16, Rejection::NoF16)?;
         match self.family() {
             Family::Register => register::admits(self, pass, shape),
             Family::Tiled => tiled::admits(self, pass, shape),
@@ -218,6 +220,7 @@ fn fits_tile(variant: ConvVariant, pass: ConvPass, shape: &Conv2dShape) -> Resul
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
     NoSubgroups,
+    NoF16,
     /// Channels the variant loads as vec4s (a forward's outputs, a Winograd pass's N).
     ChannelsNotMultipleOf4 {
         channels: usize,
@@ -249,6 +252,7 @@ impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rejection::NoSubgroups => write!(f, "it needs subgroups, which this device does not offer"),
+            Rejection::NoF16 => write!(f, "its activations are f16, which this device's shaders lack"),
             Rejection::ChannelsNotMultipleOf4 { channels } => {
                 write!(f, "it loads channels as vec4s, and {channels} is not a multiple of 4")
             }
@@ -378,6 +382,7 @@ pub const INTERFACES: [ShaderInterface; 6] = [
             winograd::U,
             winograd::V,
             winograd::M,
+            winograd::WEIGHT_GRAD,
         ],
         structs: &[CONV_PARAMS],
         constants: &[("SPLIT_QUADS", winograd::SPLIT_QUADS as u32)],
@@ -512,7 +517,7 @@ impl Conv2d {
         if uncompilable_variant() == Some(variant.name()) {
             constants.push(("made_uncompilable_by_a_test_hook", 1.0));
         }
-        Ok((Kernel::new(gpu, variant.module(pass, s), "main", &constants)?, grid))
+        Ok((Kernel::new(gpu, module_in(variant.module(pass, s), s.precision), "main", &constants)?, grid))
     }
 
     /// Creates every pipeline `pass` runs, dispatching nothing: the tuner's proof that the
@@ -624,7 +629,8 @@ impl Conv2d {
         // by Winograd's matrices, which may be larger than one binding all together).
         let partial = scratch.floats(0, self.partial_floats() as u64);
         let s = &self.shape;
-        let (x_floats, dy_floats) = (s.cin * s.h * s.w, window.channels * s.out_h * s.out_w);
+        let bytes = s.precision.bytes();
+        let (x_bytes, dy_bytes) = (bytes * s.cin * s.h * s.w, bytes * window.channels * s.out_h * s.out_w);
         let pieces = self.pieces(gpu, pass, window);
         let mut dispatches = vec![];
         for (first, piece) in &pieces {
@@ -632,14 +638,14 @@ impl Conv2d {
             // Whole splits (the last piece's may be one shorter split, as the whole's last is).
             let whole_splits = piece.pixels_per_split() == self.pixels_per_split() || piece.splits() == 1;
             assert!(whole_splits, "a piece of {images} images cuts a split");
-            let range = |slice, floats| pieces::images_of(slice, *first, images, floats, pieces.len());
+            let range = |slice, bytes| pieces::images_of(slice, *first, images, bytes, pieces.len());
             let piece_partial =
                 partial.floats((split * s.weight_len()) as u64, (piece.splits() * s.weight_len()) as u64);
             let (kernel, grid) = piece.kernel(gpu, pass)?;
             let params = params(piece);
             let mut dispatch = kernel.dispatch(
                 gpu,
-                &bind(&params, range(x, x_floats), range(dy, dy_floats), piece_partial),
+                &bind(&params, range(x, x_bytes), range(dy, dy_bytes), piece_partial),
                 grid,
             );
             dispatch.estimated_ms = piece.estimated_ms(pass);
@@ -691,9 +697,9 @@ impl PassBuffers {
             .max()
             .unwrap_or(0);
         PassBuffers {
-            x: gpu.storage("x", s.input_len()),
+            x: gpu.activations("x", s.input_len(), s.precision),
             w: gpu.storage("w", s.weight_len()),
-            y: gpu.storage("y", s.output_len()),
+            y: gpu.activations("y", s.output_len(), s.precision),
             scratch: gpu.storage("scratch", scratch),
         }
     }

@@ -27,7 +27,8 @@ impl Conv2d {
     }
 
     /// Where `pass` may be cut between images: the fewest images whose every binding starts
-    /// `align`-float aligned after them and, for a weight gradient, that cover whole splits
+    /// `align`-float aligned (`4 align` bytes: an f16 image is half the bytes) after them
+    /// and, for a weight gradient, that cover whole splits
     /// (so each piece writes exactly the partial sums the whole pass would, and the one
     /// reduction adds them in the same order); or why it may not be cut.
     pub fn image_step(
@@ -40,7 +41,11 @@ impl Conv2d {
         let plane = s.out_h * s.out_w;
         let aligned =
             |images: usize, floats_per_image: usize| (images * floats_per_image).is_multiple_of(align);
-        let images_aligned = |k: usize| aligned(k, s.cin * s.h * s.w) && aligned(k, window.channels * plane);
+        let bytes_aligned = |images: usize, elements: usize| {
+            (images * elements * s.precision.bytes()).is_multiple_of(4 * align)
+        };
+        let images_aligned =
+            |k: usize| bytes_aligned(k, s.cin * s.h * s.w) && bytes_aligned(k, window.channels * plane);
         let whole_splits = |k: usize| {
             let pixels = k * plane;
             pixels.is_multiple_of(self.pixels_per_split())
@@ -97,18 +102,20 @@ impl Conv2d {
     ) -> Result<Vec<Dispatch>, CompileError> {
         let pieces = self.pieces(gpu, pass, window);
         let s = &self.shape;
-        let (input_floats, output_floats) = (s.cin * s.h * s.w, window.channels * s.out_h * s.out_w);
+        let bytes = s.precision.bytes();
+        let (input_bytes, output_bytes) =
+            (bytes * s.cin * s.h * s.w, bytes * window.channels * s.out_h * s.out_w);
         // The input gradient reads dy (shaped as the output) and writes dx (as the input).
-        let (read_floats, written_floats) = match pass {
-            ConvPass::Forward => (input_floats, output_floats),
-            ConvPass::GradInput => (output_floats, input_floats),
+        let (read_bytes, written_bytes) = match pass {
+            ConvPass::Forward => (input_bytes, output_bytes),
+            ConvPass::GradInput => (output_bytes, input_bytes),
             ConvPass::GradWeight => unreachable!("the weight gradient's pieces add into one output"),
         };
         let mut all = vec![];
         for (first, piece) in &pieces {
             let images = piece.shape.batch;
-            let range = |slice, floats| images_of(slice, *first, images, floats, pieces.len());
-            let mut dispatches = make(piece, range(read, read_floats), range(written, written_floats))?;
+            let range = |slice, bytes| images_of(slice, *first, images, bytes, pieces.len());
+            let mut dispatches = make(piece, range(read, read_bytes), range(written, written_bytes))?;
             dispatches[0].estimated_ms = piece.estimated_ms(pass);
             all.extend(dispatches);
         }
@@ -121,17 +128,17 @@ impl Conv2d {
     }
 }
 
-/// The range of `slice` (a tensor of `floats` floats an image) that holds `images` images
+/// The range of `slice` (a tensor of `bytes` bytes an image) that holds `images` images
 /// from `first`; all of it where the pass is one piece (so a whole pass binds what it did).
 pub(super) fn images_of(
     slice: Slice<'_>,
     first: usize,
     images: usize,
-    floats: usize,
+    bytes: usize,
     pieces: usize,
 ) -> Slice<'_> {
     match pieces {
         1 => slice,
-        _ => slice.floats((first * floats) as u64, (images * floats) as u64),
+        _ => slice.bytes((first * bytes) as u64, (images * bytes) as u64),
     }
 }

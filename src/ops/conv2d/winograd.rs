@@ -49,6 +49,7 @@ use super::{
     reduce_splits, require,
 };
 use crate::gpu::buffers::ANY_BINDING_ALIGNMENT_FLOATS;
+use crate::gpu::shaders::module_in;
 use crate::gpu::{Binding, CompileError, Dispatch, Gpu, Kernel, Slice};
 use crate::shapes::Conv2dShape;
 
@@ -59,6 +60,7 @@ pub(super) const DST: Binding = Binding::new(3, "dst");
 pub(super) const U: Binding = Binding::new(4, "u");
 pub(super) const V: Binding = Binding::new(5, "v");
 pub(super) const M: Binding = Binding::new(6, "m");
+pub(super) const WEIGHT_GRAD: Binding = Binding::new(7, "weight_grad");
 
 /// Quads of tiles one split of the weight gradient sums: 2048 output pixels, as
 /// `PIXELS_PER_SPLIT` (shaders/conv2d/winograd/winograd_shape.wgsl's SPLIT_QUADS).
@@ -155,7 +157,9 @@ impl Conv2d {
             }
         };
         let constants = constants(self, pass);
-        let [a, b, c] = entries.map(|entry| Kernel::new(gpu, "winograd4_transforms", entry, &constants));
+        let [a, b, c] = entries.map(|entry| {
+            Kernel::new(gpu, module_in("winograd4_transforms", self.shape.precision), entry, &constants)
+        });
         Ok([a?, b?, c?])
     }
 
@@ -229,7 +233,7 @@ impl Conv2d {
             dispatches.push(reduce_splits(gpu, partial, SumsTo::FirstSplit, sums, layout.splits())?);
         }
         let summed = partial.floats(0, sums as u64);
-        dispatches.push(finish.dispatch(gpu, &[(DST, dw), (M, summed)], gpu.grid_1d(k * n / 4)));
+        dispatches.push(finish.dispatch(gpu, &[(WEIGHT_GRAD, dw), (M, summed)], gpu.grid_1d(k * n / 4)));
         Ok(dispatches)
     }
 }
