@@ -146,6 +146,10 @@ enum Command {
         /// Print one JSON object: accuracy, per_class, images.
         #[arg(long)]
         json: bool,
+        /// What activations are stored in: f32, f16, or auto (f16 on a GPU that has it).
+        /// The weights are the checkpoint's f32 ones either way.
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionChoice,
         #[arg(long, default_value_t = 10_000, hide = true)]
         records_per_file: usize,
     },
@@ -271,6 +275,9 @@ enum BenchCommand {
         /// Print one JSON object instead of a report.
         #[arg(long)]
         json: bool,
+        /// What activations are stored in: f32, f16, or auto (f16 on a GPU that has it).
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: PrecisionChoice,
     },
 }
 
@@ -321,8 +328,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             let start = RunStart { run_dir, resume, given, fetch, stop_after, checkpoint_every };
             train(&adapter, *options, start)
         }
-        Command::Eval { adapter, checkpoint, data: dir, batch_size, json, records_per_file } => {
-            eval(&adapter, &checkpoint, &dir, batch_size, records_per_file, json)
+        Command::Eval { adapter, checkpoint, data: dir, batch_size, json, precision, records_per_file } => {
+            let data = EvalData { dir: &dir, batch_size, records_per_file };
+            eval(&adapter, &checkpoint, data, json, precision)
         }
         Command::Predict { adapter, checkpoint, images } => predict(&adapter, &checkpoint, &images),
         Command::Download { data: dir, url, md5, records_per_file, stall_seconds } => {
@@ -357,7 +365,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             let gpu = adapter.open()?;
             let (precision, why) = gpu.precision(precision)?;
             eprintln!("Activations in {}: {why}", precision.name());
-            check_fits(&gpu, ModelConfig::new(26, width)?, batch_size, Mode::Train)?;
+            check_fits(&gpu, ModelConfig::new(26, width)?, batch_size, Mode::Train, precision)?;
             let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
                 if json {
@@ -369,8 +377,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             let ops = bench::OpsBench { batch: batch_size, width, precision, all_variants };
             bench::op_figures(&gpu, &ops, &filter, peak_gflops, print)
         }
-        Command::Bench { what: BenchCommand::Train { adapter, network, steps, json } } => {
-            bench_train(&adapter, &network, steps, json)
+        Command::Bench { what: BenchCommand::Train { adapter, network, steps, json, precision } } => {
+            bench_train(&adapter, &network, steps, json, precision)
         }
     }
 }
@@ -494,19 +502,30 @@ fn with_shares(mut options: TrainOptions, devices: usize) -> Result<TrainOptions
     Ok(options)
 }
 
+/// The test set `eval` reads, and its batch.
+struct EvalData<'a> {
+    dir: &'a std::path::Path,
+    batch_size: usize,
+    records_per_file: usize,
+}
+
 fn eval(
     adapter: &AdapterArg,
     checkpoint: &std::path::Path,
-    dir: &std::path::Path,
-    batch_size: usize,
-    records_per_file: usize,
+    data: EvalData,
     json: bool,
+    precision: PrecisionChoice,
 ) -> Result<()> {
-    let test = data::load_test(dir, Some(records_per_file))?;
+    let test = data::load_test(data.dir, Some(data.records_per_file))?;
     let ckpt = checkpoint::load(checkpoint, None)?;
-    let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-    let batch =
-        batch_size.min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval)).min(test.len()).max(1);
+    let mut session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
+    let (precision, why) = session.gpu.precision(precision)?;
+    if !json {
+        eprintln!("Activations in {}: {why}", precision.name());
+    }
+    session.precision = precision;
+    let limit = max_batch(&session.gpu.limits, ckpt.config, Mode::Eval, precision);
+    let batch = data.batch_size.min(limit).min(test.len()).max(1);
     let graphs = session.graphs(Mode::Eval, batch, test.len())?;
     let e = session.evaluate(&graphs, &test)?;
     if json {
@@ -541,7 +560,13 @@ fn graph(network: &NetworkArgs, backward: bool) -> Result<()> {
     Ok(())
 }
 
-fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: bool) -> Result<()> {
+fn bench_train(
+    adapter: &AdapterArg,
+    network: &NetworkArgs,
+    steps: usize,
+    json: bool,
+    precision: PrecisionChoice,
+) -> Result<()> {
     let config = network.config()?;
     at_least_one("--batch-size", network.batch_size)?;
     at_least_one("--steps", steps)?;
@@ -551,13 +576,15 @@ fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: 
     let _quiet =
         ranks.as_ref().filter(|r| r.rank() > 0).map(|_| shakeshake::train::ranks::mpi_world::Quiet::begin());
     let gpus = adapter.open_all()?;
+    let (precision, why) = shakeshake::train::precision::of_run(&gpus, ranks.as_deref(), precision)?;
+    eprintln!("Activations in {}: {why}", precision.name());
     let (first, devices) = ranks.as_ref().map_or((0, gpus.len()), |r| (r.rank(), r.size()));
     let shares = Shares::equal(devices);
     shares.check(network.batch_size, None)?;
     for (gpu, share) in gpus.iter().zip(shares.split(network.batch_size).into_iter().skip(first)) {
-        check_fits(gpu, config, share.len(), Mode::Train)?;
+        check_fits(gpu, config, share.len(), Mode::Train, precision)?;
     }
-    let f = bench::train_figure(gpus, ranks, config, network.batch_size, 2, steps)?;
+    let f = bench::train_figure(gpus, ranks, config, precision, network.batch_size, 2, steps)?;
     if first > 0 {
         return Ok(());
     }
@@ -566,11 +593,12 @@ fn bench_train(adapter: &AdapterArg, network: &NetworkArgs, steps: usize, json: 
         return Ok(());
     }
     println!(
-        "Shake-Shake {} {} batch {}: {:.1} images/s ({:.1} ms a step, {} dispatches binding {:.0} MB{}; \
-         {} pipelines created)",
+        "Shake-Shake {} {} batch {}, {} activations: {:.1} images/s ({:.1} ms a step, {} dispatches binding \
+         {:.0} MB{}; {} pipelines created)",
         config.paper_name(),
         f.variant,
         f.batch,
+        f.precision,
         f.images_per_second,
         f.step_ms,
         f.dispatches_per_step,
@@ -632,21 +660,33 @@ fn adapters() -> Result<()> {
             a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
             a.features().contains(wgpu::Features::SHADER_F16),
         );
-        let verdict = match shakeshake::gpu::unusable(a) {
-            Some(problem) => format!("cannot train: {problem}"),
-            None => match max_batch(&l, default, Mode::Train) {
-                0 => "cannot train Shake-Shake 26 2x32d: not one image fits its limits".to_string(),
-                n if n < 128 => {
-                    format!("trains Shake-Shake 26 2x32d only up to batch {n} (the paper's is 128)")
-                }
-                n => format!("trains Shake-Shake 26 2x32d at the paper's batch 128 (up to {n})"),
-            },
+        // Each precision it runs: f16 where it has f16 in shaders.
+        let precisions = if a.features().contains(wgpu::Features::SHADER_F16) {
+            &Precision::ALL[..]
+        } else {
+            &[Precision::F32][..]
         };
-        println!("   {verdict}");
-        // The full CIFAR-10 run, before its kernels are chosen.
-        let run = RunSize { batch: 128, train_images: 50_000, test_images: 10_000, bn_group: None };
-        let on_gpu = a.get_info().device_type != wgpu::DeviceType::Cpu;
-        println!("   that run needs at most {} of device memory", Memory::at_most(default, run, on_gpu));
+        for &precision in precisions {
+            let with = format!("with {} activations", precision.name());
+            let verdict = match shakeshake::gpu::unusable(a) {
+                Some(problem) => format!("cannot train: {problem}"),
+                None => match max_batch(&l, default, Mode::Train, precision) {
+                    0 => format!("cannot train Shake-Shake 26 2x32d {with}: not one image fits its limits"),
+                    n if n < 128 => {
+                        format!(
+                            "trains Shake-Shake 26 2x32d {with} only up to batch {n} (the paper's is 128)"
+                        )
+                    }
+                    n => format!("trains Shake-Shake 26 2x32d {with} at the paper's batch 128 (up to {n})"),
+                },
+            };
+            // The full CIFAR-10 run, before its kernels are chosen.
+            let run =
+                RunSize { batch: 128, train_images: 50_000, test_images: 10_000, bn_group: None, precision };
+            let on_gpu = a.get_info().device_type != wgpu::DeviceType::Cpu;
+            let memory = Memory::at_most(default, run, on_gpu);
+            println!("   {verdict}; that run needs at most {memory} of device memory");
+        }
     }
     Ok(())
 }
@@ -869,7 +909,8 @@ fn predict(adapter: &AdapterArg, checkpoint: &std::path::Path, images: &[PathBuf
         set.labels.push(0);
     }
     let session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-    let batch = set.len().min(128).min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval));
+    let batch =
+        set.len().min(128).min(max_batch(&session.gpu.limits, ckpt.config, Mode::Eval, Precision::F32));
     let graphs = session.graphs(Mode::Eval, batch, set.len())?;
     let logits = session.logits(&graphs, &set)?;
     for (path, row) in images.iter().zip(logits.chunks(10)) {

@@ -4,6 +4,7 @@
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
+use crate::shapes::{LossScale, LossScaling, Precision};
 use crate::train::ranks::Ranks;
 use crate::train::replicas::{Replica, Replicas};
 use crate::train::session::Session;
@@ -21,6 +22,8 @@ pub struct TrainFigure {
     pub width: usize,
     pub batch: usize,
     pub variant: String,
+    /// What the activations were stored in: "f32" or "f16".
+    pub precision: &'static str,
     pub dispatches_per_step: usize,
     /// Bytes bound by every dispatch of a step (see `Dispatch::bytes`): the memory traffic
     /// the step cannot do without. This and the dispatches and kinds are device 0's.
@@ -52,11 +55,13 @@ pub struct KindFigure {
 
 /// Time `steps` training steps after `warm_up` steps (the first compiles every pipeline),
 /// on every device of `gpus`, each with its share of the batch (see `train::replicas`), or
-/// with `ranks`, on this process's device as one of an MPI run's.
+/// with `ranks`, on this process's device as one of an MPI run's; activations in
+/// `precision` (f16 with its loss scaling, as a run starts it).
 pub fn train_figure(
     gpus: Vec<Gpu>,
     ranks: Option<Rc<dyn Ranks>>,
     config: ModelConfig,
+    precision: Precision,
     batch: usize,
     warm_up: usize,
     steps: usize,
@@ -70,6 +75,8 @@ pub fn train_figure(
         .map(|(d, gpu)| {
             let mut session = Session::new(gpu, config, &store, None)?;
             session.device_share = several.then(|| (shares.clone(), d));
+            session.precision = precision;
+            session.params.set_loss_scale(&session.gpu, LossScale::start(precision, &LossScaling::PYTORCH));
             let graphs = session.graphs(Mode::Train, batch, batch)?;
             Ok(Replica::new(session, graphs))
         })
@@ -131,6 +138,7 @@ pub fn train_figure(
         width: config.width,
         batch,
         variant: config.variant_name(),
+        precision: precision.name(),
         dispatches_per_step: dispatches.len(),
         bytes_per_step: dispatches.iter().map(|d| d.bytes).sum(),
         adapter: replicas.describe().join(" + "),

@@ -9,7 +9,7 @@ use super::plan::BufferPlan;
 use super::{Mode, ModelConfig};
 use crate::ops::batch_norm::BatchNorm;
 use crate::ops::conv2d::{Conv2d, ConvVariant};
-use crate::shapes::IMAGE_BYTES;
+use crate::shapes::{IMAGE_BYTES, Precision};
 
 /// A run's batch and data set sizes.
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +19,8 @@ pub struct RunSize {
     pub test_images: usize,
     /// Training batch norms over ghost batches of this many images (`--bn-group`).
     pub bn_group: Option<usize>,
+    /// What the activations are stored in.
+    pub precision: Precision,
 }
 
 /// Bytes a run needs on the device, by kind.
@@ -53,7 +55,9 @@ impl Memory {
     ) -> Result<Memory, E> {
         let mut total = Memory { parameters: parameter_bytes(config), ..Memory::default() };
         for (mode, images) in [(Mode::Train, run.train_images), (Mode::Eval, run.test_images)] {
-            let full = Graph::build(config, run.batch.min(images), mode).with_ghost_batches(run.bn_group);
+            let full = Graph::build(config, run.batch.min(images), mode)
+                .with_ghost_batches(run.bn_group)
+                .in_precision(run.precision);
             total.add(&StepSizes::of(&full, conv_scratch(&full)?, on_gpu).memory());
             let rest = images % run.batch;
             if images > run.batch && rest > 0 {
@@ -191,12 +195,39 @@ mod tests {
     #[test]
     fn the_largest_batch_within_a_budget_is_the_one_that_fills_it() {
         let config = ModelConfig::new(8, 16).unwrap();
-        let run = RunSize { batch: 128, train_images: 1000, test_images: 500, bn_group: None };
+        let run = RunSize {
+            batch: 128,
+            train_images: 1000,
+            test_images: 500,
+            bn_group: None,
+            precision: Precision::F32,
+        };
         let need = |batch| Memory::at_most(config, RunSize { batch, ..run }, true).total();
         assert!(need(64) < need(65));
         assert_eq!(Memory::largest_batch_within(config, run, true, need(64)), 64);
         assert_eq!(Memory::largest_batch_within(config, run, true, need(1) - 1), 0);
         assert_eq!(Memory::largest_batch_within(config, run, true, u64::MAX), 128);
+    }
+
+    /// f16 activations take half the bytes of f32 ones (the head's few f32 tensors aside), so
+    /// a budget holds about twice the batch.
+    #[test]
+    fn f16_activations_halve_the_activations_memory() {
+        let config = ModelConfig::new(8, 16).unwrap();
+        let run = RunSize {
+            batch: 128,
+            train_images: 1000,
+            test_images: 500,
+            bn_group: None,
+            precision: Precision::F32,
+        };
+        let f16 = RunSize { precision: Precision::F16, ..run };
+        let (m32, m16) = (Memory::at_most(config, run, true), Memory::at_most(config, f16, true));
+        let ratio = m16.activations as f64 / m32.activations as f64;
+        assert!((0.49..0.52).contains(&ratio), "f16 activations are {ratio} of f32's");
+        assert_eq!((m16.parameters, m16.batches), (m32.parameters, m32.batches));
+        let budget = m32.total();
+        assert!(Memory::largest_batch_within(config, RunSize { batch: 256, ..f16 }, true, budget) > 128);
     }
 
     /// The last, smaller batch's graph shares the full one's activations and scratch: it
@@ -206,12 +237,24 @@ mod tests {
         let config = ModelConfig::new(8, 8).unwrap();
         let even = Memory::at_most(
             config,
-            RunSize { batch: 100, train_images: 1000, test_images: 100, bn_group: None },
+            RunSize {
+                batch: 100,
+                train_images: 1000,
+                test_images: 100,
+                bn_group: None,
+                precision: Precision::F32,
+            },
             false,
         );
         let odd = Memory::at_most(
             config,
-            RunSize { batch: 100, train_images: 1030, test_images: 100, bn_group: None },
+            RunSize {
+                batch: 100,
+                train_images: 1030,
+                test_images: 100,
+                bn_group: None,
+                precision: Precision::F32,
+            },
             false,
         );
         assert_eq!(odd.total() - even.total(), 30 * (IMAGE_BYTES as u64 + 4));

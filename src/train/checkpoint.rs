@@ -5,6 +5,7 @@
 
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::cross_entropy::METRICS_LEN;
+use crate::shapes::{LossScale, Precision};
 use anyhow::{Context, Result, anyhow, bail};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
@@ -41,6 +42,10 @@ pub struct Checkpoint {
     pub params: ParamStore,
     pub momentum: Vec<Vec<f32>>,
     pub position: Position,
+    /// What the run stored activations in, and where its loss scaling stood (a resumed f16
+    /// run scales on from there). Checkpoints from before f16 have neither: f32, no scale.
+    pub precision: Precision,
+    pub loss_scale: LossScale,
 }
 
 fn bytes(v: &[f32]) -> &[u8] {
@@ -102,6 +107,11 @@ pub fn save(path: &Path, c: &Checkpoint) -> Result<()> {
         ("batches", c.position.batches.to_string()),
         // Bit patterns: a resumed epoch must sum on from exactly these values.
         ("epoch_metrics", c.position.metrics.map(|v| v.to_bits().to_string()).join(",")),
+        ("precision", c.precision.name().to_string()),
+        (
+            "loss_scale",
+            format!("{},{},{}", c.loss_scale.scale.to_bits(), c.loss_scale.clean_steps, c.loss_scale.skipped),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -193,7 +203,25 @@ pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
         batches,
         metrics,
     };
-    Ok(Checkpoint { config, params: ParamStore { specs, values }, momentum, position })
+    let precision = match meta.get("precision").map(String::as_str) {
+        None | Some("f32") => Precision::F32,
+        Some("f16") => Precision::F16,
+        Some(other) => bail!("{}: metadata \"precision\" is {other:?}, not f32 or f16", path.display()),
+    };
+    let loss_scale = match meta.get("loss_scale") {
+        None => LossScale::NONE,
+        Some(text) => parse_loss_scale(text)
+            .ok_or_else(|| anyhow!("{}: metadata \"loss_scale\" is damaged", path.display()))?,
+    };
+    Ok(Checkpoint { config, params: ParamStore { specs, values }, momentum, position, precision, loss_scale })
+}
+
+/// "scale bits,clean steps,skipped" (the scale a positive power of two).
+fn parse_loss_scale(text: &str) -> Option<LossScale> {
+    let mut fields = text.split(',').map(|f| f.parse::<u32>().ok());
+    let (scale, clean_steps, skipped) = (f32::from_bits(fields.next()??), fields.next()??, fields.next()??);
+    let power_of_two = scale.is_finite() && scale > 0.0 && (scale.to_bits() & 0x007f_ffff) == 0;
+    (fields.next().is_none() && power_of_two).then_some(LossScale { scale, clean_steps, skipped })
 }
 
 #[cfg(test)]
@@ -217,11 +245,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shakeshake-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.safetensors");
-        save(&path, &Checkpoint { config, params: params.clone(), momentum: momentum.clone(), position })
-            .unwrap();
+        let (precision, loss_scale) =
+            (Precision::F16, LossScale { scale: 32768.0, clean_steps: 17, skipped: 2 });
+        let (params_c, momentum_c) = (params.clone(), momentum.clone());
+        let checkpoint =
+            Checkpoint { config, params: params_c, momentum: momentum_c, position, precision, loss_scale };
+        save(&path, &checkpoint).unwrap();
         let back = load(&path, Some(&config)).unwrap();
         assert_eq!(back.params, params);
         assert_eq!(back.position, position);
+        assert_eq!((back.precision, back.loss_scale), (precision, loss_scale));
         for ((spec, m), want) in specs.iter().zip(&back.momentum).zip(&momentum) {
             if spec.trainable() {
                 assert_eq!(m, want);

@@ -5,6 +5,7 @@ pub mod data;
 pub mod download;
 pub mod options;
 pub mod plot;
+pub mod precision;
 pub mod ranks;
 pub mod replicas;
 pub mod run_dir;

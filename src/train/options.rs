@@ -2,6 +2,7 @@
 //! `--resume` continues with exactly the same settings.
 
 use super::shares::Shares;
+use crate::gpu::PrecisionChoice;
 use crate::model::ModelConfig;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
@@ -59,6 +60,12 @@ pub struct TrainOptions {
     #[arg(long, value_delimiter = ',', value_name = "W,W,...")]
     #[serde(default)]
     pub shares: Option<Vec<usize>>,
+    /// What activations and their gradients are stored in: f32 (the paper's), f16 (half the
+    /// memory traffic; f32 arithmetic, weights and optimizer, with dynamic loss scaling), or
+    /// auto (f16 on a GPU that has f16 in shaders, f32 elsewhere).
+    #[arg(long, value_enum, default_value = "f32")]
+    #[serde(default)]
+    pub precision: PrecisionChoice,
     /// Folder holding cifar-10-batches-bin/ or cifar-10-binary.tar.gz.
     #[arg(long, default_value = "assets")]
     pub data: PathBuf,

@@ -167,6 +167,8 @@ mod tests {
                 lr: 0.2 * (1.0 - e as f64 / n as f64),
                 seconds: 1.0,
                 images_per_second: 100.0,
+                loss_scale: 1.0,
+                skipped_steps: 0,
             })
             .collect()
     }

@@ -26,8 +26,7 @@ pub fn variants_file(device: usize) -> String {
         d => format!("variants-device{d}.json"),
     }
 }
-const CSV_HEADER: &str =
-    "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,images_per_second";
+const CSV_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds,images_per_second,loss_scale,skipped_steps";
 
 /// One epoch's results: a row of metrics.csv.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,13 +39,17 @@ pub struct EpochRow {
     pub lr: f64,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// The loss scale at the epoch's end (1 with f32 activations), and the steps skipped
+    /// for an overflow since the run began.
+    pub loss_scale: f64,
+    pub skipped_steps: u64,
 }
 
 impl EpochRow {
     fn csv(&self) -> String {
         format!(
             // Losses and accuracies in full: resumed runs are compared bit for bit.
-            "{},{},{},{},{},{:.6e},{:.2},{:.1}",
+            "{},{},{},{},{},{:.6e},{:.2},{:.1},{},{}",
             self.epoch,
             self.train_loss,
             self.train_accuracy,
@@ -54,14 +57,30 @@ impl EpochRow {
             self.test_accuracy,
             self.lr,
             self.seconds,
-            self.images_per_second
+            self.images_per_second,
+            self.loss_scale,
+            self.skipped_steps
         )
     }
 
     fn parse(line: &str) -> Option<EpochRow> {
-        let f: Vec<f64> = line.split(',').map(|v| v.parse().ok()).collect::<Option<_>>()?;
-        let [epoch, train_loss, train_accuracy, test_loss, test_accuracy, lr, seconds, images_per_second] =
-            f[..]
+        let mut f: Vec<f64> = line.split(',').map(|v| v.parse().ok()).collect::<Option<_>>()?;
+        // Runs from before f16 wrote no scale: theirs was 1, and nothing was skipped.
+        if f.len() == 8 {
+            f.extend([1.0, 0.0]);
+        }
+        let [
+            epoch,
+            train_loss,
+            train_accuracy,
+            test_loss,
+            test_accuracy,
+            lr,
+            seconds,
+            images_per_second,
+            loss_scale,
+            skipped_steps,
+        ] = f[..]
         else {
             return None;
         };
@@ -74,6 +93,8 @@ impl EpochRow {
             lr,
             seconds,
             images_per_second,
+            loss_scale,
+            skipped_steps: skipped_steps as u64,
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::model::requirements::Requirements;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::cross_entropy::{METRICS_LEN, STEP_COUNTER};
-use crate::shapes::{BatchShare, IMAGE_BYTES, Normalization, SgdSettings};
+use crate::shapes::{BatchShare, IMAGE_BYTES, Normalization, Precision, SgdSettings};
 use crate::tuning::VariantChooser;
 use anyhow::{Result, bail};
 
@@ -32,7 +32,8 @@ impl Graphs {
                 }
                 _ => Graph::build(s.config, n, mode),
             }
-            .with_ghost_batches(s.bn_group);
+            .with_ghost_batches(s.bn_group)
+            .in_precision(s.precision);
             graph.augment &= s.augment;
             let chooser = &mut s.chooser.borrow_mut();
             StepGraph::new(s.gpu, &graph, s.params, &s.norm, &s.sgd, chooser, buffers_of)
@@ -62,6 +63,7 @@ struct GraphSettings<'a> {
     augment: bool,
     bn_group: Option<usize>,
     device_share: Option<(&'a Shares, usize)>,
+    precision: Precision,
     chooser: &'a std::cell::RefCell<VariantChooser>,
 }
 
@@ -82,6 +84,8 @@ pub struct Session {
     /// With several devices, how batches are split among them, and which device this is:
     /// its training graphs run its share of each batch (see `train::replicas`).
     pub device_share: Option<(Shares, usize)>,
+    /// What its graphs store activations in (f32 unless set).
+    pub precision: Precision,
 }
 
 /// Accuracy on a data set, overall and per class, and the mean loss.
@@ -100,7 +104,7 @@ impl Session {
         store: &ParamStore,
         momentum: Option<&[Vec<f32>]>,
     ) -> Result<Session> {
-        check_fits(&gpu, config, 1, Mode::Eval)?;
+        check_fits(&gpu, config, 1, Mode::Eval, Precision::F32)?;
         let params = GpuParams::upload(&gpu, store, momentum);
         Ok(Session {
             gpu,
@@ -112,6 +116,7 @@ impl Session {
             sgd: SgdSettings::PAPER,
             bn_group: None,
             device_share: None,
+            precision: Precision::F32,
         })
     }
 
@@ -204,6 +209,7 @@ impl Session {
             augment: self.augment,
             bn_group: self.bn_group,
             device_share: self.device_share.as_ref().map(|(shares, device)| (shares, *device)),
+            precision: self.precision,
             chooser: &chooser,
         };
         Graphs::new(&settings, mode, batch, images)
@@ -274,16 +280,23 @@ pub fn score(logits: &[f32], labels: &[u8]) -> Evaluation {
 }
 
 /// An error, naming the limit and what to change, if a step of `mode` over a batch of
-/// `batch` images of this network needs more than the device offers. Nothing is allocated.
-pub fn check_fits(gpu: &Gpu, config: ModelConfig, batch: usize, mode: Mode) -> Result<()> {
-    let graph = Graph::build(config, batch, mode);
+/// `batch` images of this network, activations in `precision`, needs more than the device
+/// offers. Nothing is allocated.
+pub fn check_fits(
+    gpu: &Gpu,
+    config: ModelConfig,
+    batch: usize,
+    mode: Mode,
+    precision: Precision,
+) -> Result<()> {
+    let graph = Graph::build(config, batch, mode).in_precision(precision);
     let short = Requirements::of(&graph, &gpu.limits).shortfalls(&gpu.limits);
     let Some(first) = short.first() else {
         return Ok(());
     };
     let what = format!("Shake-Shake {} at batch {batch}", config.paper_name());
     let fix = if short.iter().all(|s| s.grows_with_batch) {
-        match max_batch(&gpu.limits, config, mode) {
+        match max_batch(&gpu.limits, config, mode, precision) {
             0 => "use a smaller --width (not even one image fits)".to_string(),
             largest => format!("use --batch-size {largest} or less"),
         }
@@ -294,10 +307,13 @@ pub fn check_fits(gpu: &Gpu, config: ModelConfig, batch: usize, mode: Mode) -> R
     bail!("{what} does not fit {}: its {first}; {fix}", gpu.describe())
 }
 
-/// The largest batch whose step of `mode` fits `limits` (0 if none does).
-pub fn max_batch(limits: &wgpu::Limits, config: ModelConfig, mode: Mode) -> usize {
-    let fits =
-        |batch| Requirements::of(&Graph::build(config, batch, mode), limits).shortfalls(limits).is_empty();
+/// The largest batch whose step of `mode`, activations in `precision`, fits `limits` (0 if
+/// none does).
+pub fn max_batch(limits: &wgpu::Limits, config: ModelConfig, mode: Mode, precision: Precision) -> usize {
+    let fits = |batch| {
+        let graph = Graph::build(config, batch, mode).in_precision(precision);
+        Requirements::of(&graph, limits).shortfalls(limits).is_empty()
+    };
     // Binary search over [0, 2^16]: needs only grow with the batch.
     let (mut good, mut bad) = (0, 1 << 16);
     while bad - good > 1 {

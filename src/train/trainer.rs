@@ -4,6 +4,7 @@
 use super::checkpoint::{self, Checkpoint, Position};
 use super::data::Dataset;
 use super::plot;
+use super::precision;
 use super::ranks::Ranks;
 use super::replicas::{Replica, Replicas};
 use super::run_dir::{
@@ -19,7 +20,7 @@ use crate::model::memory::RunSize;
 use crate::model::{Graph, Mode, ModelConfig, ParamStore};
 use crate::ops::StepUniform;
 use crate::ops::cross_entropy::{METRICS_FLOATS, METRICS_LEN};
-use crate::shapes::{IMAGE_BYTES, SgdSettings};
+use crate::shapes::{IMAGE_BYTES, Precision, SgdSettings};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
@@ -118,8 +119,9 @@ pub fn train(
         Some(train_set.len() % opts.batch_size).filter(|r| *r > 0 && train_set.len() > opts.batch_size);
     shares.check(opts.batch_size.min(train_set.len()), rest)?;
     let device_batches: Vec<usize> = shares.split(opts.batch_size).iter().map(|s| s.len()).collect();
+    let (precision, why) = precision::of_run(&gpus, ranks.as_deref(), opts.precision)?;
     for (gpu, batch) in gpus.iter().zip(&device_batches[first..]) {
-        check_fits(gpu, config, *batch, Mode::Train)?;
+        check_fits(gpu, config, *batch, Mode::Train, precision)?;
     }
 
     let leads = ranks.as_ref().is_none_or(|r| r.rank() == 0);
@@ -127,6 +129,19 @@ pub fn train(
     let _lock = if leads { Some(run.begin()?) } else { None };
     let mut checkpoints = Checkpoints::new(run, schedule.checkpoint_every);
     let (store, momentum, start, mut rows) = starting_point(run, config);
+    let resumed = match &run.start {
+        Start::Resume { checkpoint, .. } => Some((checkpoint.precision, checkpoint.loss_scale)),
+        Start::New => None,
+    };
+    if let Some((was, _)) = resumed.filter(|(was, _)| *was != precision) {
+        eprintln!(
+            "Note: this run stored its activations in {} and continues in {}: it goes on, but not as it \
+             would have.",
+            was.name(),
+            precision.name()
+        );
+    }
+    let loss_scale = precision::starting_loss_scale(precision, resumed);
     let ghosts = match (opts.bn_group, devices) {
         (Some(n), _) => format!(" (batch norm over groups of {n})"),
         (None, 1) => String::new(),
@@ -135,6 +150,11 @@ pub fn train(
             device_batches.iter().map(usize::to_string).collect::<Vec<_>>().join(" + ")
         ),
     };
+    let scaling = match precision {
+        Precision::F32 => String::new(),
+        Precision::F16 => format!(", loss scale {}", loss_scale.scale as f64),
+    };
+    eprintln!("Activations and their gradients in {} ({why}){scaling}.", precision.name());
     eprintln!(
         "Shake-Shake {} ({}), {} parameters; {} training images, {} test images; batch {}{ghosts}, {} epochs, lr {} \
          cosine.",
@@ -152,8 +172,12 @@ pub fn train(
         train_images: train_set.len(),
         test_images: test_set.len(),
         bn_group: opts.bn_group,
+        precision,
     };
     let (devices, eval_graphs) = open_devices(gpus, &shares, first, run, &store, momentum, size)?;
+    for device in &devices {
+        device.session.params.set_loss_scale(&device.session.gpu, loss_scale);
+    }
     let replicas = Replicas { devices, shares, first_device: first, ranks };
     let session = replicas.first();
 
@@ -251,6 +275,8 @@ pub fn train(
         bar.finish_and_clear();
         // The run's device 0 evaluates and writes the run's files; the other processes go on.
         if let Some(eval_graphs) = &eval_graphs {
+            let scaled =
+                session.params.read_loss_scale(&session.gpu).map_err(checkpoints.lost(epoch, step))?;
             let test = session.evaluate(eval_graphs, &test_set).map_err(checkpoints.lost(epoch, step))?;
             let row = EpochRow {
                 epoch: epoch + 1,
@@ -262,6 +288,8 @@ pub fn train(
                 lr: learning_rate(opts.lr, step - 1, total_steps),
                 seconds: started.elapsed().as_secs_f64(),
                 images_per_second: train_set.len() as f64 / train_seconds,
+                loss_scale: scaled.scale as f64,
+                skipped_steps: scaled.skipped as u64,
             };
             eprintln!("{}", epoch_line(&row, opts.epochs));
             rows.push(row);
@@ -346,6 +374,7 @@ fn open_session(
     let evaluates = device.as_ref().is_none_or(|(_, d)| *d == 0);
     let name = device.as_ref().map_or("Device".to_string(), |(_, d)| format!("Device {d}"));
     let mut session = Session::new(gpu, opts.model()?, store, momentum)?;
+    session.precision = size.precision;
     session.augment = !opts.no_augment;
     session.bn_group = opts.bn_group;
     session.variants_file = Some(run.file(&variants_file(device.as_ref().map_or(0, |(_, d)| *d))));
@@ -421,8 +450,13 @@ fn cpu_adapter_note(
 
 /// An epoch's summary line.
 fn epoch_line(row: &EpochRow, epochs: usize) -> String {
+    // f16 runs: where loss scaling stands (f32 runs keep 1 and skip nothing).
+    let scaling = match (row.loss_scale, row.skipped_steps) {
+        (1.0, 0) => String::new(),
+        (scale, skipped) => format!("  loss scale {scale} ({skipped} steps skipped)"),
+    };
     format!(
-        "epoch {:>4}/{}  train loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.4}  {:.1}s ({:.0} img/s)  run ETA {}",
+        "epoch {:>4}/{}  train loss {:.4}  train acc {:6.2}%  test acc {:6.2}%  lr {:.4}{scaling}  {:.1}s ({:.0} img/s)  run ETA {}",
         row.epoch,
         epochs,
         row.train_loss,
@@ -467,6 +501,8 @@ fn save_checkpoint(
         params: params.download(gpu).map_err(lost_here)?,
         momentum: params.download_velocity(gpu).map_err(lost_here)?,
         position,
+        precision: session.precision,
+        loss_scale: params.read_loss_scale(gpu).map_err(lost_here)?,
     };
     // Read back whole before the device failed? Only then is it the model's state.
     gpu.check_alive().map_err(lost_here)?;

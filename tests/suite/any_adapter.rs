@@ -10,6 +10,7 @@ use shakeshake::model::gpu_step::StepGraph;
 use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
 use shakeshake::ops::StepUniform;
 use shakeshake::selftest::test_batch;
+use shakeshake::shapes::Precision;
 use shakeshake::shapes::{Normalization, SgdSettings};
 use shakeshake::train::session::check_fits;
 use shakeshake::tuning::VariantChooser;
@@ -254,8 +255,8 @@ fn a_lowered_binding_limit_splits_sgd_and_trains_the_same_bit_for_bit() {
     // The stem's output of one image (16 channels of 32 x 32) is 64 KiB; the tuner checks a
     // convolution on a window of one channel more (68 KiB).
     let batch = 1;
-    check_fits(&small, config, batch, Mode::Train).unwrap();
-    let refused = check_fits(&small, config, 64, Mode::Train).unwrap_err().to_string();
+    check_fits(&small, config, batch, Mode::Train, Precision::F32).unwrap();
+    let refused = check_fits(&small, config, 64, Mode::Train, Precision::F32).unwrap_err().to_string();
     assert!(refused.contains("maxStorageBufferBindingSize") && refused.contains("--batch-size"), "{refused}");
 
     let dir = temp_dir("split-sgd");

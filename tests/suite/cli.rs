@@ -122,6 +122,45 @@ fn train_eval_predict_and_adapters() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// An f16 run whose loss scale starts far too high (2^30: the gradients overflow f16)
+/// skips its first steps, halving the scale each time, then trains: metrics.csv and the
+/// epoch's line say how many were skipped and where the scale came down to; the weights
+/// stay finite, and eval runs the model with f16 activations too.
+#[test]
+fn an_overflowing_loss_scale_skips_steps_and_comes_down() {
+    let dir = temp_dir("overflow");
+    tiny_cifar(&dir, 20);
+    let run = dir.join("run");
+    let (d, r) = (dir.to_str().unwrap(), run.to_str().unwrap());
+    let mut args = train_args(d, r);
+    // Four epochs of 3 steps (40 images in batches of 16).
+    let epochs = args.iter().position(|a| *a == "--epochs").unwrap() + 1;
+    args[epochs] = "4";
+    args.extend(["--precision", "f16"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_shakeshake"))
+        .args(&args)
+        .env("SHAKESHAKE_INITIAL_LOSS_SCALE", (1u64 << 30).to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("in f16 (asked for (--precision f16)), loss scale 1073741824"),
+        "{}",
+        text(&out)
+    );
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+    let (scale, skipped): (f64, u64) = (last[8].parse().unwrap(), last[9].parse().unwrap());
+    assert!(skipped > 0 && scale == (1u64 << 30) as f64 / (1u64 << skipped) as f64, "{csv}");
+    assert!(text(&out).contains(&format!("loss scale {scale} ({skipped} steps skipped)")), "{}", text(&out));
+    assert!(skipped < 12, "the scale should come down within the run's 12 steps: {csv}");
+    let model = run.join("model.safetensors");
+    let eval = ["eval", "--checkpoint", model.to_str().unwrap(), "--data", d, "--records-per-file", "20"];
+    let out = shakeshake(&[&eval[..], &["--precision", "f16", "--json"]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Serves `body` to every request on a loopback port, for a bounded number of requests.
 fn serve(body: Vec<u8>, requests: usize) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

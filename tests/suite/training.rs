@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use shakeshake::gpu::probe::ReadbackProbe;
-use shakeshake::gpu::{AdapterChoice, Gpu};
+use shakeshake::gpu::{AdapterChoice, Gpu, PrecisionChoice};
 use shakeshake::model::gpu_params::GpuParams;
 use shakeshake::model::{Graph, Mode, ModelConfig, ParamStore};
 use shakeshake::ops::StepUniform;
@@ -33,6 +33,7 @@ fn options(data: &Path) -> TrainOptions {
         no_augment: false,
         bn_group: None,
         shares: None,
+        precision: PrecisionChoice::F32,
         data: data.to_path_buf(),
         records_per_file: 20,
     }
@@ -134,6 +135,33 @@ fn same_seed_same_run_and_resume_equals_uninterrupted() {
     let other_seed = TrainOptions { seed: 5, ..opts };
     let different = train(device(), &other_seed, &dir.join("d"), None);
     assert_ne!(losses(&straight), losses(&different), "the seed should matter");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// f16 activations (the test device has f16 in shaders: lavapipe does) change the run but
+/// not what it learns, much; the loss scale stays at 2^16 (no step overflows, too few for
+/// it to grow); and a run resumed after an epoch equals the uninterrupted one bit for bit,
+/// loss scale included.
+#[test]
+fn an_f16_run_learns_as_f32_does_and_resumes_bit_for_bit() {
+    assert!(device().features.f16, "the test device has f16 in shaders (lavapipe does)");
+    let dir = temp_dir("f16");
+    tiny_cifar(&dir, 20);
+    let f32_opts = options(&dir);
+    let opts = TrainOptions { precision: PrecisionChoice::F16, ..f32_opts.clone() };
+    let f32_rows = train(device(), &f32_opts, &dir.join("f32"), None);
+    let straight = train(device(), &opts, &dir.join("straight"), None);
+    train(device(), &opts, &dir.join("resumed"), Some(1));
+    let resumed = run(device(), &Run::resume(&dir.join("resumed")).unwrap(), None);
+    assert_eq!(losses(&straight), losses(&resumed), "resumed f16 run differs");
+    let (a, c) = (weights(&dir, "straight"), weights(&dir, "resumed"));
+    assert_eq!(a.params, c.params, "resumed f16 weights differ from the uninterrupted run's");
+    assert_eq!((a.momentum, a.position, a.loss_scale), (c.momentum, c.position, c.loss_scale));
+    assert_eq!(a.precision, shakeshake::shapes::Precision::F16);
+    assert!(straight.iter().all(|r| r.loss_scale == 65536.0 && r.skipped_steps == 0), "{straight:?}");
+    assert_ne!(losses(&f32_rows), losses(&straight), "f16 should round differently");
+    let (last32, last16) = (f32_rows.last().unwrap().train_loss, straight.last().unwrap().train_loss);
+    assert!((last16 - last32).abs() < 0.05 * last32, "f16 ends at loss {last16}, f32 at {last32}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
