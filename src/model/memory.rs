@@ -192,16 +192,21 @@ pub fn saved_offsets(graph: &Graph) -> Vec<(usize, usize)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_largest_batch_within_a_budget_is_the_one_that_fills_it() {
-        let config = ModelConfig::new(8, 16).unwrap();
-        let run = RunSize {
+    /// Batches of 128 over 1000 training and 500 test images, f32 activations.
+    fn small_run() -> RunSize {
+        RunSize {
             batch: 128,
             train_images: 1000,
             test_images: 500,
             bn_group: None,
             precision: Precision::F32,
-        };
+        }
+    }
+
+    #[test]
+    fn the_largest_batch_within_a_budget_is_the_one_that_fills_it() {
+        let config = ModelConfig::new(8, 16).unwrap();
+        let run = small_run();
         let need = |batch| Memory::at_most(config, RunSize { batch, ..run }, true).total();
         assert!(need(64) < need(65));
         assert_eq!(Memory::largest_batch_within(config, run, true, need(64)), 64);
@@ -214,13 +219,7 @@ mod tests {
     #[test]
     fn f16_activations_halve_the_activations_memory() {
         let config = ModelConfig::new(8, 16).unwrap();
-        let run = RunSize {
-            batch: 128,
-            train_images: 1000,
-            test_images: 500,
-            bn_group: None,
-            precision: Precision::F32,
-        };
+        let run = small_run();
         let f16 = RunSize { precision: Precision::F16, ..run };
         let (m32, m16) = (Memory::at_most(config, run, true), Memory::at_most(config, f16, true));
         let ratio = m16.activations as f64 / m32.activations as f64;

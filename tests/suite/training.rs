@@ -165,6 +165,20 @@ fn an_f16_run_learns_as_f32_does_and_resumes_bit_for_bit() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Two devices with f16 activations: each scales its share's loss, the summed gradients are
+/// checked for an overflow on each alike, and their weights stay identical (every epoch's
+/// checkpoint compares them) through a run that learns.
+#[test]
+fn two_devices_train_in_f16_and_keep_identical_weights() {
+    let dir = temp_dir("two-devices-f16");
+    tiny_cifar(&dir, 20);
+    let opts = TrainOptions { shares: Some(vec![1, 1]), precision: PrecisionChoice::F16, ..options(&dir) };
+    let rows = train_on(2, &opts, &dir.join("run"), None);
+    assert!(rows.last().unwrap().train_loss < rows[0].train_loss, "{rows:?}");
+    assert_eq!(weights(&dir, "run").precision, shakeshake::shapes::Precision::F16);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Batch norm over ghost batches of 8 (two a batch of 16) changes the run, and a resume
 /// keeps it (options.json), to the same weights.
 #[test]
