@@ -4,9 +4,10 @@
 // f16 backward pass stay clear of f16's smallest values (below 6e-5 they lose bits, below
 // 6e-8 they are 0); the f32 weight gradients come out `scale` times too large and SGD
 // divides them back (sgd.wgsl). A step whose gradients hold an infinity or NaN (an f16
-// gradient past 65504: too large a scale) is skipped and the scale halves; after
-// `growth_interval` clean steps in a row it doubles. The scale stays a power of two, so
-// scaling and unscaling round nothing.
+// gradient past 65504: too large a scale) is skipped and the scale halves, down to 1 (below,
+// it would shrink gradients that already overflow f16: a diverged run, which the trainer's
+// check of the loss stops); after `growth_interval` clean steps in a row it doubles. The
+// scale stays a power of two, so scaling and unscaling round nothing.
 // Reference: src/cpu/loss_scale.rs.
 
 struct ScaleParams {
@@ -32,7 +33,7 @@ fn find_overflow(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 @compute @workgroup_size(1)
 fn update() {
     if (atomicLoad(&loss_scale.overflow) != 0u) {
-        loss_scale.scale *= 0.5;
+        loss_scale.scale = max(loss_scale.scale * 0.5, 1.0);
         loss_scale.clean_steps = 0u;
         loss_scale.skipped += 1u;
     } else {

@@ -343,7 +343,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Kernels { adapter, network, all_variants, one_at_a_time, precision } => {
             let order = if one_at_a_time { Order::OneAtATime } else { Order::Parallel };
             let gpu = adapter.open()?;
-            let (precision, _) = gpu.precision(precision)?;
+            let precision = precision_on(&gpu, precision)?;
             kernels(&gpu, &network, precision, all_variants, order)
         }
         Command::Shader { module } => shader(module.as_deref()),
@@ -363,8 +363,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         } => {
             at_least_one("--batch-size", batch_size)?;
             let gpu = adapter.open()?;
-            let (precision, why) = gpu.precision(precision)?;
-            eprintln!("Activations in {}: {why}", precision.name());
+            let precision = precision_on(&gpu, precision)?;
             check_fits(&gpu, ModelConfig::new(26, width)?, batch_size, Mode::Train, precision)?;
             let filter = bench::Filter(filter.unwrap_or_default());
             let print = |f: bench::OpFigure| {
@@ -381,6 +380,13 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             bench_train(&adapter, &network, steps, json, precision)
         }
     }
+}
+
+/// The precision `choice` gives on `gpu`, said on stderr with why.
+fn precision_on(gpu: &Gpu, choice: PrecisionChoice) -> Result<Precision> {
+    let (precision, why) = gpu.precision(choice)?;
+    eprintln!("Activations in {}: {why}", precision.name());
+    Ok(precision)
 }
 
 /// How `train` starts: a new run or a resumed one, and when it stops and checkpoints.
@@ -519,11 +525,8 @@ fn eval(
     let test = data::load_test(data.dir, Some(data.records_per_file))?;
     let ckpt = checkpoint::load(checkpoint, None)?;
     let mut session = Session::new(adapter.open()?, ckpt.config, &ckpt.params, None)?;
-    let (precision, why) = session.gpu.precision(precision)?;
-    if !json {
-        eprintln!("Activations in {}: {why}", precision.name());
-    }
-    session.precision = precision;
+    session.precision = precision_on(&session.gpu, precision)?;
+    let precision = session.precision;
     let limit = max_batch(&session.gpu.limits, ckpt.config, Mode::Eval, precision);
     let batch = data.batch_size.min(limit).min(test.len()).max(1);
     let graphs = session.graphs(Mode::Eval, batch, test.len())?;

@@ -34,10 +34,7 @@ pub const NETWORK_GRADIENT_L2_F16: f64 = 0.3;
 /// The network check's tolerance in `precision` (of the loss and running statistics; of the
 /// gradients too in f32).
 pub fn network_tolerance(precision: Precision) -> f64 {
-    match precision {
-        Precision::F32 => NETWORK_TOLERANCE,
-        Precision::F16 => crate::checks::F16_STORED,
-    }
+    crate::checks::stored_tolerance(NETWORK_TOLERANCE, precision)
 }
 
 /// A batch of deterministic pixels and labels.
@@ -144,7 +141,8 @@ pub fn run(gpu: &Gpu, precisions: &[Precision], mut report: impl FnMut(&Check)) 
         for case in checks::CASES.iter().filter(|case| case.runs_in(gpu, precision)) {
             // A kernel of the case that does not compile fails the case, reported with the others.
             let checks = case.run_at(gpu, precision, checks::Breadth::Full).unwrap_or_else(|failed| {
-                vec![Check::not_compiled(case.op, case.name, "-", "-", f64::NAN, &failed)]
+                let check = Check::not_compiled(case.op, case.name, "-", "-", f64::NAN, &failed);
+                vec![Check { precision: precision.name(), ..check }]
             });
             for check in checks {
                 report(&check);

@@ -61,6 +61,19 @@ impl Precision {
         }
     }
 
+    /// The precision `name` names ("f32" or "f16").
+    pub fn from_name(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// What a shape's name ends with: nothing for f32, " f16".
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Precision::F32 => "",
+            Precision::F16 => " f16",
+        }
+    }
+
     /// `v` as stored in this precision (round to nearest even).
     pub fn round(self, v: f64) -> f64 {
         match self {
@@ -153,7 +166,7 @@ impl Conv2dShape {
         let stride = if self.stride > 1 { format!(" s{}", self.stride) } else { String::new() };
         let shifted = if self.ksize == 1 && self.pad == 1 { " shifted" } else { "" };
         let size = if self.h == self.w { self.h.to_string() } else { format!("{}x{}", self.h, self.w) };
-        let f16 = if self.precision == Precision::F16 { " f16" } else { "" };
+        let f16 = self.precision.suffix();
         format!("{k}x{k} {}->{}{stride}{shifted} @{size}{f16}", self.cin, self.cout, k = self.ksize)
     }
 }
@@ -317,8 +330,8 @@ impl SgdSettings {
 
 /// Dynamic loss scaling, which training with f16 activations needs (their small gradients
 /// would otherwise lose bits or vanish): PyTorch's GradScaler with its defaults. The scale
-/// starts at `initial`, halves on a step whose gradients overflow (the step is skipped) and
-/// doubles after `growth_interval` clean steps in a row.
+/// starts at `initial`, halves on a step whose gradients overflow (the step is skipped), down
+/// to 1, and doubles after `growth_interval` clean steps in a row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossScaling {
     pub initial: f32,

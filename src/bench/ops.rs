@@ -187,7 +187,7 @@ fn other_figures(gpu: &Gpu, graph: &Graph, report: &mut impl FnMut(OpFigure)) ->
     });
     let len = bn_shape.len();
     let side = (bn_shape.plane as f64).sqrt() as usize;
-    let f16 = if precision == Precision::F16 { " f16" } else { "" };
+    let f16 = precision.suffix();
     let act = format!("{batch}x{}x{side}x{side}{f16}", bn_shape.channels);
     let params: usize = graph.params.iter().filter(|p| p.trainable()).map(|p| p.len()).sum();
     let bufs: Vec<wgpu::Buffer> =

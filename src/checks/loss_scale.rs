@@ -1,6 +1,7 @@
-//! Dynamic loss scaling against `cpu::loss_scale` and `cpu::sgd`: four steps as f16
+//! Dynamic loss scaling against `cpu::loss_scale` and `cpu::sgd`: five steps as f16
 //! training runs them (find_overflow, SGD, update), whose gradients hold an infinity, are
-//! finite twice (the scale then doubles, at a growth interval of 2), then hold a NaN. A step
+//! finite twice (the scale then doubles, at a growth interval of 2), then hold a NaN, then
+//! an infinity again at a scale of 1 (which stays 1: the floor). A step
 //! that overflowed must leave the weights and momentum exactly as they were (tolerance 0)
 //! and halve the scale; the state must match the reference exactly; the weights and
 //! momentum after each step, 1e-5 of the largest reference value.
@@ -36,7 +37,18 @@ pub fn overflow_skips_and_clean_steps_grow(gpu: &Gpu, _: Precision) -> Checked {
     let mut checks = vec![];
     let read = |b: &wgpu::Buffer| gpu.read::<f32>(b).into_iter().map(f64::from).collect::<Vec<f64>>();
     let mut before = (read(&wb), read(&vb));
-    for (i, bad) in [Some(f64::INFINITY), None, None, Some(f64::NAN)].into_iter().enumerate() {
+    let steps = [
+        (Some(f64::INFINITY), None),
+        (None, None),
+        (None, None),
+        (Some(f64::NAN), None),
+        (Some(f64::INFINITY), Some(1.0)),
+    ];
+    for (i, (bad, scale_before)) in steps.into_iter().enumerate() {
+        if let Some(scale) = scale_before {
+            state = LossScale { scale, ..state };
+            ops::loss_scale::write_state(gpu, &state_b, state);
+        }
         let mut grads = g.clone();
         if let Some(bad) = bad {
             grads[777] = bad;
@@ -72,6 +84,6 @@ pub fn overflow_skips_and_clean_steps_grow(gpu: &Gpu, _: Precision) -> Checked {
         }
         before = (read(&wb), read(&vb));
     }
-    assert_eq!(state, LossScale { scale: 512.0, clean_steps: 0, skipped: 5 }, "the case runs every branch");
+    assert_eq!(state, LossScale { scale: 1.0, clean_steps: 0, skipped: 6 }, "the case runs every branch");
     Ok(checks)
 }

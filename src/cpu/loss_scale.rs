@@ -11,7 +11,8 @@ pub fn overflows(grads: &[f64]) -> bool {
 /// The state after a step that did (`overflow`) or did not overflow.
 pub fn next(state: LossScale, overflow: bool, s: &LossScaling) -> LossScale {
     if overflow {
-        return LossScale { scale: state.scale * 0.5, clean_steps: 0, skipped: state.skipped + 1 };
+        let scale = (state.scale * 0.5).max(1.0);
+        return LossScale { scale, clean_steps: 0, skipped: state.skipped + 1 };
     }
     match state.clean_steps + 1 {
         clean if clean >= s.growth_interval => {

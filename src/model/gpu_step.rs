@@ -156,7 +156,7 @@ impl StepGraph {
                 gpu.describe()
             )
         })?;
-        let logits = (plan.buffer_of[graph.logits], (graph.tensor_len(graph.logits) * 4) as u64);
+        let logits = (plan.buffer_of[graph.logits], graph.tensor_bytes(graph.logits) as u64);
         Ok(StepGraph {
             batch: graph.batch,
             whole_batch: graph.share.whole_batch,

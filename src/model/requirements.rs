@@ -2,7 +2,7 @@
 //! is allocated, and held against the device's limits: so a network or batch too large for
 //! a device is a clear error naming the limit, not a crash in the driver.
 
-use super::graph::{ForwardOp, Graph, Node};
+use super::graph::{ForwardOp, Graph, Node, TensorId};
 use super::plan::BufferPlan;
 use crate::gpu::shaders::{ModuleNeeds, Shortfall, most_needed};
 use crate::ops::conv2d::{Conv2d, ConvPass, ConvVariant};
@@ -49,9 +49,11 @@ impl Requirements {
                 }
             }
         }
-        // The widest 1-D grid, as `Gpu::grid_1d` spreads it, and one workgroup a channel
-        // of batch-norm statistics.
-        let [x, y, _] = crate::gpu::kernel::grid_1d(longest, crate::gpu::GRID_MAX_X);
+        // The widest 1-D grid, as `Gpu::grid_1d` spreads it (an invocation an element of the
+        // longest tensor, whatever its precision), and one workgroup a channel of batch-norm
+        // statistics.
+        let elements = (0..graph.tensors.len()).map(|t| graph.tensor_len(TensorId(t))).max().unwrap_or(0);
+        let [x, y, _] = crate::gpu::kernel::grid_1d(elements.max(longest), crate::gpu::GRID_MAX_X);
         let widest_bn = graph.bn_channels.iter().copied().max().unwrap_or(0) as u32;
         grid[0] = grid[0].max(x).max(widest_bn);
         grid[1] = grid[1].max(y);

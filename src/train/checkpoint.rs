@@ -203,10 +203,11 @@ pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
         batches,
         metrics,
     };
-    let precision = match meta.get("precision").map(String::as_str) {
-        None | Some("f32") => Precision::F32,
-        Some("f16") => Precision::F16,
-        Some(other) => bail!("{}: metadata \"precision\" is {other:?}, not f32 or f16", path.display()),
+    let precision = match meta.get("precision") {
+        None => Precision::F32,
+        Some(name) => Precision::from_name(name).ok_or_else(|| {
+            anyhow!("{}: metadata \"precision\" is {name:?}, not f32 or f16", path.display())
+        })?,
     };
     let loss_scale = match meta.get("loss_scale") {
         None => LossScale::NONE,
@@ -216,11 +217,11 @@ pub fn load(path: &Path, expect: Option<&ModelConfig>) -> Result<Checkpoint> {
     Ok(Checkpoint { config, params: ParamStore { specs, values }, momentum, position, precision, loss_scale })
 }
 
-/// "scale bits,clean steps,skipped" (the scale a positive power of two).
+/// "scale bits,clean steps,skipped" (the scale a power of two, at least 1).
 fn parse_loss_scale(text: &str) -> Option<LossScale> {
     let mut fields = text.split(',').map(|f| f.parse::<u32>().ok());
     let (scale, clean_steps, skipped) = (f32::from_bits(fields.next()??), fields.next()??, fields.next()??);
-    let power_of_two = scale.is_finite() && scale > 0.0 && (scale.to_bits() & 0x007f_ffff) == 0;
+    let power_of_two = scale.is_finite() && scale >= 1.0 && (scale.to_bits() & 0x007f_ffff) == 0;
     (fields.next().is_none() && power_of_two).then_some(LossScale { scale, clean_steps, skipped })
 }
 

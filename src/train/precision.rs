@@ -5,54 +5,68 @@
 use super::ranks::Ranks;
 use crate::gpu::{Gpu, PrecisionChoice};
 use crate::shapes::{LossScale, LossScaling, Precision};
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 /// The precision `choice` gives every device of the run (this process's `gpus`, and under
-/// MPI every rank's), and why. f16 asked of a device without it is an error; auto takes f16
-/// only where every device would: devices that computed in different precisions would
-/// round differently, and their weights would part.
+/// MPI every rank's), and why. f16 asked of a device without it is an error on every rank;
+/// auto takes f16 only where every device would: devices that computed in different
+/// precisions would round differently, and their weights would part.
 pub fn of_run(
     gpus: &[Gpu],
     ranks: Option<&dyn Ranks>,
     choice: PrecisionChoice,
 ) -> Result<(Precision, String)> {
-    let each: Vec<(Precision, &str)> = gpus.iter().map(|gpu| gpu.precision(choice)).collect::<Result<_>>()?;
-    let local_f16 = each.iter().filter(|(p, _)| *p == Precision::F16).count();
-    let (f16_devices, devices) = match ranks {
-        Some(ranks) => {
-            let mut counts = [local_f16 as f32, gpus.len() as f32];
-            ranks.sum(&mut counts);
-            (counts[0] as usize, counts[1] as usize)
-        }
-        None => (local_f16, gpus.len()),
-    };
-    Ok(match (f16_devices, each.first()) {
-        (n, Some(&(precision, why))) if n == devices || n == 0 => (precision, why.to_string()),
-        (n, _) => (
-            Precision::F32,
-            format!("auto: {} of the run's {devices} devices have no f16 in shaders", devices - n),
-        ),
+    let each: Vec<Result<(Precision, &str)>> = gpus.iter().map(|gpu| gpu.precision(choice)).collect();
+    let local_f16 = each.iter().filter(|r| matches!(r, Ok((Precision::F16, _)))).count();
+    let local_failed = each.iter().filter(|r| r.is_err()).count();
+    // Every rank reaches the sum, one whose device failed too: the others would wait for it.
+    let mut counts = [local_f16, gpus.len(), local_failed].map(|n| n as f32);
+    if let Some(ranks) = ranks {
+        ranks.sum(&mut counts);
+    }
+    let [f16, devices, failed] = counts.map(|n| n as usize);
+    let mut each = each.into_iter();
+    let first = each.next().expect("a run has a device")?;
+    if let Some(own) = each.find_map(Result::err) {
+        return Err(own);
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of the run's {devices} devices (in other processes) have no f16 in shaders: use --precision f32"
+        );
+    }
+    Ok(match f16 {
+        n if n == devices || n == 0 => (first.0, first.1.to_string()),
+        n => (Precision::F32, format!("auto: {} of the run's {devices} devices would take f32", devices - n)),
     })
 }
 
 /// Test hook: `SHAKESHAKE_INITIAL_LOSS_SCALE=<power of two>` starts a new f16 run's loss
 /// scaling there instead of at PyTorch's 2^16: a scale so large that the first steps
 /// overflow shows them skipped and the scale lowered.
-fn initial_scale() -> Option<f32> {
-    std::env::var("SHAKESHAKE_INITIAL_LOSS_SCALE").ok()?.parse().ok()
+fn initial_scale() -> Result<Option<f32>> {
+    let Ok(text) = std::env::var("SHAKESHAKE_INITIAL_LOSS_SCALE") else { return Ok(None) };
+    match text.parse::<f32>() {
+        Ok(scale) if scale >= 1.0 && scale.is_finite() && (scale.to_bits() & 0x007f_ffff) == 0 => {
+            Ok(Some(scale))
+        }
+        _ => bail!("SHAKESHAKE_INITIAL_LOSS_SCALE must be a power of two of at least 1, not {text:?}"),
+    }
 }
 
 /// Where loss scaling starts: a checkpoint's state where it was written in the same
-/// precision, else a new run's start in `precision` (none in f32).
-pub fn starting_loss_scale(precision: Precision, resumed: Option<(Precision, LossScale)>) -> LossScale {
-    match resumed {
+/// precision; else a new run's start in `precision` (none in f32), the steps skipped so far
+/// carried on.
+pub fn starting_loss_scale(
+    precision: Precision,
+    resumed: Option<(Precision, LossScale)>,
+) -> Result<LossScale> {
+    Ok(match resumed {
         Some((was, state)) if was == precision => state,
         _ => {
-            let scaling = LossScaling {
-                initial: initial_scale().unwrap_or(LossScaling::PYTORCH.initial),
-                ..LossScaling::PYTORCH
-            };
-            LossScale::start(precision, &scaling)
+            let initial = initial_scale()?.unwrap_or(LossScaling::PYTORCH.initial);
+            let start = LossScale::start(precision, &LossScaling { initial, ..LossScaling::PYTORCH });
+            LossScale { skipped: resumed.map_or(0, |(_, state)| state.skipped), ..start }
         }
-    }
+    })
 }

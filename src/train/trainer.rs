@@ -141,7 +141,7 @@ pub fn train(
             precision.name()
         );
     }
-    let loss_scale = precision::starting_loss_scale(precision, resumed);
+    let loss_scale = precision::starting_loss_scale(precision, resumed)?;
     let ghosts = match (opts.bn_group, devices) {
         (Some(n), _) => format!(" (batch norm over groups of {n})"),
         (None, 1) => String::new(),
