@@ -13,9 +13,13 @@ fn passes_everywhere(op: &str) {
     passes_everywhere_at(op, Precision::F32, breadth);
 }
 
-/// As `passes_everywhere`, the f16 kernels, on the devices that run them (at least one).
+/// As `passes_everywhere`, the f16 kernels, on the devices that run them (at least one),
+/// each variant's pass at one edge shape (`Breadth::Sampled`) on every device: an f16 twin
+/// is its f32 kernel's source with other loads and stores, so the edges of a shape, which
+/// the f32 checks cover on every shape, do not change it. The whole matrix in f16 is part of
+/// the ignored tests, as is `selftest` in f16.
 fn passes_in_f16(op: &str) {
-    passes_everywhere_at(op, Precision::F16, breadth);
+    passes_everywhere_at(op, Precision::F16, || Breadth::Sampled);
 }
 
 /// As `passes_everywhere`, in `precision`, with each device's breadth from `breadth_here`.
