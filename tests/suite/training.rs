@@ -230,7 +230,11 @@ fn two_devices_resume_bit_for_bit_and_their_checkpoint_on_one_device() {
 /// Each device's batch norm takes its half of a batch, so an epoch on two devices trains as
 /// one device with ghost batches of 8 does, to rounding: the gradients are summed in another
 /// order, and rounding differences grow fast in training (a change of one weight by 1e-7 of
-/// itself reaches 1e-3 in six steps), so the steps' equivalence is the next test.
+/// itself reaches 1e-3 in six steps), so the steps' equivalence is the next test. How far
+/// apart the epochs end depends on the kernels the tuner chose: a weight gradient that sums
+/// its splits in another order over 8 images than over 16 (Winograd's) moves the losses
+/// apart. Measured: 3.2e-4 of the loss with winograd_4x4 chosen for 5 passes, under 1e-5
+/// with 1 or 2. Hence 1e-3, and the accuracy within one image.
 #[test]
 fn an_epoch_on_two_devices_trains_as_ghost_batches() {
     let dir = temp_dir("two-devices-ghosts");
@@ -240,8 +244,18 @@ fn an_epoch_on_two_devices_trains_as_ghost_batches() {
     let ghosts =
         train_on(1, &TrainOptions { bn_group: Some(8), ..options(&dir) }, &dir.join("ghosts"), Some(1));
     let (a, b) = (&two[0], &ghosts[0]);
-    assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{} vs {}", a.train_loss, b.train_loss);
-    assert_eq!(a.train_accuracy, b.train_accuracy);
+    assert!(
+        (a.train_loss - b.train_loss).abs() < 1e-3 * b.train_loss,
+        "{} vs {}",
+        a.train_loss,
+        b.train_loss
+    );
+    assert!(
+        (a.train_accuracy - b.train_accuracy).abs() <= 1.0 / 80.0,
+        "{} vs {}",
+        a.train_accuracy,
+        b.train_accuracy
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
