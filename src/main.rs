@@ -733,15 +733,15 @@ fn kernels(
 }
 
 fn shader(module: Option<&str>) -> Result<()> {
-    use shakeshake::gpu::shaders::{MODULES, source};
+    use shakeshake::gpu::shaders::{all_modules, source};
     let Some(name) = module else {
-        for def in MODULES {
+        for def in all_modules() {
             println!("{:36} {}", def.name, def.files.join(" + "));
         }
         return Ok(());
     };
-    if !MODULES.iter().any(|def| def.name == name) {
-        let names: Vec<&str> = MODULES.iter().map(|def| def.name).collect();
+    if !all_modules().any(|def| def.name == name) {
+        let names: Vec<&str> = all_modules().map(|def| def.name).collect();
         anyhow::bail!("there is no shader module {name:?}; the modules are: {}", names.join(", "));
     }
     println!("{}", source(name));

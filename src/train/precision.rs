@@ -3,6 +3,7 @@
 //! checkpoint left off.
 
 use super::ranks::Ranks;
+use super::run_dir::Start;
 use crate::gpu::{Gpu, PrecisionChoice};
 use crate::shapes::{LossScale, LossScaling, Precision};
 use anyhow::{Result, bail};
@@ -54,13 +55,23 @@ fn initial_scale() -> Result<Option<f32>> {
     }
 }
 
-/// Where loss scaling starts: a checkpoint's state where it was written in the same
-/// precision; else a new run's start in `precision` (none in f32), the steps skipped so far
-/// carried on.
-pub fn starting_loss_scale(
-    precision: Precision,
-    resumed: Option<(Precision, LossScale)>,
-) -> Result<LossScale> {
+/// Where loss scaling starts for a run that begins (`start`) in `precision`: a resumed run's
+/// checkpoint state where it was written in the same precision; else a new start in
+/// `precision` (none in f32), the steps skipped so far carried on. A run resumed in another
+/// precision says so.
+pub fn starting_loss_scale(precision: Precision, start: &Start) -> Result<LossScale> {
+    let resumed = match start {
+        Start::Resume { checkpoint, .. } => Some((checkpoint.precision, checkpoint.loss_scale)),
+        Start::New => None,
+    };
+    if let Some((was, _)) = resumed.filter(|(was, _)| *was != precision) {
+        eprintln!(
+            "Note: this run stored its activations in {} and continues in {}: it goes on, but not as it \
+             would have.",
+            was.name(),
+            precision.name()
+        );
+    }
     Ok(match resumed {
         Some((was, state)) if was == precision => state,
         _ => {

@@ -129,19 +129,7 @@ pub fn train(
     let _lock = if leads { Some(run.begin()?) } else { None };
     let mut checkpoints = Checkpoints::new(run, schedule.checkpoint_every);
     let (store, momentum, start, mut rows) = starting_point(run, config);
-    let resumed = match &run.start {
-        Start::Resume { checkpoint, .. } => Some((checkpoint.precision, checkpoint.loss_scale)),
-        Start::New => None,
-    };
-    if let Some((was, _)) = resumed.filter(|(was, _)| *was != precision) {
-        eprintln!(
-            "Note: this run stored its activations in {} and continues in {}: it goes on, but not as it \
-             would have.",
-            was.name(),
-            precision.name()
-        );
-    }
-    let loss_scale = precision::starting_loss_scale(precision, resumed)?;
+    let loss_scale = precision::starting_loss_scale(precision, &run.start)?;
     let ghosts = match (opts.bn_group, devices) {
         (Some(n), _) => format!(" (batch norm over groups of {n})"),
         (None, 1) => String::new(),
